@@ -1,0 +1,38 @@
+"""Transferability metrics: how well will a pre-trained model fine-tune on a labelled dataset?
+
+Every metric is a pure function ``name(inputs, labels, *, ..., device=None) -> float`` where a
+higher score means a more transferable model. ``inputs`` are the model's penultimate features
+``(N, D)`` on the target images, or, for LEEP and NCE, the source model's class
+probabilities ``(N, C_s)``. Inputs may be numpy arrays or torch tensors on any device and
+are never modified. Metrics compute in float64, on ``device`` (default: the input tensor's
+device, else CUDA when available, else the CPU).
+
+    >>> from fennec.metrics import list_metrics, get_metric
+    >>> list_metrics()  # doctest: +SKIP
+    ['hscore', 'hscore_regularized', 'leep', 'logme', 'nce', 'nleep', 'parc', 'ped', 'sfda', 'transrate']
+    >>> get_metric("sfda")(features, labels)  # doctest: +SKIP
+    0.8731
+
+Specifications, including where fennec deliberately departs from the reference code:
+``docs/metrics.md``.
+"""
+
+from __future__ import annotations
+
+from ._registry import MetricInfo, get_metric, list_metrics, metric_info, register_metric
+
+# Importing a metric module registers its metric.
+from .sfda import sfda
+from .logme import logme
+from .ped import ped
+
+__all__ = [
+    "MetricInfo",
+    "get_metric",
+    "list_metrics",
+    "metric_info",
+    "register_metric",
+    "sfda",
+    "logme",
+    "ped",
+]
