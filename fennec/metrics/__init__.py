@@ -25,6 +25,12 @@ from ._registry import MetricInfo, get_metric, list_metrics, metric_info, regist
 from .sfda import sfda
 from .logme import logme
 from .ped import ped
+from .leep import leep
+from .nce import nce
+from .nleep import nleep
+from .hscore import hscore, hscore_regularized
+from .transrate import transrate
+from .parc import parc
 
 __all__ = [
     "MetricInfo",
@@ -35,4 +41,11 @@ __all__ = [
     "sfda",
     "logme",
     "ped",
+    "leep",
+    "nce",
+    "nleep",
+    "hscore",
+    "hscore_regularized",
+    "transrate",
+    "parc",
 ]

@@ -21,6 +21,7 @@ from ..errors import InvalidInputError, MetricComputationError
 
 __all__ = [
     "CheckedInput",
+    "check_features",
     "check_features_labels",
     "check_probabilities",
     "finite_score",
@@ -136,8 +137,12 @@ def _check_2d(t: torch.Tensor, original: Any, *, name: str, metric: str, second_
 
 
 def _check_finite(t: torch.Tensor, *, name: str, metric: str) -> None:
+    # Fast path: NaN and inf propagate into the column sums, which (float64, at most ~1e43 for
+    # float32-range input) cannot overflow themselves. One reduction instead of a mask pass.
+    if bool(torch.isfinite(t.sum(dim=0)).all()):
+        return
     finite = torch.isfinite(t)
-    if bool(finite.all()):
+    if bool(finite.all()):  # float64 input near 1e308 whose sums overflowed
         return
     bad_rows = (~finite).any(dim=1).nonzero().flatten()
     n_nan = int(torch.isnan(t).sum())
@@ -206,7 +211,7 @@ def _check_classes(counts: np.ndarray, classes: np.ndarray, *, metric: str, min_
         )
     small = np.flatnonzero(counts < min_per_class)
     if small.size:
-        listed = ", ".join(f"{classes[i]!r} ({counts[i]})" for i in small[:5])
+        listed = ", ".join(f"{classes[i].item()!r} ({counts[i]})" for i in small[:5])
         more = f" and {small.size - 5} more" if small.size > 5 else ""
         raise InvalidInputError(
             f"{metric}: {small.size} class(es) have fewer than {min_per_class} samples: {listed}{more}. "
@@ -246,15 +251,34 @@ def check_features_labels(
     dev = resolve_device(device, features)
     x = _to_float_tensor(features, name="features", metric=metric, device=dev)
     _check_2d(x, features, name="features", metric=metric, second_axis="feature dimensions")
-    n = x.shape[0]
-    if n < min_samples:
-        raise InvalidInputError(
-            f"{metric}: got {n} sample(s); at least {min_samples} are required. Pass more samples."
-        )
-    y, classes, counts = _check_labels(labels, n, metric=metric)
-    _check_finite(x, name="features", metric=metric)
+    y, classes, counts = _check_labels(labels, x.shape[0], metric=metric)
+    _check_samples_and_finite(x, name="features", metric=metric, min_samples=min_samples)
     _check_classes(counts, classes, metric=metric, min_classes=min_classes, min_per_class=min_per_class)
     return CheckedInput(x, torch.as_tensor(y, device=dev), len(counts), counts, classes)
+
+
+def _check_samples_and_finite(x: torch.Tensor, *, name: str, metric: str, min_samples: int) -> None:
+    if x.shape[0] < min_samples:
+        raise InvalidInputError(
+            f"{metric}: {name} have {x.shape[0]} sample(s); at least {min_samples} are required. Pass more samples."
+        )
+    _check_finite(x, name=name, metric=metric)
+
+
+def check_features(
+    features: Any,
+    *,
+    metric: str,
+    name: str = "features",
+    min_samples: int = 2,
+    device: str | torch.device | None = None,
+) -> torch.Tensor:
+    """Validate an unlabelled ``(N, D)`` feature matrix; returns a private float64 copy on the device."""
+    dev = resolve_device(device, features)
+    x = _to_float_tensor(features, name=name, metric=metric, device=dev)
+    _check_2d(x, features, name=name, metric=metric, second_axis="feature dimensions")
+    _check_samples_and_finite(x, name=name, metric=metric, min_samples=min_samples)
+    return x
 
 
 def check_probabilities(
