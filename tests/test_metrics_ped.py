@@ -125,3 +125,39 @@ def test_leep_cannot_be_a_base():
 
 def test_registered():
     assert get_metric("ped") is ped
+
+
+def _naive_ped(x, y, general, *, time_step, nsigma, exit_ratio, max_steps, constant=1.0, eps=1e-3):
+    """PED as the reference describes it: move every sample, recompute statistics each step."""
+    mean, std = general.mean(0), np.maximum(general.std(0), eps)
+    c = y.max() + 1
+    first = None
+    for _ in range(max_steps):
+        z = (x - mean) / std
+        mu = np.stack([z[y == k].mean(0) for k in range(c)])
+        radius = np.sqrt(np.stack([z[y == k].var(0) for k in range(c)]).sum(1))
+        shift = np.zeros_like(mu)
+        for i in range(c):
+            for j in range(i + 1, c):
+                dist = np.linalg.norm(mu[i] - mu[j])
+                force = max(nsigma * radius[i] + nsigma * radius[j] - dist, 0.0)
+                s = min(0.5 * time_step**2 * constant * force, force)
+                shift[i] += s * (mu[i] - mu[j]) / dist
+                shift[j] -= s * (mu[i] - mu[j]) / dist
+        change = np.abs(shift).sum()
+        first = change if first is None else first
+        if first == 0 or change / first <= exit_ratio:
+            break
+        x = (z + shift[y]) * std + mean
+    return x
+
+
+@pytest.mark.parametrize("nsigma, exit_ratio", [(0.6, 0.5), (2.0, 0.5), (2.0, 0.95)])
+def test_class_level_dynamics_equal_moving_every_sample(nsigma, exit_ratio):
+    x, y = make_blobs(300, 6, 5, separation=0.4, seed=9, dtype=np.float64)
+    general = np.random.default_rng(1).normal(size=(400, 6)) * 1.5 + 0.3
+    expected = _naive_ped(x, y, general, time_step=0.1, nsigma=nsigma, exit_ratio=exit_ratio, max_steps=6)
+    moved, _ = ped_transform(torch.from_numpy(x), torch.from_numpy(y), 5,
+                             reference_features=torch.from_numpy(general), time_step=0.1, nsigma=nsigma,
+                             exit_ratio=exit_ratio, max_steps=6)
+    np.testing.assert_allclose(moved.numpy(), expected, rtol=1e-10, atol=1e-10)
