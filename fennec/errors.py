@@ -7,7 +7,9 @@ callers that do not know fennec's types, and carries enough context to act on.
 from __future__ import annotations
 
 __all__ = [
+    "FallbackWarning",
     "FennecError",
+    "FennecWarning",
     "InvalidInputError",
     "MetricComputationError",
     "UnknownMetricError",
@@ -60,3 +62,16 @@ class MetricComputationError(FennecError, ArithmeticError):
     def __init__(self, metric: str, message: str):
         self.metric = metric
         super().__init__(f"{metric}: {message}")
+
+
+# ---------------------------------------------------------------------------------------
+# WARNINGS
+# ---------------------------------------------------------------------------------------
+
+
+class FennecWarning(UserWarning):
+    """Base class of fennec's warnings."""
+
+
+class FallbackWarning(FennecWarning):
+    """A computation took its documented fallback path (e.g. a more robust solver)."""

@@ -125,3 +125,17 @@ def test_needs_two_samples_per_class():
     y[0] = 7  # a class with one sample
     with pytest.raises(InvalidInputError, match="fewer than 2 samples"):
         sfda(x, y)
+
+
+def test_solver_falls_back_to_lu_when_cholesky_fails_and_raises_when_singular():
+    from fennec.errors import FallbackWarning
+    from fennec.metrics.sfda import _solve_spd
+
+    indefinite = torch.tensor([[1.0, 2.0], [2.0, 1.0]], dtype=torch.float64)
+    b = torch.tensor([[1.0], [0.0]], dtype=torch.float64)
+    with pytest.warns(FallbackWarning, match="LU instead of Cholesky"):
+        solution = _solve_spd(indefinite, b)
+    torch.testing.assert_close(indefinite @ solution, b)
+    singular = torch.tensor([[1.0, 1.0], [1.0, 1.0]], dtype=torch.float64)
+    with pytest.warns(FallbackWarning), pytest.raises(MetricComputationError, match="singular"):
+        _solve_spd(singular, b)

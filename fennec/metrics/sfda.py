@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from ..errors import MetricComputationError
+from ..errors import FallbackWarning, MetricComputationError
 from ._common import class_means
 from ._registry import register_metric
 from ._validation import check_features_labels, finite_score
@@ -90,7 +90,7 @@ def _solve_spd(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     warnings.warn(
         "sfda: the regularised within-class scatter is not numerically positive definite "
         "(rank-deficient features with a tiny adaptive λ); solving with LU instead of Cholesky.",
-        RuntimeWarning,
+        FallbackWarning,
         stacklevel=3,
     )
     try:
