@@ -1,0 +1,541 @@
+"""Fine-tune every zoo model on every target dataset: the ground truth of fennec's zoo benchmark.
+
+A resumable job queue. One job = one (model, target, seed) fine-tune under the fixed protocol of
+``benchmark/zoo_protocol.md`` (``Protocol`` below). Each finished job writes its result JSON
+atomically (temporary file + rename) to ``benchmark/zoo_runs/<model>__<target>__seed<k>.json``;
+finished jobs are skipped, so a killed run loses at most the jobs in flight. Seed 0 runs on every
+(model, target) pair, seed 1 on a fixed, seeded subset of the pairs (SECOND_SEED_FRACTION per
+target) for the noise ceiling.
+
+Run::
+
+    python scripts/build_ground_truth.py run --workers 2 [--max-hours 3]   # resume the queue
+    python scripts/build_ground_truth.py aggregate                         # tables, report, plot
+    python scripts/build_ground_truth.py status                            # counts only
+
+``run`` also aggregates when it stops. ``aggregate`` works on partial results and reports the
+coverage. Needs the target datasets (scripts/build_datasets.py) and the zoo (scripts/build_zoo.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import logging
+import math
+import os
+import platform
+import socket
+import sys
+import time
+import zlib
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _zoo_common  # noqa: E402
+
+_zoo_common.torchvision_compat()
+
+LOG = logging.getLogger("build_ground_truth")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+RUNS_DIR = REPO_ROOT / "benchmark" / "zoo_runs"
+RESULTS_DIR = REPO_ROOT / "benchmark" / "results"
+HUB_DIR = REPO_ROOT / "zoo" / "hub"
+DATASETS_DIR = REPO_ROOT / "zoo" / "datasets"
+SECOND_SEED_FRACTION = 0.3  # share of each target's models that also get seed 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Protocol:
+    """The fixed fine-tuning protocol (see benchmark/zoo_protocol.md)."""
+
+    version: str = "zoo-ft-v1"
+    learning_rates: tuple[float, ...] = (3e-4, 1e-3, 3e-3)  # grid, one run each, chosen on validation
+    steps: int = 150  # fixed step budget per run, whatever the training-set size
+    batch_size: int = 32
+    weight_decay: float = 0.01  # AdamW
+    warmup_fraction: float = 0.1  # linear warm-up, then cosine decay to 0
+    grad_clip: float = 1.0  # max global grad norm
+    translate_px: int = 2  # augmentation: random translation (reflect padding), nothing else
+    selection: str = "validation accuracy; ties -> smaller learning rate"
+    metric: str = "top-1 accuracy on the test split of the run with the selected learning rate"
+    threads: int = 1  # torch threads per job
+
+
+PROTOCOL = Protocol()
+
+
+# ----------------------------------------------------------------------------------------------
+# Jobs
+# ----------------------------------------------------------------------------------------------
+
+def zoo_models(hub_dir: Path = HUB_DIR) -> list[str]:
+    """repo ids of the zoo models that are fine-tuned (every built repo except the proxy)."""
+    from build_zoo import ZOO
+
+    return [s.repo_id for s in ZOO if (hub_dir / s.repo_id / "model.safetensors").exists()] if hub_dir.exists() else []
+
+
+def target_names() -> list[str]:
+    from build_datasets import RECIPES
+
+    return [n for n, r in RECIPES.items() if r.kind == "target"]
+
+
+def second_seed_models(models: list[str], target: str, fraction: float = SECOND_SEED_FRACTION) -> list[str]:
+    """The seeded subset of `models` that gets a second seed on `target` (stable under zoo growth:
+    a model's membership depends only on its own name and the target)."""
+    scored = sorted(models, key=lambda m: zlib.crc32(f"{m}|{target}|seed1".encode()))
+    return sorted(scored[:max(3, math.ceil(fraction * len(models)))])
+
+
+def all_jobs(models: list[str], targets: list[str]) -> list[tuple[str, str, int]]:
+    """Every (model, target, seed) job, in queue order: all seed-0 jobs in a seeded shuffle (so a
+    partial run covers every target evenly), then the seed-1 jobs likewise."""
+    rng = np.random.default_rng(7)
+    s0 = [(m, t, 0) for t in targets for m in models]
+    s1 = [(m, t, 1) for t in targets for m in second_seed_models(models, t)]
+    return [s0[i] for i in rng.permutation(len(s0))] + [s1[i] for i in rng.permutation(len(s1))]
+
+
+def job_path(model: str, target: str, seed: int, runs_dir: Path = RUNS_DIR) -> Path:
+    return runs_dir / f"{model.replace('/', '--')}__{target}__seed{seed}.json"
+
+
+def is_done(path: Path, protocol: Protocol = PROTOCOL) -> bool:
+    if not path.exists():
+        return False
+    try:
+        return json.loads(path.read_text())["protocol"]["version"] == protocol.version
+    except (ValueError, KeyError):
+        return False  # a corrupt file is redone
+
+
+def write_atomic(path: Path, payload: dict) -> None:
+    """Write JSON to `path` via a temporary file in the same folder and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as fh:
+        json.dump(payload, fh, indent=1, sort_keys=True)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------------------------
+# One fine-tune
+# ----------------------------------------------------------------------------------------------
+
+_DATA_CACHE: dict = {}
+
+
+def _target_arrays(target: str, datasets_dir: Path):
+    from build_datasets import load_split_arrays
+
+    key = (str(datasets_dir), target)
+    if key not in _DATA_CACHE:
+        _DATA_CACHE.clear()
+        _DATA_CACHE[key] = {s: load_split_arrays(datasets_dir / target, s) for s in ("train", "validation", "test")}
+    return _DATA_CACHE[key]
+
+
+def _prep(x: np.ndarray, size: int, mean, std):
+    import torch
+
+    t = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).float().div_(255.0)
+    if t.shape[-1] != size:
+        t = torch.nn.functional.interpolate(t, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return (t - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def finetune(model_dir: Path, target: str, seed: int, *, protocol: Protocol = PROTOCOL,
+             datasets_dir: Path = DATASETS_DIR) -> dict:
+    """Run the protocol for one (model, target, seed): every learning rate of the grid, then select."""
+    import torch
+    import transformers as T
+
+    torch.set_num_threads(protocol.threads)
+    T.logging.set_verbosity_error()
+    data = _target_arrays(target, datasets_dir)
+    n_classes = int(max(int(data[s][1].max()) for s in data) + 1)
+    pcfg = json.loads((model_dir / "preprocessor_config.json").read_text())
+    size = int(pcfg["size"]["height"])
+    mean, std = pcfg["image_mean"], pcfg["image_std"]
+    xs = {s: _prep(data[s][0], size, mean, std) for s in data}
+    ys = {s: torch.from_numpy(data[s][1]) for s in data}
+    runs = []
+    t_job = time.time()
+    for lr in protocol.learning_rates:
+        t0 = time.time()
+        torch.manual_seed(seed)
+        model = T.AutoModelForImageClassification.from_pretrained(
+            model_dir, num_labels=n_classes, ignore_mismatched_sizes=True, dtype=torch.float32)
+        model.float().train()
+        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=protocol.weight_decay)
+        warm = max(1, int(protocol.warmup_fraction * protocol.steps))
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * s / protocol.steps)))
+        gen = torch.Generator().manual_seed(seed)
+        xtr, ytr = xs["train"], ys["train"]
+        losses = []
+        for _ in range(protocol.steps):
+            idx = torch.randint(0, len(ytr), (protocol.batch_size,), generator=gen)
+            xb = _translate(xtr[idx], gen, protocol.translate_px)
+            loss = torch.nn.functional.cross_entropy(model(pixel_values=xb).logits, ytr[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), protocol.grad_clip)
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+        val = _accuracy(model, xs["validation"], ys["validation"])
+        test = _accuracy(model, xs["test"], ys["test"])
+        runs.append({"lr": lr, "val_accuracy": val, "test_accuracy": test, "final_train_loss": float(np.mean(losses[-20:])),
+                     "finite": bool(np.isfinite(losses).all()), "seconds": round(time.time() - t0, 2)})
+    best = max(runs, key=lambda r: (r["val_accuracy"], -r["lr"]))
+    return {"lr": best["lr"], "val_accuracy": best["val_accuracy"], "test_accuracy": best["test_accuracy"],
+            "runs": runs, "seconds": round(time.time() - t_job, 2), "num_classes": n_classes,
+            "n_train": int(len(ys["train"])), "n_val": int(len(ys["validation"])), "n_test": int(len(ys["test"])),
+            "input_size": size, "params": int(sum(p.numel() for p in model.parameters()))}
+
+
+def _translate(x, gen, pad: int):
+    import torch
+
+    if pad == 0:
+        return x
+    n, _, h, w = x.shape
+    xp = torch.nn.functional.pad(x, (pad, pad, pad, pad), mode="reflect")
+    ox = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
+    oy = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
+    return torch.stack([xp[i, :, oy[i]:oy[i] + h, ox[i]:ox[i] + w] for i in range(n)])
+
+
+def _accuracy(model, x, y, batch: int = 250) -> float:
+    import torch
+
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(y), batch):
+            correct += (model(pixel_values=x[i:i + batch]).logits.argmax(-1) == y[i:i + batch]).sum().item()
+    model.train()
+    return correct / len(y)
+
+
+def run_job(model: str, target: str, seed: int, *, runs_dir: Path = RUNS_DIR, hub_dir: Path = HUB_DIR,
+            datasets_dir: Path = DATASETS_DIR, protocol: Protocol = PROTOCOL) -> dict:
+    """Fine-tune one job and write its result JSON atomically; return the record."""
+    import torch
+    import transformers
+
+    model_dir = hub_dir / model
+    res = finetune(model_dir, target, seed, protocol=protocol, datasets_dir=datasets_dir)
+    fps = json.loads((datasets_dir.parent / "fingerprints.json").read_text()) if (datasets_dir.parent / "fingerprints.json").exists() else {}
+    record = {"model": model, "target": target, "seed": seed, **res,
+              "protocol": dataclasses.asdict(protocol),
+              "model_sha256": _sha256(model_dir / "model.safetensors"),
+              "dataset_sha256": fps.get("datasets", {}).get(target, {}).get("sha256"),
+              "finished_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+              "host": socket.gethostname(), "machine": platform.machine(), "cpu_count": os.cpu_count(),
+              "torch": torch.__version__, "transformers": transformers.__version__}
+    write_atomic(job_path(model, target, seed, runs_dir), record)
+    return record
+
+
+def _init_worker():
+    import torch
+
+    torch.set_num_threads(PROTOCOL.threads)
+    try:
+        os.nice(0)
+    except OSError:
+        pass
+
+
+def _claim(path: Path) -> Path | None:
+    """Claim a job with an O_EXCL lock file, so two queues on one machine never run the same job."""
+    lock = path.parent / ".claims" / (path.name + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        try:
+            host, pid = lock.read_text().split(":")
+            if host == socket.gethostname() and not _pid_alive(int(pid)):
+                lock.unlink()  # stale claim of a dead process
+                return _claim(path)
+        except (ValueError, OSError):
+            pass
+        return None
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"{socket.gethostname()}:{os.getpid()}")
+    return lock
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def _claimed_job(model, target, seed, runs_dir):
+    path = job_path(model, target, seed, runs_dir)
+    if is_done(path):
+        return None
+    lock = _claim(path)
+    if lock is None:
+        return None
+    try:
+        return run_job(model, target, seed, runs_dir=runs_dir)
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def run_queue(*, workers: int = 2, max_hours: float | None = None, runs_dir: Path = RUNS_DIR,
+              limit: int | None = None) -> int:
+    """Run pending jobs until done, `max_hours` passed (no new job starts after it) or `limit` jobs."""
+    models, targets = zoo_models(), target_names()
+    jobs = [j for j in all_jobs(models, targets) if not is_done(job_path(*j, runs_dir))]
+    if limit is not None:
+        jobs = jobs[:limit]
+    LOG.info("%d models x %d targets; %d jobs pending; %d worker(s)", len(models), len(targets), len(jobs), workers)
+    deadline = time.time() + 3600 * max_hours if max_hours else math.inf
+    done = 0
+    with ProcessPoolExecutor(workers, initializer=_init_worker) as ex:
+        pending: dict = {}
+        queue = iter(jobs)
+        while True:
+            while len(pending) < workers and time.time() < deadline:
+                job = next(queue, None)
+                if job is None:
+                    break
+                pending[ex.submit(_claimed_job, *job, runs_dir)] = job
+            if not pending:
+                break
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for f in finished:
+                job = pending.pop(f)
+                try:
+                    rec = f.result()
+                except Exception:  # noqa: BLE001 - one broken job must not stop the queue; it is logged and retried next run
+                    LOG.exception("job %s failed", job)
+                    continue
+                if rec is not None:
+                    done += 1
+                    LOG.info("done %s %s seed%d: test %.4f (lr %g) in %.0fs", *job, rec["test_accuracy"], rec["lr"], rec["seconds"])
+                    if done % 10 == 0:
+                        write_status(runs_dir)
+    write_status(runs_dir)
+    return done
+
+
+# ----------------------------------------------------------------------------------------------
+# Aggregation
+# ----------------------------------------------------------------------------------------------
+
+def load_results(runs_dir: Path = RUNS_DIR) -> list[dict]:
+    out = []
+    for f in sorted(runs_dir.glob("*__seed*.json")):
+        try:
+            rec = json.loads(f.read_text())
+        except ValueError:
+            LOG.warning("unreadable result %s skipped", f)
+            continue
+        if rec.get("protocol", {}).get("version") == PROTOCOL.version:
+            out.append(rec)
+    return out
+
+
+def write_status(runs_dir: Path = RUNS_DIR, *, models: list[str] | None = None,
+                 targets: list[str] | None = None) -> dict:
+    models = zoo_models() if models is None else models
+    targets = target_names() if targets is None else targets
+    jobs = all_jobs(models, targets)
+    res = load_results(runs_dir)
+    done = {(r["model"], r["target"], r["seed"]) for r in res}
+    n_done = sum(1 for j in jobs if j in done)
+    secs = [r["seconds"] for r in res]
+    mean_s = float(np.mean(secs)) if secs else float("nan")
+    left = len(jobs) - n_done
+    lines = ["# Ground-truth job queue status", "",
+             f"Updated {dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')} by `scripts/build_ground_truth.py`.", "",
+             f"- protocol: `{PROTOCOL.version}`", f"- models: {len(models)}, targets: {len(targets)}",
+             f"- jobs done: **{n_done} / {len(jobs)}** (seed 0: {sum(1 for j in jobs if j in done and j[2] == 0)} / "
+             f"{sum(1 for j in jobs if j[2] == 0)}, seed 1: {sum(1 for j in jobs if j in done and j[2] == 1)} / "
+             f"{sum(1 for j in jobs if j[2] == 1)})",
+             f"- mean single-thread CPU seconds per job so far: {mean_s:.1f}",
+             f"- estimated CPU hours left: {left * mean_s / 3600:.2f}" if secs else "- estimated CPU hours left: unknown",
+             "", "| target | seed-0 done | seed-1 done |", "|---|---|---|"]
+    for t in targets:
+        lines.append(f"| {t} | {sum(1 for j in jobs if j in done and j[1] == t and j[2] == 0)} / {len(models)} | "
+                     f"{sum(1 for j in jobs if j in done and j[1] == t and j[2] == 1)} / {len(second_seed_models(models, t)) if models else 0} |")
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    (runs_dir / "STATUS.md").write_text("\n".join(lines) + "\n")
+    return {"done": n_done, "total": len(jobs), "mean_seconds": mean_s}
+
+
+def aggregate(runs_dir: Path = RUNS_DIR, results_dir: Path = RESULTS_DIR, *, plot: bool = True,
+              models: list[str] | None = None, targets: list[str] | None = None) -> dict:
+    """Ground-truth table, noise ceiling, ranking diversity, report and heat map from the results so far."""
+    from scipy.stats import kendalltau, weightedtau
+
+    models = zoo_models() if models is None else models
+    targets = target_names() if targets is None else targets
+    res = load_results(runs_dir)
+    acc = {0: {t: {} for t in targets}, 1: {t: {} for t in targets}}
+    for r in res:
+        if r["target"] in acc[r["seed"]] and r["model"] in models:
+            acc[r["seed"]][r["target"]][r["model"]] = r["test_accuracy"]
+    jobs = all_jobs(models, targets)
+    done = {(r["model"], r["target"], r["seed"]) for r in res}
+    coverage = {"jobs_done": sum(1 for j in jobs if j in done), "jobs_total": len(jobs),
+                "seed0_done": sum(len(acc[0][t]) for t in targets), "seed0_total": len(models) * len(targets),
+                "per_target_seed0": {t: len(acc[0][t]) for t in targets}}
+    # noise ceiling: weighted tau between the two seeds' test accuracies over the models with both
+    noise = {}
+    for t in targets:
+        both = sorted(set(acc[0][t]) & set(acc[1][t]))
+        if len(both) >= 3:
+            a0 = np.array([acc[0][t][m] for m in both])
+            a1 = np.array([acc[1][t][m] for m in both])
+            tau = weightedtau(a0, a1).statistic if np.ptp(a0) > 0 and np.ptp(a1) > 0 else float("nan")
+            noise[t] = {"weighted_tau": float(tau), "n_models": len(both),
+                        "mean_abs_diff": float(np.mean(np.abs(a0 - a1)))}
+    # ranking diversity: mean pairwise Kendall tau between targets' model rankings (seed 0)
+    pairs = []
+    for i, t1 in enumerate(targets):
+        for t2 in targets[i + 1:]:
+            common = sorted(set(acc[0][t1]) & set(acc[0][t2]))
+            if len(common) >= 5:
+                k = kendalltau([acc[0][t1][m] for m in common], [acc[0][t2][m] for m in common]).statistic
+                if np.isfinite(k):
+                    pairs.append({"targets": [t1, t2], "kendall_tau": float(k), "n_models": len(common)})
+    diversity = float(np.mean([p["kendall_tau"] for p in pairs])) if pairs else float("nan")
+    best = {t: max(acc[0][t], key=acc[0][t].get) for t in targets if acc[0][t]}
+    out = {"protocol": dataclasses.asdict(PROTOCOL), "models": models, "targets": targets, "coverage": coverage,
+           "test_accuracy_seed0": acc[0], "test_accuracy_seed1": acc[1], "noise_ceiling": noise,
+           "noise_ceiling_mean": float(np.mean([v["weighted_tau"] for v in noise.values()])) if noise else float("nan"),
+           "ranking_diversity_mean_kendall_tau": diversity, "ranking_diversity_pairs": pairs,
+           "best_model_per_target": best, "distinct_best_models": len(set(best.values())),
+           "generated_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    results_dir.mkdir(parents=True, exist_ok=True)
+    (results_dir / "zoo_ground_truth.json").write_text(json.dumps(out, indent=1, sort_keys=True, allow_nan=True) + "\n")
+    with open(results_dir / "zoo_ground_truth.csv", "w") as fh:
+        fh.write("model,target,seed,test_accuracy,val_accuracy,lr,seconds\n")
+        for r in sorted(res, key=lambda r: (r["target"], r["model"], r["seed"])):
+            fh.write(f"{r['model']},{r['target']},{r['seed']},{r['test_accuracy']:.4f},{r['val_accuracy']:.4f},{r['lr']},{r['seconds']}\n")
+    if plot and res:
+        _heatmap(acc[0], models, targets, results_dir / "zoo_heatmap.png")
+    _report(out, results_dir / "zoo_report.md", plot and bool(res))
+    return out
+
+
+def _heatmap(acc0: dict, models: list[str], targets: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    m = np.full((len(models), len(targets)), np.nan)
+    for j, t in enumerate(targets):
+        for i, mod in enumerate(models):
+            if mod in acc0[t]:
+                m[i, j] = acc0[t][mod]
+    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(targets), 1.5 + 0.28 * len(models)))
+    im = ax.imshow(m, aspect="auto", cmap="viridis", vmin=0, vmax=1)
+    for i in range(len(models)):
+        for j in range(len(targets)):
+            if np.isfinite(m[i, j]):
+                col = m[:, j]
+                is_best = np.nanmax(col) == m[i, j]
+                ax.text(j, i, f"{100 * m[i, j]:.0f}", ha="center", va="center", fontsize=6,
+                        color="red" if is_best else ("black" if m[i, j] > 0.6 else "white"),
+                        fontweight="bold" if is_best else "normal")
+    ax.set_xticks(range(len(targets)), targets, rotation=45, ha="right", fontsize=7)
+    ax.set_yticks(range(len(models)), models, fontsize=6)
+    ax.set_title("Zoo ground truth: test accuracy (%) after fine-tuning, seed 0 (red = best per target; blank = not run yet)", fontsize=7)
+    fig.colorbar(im, ax=ax, fraction=0.03)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
+def _report(out: dict, path: Path, has_plot: bool) -> None:
+    c = out["coverage"]
+    lines = ["# Zoo benchmark: ground-truth fine-tuning report", "",
+             f"Generated {out['generated_utc']} by `python scripts/build_ground_truth.py aggregate` from "
+             f"`benchmark/zoo_runs/`. Protocol `{out['protocol']['version']}`: see `benchmark/zoo_protocol.md`.", "",
+             "## Coverage", "",
+             f"- jobs done: **{c['jobs_done']} / {c['jobs_total']}**; seed-0 (model, target) pairs: "
+             f"{c['seed0_done']} / {c['seed0_total']}" + ("" if c["jobs_done"] == c["jobs_total"] else
+                                                          " — **partial results**: every figure below is over the jobs finished so far."), ""]
+    lines += ["## Headline figures", "",
+              f"- ranking diversity (mean pairwise Kendall τ between the targets' model rankings, seed 0; "
+              f"{len(out['ranking_diversity_pairs'])} target pairs): **{out['ranking_diversity_mean_kendall_tau']:.3f}** (aim < 0.5)",
+              f"- noise ceiling (weighted τ between seed 0 and seed 1, per target, mean over {len(out['noise_ceiling'])} targets): "
+              f"**{out['noise_ceiling_mean']:.3f}**",
+              f"- distinct best models over {len(out['best_model_per_target'])} targets: {out['distinct_best_models']}", ""]
+    lines += ["## Per target", "", "| target | models done | best model (seed 0) | best acc | median acc | noise-ceiling τw (n) |",
+              "|---|---|---|---|---|---|"]
+    for t in out["targets"]:
+        a = out["test_accuracy_seed0"][t]
+        nc = out["noise_ceiling"].get(t)
+        b = out["best_model_per_target"].get(t)
+        if not b:
+            lines.append(f"| {t} | 0 | - | - | - | - |")
+            continue
+        ceiling = f"{nc['weighted_tau']:.3f} ({nc['n_models']})" if nc else "-"
+        lines.append(f"| {t} | {len(a)} | {b} | {a[b]:.3f} | {np.median(list(a.values())):.3f} | {ceiling} |")
+    if has_plot:
+        lines += ["", "## Accuracy matrix", "", "![heat map](zoo_heatmap.png)", ""]
+    lines += ["", "Full table: `zoo_ground_truth.csv` (one row per finished job) and `zoo_ground_truth.json`.", ""]
+    path.write_text("\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="run pending jobs, then aggregate")
+    r.add_argument("--workers", type=int, default=2)
+    r.add_argument("--max-hours", type=float, default=None, help="start no new job after this many hours")
+    r.add_argument("--limit", type=int, default=None, help="run at most this many jobs")
+    sub.add_parser("aggregate", help="tables, noise ceiling, diversity, report and heat map")
+    sub.add_parser("status", help="write benchmark/zoo_runs/STATUS.md")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.cmd == "run":
+        n = run_queue(workers=args.workers, max_hours=args.max_hours, limit=args.limit)
+        LOG.info("%d jobs finished this run", n)
+        aggregate()
+    elif args.cmd == "aggregate":
+        out = aggregate()
+        LOG.info("coverage %s; diversity %.3f; noise ceiling %.3f", out["coverage"]["jobs_done"],
+                 out["ranking_diversity_mean_kendall_tau"], out["noise_ceiling_mean"])
+    else:
+        LOG.info("%s", write_status())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
