@@ -1,0 +1,44 @@
+"""archi2vec: a vision architecture as a vector, from its config alone.
+
+Build a model on the meta device from a config, a timm name or a Hub id (no weights),
+capture its computation graph with ``torch.export`` (an eager recorder is the fallback),
+and embed the graph as a fixed-size, deterministic, L2-normalised vector (Weisfeiler–Lehman
+subtree features plus structure statistics).
+
+Example:
+    >>> import archi2vec
+    >>> cfg = {"model_type": "vit", "hidden_size": 32, "num_hidden_layers": 2,
+    ...        "num_attention_heads": 2, "intermediate_size": 64, "image_size": 32,
+    ...        "patch_size": 8}
+    >>> v = archi2vec.embed(cfg)
+    >>> v.shape
+    (256,)
+"""
+
+from __future__ import annotations
+
+from archi2vec.build import build
+from archi2vec.embed import EMBEDDER_VERSION, MIN_DIM, embed, embed_graph, similarity
+from archi2vec.errors import (
+    Archi2VecError,
+    RemoteCodeRefusedError,
+    TraceTimeoutError,
+    UnsupportedModelError,
+)
+from archi2vec.graph import graph, input_shape_for, write_graphml
+
+__all__ = [
+    "EMBEDDER_VERSION",
+    "MIN_DIM",
+    "Archi2VecError",
+    "RemoteCodeRefusedError",
+    "TraceTimeoutError",
+    "UnsupportedModelError",
+    "build",
+    "embed",
+    "embed_graph",
+    "graph",
+    "input_shape_for",
+    "similarity",
+    "write_graphml",
+]
