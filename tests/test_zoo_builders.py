@@ -157,3 +157,33 @@ def test_aggregation_on_partial_results(tmp_path):
     assert "partial results" in report
     status = gt.write_status(runs, models=models, targets=targets)
     assert status["total"] == len(gt.all_jobs(models, targets))
+
+
+def test_harness_features_are_the_head_input(toy_world):
+    """The harness's penultimate features, fed to the model's own head, give back its logits."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    sys.path.insert(0, str(SCRIPTS.parent / "benchmark"))
+    zoo_metrics = pytest.importorskip("zoo_metrics")
+    path = toy_world["hub"] / toy_world["model"]
+    images, labels = build_datasets.load_split_arrays(toy_world["datasets"] / "t-counting", "train")
+    feats, probs = zoo_metrics.extract(path, images)
+    assert feats.shape[0] == probs.shape[0] == len(images)
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+    model = transformers.AutoModelForImageClassification.from_pretrained(path).float().eval()
+    with torch.no_grad():
+        head = model.classifier(torch.from_numpy(feats).view(len(feats), -1, 1, 1))  # regnet head flattens
+    np.testing.assert_allclose(torch.softmax(head.double(), -1).numpy(), probs, atol=1e-4)
+
+
+def test_harness_evaluation_table():
+    sys.path.insert(0, str(SCRIPTS.parent / "benchmark"))
+    zoo_metrics = pytest.importorskip("zoo_metrics")
+    pytest.importorskip("fennec.evaluation")
+    models = [f"org/m{i}" for i in range(6)]
+    acc = {m: 0.1 * i for i, m in enumerate(models)}
+    scores = {"t-a": {m: {"good": {"score": 0.1 * i}, "bad": {"score": -0.1 * i}} for i, m in enumerate(models)}}
+    table = zoo_metrics.evaluate(scores, {"t-a": acc}, ["good", "bad"])
+    assert table["t-a"]["good"]["weighted_tau"] == pytest.approx(1.0)
+    assert table["t-a"]["bad"]["weighted_tau"] == pytest.approx(-1.0)
+    assert table["t-a"]["good"]["top1_regret"] == pytest.approx(0.0)

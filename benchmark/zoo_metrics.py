@@ -1,0 +1,269 @@
+"""Score every zoo model on every target with every fennec metric, and compare with the ground truth.
+
+Run (after scripts/build_benchmark.py, or on partial ground truth)::
+
+    .venv/bin/python benchmark/zoo_metrics.py [--targets t-digits t-colour] [--metrics sfda logme]
+
+For each target dataset (``zoo/datasets/t-*``) and each zoo model (``zoo/hub``) it
+
+1. extracts the model's penultimate features (the input of its classification head) and its
+   source-class probabilities (softmax of the pre-trained head) on the target's **training**
+   split, in eval mode, float32, with the model's own preprocessing; cached on disk in
+   ``zoo/cache/features/`` keyed by the model's safetensors sha256 and the dataset fingerprint;
+2. scores them with every metric registered in ``fennec.metrics`` (features or probabilities,
+   as the metric declares), recording the score and the wall time, or the error;
+3. compares, per target, each metric's scores over the models with the ground truth (seed-0 test
+   accuracy, ``benchmark/results/zoo_ground_truth.json``): weighted τ (scipy defaults), Kendall τ,
+   Pearson and top-1 regret (``fennec.evaluation``).
+
+Writes ``benchmark/results/zoo_metrics.{json,md}`` and ``zoo_metrics.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT / "scripts"))
+sys.path.insert(0, str(REPO_ROOT))
+import _zoo_common  # noqa: E402
+
+_zoo_common.torchvision_compat()
+
+LOG = logging.getLogger("zoo_metrics")
+HUB_DIR = REPO_ROOT / "zoo" / "hub"
+DATASETS_DIR = REPO_ROOT / "zoo" / "datasets"
+CACHE_DIR = REPO_ROOT / "zoo" / "cache" / "features"
+RESULTS_DIR = REPO_ROOT / "benchmark" / "results"
+GROUND_TRUTH = RESULTS_DIR / "zoo_ground_truth.json"
+MIN_MODELS = 5  # a target needs this many models with ground truth to be evaluated
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def extract(model_dir: Path, images: np.ndarray, *, batch: int = 250) -> tuple[np.ndarray, np.ndarray]:
+    """Penultimate features (N, D) and source-class probabilities (N, C_s) of a zoo model.
+
+    The features are whatever enters the model's ``classifier`` module (a forward pre-hook), so
+    they are exactly the representation the fine-tuned head would see, for every family.
+    """
+    import torch
+    import transformers as T
+
+    model = T.AutoModelForImageClassification.from_pretrained(model_dir, dtype=torch.float32).float().eval()
+    pcfg = json.loads((model_dir / "preprocessor_config.json").read_text())
+    size = int(pcfg["size"]["height"])
+    mean = torch.tensor(pcfg["image_mean"]).view(1, 3, 1, 1)
+    std = torch.tensor(pcfg["image_std"]).view(1, 3, 1, 1)
+    captured: list = []
+    hook = model.classifier.register_forward_pre_hook(lambda mod, args: captured.append(args[0].detach()))
+    feats, probs = [], []
+    try:
+        with torch.no_grad():
+            for i in range(0, len(images), batch):
+                x = torch.from_numpy(np.ascontiguousarray(images[i:i + batch])).permute(0, 3, 1, 2).float() / 255.0
+                if x.shape[-1] != size:
+                    x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True)
+                captured.clear()
+                logits = model(pixel_values=(x - mean) / std).logits
+                feats.append(captured[0].flatten(1).numpy())
+                probs.append(torch.softmax(logits.double(), dim=-1).float().numpy())
+    finally:
+        hook.remove()
+    return np.concatenate(feats), np.concatenate(probs)
+
+
+def cached_features(model: str, target: str, *, hub_dir: Path = HUB_DIR, datasets_dir: Path = DATASETS_DIR,
+                    cache_dir: Path = CACHE_DIR, fingerprints: dict | None = None):
+    """(features, probabilities, labels) of `model` on `target`'s training split, from the disk cache if valid."""
+    from build_datasets import load_split_arrays
+
+    model_dir = hub_dir / model
+    model_sha = _sha256(model_dir / "model.safetensors")
+    data_sha = (fingerprints or {}).get(target, "unknown")
+    path = cache_dir / f"{model.replace('/', '--')}__{target}__train.npz"
+    if path.exists():
+        z = np.load(path)
+        if str(z["model_sha256"]) == model_sha and str(z["dataset_sha256"]) == data_sha:
+            return z["features"], z["probabilities"], z["labels"]
+    images, labels = load_split_arrays(datasets_dir / target, "train")
+    feats, probs = extract(model_dir, images)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, features=feats, probabilities=probs, labels=labels, model_sha256=model_sha, dataset_sha256=data_sha)
+    tmp.replace(path)
+    return feats, probs, labels
+
+
+def score_all(feats: np.ndarray, probs: np.ndarray, labels: np.ndarray, metrics: list[str]) -> dict:
+    """{metric: {"score", "seconds"} or {"error"}} for one (model, target)."""
+    from fennec.metrics import metric_info
+
+    out = {}
+    for name in metrics:
+        info = metric_info(name)
+        x = probs if info.input == "probabilities" else feats
+        t0 = time.perf_counter()
+        try:
+            out[name] = {"score": float(info.func(x, labels)), "seconds": round(time.perf_counter() - t0, 4)}
+        except Exception as exc:  # noqa: BLE001 - one metric failing on one model is a result to report, not a crash
+            out[name] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+    return out
+
+
+def evaluate(scores: dict, truth: dict, metrics: list[str]) -> dict:
+    """Per target and metric: weighted τ, Kendall τ, Pearson, top-1 regret over the models with both."""
+    from fennec import evaluation as ev
+
+    table = {}
+    for target, per_model in scores.items():
+        acc = truth.get(target, {})
+        table[target] = {}
+        for m in metrics:
+            s = {mod: v[m]["score"] for mod, v in per_model.items() if "score" in v.get(m, {}) and mod in acc
+                 and np.isfinite(v[m]["score"])}
+            if len(s) < MIN_MODELS:
+                table[target][m] = {"n_models": len(s), "skipped": f"fewer than {MIN_MODELS} models with a score and ground truth"}
+                continue
+            a = {mod: acc[mod] for mod in s}
+            row = {"n_models": len(s)}
+            for key, fn in (("weighted_tau", ev.weighted_tau), ("kendall_tau", ev.kendall_tau), ("pearson", ev.pearson)):
+                try:
+                    row[key] = float(fn(s, a))
+                except Exception as exc:  # noqa: BLE001 - e.g. a constant score vector: reported per cell
+                    row[key] = None
+                    row.setdefault("errors", []).append(f"{key}: {exc}"[:200])
+            try:
+                row["top1_regret"] = float(ev.top_k_regret(s, a, k=1))
+            except Exception as exc:  # noqa: BLE001
+                row["top1_regret"] = None
+                row.setdefault("errors", []).append(f"top1_regret: {exc}"[:200])
+            table[target][m] = row
+    return table
+
+
+def _summary(table: dict, metrics: list[str]) -> dict:
+    out = {}
+    for m in metrics:
+        rows = [table[t][m] for t in table if "weighted_tau" in table[t].get(m, {})]
+        def mean(key):
+            vals = [r[key] for r in rows if r.get(key) is not None]
+            return float(np.mean(vals)) if vals else None
+        out[m] = {"targets": len(rows), "weighted_tau": mean("weighted_tau"), "kendall_tau": mean("kendall_tau"),
+                  "pearson": mean("pearson"), "top1_regret": mean("top1_regret")}
+    return out
+
+
+def _markdown(res: dict) -> str:
+    metrics, targets = res["metrics"], list(res["per_target"])
+    f = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+    lines = ["# Zoo benchmark: transferability metrics vs. fine-tuning ground truth", "",
+             f"Generated {res['generated_utc']} by `python benchmark/zoo_metrics.py`. Features: penultimate layer on each "
+             "target's training split. Ground truth: seed-0 test accuracy (`zoo_ground_truth.json`, protocol "
+             f"`{res['ground_truth_protocol']}`), coverage {res['ground_truth_coverage']}. "
+             f"Noise ceiling (seed 0 vs seed 1, mean weighted τ): {f(res['noise_ceiling_mean'])}.", "",
+             "## Mean over targets", "", "| metric | targets | weighted τ | Kendall τ | Pearson | top-1 regret |",
+             "|---|---|---|---|---|---|"]
+    for m in sorted(metrics, key=lambda m: -(res["summary"][m]["weighted_tau"] or -9)):
+        s = res["summary"][m]
+        lines.append(f"| {m} | {s['targets']} | {f(s['weighted_tau'])} | {f(s['kendall_tau'])} | {f(s['pearson'])} | {f(s['top1_regret'])} |")
+    lines += ["", "## Weighted τ per target", "", "| metric | " + " | ".join(targets) + " |",
+              "|---" * (len(targets) + 1) + "|"]
+    for m in metrics:
+        lines.append(f"| {m} | " + " | ".join(f(res["per_target"][t][m].get("weighted_tau")) for t in targets) + " |")
+    errors = sorted({(m, v[m]["error"].split(":")[0]) for t in res["scores"].values() for v in t.values()
+                     for m in v if "error" in v[m]})
+    if errors:
+        lines += ["", "Metric errors (type) on some (model, target): " + ", ".join(f"{m} ({e})" for m, e in errors)]
+    lines += ["", "![weighted tau per metric](zoo_metrics.png)", ""]
+    return "\n".join(lines)
+
+
+def _plot(res: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = [m for m in res["metrics"] if res["summary"][m]["weighted_tau"] is not None]
+    if not metrics:
+        return
+    metrics.sort(key=lambda m: res["summary"][m]["weighted_tau"])
+    per = [[res["per_target"][t][m]["weighted_tau"] for t in res["per_target"]
+            if res["per_target"][t][m].get("weighted_tau") is not None] for m in metrics]
+    fig, ax = plt.subplots(figsize=(7, 0.4 * len(metrics) + 1.5))
+    ax.barh(range(len(metrics)), [np.mean(p) for p in per], xerr=[np.std(p) for p in per], color="tab:blue", alpha=0.7)
+    for i, p in enumerate(per):
+        ax.scatter(p, [i] * len(p), s=8, color="k", zorder=3)
+    if res["noise_ceiling_mean"] is not None and np.isfinite(res["noise_ceiling_mean"]):
+        ax.axvline(res["noise_ceiling_mean"], color="red", ls="--", label="noise ceiling (seed 0 vs 1)")
+        ax.legend(fontsize=7, loc="lower right")
+    ax.set_yticks(range(len(metrics)), metrics)
+    ax.set_xlabel("weighted τ with fine-tuning accuracy (mean ± sd over targets; dots = targets)")
+    ax.axvline(0, color="grey", lw=0.5)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from build_ground_truth import target_names, zoo_models
+    from fennec.metrics import list_metrics
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--targets", nargs="*", default=None)
+    p.add_argument("--metrics", nargs="*", default=None)
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    import torch
+    import transformers
+
+    torch.set_num_threads(args.threads)
+    transformers.logging.set_verbosity_error()
+    metrics = args.metrics or list_metrics()
+    targets = args.targets or target_names()
+    models = zoo_models()
+    fps_path = REPO_ROOT / "zoo" / "fingerprints.json"
+    fps = {k: v["sha256"] for k, v in json.loads(fps_path.read_text())["datasets"].items()} if fps_path.exists() else {}
+    gt = json.loads(GROUND_TRUTH.read_text()) if GROUND_TRUTH.exists() else {}
+    truth = gt.get("test_accuracy_seed0", {})
+    scores: dict = {}
+    for t in targets:
+        scores[t] = {}
+        for m in models:
+            t0 = time.time()
+            feats, probs, labels = cached_features(m, t, fingerprints=fps)
+            scores[t][m] = score_all(feats, probs, labels, metrics)
+            LOG.info("%s %s: features %s, scored in %.1fs", t, m, feats.shape, time.time() - t0)
+    table = evaluate(scores, truth, metrics)
+    res = {"generated_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "metrics": metrics,
+           "models": models, "ground_truth_protocol": gt.get("protocol", {}).get("version"),
+           "ground_truth_coverage": f"{gt.get('coverage', {}).get('seed0_done', 0)} / {gt.get('coverage', {}).get('seed0_total', 0)} seed-0 pairs",
+           "noise_ceiling_mean": gt.get("noise_ceiling_mean"), "summary": _summary(table, metrics),
+           "per_target": table, "scores": scores}
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    (RESULTS_DIR / "zoo_metrics.json").write_text(json.dumps(res, indent=1, sort_keys=True) + "\n")
+    (RESULTS_DIR / "zoo_metrics.md").write_text(_markdown(res))
+    _plot(res, RESULTS_DIR / "zoo_metrics.png")
+    LOG.info("wrote %s", RESULTS_DIR / "zoo_metrics.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
