@@ -67,7 +67,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _graph(source: str, args: argparse.Namespace):
     size = args.input_size
-    return graph(source, input_size=tuple(size) if size else None, method=args.method,
+    input_size = None if not size else size[0] if len(size) == 1 else tuple(size)
+    return graph(source, input_size=input_size, method=args.method,
                  timeout=args.timeout, library=args.library,
                  trust_remote_code=args.trust_remote_code)
 
