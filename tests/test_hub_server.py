@@ -1,0 +1,356 @@
+"""The local Hub-compatible server, driven by the real huggingface_hub, transformers and datasets."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from fennec.hub_server import HubServer, RepoStore, main
+from hub_server_fixtures import *  # noqa: F401,F403 - fixtures
+from hub_server_fixtures import TORCHVISION_COMPAT, run_python, write_model, TINY_VIT
+
+
+def http(server, path, *, method="GET", headers=None, data=None):
+    """(status, headers, body) of one raw request."""
+    req = urllib.request.Request(server.url + path, method=method, headers=headers or {}, data=data)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+# ---------------------------------------------------------------------------------------
+# Listing
+# ---------------------------------------------------------------------------------------
+
+
+def test_list_models_through_hfapi_filters_sorts_and_follows_pages(online):
+    from huggingface_hub import HfApi
+
+    api = HfApi(endpoint=online.url)
+    ids = [m.id for m in api.list_models(pipeline_tag="image-classification", sort="lastModified")]
+    # newest first; private hidden without a token; feature-extraction and fill-mask excluded
+    assert ids == ["org/gated-vit", "org/malformed", "org/tiny-vit", "org/tiny-resnet",
+                   "timm/tiny-timm", "org/remote-code"]
+    pages = [p for m, p, s in online.requests if m == "GET" and p.startswith("/api/models?")]
+    assert len(pages) == 3  # page_size=2 → the Link header was followed twice
+    assert [m.id for m in api.list_models(filter="timm")] == ["timm/tiny-timm"]
+    assert [m.id for m in api.list_models(sort="downloads", limit=2)] == ["org/tiny-resnet", "org/tiny-vit"]
+    assert [m.id for m in api.list_models(search="RESNET")] == ["org/tiny-resnet"]
+    assert {m.id for m in api.list_models(author="timm")} == {"timm/tiny-timm"}
+    assert {m.id for m in api.list_models(filter=["transformers", "dataset:t-tiny"],
+                                          pipeline_tag="image-feature-extraction")} == {"org/vit-features"}
+
+
+def test_list_models_private_visible_with_token(online):
+    from huggingface_hub import HfApi
+
+    assert "org/private-vit" not in {m.id for m in HfApi(endpoint=online.url).list_models()}
+    assert "org/private-vit" in {m.id for m in HfApi(endpoint=online.url, token="good-token").list_models()}
+
+
+def test_list_raw_direction_limit_link_and_errors(hub_server):
+    status, headers, body = http(hub_server, "/api/models?sort=downloads&direction=1&limit=3")
+    items = json.loads(body)
+    assert status == 200 and [i["id"] for i in items][:1] == ["org/gated-vit"]  # 0 downloads, id order
+    assert [i["downloads"] for i in items] == sorted(i["downloads"] for i in items)
+    assert len(items) == 2  # limit 3 capped by the page size 2
+    link = headers["Link"]
+    assert link.startswith(f"<{hub_server.url}/api/models?") and link.endswith('>; rel="next"')
+    nxt = link[1:link.index(">")][len(hub_server.url):]
+    _, _, body2 = http(hub_server, nxt)
+    assert {i["id"] for i in json.loads(body2)}.isdisjoint({i["id"] for i in items})
+    for bad in ("sort=size", "direction=2", "limit=0", "limit=x", "cursor=!!"):
+        assert http(hub_server, f"/api/models?{bad}")[0] == 400, bad
+    _, _, body = http(hub_server, "/api/models?expand[]=downloads&limit=1")
+    assert set(json.loads(body)[0]) == {"_id", "id", "downloads"}
+    _, _, body = http(hub_server, "/api/models?search=tiny-vit&full=true&config=true")
+    item = json.loads(body)[0]
+    assert item["config"]["model_type"] == "vit" and {s["rfilename"] for s in item["siblings"]} >= {"config.json"}
+    assert http(hub_server, "/api/models", method="POST", data=b"")[0] == 405
+
+
+def test_list_datasets_and_dataset_info(online):
+    from huggingface_hub import HfApi
+
+    api = HfApi(endpoint=online.url)
+    assert [d.id for d in api.list_datasets()] == ["local/t-tiny"]
+    info = api.dataset_info("local/t-tiny")
+    assert len(info.sha) == 40 and "task_categories:image-classification" in info.tags
+    assert {s.rfilename for s in info.siblings} == {
+        "README.md", "data/train-00000-of-00001.parquet", "data/test-00000-of-00001.parquet"}
+
+
+# ---------------------------------------------------------------------------------------
+# Model info, trees and files
+# ---------------------------------------------------------------------------------------
+
+
+def test_model_info_is_pinned_and_errors_are_typed(online):
+    from huggingface_hub import HfApi
+    from huggingface_hub import errors as hf
+
+    api = HfApi(endpoint=online.url)
+    info = api.model_info("org/tiny-vit", files_metadata=True)
+    assert len(info.sha) == 40 and info.library_name == "transformers"
+    assert info.safetensors.total == 4 * 8 + 4 and info.downloads == 50 and info.likes == 3
+    assert info.created_at.year == 2023 and info.last_modified > info.created_at
+    weights = next(s for s in info.siblings if s.rfilename == "model.safetensors")
+    assert weights.lfs is not None and weights.size == weights.lfs.size
+    assert api.model_info("org/tiny-vit", revision=info.sha).sha == info.sha
+    assert "custom_code" in api.model_info("org/remote-code").tags
+    with pytest.raises(hf.RevisionNotFoundError):
+        api.model_info("org/tiny-vit", revision="v9")
+    with pytest.raises(hf.RepositoryNotFoundError) as e:
+        api.model_info("org/nope")
+    assert e.value.response.status_code == 404
+    with pytest.raises(hf.RepositoryNotFoundError) as e:
+        api.model_info("org/private-vit")
+    assert e.value.response.status_code == 401
+    assert HfApi(endpoint=online.url, token="good-token").model_info("org/private-vit").private
+    with pytest.raises(hf.HfHubHTTPError) as e:
+        HfApi(endpoint=online.url, token="forged").model_info("org/tiny-vit")
+    assert e.value.response.status_code == 401
+
+
+def test_tree_and_paths_info(online):
+    from huggingface_hub import HfApi
+
+    api = HfApi(endpoint=online.url)
+    top = {e.path: type(e).__name__ for e in api.list_repo_tree("local/t-tiny", repo_type="dataset")}
+    assert top == {"README.md": "RepoFile", "data": "RepoFolder"}
+    deep = [e.path for e in api.list_repo_tree("local/t-tiny", repo_type="dataset", recursive=True)]
+    assert "data/train-00000-of-00001.parquet" in deep and "data" in deep
+    infos = api.get_paths_info("org/tiny-vit", ["config.json", "model.safetensors", "absent"])
+    assert sorted(i.path for i in infos) == ["config.json", "model.safetensors"]
+    assert next(i for i in infos if i.path == "model.safetensors").lfs is not None
+    assert http(online, "/api/models/org/tiny-vit/tree/main/nowhere")[0] == 404
+
+
+def test_resolve_headers_ranges_and_missing_files(hub_server, tiny_zoo):
+    content = (tiny_zoo["hub"] / "org/tiny-vit/config.json").read_bytes()
+    status, headers, body = http(hub_server, "/org/tiny-vit/resolve/main/config.json", method="HEAD")
+    assert status == 200 and body == b""
+    assert headers["Content-Length"] == str(len(content)) and headers["ETag"].startswith('"')
+    assert len(headers["X-Repo-Commit"]) == 40
+    status, headers, body = http(hub_server, "/org/tiny-vit/resolve/main/config.json")
+    assert body == content
+    status, headers, body = http(hub_server, "/org/tiny-vit/resolve/main/config.json",
+                                 headers={"Range": "bytes=5-9"})
+    assert status == 206 and body == content[5:10]
+    assert headers["Content-Range"] == f"bytes 5-9/{len(content)}"
+    status, _, body = http(hub_server, "/org/tiny-vit/resolve/main/config.json", headers={"Range": "bytes=-4"})
+    assert status == 206 and body == content[-4:]
+    assert http(hub_server, "/org/tiny-vit/resolve/main/config.json",
+                headers={"Range": f"bytes={len(content)}-"})[0] == 416
+    status, headers, _ = http(hub_server, "/org/tiny-vit/resolve/main/missing.bin", method="HEAD")
+    assert status == 404 and headers["X-Error-Code"] == "EntryNotFound" and "X-Repo-Commit" in headers
+    status, headers, _ = http(hub_server, "/org/absent/resolve/main/config.json")
+    assert status == 404 and headers["X-Error-Code"] == "RepoNotFound"
+    status, headers, _ = http(hub_server, "/org/tiny-vit/resolve/v2/config.json")
+    assert status == 404 and headers["X-Error-Code"] == "RevisionNotFound"
+    assert http(hub_server, "/org/tiny-vit/resolve/main/.hub.json")[0] == 404  # hidden
+    sha = http(hub_server, "/org/tiny-vit/resolve/main/README.md", method="HEAD")[1]["X-Repo-Commit"]
+    assert http(hub_server, f"/org/tiny-vit/resolve/{sha}/README.md")[0] == 200
+    assert http(hub_server, "/datasets/local/t-tiny/resolve/main/README.md")[0] == 200
+    assert http(hub_server, "/api/nothing")[0] == 404
+
+
+def test_hf_hub_download_gated_private_and_cache(online, tmp_path):
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub import errors as hf
+
+    def get(repo, token=False, name="config.json"):
+        return hf_hub_download(repo, name, endpoint=online.url, cache_dir=tmp_path, token=token)
+
+    path = Path(get("org/tiny-vit"))
+    assert path.parent.parent.name == "snapshots" and json.loads(path.read_text())["model_type"] == "vit"
+    with pytest.raises(hf.GatedRepoError) as e:
+        get("org/gated-vit")
+    assert e.value.response.status_code == 401
+    with pytest.raises(hf.GatedRepoError) as e:
+        get("org/gated-vit", token="other-token")  # valid, but not granted
+    assert e.value.response.status_code == 403
+    assert Path(get("org/gated-vit", token="good-token")).is_file()
+    with pytest.raises(hf.RepositoryNotFoundError):
+        get("org/private-vit")
+    assert Path(get("org/private-vit", token="other-token")).is_file()
+    with pytest.raises(hf.EntryNotFoundError):
+        get("org/tiny-vit", name="pytorch_model.bin")
+
+
+def test_whoami(hub_server):
+    assert http(hub_server, "/api/whoami-v2")[0] == 401
+    status, _, body = http(hub_server, "/api/whoami-v2", headers={"Authorization": "Bearer good-token"})
+    assert status == 200 and json.loads(body)["name"] == "fennec-local"
+
+
+# ---------------------------------------------------------------------------------------
+# Fault injection
+# ---------------------------------------------------------------------------------------
+
+
+def test_fault_status_retry_after_and_count(online):
+    from huggingface_hub import HfApi
+    from huggingface_hub import errors as hf
+
+    api = HfApi(endpoint=online.url)
+    fault = online.add_fault(r"^/api/models/org/tiny-vit", status=500, times=1)
+    with pytest.raises(hf.HfHubHTTPError) as e:
+        api.model_info("org/tiny-vit")
+    assert e.value.response.status_code == 500 and fault.hits == 1
+    assert api.model_info("org/tiny-vit").id == "org/tiny-vit"  # the fault is used up
+    online.add_fault(r"^/api/models/org/tiny-vit", status=429, retry_after=7, times=None)
+    status, headers, _ = http(online, "/api/models/org/tiny-vit")
+    assert status == 429 and headers["Retry-After"] == "7"
+    assert http(online, "/api/models/org/tiny-vit")[0] == 429  # times=None: every time
+    online.clear_faults()
+    assert http(online, "/api/models/org/tiny-vit")[0] == 200
+
+
+def test_fault_delay_trips_the_client_timeout(online):
+    import httpx2
+    from huggingface_hub import HfApi
+
+    online.add_fault(r"^/api/models/org/tiny-vit", delay=1.0)
+    t = time.perf_counter()
+    with pytest.raises(httpx2.TimeoutException):
+        HfApi(endpoint=online.url).model_info("org/tiny-vit", timeout=0.2)
+    assert time.perf_counter() - t < 0.9
+
+
+def test_truncated_download_is_retried_by_huggingface_hub(online, tmp_path):
+    from huggingface_hub import hf_hub_download
+
+    online.add_fault(r"/resolve/.*/model\.safetensors", methods=("GET",), truncate=40, times=1)
+    path = hf_hub_download("org/tiny-vit", "model.safetensors", endpoint=online.url, cache_dir=tmp_path)
+    original = online.store.get("model", "org/tiny-vit").root / "model.safetensors"
+    assert Path(path).read_bytes() == original.read_bytes()
+    gets = [s for m, p, s in online.requests if m == "GET" and p.endswith("model.safetensors")]
+    # cut off, then fetched again: huggingface_hub resumes with a Range request from what it
+    # had written (206), which for a body smaller than its 10 MB read chunk is nothing (200)
+    assert gets[0] == 499 and gets[1:] in ([200], [206])
+
+
+# ---------------------------------------------------------------------------------------
+# The store
+# ---------------------------------------------------------------------------------------
+
+
+def test_store_sha_follows_content_and_ids(tmp_path):
+    write_model(tmp_path / "hub", "org/m", config=TINY_VIT)
+    write_model(tmp_path / "hub", "bare", config=TINY_VIT)
+    store = RepoStore(tmp_path / "hub")
+    assert store.repo_ids("model") == ["local/bare", "org/m"]
+    assert store.get("model", "bare") is None and store.get("model", "local/bare") is not None
+    assert RepoStore(tmp_path / "hub", namespace=None).repo_ids("model") == ["bare", "org/m"]
+    first = store.get("model", "org/m").sha
+    assert store.get("model", "org/m").sha == first  # cached, stable
+    cfg = tmp_path / "hub/org/m/config.json"
+    cfg.write_text(cfg.read_text().replace('"hidden_size": 32', '"hidden_size": 64'))
+    assert store.get("model", "org/m").sha != first
+    for bad in ("../x", "a/b/c", "", ".git"):
+        assert store.get("model", bad) is None
+    assert store.repo_ids("dataset") == []
+    with pytest.raises(ValueError):
+        RepoStore(tmp_path, namespace="a/b")
+    with pytest.raises(ValueError):
+        HubServer(models_dir=tmp_path, page_size=0)
+
+
+def test_cli_requires_a_folder():
+    with pytest.raises(SystemExit):
+        main([])
+
+
+# ---------------------------------------------------------------------------------------
+# The real clients, in a fresh interpreter (HF_ENDPOINT is read at import)
+# ---------------------------------------------------------------------------------------
+
+
+def _env(server, tmp_path):
+    return {"HF_ENDPOINT": server.url, "HF_HUB_OFFLINE": "0", "HF_HOME": str(tmp_path / "hf"),
+            "HF_DATASETS_CACHE": str(tmp_path / "ds"), "HF_HUB_DISABLE_TELEMETRY": "1"}
+
+
+def test_datasets_load_dataset_of_a_parquet_dataset(hub_server, tmp_path):
+    out = run_python("""
+        import json
+        from datasets import load_dataset
+        ds = load_dataset("local/t-tiny")
+        img = ds["train"][0]["image"]
+        print(json.dumps({"splits": {k: len(v) for k, v in ds.items()},
+                          "names": ds["train"].features["label"].names,
+                          "labels": list(ds["test"]["label"]), "size": list(img.size)}))
+    """, env=_env(hub_server, tmp_path))
+    assert out == {"splits": {"train": 9, "test": 6}, "names": ["cat", "dog", "fish"],
+                   "labels": [0, 1, 2, 0, 1, 2], "size": [8, 8]}
+
+
+def test_transformers_from_pretrained_through_the_server(hub_server, tmp_path):
+    """A real tiny ViT is saved into the served folder, then loaded back over HTTP."""
+    served = tmp_path / "served"
+    shutil.copytree(hub_server.store.roots["model"], served)
+    with HubServer(models_dir=served) as server:
+        out = run_python(TORCHVISION_COMPAT + f"""
+import json, shutil, torch
+from pathlib import Path
+from transformers import (AutoConfig, AutoImageProcessor, AutoModelForImageClassification,
+                          ViTConfig, ViTForImageClassification)
+hub = Path({str(served)!r})
+torch.manual_seed(0)
+model = ViTForImageClassification(ViTConfig(**json.loads((hub / "org/tiny-vit/config.json").read_text()))).eval()
+model.save_pretrained(hub / "org/real-vit")
+for name in ("preprocessor_config.json", "README.md"):
+    shutil.copy(hub / "org/tiny-vit" / name, hub / "org/real-vit" / name)
+cfg = AutoConfig.from_pretrained("org/real-vit")
+proc = AutoImageProcessor.from_pretrained("org/real-vit")
+loaded = AutoModelForImageClassification.from_pretrained("org/real-vit").eval()
+x = torch.randn(2, 3, 32, 32)
+with torch.no_grad():
+    diff = (loaded(pixel_values=x).logits - model(pixel_values=x).logits).abs().max().item()
+try:
+    AutoConfig.from_pretrained("org/remote-code")
+    remote = "loaded"
+except Exception as e:
+    remote = type(e).__name__
+print(json.dumps({{"model_type": cfg.model_type, "processor": type(proc).__name__,
+                  "diff": diff, "remote": remote}}))
+""", env=_env(server, tmp_path))
+    assert out["model_type"] == "vit" and out["processor"] == "ViTImageProcessor"
+    assert out["diff"] == 0.0  # the weights came through intact
+    assert out["remote"] != "loaded"  # custom code is never run without trust_remote_code
+
+
+@pytest.mark.slow
+def test_timm_create_model_through_the_server(hub_server, tmp_path):
+    if importlib.util.find_spec("timm") is None:  # not importorskip: importing timm here
+        pytest.skip("timm is not installed")      # would need the torchvision fix in-process
+    served = tmp_path / "served"
+    served.mkdir()
+    with HubServer(models_dir=served) as server:
+        out = run_python(TORCHVISION_COMPAT + f"""
+import json, torch, timm
+from pathlib import Path
+from safetensors.torch import save_file
+repo = Path({str(served)!r}) / "timm/tiny-resnet"
+repo.mkdir(parents=True)
+torch.manual_seed(0)
+model = timm.create_model("resnet18", num_classes=3).eval()
+save_file(model.state_dict(), str(repo / "model.safetensors"))
+(repo / "config.json").write_text(json.dumps({{"architecture": "resnet18", "num_classes": 3,
+    "pretrained_cfg": {{"input_size": [3, 32, 32], "mean": [0.5] * 3, "std": [0.5] * 3}}}}))
+loaded = timm.create_model("hf-hub:timm/tiny-resnet", pretrained=True).eval()
+x = torch.randn(1, 3, 32, 32)
+with torch.no_grad():
+    print(json.dumps({{"diff": (loaded(x) - model(x)).abs().max().item()}}))
+""", env=_env(server, tmp_path))
+    assert out["diff"] == 0.0
