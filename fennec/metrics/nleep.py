@@ -78,7 +78,13 @@ def _fit_mixture_posteriors(z: np.ndarray, n_components: int, seed: int) -> np.n
     diagonal covariance with that reg_covar. Each fallback emits a ``UserWarning`` naming it.
     """
     from sklearn.mixture import GaussianMixture  # deferred: scikit-learn is slow to import
+    from threadpoolctl import threadpool_limits  # a scikit-learn dependency
 
+    # scikit-learn's EM loops over components with small triangular solves; below ~10 MFLOP
+    # per solve, multi-threaded BLAS/OpenMP only adds synchronisation (5-7x slower measured
+    # on 2 busy cores), so small problems run single-threaded (same result up to round-off).
+    n, k = z.shape
+    threads = 1 if n * k * k <= 10_000_000 else None
     scale = float(z.var(axis=0).mean())
     reg = _FALLBACK_RELATIVE_REG * scale if scale > 0 else _FALLBACK_RELATIVE_REG
     attempts = [("full", 1e-6), ("full", reg), ("diag", reg)]
@@ -87,8 +93,9 @@ def _fit_mixture_posteriors(z: np.ndarray, n_components: int, seed: int) -> np.n
         gmm = GaussianMixture(n_components=n_components, covariance_type=covariance_type,
                               reg_covar=reg_covar, random_state=seed)
         try:
-            gmm.fit(z)
-            posteriors = gmm.predict_proba(z)
+            with threadpool_limits(limits=threads):
+                gmm.fit(z)
+                posteriors = gmm.predict_proba(z)
         except (ValueError, np.linalg.LinAlgError) as exc:
             errors.append(f"covariance_type={covariance_type!r}, reg_covar={reg_covar:.3g}: {exc}")
             continue
