@@ -191,8 +191,14 @@ def _build_transformers(cfg: Any, model_id: str, trust: bool) -> nn.Module:
     model_type = cfg.model_type
     if model_type in modeling_auto.MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES:
         auto_cls = transformers.AutoModelForImageClassification
+        names = modeling_auto.MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES[model_type]
     else:
         auto_cls = transformers.AutoModel
+        names = modeling_auto.MODEL_MAPPING_NAMES.get(model_type)
+    if isinstance(names, (list, tuple)) and not getattr(cfg, "architectures", None):
+        # types with several head classes (deit: with/without teacher) make the auto class
+        # read config.architectures, which a bare config does not have: use the first one
+        cfg.architectures = [names[0]]
     kwargs = {"trust_remote_code": True} if trust and getattr(cfg, "auto_map", None) else {}
     return _on_meta(lambda: auto_cls.from_config(cfg, **kwargs), model_id)
 

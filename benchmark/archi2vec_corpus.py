@@ -40,7 +40,10 @@ from archi2vec._timeout import call_with_timeout
 LOG = logging.getLogger("archi2vec.bench.corpus")
 
 DEFAULT_CACHE = Path(__file__).resolve().parents[1] / ".cache" / "archi2vec-bench"
-PER_MODULE = 4
+PER_MODULE = 3
+EXPORT_EVERY = 8  # every 8th corpus entry is also captured with torch.export
+TIMING_MODELS = ("timm:vit_base_patch16_224", "timm:resnet50", "timm:convnext_tiny",
+                 "timm:swin_tiny_patch4_window7_224")
 TIMEOUT = 90.0
 
 HF_FAMILY = {
@@ -193,12 +196,21 @@ def autograd_graph(model: torch.nn.Module, g: nx.DiGraph) -> nx.DiGraph:
     return dg
 
 
-def process(entry: Entry, cache: Path, *, timeout: float = TIMEOUT) -> dict:
-    """Build, capture (export and recorder), embed and time one entry; cache the result."""
+def process(entry: Entry, cache: Path, *, timeout: float = TIMEOUT,
+            export: bool = False) -> dict:
+    """Build, capture, embed and time one entry; cache the result.
+
+    The graph is always captured with the eager recorder (``method="record"``), which is the
+    one the corpus statistics use; with ``export=True`` it is also captured with
+    ``torch.export`` so that the two captures can be compared (the export-vs-record check).
+    A cached record without an export capture is redone when ``export=True``.
+    """
     file = cache / (entry.key.replace("/", "__").replace(":", "--") + ".pkl")
     if file.exists():
         with open(file, "rb") as fh:
-            return pickle.load(fh)
+            cached = pickle.load(fh)
+        if not export or "error" in cached or "graph_export" in cached:
+            return cached
     rec: dict[str, Any] = {"key": entry.key, "family": entry.family, "origin": entry.origin,
                            "source": entry.source}
     try:
@@ -209,18 +221,21 @@ def process(entry: Entry, cache: Path, *, timeout: float = TIMEOUT) -> dict:
         else:
             model = archi2vec.build(entry.source)
         t1 = time.perf_counter()
-        g = archi2vec.graph(model, timeout=timeout)
+        g = archi2vec.graph(model, method="record", timeout=timeout)
         t2 = time.perf_counter()
-        vec = archi2vec.embed(g)
+        archi2vec.embed(g)
         t3 = time.perf_counter()
-        rss1 = _rss_mib()
-        g_rec = archi2vec.graph(model, method="record", timeout=timeout)
-        t4 = time.perf_counter()
-        rec.update(graph=g, vector=vec, graph_record=g_rec,
-                   nodes_record=g_rec.number_of_nodes(), time_build=t1 - t0,
-                   time_graph=t2 - t1, time_embed=t3 - t2, time_graph_record=t4 - t3,
-                   rss_delta_mib=rss1 - rss0, num_params=g.graph["num_params"],
-                   method=g.graph["method"], export_error=g.graph.get("export_error"))
+        rec.update(graph=g, time_build=t1 - t0, time_graph=t2 - t1, time_embed=t3 - t2,
+                   rss_delta_mib=_rss_mib() - rss0, num_params=g.graph["num_params"])
+        if export:
+            t4 = time.perf_counter()
+            try:
+                g_exp = archi2vec.graph(model, method="export", timeout=timeout)
+                rec.update(graph_export=g_exp, time_graph_export=time.perf_counter() - t4,
+                           export_method=g_exp.graph["method"],
+                           export_error=g_exp.graph.get("export_error"))
+            except archi2vec.UnsupportedModelError as exc:
+                rec["export_error"] = exc.reason[:300]
         try:
             rec["autograd_graph"] = call_with_timeout(lambda: autograd_graph(model, g),
                                                       timeout, model_id=entry.key)
@@ -239,13 +254,19 @@ def process(entry: Entry, cache: Path, *, timeout: float = TIMEOUT) -> dict:
     return rec
 
 
-def build_all(entries: list[Entry], cache: Path) -> list[dict]:
+def export_keys(entries: list[Entry]) -> set[str]:
+    """The entries also captured with torch.export: every ``EXPORT_EVERY``-th one."""
+    return {e.key for e in entries[::EXPORT_EVERY]}
+
+
+def build_all(entries: list[Entry], cache: Path, exports: set[str] | None = None
+              ) -> list[dict]:
     """Process every entry (cached ones are read back), logging progress."""
     cache.mkdir(parents=True, exist_ok=True)
     records = []
     for i, entry in enumerate(entries):
         t = time.perf_counter()
-        rec = process(entry, cache)
+        rec = process(entry, cache, export=exports is not None and entry.key in exports)
         LOG.info("[%d/%d] %s %s %.1fs", i + 1, len(entries), entry.key,
                  "FAILED " + rec["error"][:120] if "error" in rec else "ok",
                  time.perf_counter() - t)
@@ -268,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
         for e in entries:
             sys.stdout.write(f"{e.key}\t{e.family}\n")
         return 0
-    build_all(entries[::-1] if args.reverse else entries, args.cache)
+    exports = export_keys(entries)
+    build_all(entries[::-1] if args.reverse else entries, args.cache, exports)
     return 0
 
 
