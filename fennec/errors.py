@@ -75,3 +75,128 @@ class FennecWarning(UserWarning):
 
 class FallbackWarning(FennecWarning):
     """A computation took its documented fallback path (e.g. a more robust solver)."""
+
+
+# ---------------------------------------------------------------------------------------
+# HUB ERRORS (fennec.hub): a reindex batch records these per model and goes on
+# ---------------------------------------------------------------------------------------
+
+
+class HubError(FennecError):
+    """Base class of the errors about one model on the Hub. ``repo_id`` names it."""
+
+    def __init__(self, message: str, *, repo_id: str | None = None, revision: str | None = None):
+        self.repo_id = repo_id
+        self.revision = revision
+        self.message = message
+        super().__init__(message)
+
+    def __str__(self) -> str:  # OSError subclasses would format errno/filename otherwise
+        return self.message
+
+
+class HubUnavailableError(HubError, ConnectionError):
+    """The Hub could not be reached or kept failing (timeouts, 429, 5xx) after all retries.
+
+    ``status`` is the last HTTP status (None for a network error or timeout).
+    """
+
+    def __init__(self, message: str, *, repo_id: str | None = None, status: int | None = None):
+        self.status = status
+        super().__init__(message, repo_id=repo_id)
+
+
+class HubOfflineError(HubUnavailableError):
+    """``HF_HUB_OFFLINE`` is set and what was asked for is not in the local cache."""
+
+
+class ModelNotFoundError(HubError, FileNotFoundError):
+    """No such repository (or revision) on the Hub."""
+
+
+class ModelAccessError(HubError, PermissionError):
+    """The repository is private (or the token is invalid): set ``HF_TOKEN`` to one with access."""
+
+
+class GatedModelError(ModelAccessError):
+    """The repository is gated: accept its conditions on the Hub, then set ``HF_TOKEN``."""
+
+
+class HubFileNotFoundError(HubError, FileNotFoundError):
+    """The repository exists but has no such file at that revision. ``filename`` names it."""
+
+    def __init__(self, message: str, *, repo_id: str | None = None, revision: str | None = None,
+                 filename: str | None = None):
+        super().__init__(message, repo_id=repo_id, revision=revision)
+        self.filename = filename  # OSError's own attribute; str() keeps the message
+
+
+class MalformedModelError(HubError, ValueError):
+    """The repository's config is missing, not JSON, or not a usable model config."""
+
+
+class UnsupportedModelError(HubError, ValueError):
+    """fennec cannot use this model (``reason`` says why); it is recorded as unsupported."""
+
+    def __init__(self, message: str, *, repo_id: str | None = None, revision: str | None = None,
+                 reason: str = "unsupported"):
+        self.reason = reason
+        super().__init__(message, repo_id=repo_id, revision=revision)
+
+
+class RemoteCodeRequiredError(UnsupportedModelError):
+    """The model needs custom code from its repository (``auto_map`` / ``custom_code``).
+
+    fennec never enables ``trust_remote_code`` implicitly, so such models are unsupported.
+    """
+
+
+# ---------------------------------------------------------------------------------------
+# CATALOG AND INDEX ERRORS (fennec.catalog, fennec.index)
+# ---------------------------------------------------------------------------------------
+
+
+class CatalogError(FennecError, RuntimeError):
+    """The catalog database cannot be used. ``path`` names the file."""
+
+    def __init__(self, message: str, *, path: str | None = None):
+        self.path = path
+        super().__init__(message)
+
+
+class CatalogVersionError(CatalogError):
+    """The catalog was written by a newer fennec (schema ``found`` > ``supported``)."""
+
+    def __init__(self, message: str, *, path: str | None = None, found: int, supported: int):
+        self.found = found
+        self.supported = supported
+        super().__init__(message, path=path)
+
+
+class IndexMismatchError(FennecError, ValueError):
+    """A saved index does not match what was asked for (dimension, metric or versions).
+
+    ``field`` names what differs, ``expected`` and ``found`` its two values.
+    """
+
+    def __init__(self, message: str, *, field: str, expected: object, found: object):
+        self.field = field
+        self.expected = expected
+        self.found = found
+        super().__init__(message)
+
+
+class IndexCorruptedError(FennecError, OSError):
+    """A saved index is missing a file or cannot be read. ``path`` names the folder."""
+
+    def __init__(self, message: str, *, path: str | None = None):
+        self.path = path
+        super().__init__(message)
+
+
+__all__ += [
+    "CatalogError", "CatalogVersionError", "GatedModelError", "HubError", "HubFileNotFoundError",
+    "HubOfflineError", "HubUnavailableError", "IndexCorruptedError", "IndexMismatchError",
+    "MalformedModelError", "ModelAccessError", "ModelNotFoundError", "RemoteCodeRequiredError",
+    "UnsupportedModelError",
+]

@@ -742,8 +742,10 @@ class _Handler(BaseHTTPRequestHandler):
         items = []
         for r in chunk:
             d = self._describe(r, files=full or bool(expand and "siblings" in expand),
-                               config=one("config") in ("true", "True", "1") or full,
-                               card=one("cardData") in ("true", "True", "1") or full)
+                               config=one("config") in ("true", "True", "1") or full or bool(
+                                   expand and "config" in expand),
+                               card=one("cardData") in ("true", "True", "1") or full or bool(
+                                   expand and "cardData" in expand))
             if expand:
                 d = {k: v for k, v in d.items() if k in expand or k in ("_id", "id")}
             items.append(d)

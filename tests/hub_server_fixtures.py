@@ -119,7 +119,7 @@ def build_tiny_zoo(zoo: Path) -> dict[str, Any]:
                 extra={"downloads": 50, "likes": 3, "createdAt": t0, "lastModified": t0 + 5 * day})
     write_model(hub, "org/tiny-resnet", config=TINY_RESNET,
                 extra={"downloads": 500, "likes": 1, "createdAt": t0, "lastModified": t0 + 4 * day})
-    write_model(hub, "timm/tiny-timm", config=TINY_TIMM, library="timm", preprocessor=False,
+    write_model(hub, "timm/tiny-timm", config=TINY_TIMM, library="timm", preprocessor=False, weights=False,
                 extra={"downloads": 20, "createdAt": t0, "lastModified": t0 + 3 * day})
     write_model(hub, "org/vit-features", config=TINY_VIT, pipeline_tag="image-feature-extraction",
                 extra={"downloads": 10, "createdAt": t0, "lastModified": t0 + 2 * day})
