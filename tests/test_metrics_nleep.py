@@ -7,13 +7,14 @@ import warnings
 
 import numpy as np
 import pytest
+
 import torch
 from sklearn.decomposition import PCA
 from sklearn.mixture import GaussianMixture
 from threadpoolctl import threadpool_limits
 
 from conftest import make_blobs
-from fennec.errors import InvalidInputError, MetricComputationError
+from fennec.errors import FallbackWarning, InvalidInputError, MetricComputationError
 from fennec.metrics import leep, nleep
 from fennec.metrics.nleep import _pca_scores
 
@@ -76,7 +77,7 @@ def test_fallback_when_full_covariance_fails():
     # component's covariance (~1e12 · 1e-16) exceeds scikit-learn's reg_covar=1e-6, so the
     # full-covariance fit reports "ill-defined empirical covariance".
     x, y = make_blobs(60, 16, 3, separation=0.5, seed=0, dtype=np.float64)
-    with pytest.warns(UserWarning, match="fell back to covariance_type="):
+    with pytest.warns(FallbackWarning, match="fell back to covariance_type="):
         score = nleep(x * 1e6, y)
     assert math.isfinite(score)
     # The relative reg_covar of the fallback makes it scale-free: same as the unscaled data.
@@ -95,7 +96,7 @@ def test_every_mixture_failing_raises(monkeypatch):
 
 def test_components_capped_at_sample_count():
     x, y = make_blobs(10, 4, 5, separation=3.0, seed=1)  # 2 samples per class, 25 > 10 components
-    with pytest.warns(UserWarning, match="exceeds the 10 samples; using 10 components"):
+    with pytest.warns(FallbackWarning, match="exceeds the 10 samples; using 10 components"):
         score = nleep(x, y)
     assert math.isfinite(score)
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import InvalidInputError, MetricComputationError
+from ..errors import FallbackWarning, InvalidInputError, MetricComputationError
 from ._registry import register_metric
 from ._validation import check_features_labels, finite_score
 from .leep import log_eep_score
@@ -109,7 +109,7 @@ def _fit_mixture_posteriors(z: np.ndarray, n_components: int, seed: int) -> np.n
                 f"covariance_type={covariance_type!r} with reg_covar={reg_covar:.3g}. "
                 "Scores computed with a fallback are not directly comparable to reference NLEEP "
                 "scores; more samples per mixture component (or a smaller component_ratio) avoid it.",
-                UserWarning,
+                FallbackWarning,
                 stacklevel=3,
             )
         return posteriors
@@ -243,7 +243,7 @@ def nleep(features: Any, labels: Any, *, component_ratio: int = 5, pca_variance:
         warnings.warn(
             f"{_NAME}: component_ratio={component_ratio} x {checked.n_classes} classes = {n_components} "
             f"mixture components exceeds the {n} samples; using {n} components.",
-            UserWarning,
+            FallbackWarning,
             stacklevel=2,
         )
         n_components = n

@@ -194,5 +194,6 @@ def ped(
         checked.values, checked.labels, checked.n_classes, reference_features=ref, time_step=time_step,
         nsigma=nsigma, exit_ratio=exit_ratio, max_steps=max_steps, constant=constant,
     )
-    score = base_fn(moved, checked.labels, device=checked.device, **(base_kwargs or {}))
+    # The caller's labels, not the remapped ones: a base-metric error then names their classes.
+    score = base_fn(moved, labels, device=checked.device, **(base_kwargs or {}))
     return finite_score(score, metric=_NAME)
