@@ -180,7 +180,7 @@ def nleep(features: Any, labels: Any, *, component_ratio: int = 5, pca_variance:
 
     Warns
     -----
-    UserWarning
+    FallbackWarning (a UserWarning)
         When the number of components is capped at N, or when the full-covariance mixture
         fails and a fallback is used.
 
