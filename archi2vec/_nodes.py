@@ -65,6 +65,8 @@ def canonical_op(target: Any) -> str:
     else:
         name = getattr(target, "__name__", None) or type(target).__name__
     name = name.strip("_")  # dunders, private ops and in-place variants: add_ -> add
+    if name.startswith("upsample") or name == "interpolate":
+        return "upsample"
     return _ALIASES.get(name, name)
 
 
@@ -150,3 +152,67 @@ def clean_module_path(path: str) -> str:
         if path.startswith(prefix):
             path = path[len(prefix):]
     return path
+
+
+# operators that do not change what the network computes (eval-mode dropout, dtype casts,
+# copies, metadata checks): contracted away so that both builders give the same graph
+PASSTHROUGH_OPS = frozenset({
+    "assert_tensor_metadata", "to", "long", "float", "half", "double", "int", "bool", "type",
+    "type_as", "clone", "contiguous", "alias", "detach", "dropout", "feature_dropout",
+    "alpha_dropout", "identity", "lift_fresh_copy", "_assert_async", "assert_async",
+})
+
+
+def simplify_graph(g: "nx.DiGraph") -> "nx.DiGraph":
+    """The data path of a captured graph, renumbered 0..n-1 in execution order.
+
+    1. Pass-through operators (``PASSTHROUGH_OPS``, and indexing that keeps the shape, such
+       as ``x[:, :]``) are contracted: their predecessors are
+       wired to their successors, their parameter counts move to the first successor.
+    2. Only nodes on a path from ``input`` to ``output`` are kept, plus nodes that consume
+       parameters on the way to ``output`` (e.g. a relative-position-bias lookup); constant
+       side computations (``arange`` position ids, assertion checks) go, which export and
+       the recorder treat differently.
+
+    Idempotent; graph attributes are kept. Used by :func:`archi2vec.graph` on both captures.
+    """
+    import networkx as nx  # noqa: PLC0415
+
+    h = g.copy()
+    while True:  # pruning can expose new pass-through nodes: repeat to a fixed point
+        size = h.number_of_nodes()
+        h = _contract_and_prune(h)
+        if h.number_of_nodes() == size:
+            break
+    mapping = {old: new for new, old in enumerate(sorted(h.nodes))}
+    out = nx.relabel_nodes(h, mapping, copy=True)
+    out.graph.update(g.graph)
+    return out
+
+
+def _contract_and_prune(h: "nx.DiGraph") -> "nx.DiGraph":
+    import networkx as nx  # noqa: PLC0415
+
+    for node in sorted(h.nodes):
+        op = h.nodes[node].get("op")
+        preds = list(h.predecessors(node))
+        noop_index = (op == "index" and len(preds) == 1
+                      and h.nodes[preds[0]].get("shape") == h.nodes[node].get("shape"))
+        if op not in PASSTHROUGH_OPS and not noop_index:
+            continue
+        preds, succs = list(h.predecessors(node)), sorted(h.successors(node))
+        if succs and h.nodes[node].get("params"):
+            h.nodes[succs[0]]["params"] = h.nodes[succs[0]].get("params", 0) + h.nodes[node]["params"]
+        h.add_edges_from((p, s) for p in preds for s in succs)
+        h.remove_node(node)
+    inputs = [n for n, d in h.nodes(data=True) if d.get("op") == "input"]
+    outputs = [n for n, d in h.nodes(data=True) if d.get("op") == "output"]
+    if inputs and outputs:
+        down = set(inputs).union(*(nx.descendants(h, n) for n in inputs))
+        up = set(outputs).union(*(nx.ancestors(h, n) for n in outputs))
+        keep = (down & up) | {n for n in up if h.nodes[n].get("params")}
+        lost = sum(h.nodes[n].get("params", 0) for n in h.nodes if n not in keep)
+        h = h.subgraph(sorted(keep)).copy()
+        if lost:  # parameters only used off the data path: attribute them to the output
+            h.nodes[outputs[0]]["params"] = h.nodes[outputs[0]].get("params", 0) + lost
+    return h

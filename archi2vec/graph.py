@@ -10,6 +10,9 @@ run under one wall-clock limit (:mod:`archi2vec._timeout`).
 Graph format (both builders):
 
 * nodes are integers in execution order; node 0 is ``input`` and the last one ``output``;
+  only the data path is kept: pass-through operators (eval-mode dropout, casts, copies) are
+  contracted and constant side computations dropped (:func:`archi2vec._nodes.simplify_graph`),
+  which makes the two builders agree;
 * node attributes: ``op`` (canonical operator name), ``target`` (the exact ATen overload or
   torch function), ``module`` (dotted path of the innermost submodule), ``module_class``,
   ``shape`` (output shape, a tuple of ints; ``()`` if not a tensor), ``params`` (number of
@@ -35,7 +38,13 @@ import networkx as nx
 import torch
 from torch import nn
 
-from archi2vec._nodes import canonical_op, clean_module_path, node_label, shape_of
+from archi2vec._nodes import (
+    canonical_op,
+    clean_module_path,
+    node_label,
+    shape_of,
+    simplify_graph,
+)
 from archi2vec._recorder import record_graph
 from archi2vec._timeout import call_with_timeout
 from archi2vec.build import Source, build, describe_source
@@ -121,6 +130,7 @@ def graph(
         method_used = "record"
     else:
         method_used = "export"
+    g = simplify_graph(g)
     g.graph.update(
         model_id=model_id,
         model_class=f"{type(model).__module__}.{type(model).__qualname__}",
