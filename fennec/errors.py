@@ -194,7 +194,22 @@ class IndexCorruptedError(FennecError, OSError):
         super().__init__(message)
 
 
+# ---------------------------------------------------------------------------------------
+# REINDEX ERRORS (fennec.reindex)
+# ---------------------------------------------------------------------------------------
+
+
+class ReindexLockedError(FennecError, RuntimeError):
+    """Another reindex holds the lock. ``lock_path`` is the lock file, ``holder`` what it says."""
+
+    def __init__(self, message: str, *, lock_path: str, holder: str | None = None):
+        self.lock_path = lock_path
+        self.holder = holder
+        super().__init__(message)
+
+
 __all__ += [
+    "ReindexLockedError",
     "CatalogError", "CatalogVersionError", "GatedModelError", "HubError", "HubFileNotFoundError",
     "HubOfflineError", "HubUnavailableError", "IndexCorruptedError", "IndexMismatchError",
     "MalformedModelError", "ModelAccessError", "ModelNotFoundError", "RemoteCodeRequiredError",

@@ -9,7 +9,8 @@ for another dimension, metric, embedder or transfer space.
 On disk (``save(folder)``)::
 
     folder/meta.json               the sidecar: format, dim, metric, factory, kind,
-                                   embedder_version, space_version, count, file names, sha256s
+                                   embedder_version, space_version, count, extra (free
+                                   notes such as the catalog generation), file names, sha256s
     folder/index-<token>.faiss     faiss.write_index
     folder/ids-<token>.json        [[faiss_id, model_id], ...] and the next free id
 
@@ -128,6 +129,8 @@ class ModelIndex:
         self._id_of: dict[str, int] = {}
         self._model_of: dict[int, str] = {}
         self._next_id = 0
+        #: JSON-serialisable notes saved in the sidecar (e.g. the catalog generation it reflects)
+        self.extra: dict[str, Any] = {}
 
     def _new_faiss_index(self) -> Any:
         import faiss
@@ -281,6 +284,7 @@ class ModelIndex:
         _write_durable(folder / ids_name, json.dumps(ids_doc).encode())
         _fsync(folder / index_name)
         meta = {"format": FORMAT_VERSION, **dataclasses.asdict(self.meta), "count": len(self),
+                "extra": self.extra,
                 "files": {"index": index_name, "ids": ids_name},
                 "sha256": {"index": _sha256(folder / index_name), "ids": _sha256(folder / ids_name)}}
         tmp = folder / f".meta.json.{token}.tmp"
@@ -339,6 +343,7 @@ class ModelIndex:
         self._model_of = {int(f): m for f, m in ids_doc["ids"]}
         self._id_of = {m: f for f, m in self._model_of.items()}
         self._next_id = int(ids_doc["next_id"])
+        self.extra = dict(meta.get("extra") or {})
         if index.ntotal != len(self._model_of) or index.d != stored.dim or meta.get("count") != len(self):
             raise IndexCorruptedError(f"{folder}: {index.ntotal} vectors of dim {index.d} for "
                                       f"{len(self._model_of)} ids; rebuild it.", path=str(folder))
@@ -354,7 +359,8 @@ class ModelIndex:
         return index
 
 
-def open_index(folder: str | Path, catalog: Any, meta: IndexMeta, *, rebuild: bool = False) -> ModelIndex:
+def open_index(folder: str | Path, catalog: Any, meta: IndexMeta, *, rebuild: bool = False,
+               stamp: dict[str, Any] | None = None) -> ModelIndex:
     """The saved index in ``folder``, rebuilt from ``catalog`` if it is missing or damaged.
 
     Args:
@@ -363,6 +369,8 @@ def open_index(folder: str | Path, catalog: Any, meta: IndexMeta, *, rebuild: bo
             ``meta.embedder_version`` are indexed when rebuilding.
         meta: what the index must hold.
         rebuild: rebuild even if a valid index exists (e.g. after a version change).
+        stamp: notes put in the ``extra`` of a rebuilt index before it is saved (e.g. the
+            catalog generation it reflects).
 
     Raises:
         IndexMismatchError: a valid saved index built for other versions or another
@@ -383,6 +391,7 @@ def open_index(folder: str | Path, catalog: Any, meta: IndexMeta, *, rebuild: bo
             f"The catalog's vectors of version {meta.embedder_version!r} have dimension "
             f"{vectors.shape[1]}, not {meta.dim}.", field="dim", expected=meta.dim, found=vectors.shape[1])
     index = ModelIndex.from_vectors(ids, vectors, meta)
+    index.extra.update(stamp or {})
     index.save(folder)
     return index
 

@@ -121,7 +121,11 @@ def test_save_load_roundtrip_and_sidecar(tmp_path):
     meta = json.loads((tmp_path / "idx/meta.json").read_text())
     assert meta["format"] == FORMAT_VERSION and meta["dim"] == D and meta["metric"] == "cosine"
     assert meta["embedder_version"] == "e1" and meta["count"] == 197 and meta["kind"] == "archi2vec"
+    assert meta["extra"] == {}
+    idx.extra["catalog_generation"] = "7"
+    idx.save(tmp_path / "idx")
     loaded = ModelIndex.load(tmp_path / "idx", expected=IndexMeta(D, embedder_version="e1"))
+    assert loaded.extra == {"catalog_generation": "7"}
     q = np.random.default_rng(2).normal(size=(4, D))
     assert loaded.search_batch(q, 7) == idx.search_batch(q, 7)
     assert loaded.ids == idx.ids

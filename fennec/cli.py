@@ -1,0 +1,187 @@
+"""The ``fennec`` command: a thin layer over the library.
+
+Subcommands:
+
+- ``fennec reindex``: bring the catalog and the index up to date with the Hub (or a
+  local folder hub): ``--limit``, ``--since``, ``--dry-run``, ``--hub``, ``--every 6h``.
+- ``fennec models``: list and search the catalog.
+- ``fennec import-results``: import published transfer-result tables or the zoo's ground truth.
+
+The catalog and the index live in ``FENNEC_HOME`` (``--home``), by default
+``$HF_HOME/fennec``. Known errors are printed as one line; exit codes: 0 success, 1 error,
+2 usage, 75 another reindex holds the lock, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from fennec import constants
+from fennec.errors import FennecError, ReindexLockedError
+
+__all__ = ["main"]
+
+LOG = logging.getLogger("fennec")
+EXIT_LOCKED = 75
+
+
+def _since(text: str) -> datetime:
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO date or datetime: {text!r}") from None
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=timezone.utc)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
+    p = argparse.ArgumentParser(prog="fennec", description="Recommend Hugging Face vision models "
+                                "for your labelled image dataset.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("reindex", parents=[common],
+                       help="index new and changed Hub models (configs only, no weights)")
+    r.add_argument("--hub", help="Hub endpoint URL or a folder of Hub-style repositories "
+                   "(default: HF_ENDPOINT, or FENNEC_LOCAL_HUB when HF_HUB_OFFLINE is set)")
+    r.add_argument("--home", type=Path, help="catalog and index folder (default: FENNEC_HOME)")
+    r.add_argument("--limit", type=_positive, help="process at most N models (oldest first)")
+    r.add_argument("--since", type=_since, help="list models modified after this date instead "
+                   "of the stored watermark (ISO 8601, UTC if no zone)")
+    r.add_argument("--dry-run", action="store_true", help="list and count only; write nothing")
+    r.add_argument("--every", help="run periodically in the foreground, e.g. 6h, 30m, 1d")
+    r.add_argument("--batch-size", type=_positive, default=16, help="models per committed batch")
+    r.add_argument("--method", choices=("export", "record"), default="export",
+                   help="archi2vec graph capture: torch.export (default) or the faster recorder")
+    r.add_argument("--dim", type=_positive, default=256, help="archi2vec vector length")
+    r.add_argument("--no-retry-failed", action="store_true", help="do not retry failed models")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    m = sub.add_parser("models", parents=[common], help="list and search the catalog")
+    m.add_argument("--home", type=Path, help="catalog folder (default: FENNEC_HOME)")
+    m.add_argument("--search", help="substring of the model id")
+    m.add_argument("--status", choices=("ok", "unsupported", "failed"))
+    m.add_argument("--library", help="transformers, timm, …")
+    m.add_argument("--order", choices=("last_modified", "downloads", "likes", "repo_id"),
+                   default="last_modified")
+    m.add_argument("--limit", type=_positive, default=50)
+    m.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    i = sub.add_parser("import-results", parents=[common],
+                       help="import transfer-result tables into the catalog")
+    i.add_argument("paths", nargs="+", type=Path, help="table JSON files, folders of them, or "
+                   "a zoo_ground_truth.json")
+    i.add_argument("--home", type=Path, help="catalog folder (default: FENNEC_HOME)")
+    return p
+
+
+def _catalog(home: Path | None):
+    from fennec.catalog import Catalog
+
+    home = home or constants.fennec_home()
+    return Catalog(home / "catalog.sqlite"), home
+
+
+def _reindex(args: argparse.Namespace) -> int:
+    from fennec.hub import open_hub
+    from fennec.reindex import Archi2VecEmbedder, parse_duration, reindex, run_every
+
+    interval = parse_duration(args.every) if args.every else None
+    hub = open_hub(args.hub)
+    embedder = Archi2VecEmbedder(dim=args.dim, method=args.method)
+    catalog, home = _catalog(args.home)
+    LOG.info("Reindexing from %r into %s", hub, home)
+
+    def once() -> None:
+        summary = reindex(hub=hub, catalog=catalog, index_dir=home / "index", embedder=embedder,
+                          limit=args.limit, since=args.since, dry_run=args.dry_run,
+                          batch_size=args.batch_size, retry_failed=not args.no_retry_failed,
+                          progress=not args.no_progress and sys.stderr.isatty())
+        print(summary.line(), flush=True)
+        for repo_id, error in summary.failures[:20]:
+            print(f"  failed: {repo_id}: {error.splitlines()[0][:200]}", flush=True)
+
+    try:
+        if interval is None:
+            once()
+        else:
+            run_every(interval, once)
+    finally:
+        catalog.close()
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    catalog, _ = _catalog(args.home)
+    with catalog:
+        rows = catalog.models(status=args.status, library=args.library, search=args.search,
+                              order=args.order, limit=args.limit)
+        counts = catalog.count_models()
+    if args.json:
+        for m in rows:
+            print(json.dumps({"repo_id": m.repo_id, "sha": m.sha, "library": m.library,
+                              "pipeline_tag": m.pipeline_tag, "family": m.family,
+                              "last_modified": m.last_modified.isoformat() if m.last_modified else None,
+                              "downloads": m.downloads, "likes": m.likes, "parameters": m.parameters,
+                              "status": m.status, "last_error": m.last_error,
+                              "has_vector": m.vector is not None}))
+        return 0
+    width = max([len(m.repo_id) for m in rows] + [8])
+    print(f"{'model':<{width}}  {'status':<11}  {'library':<12}  {'family':<12}  {'downloads':>9}  modified")
+    for m in rows:
+        when = m.last_modified.strftime("%Y-%m-%d") if m.last_modified else "-"
+        print(f"{m.repo_id:<{width}}  {m.status:<11}  {(m.library or '-'):<12}  "
+              f"{(m.family or '-')[:12]:<12}  {m.downloads:>9}  {when}")
+    print(f"({len(rows)} shown; catalog: {counts['ok']} ok, {counts['unsupported']} unsupported, "
+          f"{counts['failed']} failed)")
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    catalog, _ = _catalog(args.home)
+    with catalog:
+        for path in args.paths:
+            if path.is_dir():
+                summaries = catalog.import_published_tables(path)
+            elif "ground_truth" in path.name:
+                summaries = [catalog.import_zoo_ground_truth(path)]
+            else:
+                summaries = [catalog.import_published_table(path)]
+            for s in summaries:
+                print(f"{s.source_id}: {s.n_results} results, {s.n_tasks} tasks, {s.n_models} models "
+                      f"({', '.join(s.variants)}; {s.n_skipped} empty cells)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``fennec`` command; returns the exit code."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)],
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return {"reindex": _reindex, "models": _models, "import-results": _import}[args.command](args)
+    except ReindexLockedError as e:
+        print(f"fennec: {e}", file=sys.stderr)
+        return EXIT_LOCKED
+    except (FennecError, FileNotFoundError) as e:
+        print(f"fennec: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("fennec: interrupted; committed batches are kept, the next run resumes", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

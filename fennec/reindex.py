@@ -1,0 +1,418 @@
+"""Incremental reindexing: new and changed Hub models into the catalog and the index.
+
+One run:
+
+1. takes an exclusive lock (``reindex.lock`` beside the catalog), so two runs never overlap;
+2. opens the index, rebuilding it from the catalog if it is missing, damaged, or does not
+   reflect the catalog's last committed batch (a crash between the two writes);
+3. lists the models modified since the watermark (configs only, no weights), oldest first,
+   plus the failed models whose retry backoff has expired, skipping those already indexed
+   at the same commit;
+4. per batch: fetches each config, embeds it with the embedder (archi2vec by default),
+   then commits the batch to the catalog in one transaction together with the advanced
+   watermark, then saves the index.
+
+A crash or Ctrl-C therefore loses at most the batch in flight, and the next run resumes
+from the watermark without duplicates (upserts are keyed by model id, already-indexed
+commits are skipped). A model that fails is recorded with its error and retried after an
+exponential backoff; one that fennec cannot use (remote code, malformed or unbuildable
+config) is recorded as unsupported and retried only when a new commit changes it. If the
+Hub stays unavailable after the hub's own retries, the run stops without committing the
+batch in flight.
+
+Example:
+    >>> with Catalog(fennec_home() / "catalog.sqlite") as cat:  # doctest: +SKIP
+    ...     summary = reindex(hub=open_hub(), catalog=cat, index_dir=fennec_home() / "index",
+    ...                       embedder=Archi2VecEmbedder())
+    ...     print(summary.line())
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from fennec.catalog import Catalog, iter_batches
+from fennec.errors import (
+    GatedModelError,
+    HubError,
+    HubUnavailableError,
+    InvalidInputError,
+    MalformedModelError,
+    ModelAccessError,
+    ModelNotFoundError,
+    ReindexLockedError,
+    UnsupportedModelError,
+)
+from fennec.hub import Hub, ModelFiles, ModelRecord
+from fennec.index import IndexMeta, ModelIndex, open_index
+
+__all__ = ["Archi2VecEmbedder", "Embedder", "ReindexSummary", "parse_duration", "reindex",
+           "reindex_lock", "run_every"]
+
+LOG = logging.getLogger(__name__)
+
+GENERATION_KEY = "catalog_generation"
+#: Listing starts this much before the watermark, so that models sharing the watermark's
+#: timestamp are not missed after a crash; already-indexed commits are skipped.
+WATERMARK_OVERLAP = timedelta(seconds=1)
+
+
+class Embedder(Protocol):
+    """Turns a model's downloaded config into a vector. ``version`` names the recipe."""
+
+    version: str
+    dim: int
+
+    def __call__(self, files: ModelFiles, record: ModelRecord) -> np.ndarray:
+        ...
+
+
+class Archi2VecEmbedder:
+    """archi2vec's architecture vector of a model, from its config alone (no weights).
+
+    Args:
+        dim: vector length.
+        method: ``export`` (torch.export; archi2vec's default) or ``record`` (eager
+            recorder; several times faster).
+        timeout: seconds allowed for graph capture per model (None: archi2vec's default).
+
+    Raises (when called):
+        fennec.errors.UnsupportedModelError: archi2vec cannot build or trace the model.
+    """
+
+    def __init__(self, *, dim: int = 256, method: str = "export", timeout: float | None = None):
+        import archi2vec
+
+        self._archi2vec = archi2vec
+        self.dim = int(dim)
+        self.method = method
+        self.timeout = timeout
+        self.version = f"{archi2vec.EMBEDDER_VERSION}/dim{self.dim}"
+
+    def __call__(self, files: ModelFiles, record: ModelRecord) -> np.ndarray:
+        lib = record.library if record.library in ("transformers", "timm") else None
+        try:
+            return self._archi2vec.embed(files.config, dim=self.dim, method=self.method,
+                                         timeout=self.timeout, library=lib)
+        except self._archi2vec.UnsupportedModelError as e:
+            raise UnsupportedModelError(f"{record.repo_id}: archi2vec cannot embed it: {e.reason}",
+                                        repo_id=record.repo_id, revision=record.sha,
+                                        reason="archi2vec") from e
+
+
+@dataclasses.dataclass
+class ReindexSummary:
+    """Counts of one run. ``added`` + ``updated`` models are in the index now."""
+
+    listed: int = 0  # models the listing returned since the watermark
+    skipped: int = 0  # already indexed at the same commit, or backing off
+    retried: int = 0  # failed models whose backoff had expired
+    added: int = 0
+    updated: int = 0
+    unsupported: int = 0
+    failed: int = 0
+    batches: int = 0
+    seconds: float = 0.0
+    watermark: datetime | None = None
+    dry_run: bool = False
+    index_rebuilt: bool = False
+    failures: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+
+    @property
+    def processed(self) -> int:
+        return self.added + self.updated + self.unsupported + self.failed
+
+    def line(self) -> str:
+        """A one-line summary for logs and the CLI."""
+        if self.dry_run:
+            return (f"dry run: {self.listed} listed since the watermark, {self.skipped} already "
+                    f"indexed, {self.processed} would be processed ({self.retried} retries)")
+        rate = self.processed / self.seconds * 60 if self.seconds > 0 else 0.0
+        wm = self.watermark.isoformat() if self.watermark else "none"
+        return (f"added {self.added}, updated {self.updated}, unsupported {self.unsupported}, "
+                f"failed {self.failed} (listed {self.listed}, skipped {self.skipped}, retried "
+                f"{self.retried}) in {self.seconds:.1f} s ({rate:.0f} models/min); watermark {wm}")
+
+
+# ---------------------------------------------------------------------------------------
+# The lock
+# ---------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def reindex_lock(path: str | Path) -> Iterator[None]:
+    """An exclusive, non-blocking lock on ``path`` (``fcntl.flock``; released if the process dies).
+
+    Raises:
+        ReindexLockedError: another process holds it.
+    """
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = Path(path).read_text(errors="replace").strip() or None
+            raise ReindexLockedError(f"Another reindex is running ({holder or 'unknown holder'}; "
+                                     f"lock {path}). Wait for it, or stop it.",
+                                     lock_path=str(path), holder=holder) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} since {datetime.now(timezone.utc).isoformat(timespec='seconds')}".encode())
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------------------------------
+# One run
+# ---------------------------------------------------------------------------------------
+
+
+def _open_consistent_index(index_dir: Path, catalog: Catalog, meta: IndexMeta) -> tuple[ModelIndex, bool]:
+    """The saved index if it reflects the catalog's last batch, else one rebuilt from it."""
+    generation = catalog.get_state(GENERATION_KEY, "0")
+    stamp = {GENERATION_KEY: generation}
+    index = open_index(index_dir, catalog, meta, stamp=stamp)
+    if index.extra.get(GENERATION_KEY) == generation:
+        return index, False
+    LOG.warning("The index reflects catalog generation %s, the catalog is at %s (a run stopped "
+                "between its two writes): rebuilding the index", index.extra.get(GENERATION_KEY),
+                generation)
+    return open_index(index_dir, catalog, meta, rebuild=True, stamp=stamp), True
+
+
+def _work_list(hub: Hub, catalog: Catalog, *, since: datetime | None, limit: int | None,
+               retry_failed: bool, now: datetime, summary: ReindexSummary) -> list[ModelRecord]:
+    listing_since = since - WATERMARK_OVERLAP if since is not None else None
+    work: dict[str, ModelRecord] = {}
+    for record in hub.list_models(sort="lastModified", since=listing_since):
+        summary.listed += 1
+        known = catalog.get_model(record.repo_id)
+        if known is not None and known.sha == record.sha and (
+                known.status in ("ok", "unsupported")
+                or (known.next_attempt_at is not None and known.next_attempt_at > now)):
+            summary.skipped += 1
+            continue
+        work[record.repo_id] = record
+    if retry_failed:
+        for repo_id in catalog.due_for_retry(now=now):
+            if repo_id in work:
+                continue
+            try:
+                work[repo_id] = hub.model_info(repo_id)
+            except HubUnavailableError:
+                raise
+            except HubError as e:
+                catalog.record_failure(repo_id, e, now=now)
+                summary.failed += 1
+                summary.failures.append((repo_id, str(e)))
+                continue
+            summary.retried += 1
+    epoch = datetime.min.replace(tzinfo=timezone.utc)
+    ordered = sorted(work.values(), key=lambda r: (r.last_modified or epoch, r.repo_id))
+    return ordered[:limit] if limit is not None else ordered
+
+
+def reindex(*, hub: Hub, catalog: Catalog, index_dir: str | Path, embedder: Embedder,
+            limit: int | None = None, since: datetime | None = None, dry_run: bool = False,
+            batch_size: int = 16, retry_failed: bool = True, progress: bool = False,
+            lock_path: str | Path | None = None, now: datetime | None = None,
+            on_batch: Callable[[ReindexSummary], None] | None = None) -> ReindexSummary:
+    """Bring the catalog and the index up to date with the hub.
+
+    Args:
+        hub: where models come from (:func:`fennec.hub.open_hub`).
+        catalog: the catalog to update.
+        index_dir: the index folder (beside the catalog).
+        embedder: config → vector (:class:`Archi2VecEmbedder`).
+        limit: process at most this many models (oldest first), e.g. to spread a first run.
+        since: list models modified after this aware datetime instead of the watermark.
+        dry_run: only list and count; write nothing.
+        batch_size: models per committed batch (the most a crash can lose).
+        retry_failed: also retry failed models whose backoff has expired.
+        progress: show a tqdm progress bar.
+        lock_path: the lock file; ``reindex.lock`` beside ``index_dir`` by default.
+        now: the time used for backoff decisions (tests); the current time by default.
+        on_batch: called with the running summary after each committed batch.
+
+    Returns:
+        A :class:`ReindexSummary`.
+
+    Raises:
+        ReindexLockedError: another run holds the lock.
+        HubUnavailableError: the hub kept failing; committed batches stay committed.
+        IndexMismatchError: the saved index was built by another embedder version.
+    """
+    if batch_size < 1:
+        raise InvalidInputError(f"batch_size must be >= 1, got {batch_size}.")
+    if limit is not None and limit < 1:
+        raise InvalidInputError(f"limit must be >= 1 or None, got {limit}.")
+    index_dir = Path(index_dir)
+    lock_path = Path(lock_path) if lock_path is not None else index_dir.parent / "reindex.lock"
+    summary = ReindexSummary(dry_run=dry_run)
+    t0 = time.perf_counter()
+    with reindex_lock(lock_path):
+        now = now or datetime.now(timezone.utc)
+        start = since if since is not None else catalog.watermark
+        meta = IndexMeta(embedder.dim, embedder_version=embedder.version)
+        index = None
+        if not dry_run:
+            index, summary.index_rebuilt = _open_consistent_index(index_dir, catalog, meta)
+        work = _work_list(hub, catalog, since=start, limit=limit, retry_failed=retry_failed and not dry_run,
+                          now=now, summary=summary)
+        LOG.info("%d models to process (%d listed since %s, %d skipped)", len(work), summary.listed,
+                 start, summary.skipped)
+        if dry_run:
+            summary.added = sum(1 for r in work if catalog.get_model(r.repo_id) is None)
+            summary.updated = len(work) - summary.added
+            summary.seconds = time.perf_counter() - t0
+            summary.watermark = catalog.watermark
+            return summary
+        bar = _progress(len(work), progress)
+        try:
+            for batch in iter_batches(work, batch_size):
+                _run_batch(batch, hub=hub, catalog=catalog, index=index, index_dir=index_dir,
+                           embedder=embedder, now=now, summary=summary, bar=bar)
+                summary.seconds = time.perf_counter() - t0
+                if on_batch is not None:
+                    on_batch(summary)
+        finally:
+            bar.close()
+        summary.watermark = catalog.watermark
+        summary.seconds = time.perf_counter() - t0
+    LOG.info("reindex: %s", summary.line())
+    return summary
+
+
+def _run_batch(batch: list[ModelRecord], *, hub: Hub, catalog: Catalog, index: ModelIndex,
+               index_dir: Path, embedder: Embedder, now: datetime, summary: ReindexSummary,
+               bar: Any) -> None:
+    outcomes: list[tuple[str, ModelRecord, Any]] = []  # (kind, record, vector or error)
+    for record in batch:
+        try:
+            files = hub.fetch(record.repo_id, revision=record.sha)
+            vector = np.asarray(embedder(files, record), dtype=np.float32)
+            outcomes.append(("ok", record, vector))
+        except (UnsupportedModelError, MalformedModelError) as e:
+            outcomes.append(("unsupported", record, e))
+        except HubUnavailableError:
+            raise  # the hub is down: commit nothing of this batch; the next run resumes
+        except (GatedModelError, ModelAccessError, ModelNotFoundError, HubError) as e:
+            outcomes.append(("failed", record, e))
+        bar.update(1)
+    removed: list[str] = []
+    with catalog.transaction():
+        for kind, record, payload in outcomes:
+            known = catalog.get_model(record.repo_id)
+            if kind == "ok":
+                catalog.upsert_model(record, vector=payload, vector_version=embedder.version)
+                if known is None or known.status != "ok":
+                    summary.added += 1
+                else:
+                    summary.updated += 1
+            elif kind == "unsupported":
+                catalog.mark_unsupported(record, str(payload))
+                summary.unsupported += 1
+                removed.append(record.repo_id)
+            else:
+                if known is None:  # keep what the listing said about it
+                    catalog.upsert_model(record, status="failed")
+                catalog.record_failure(record.repo_id, payload, sha=record.sha, now=now)
+                summary.failed += 1
+                summary.failures.append((record.repo_id, str(payload)))
+                removed.append(record.repo_id)
+        listed = [r.last_modified for r in batch if r.last_modified is not None]
+        if listed:
+            catalog.advance_watermark(max(listed))
+        generation = str(int(catalog.get_state(GENERATION_KEY, "0")) + 1)
+        catalog.set_state(GENERATION_KEY, generation)
+    # the catalog is committed; now the index (a crash here is repaired on the next run)
+    ok = [(r.repo_id, v) for kind, r, v in outcomes if kind == "ok"]
+    if ok:
+        index.upsert([m for m, _ in ok], np.stack([v for _, v in ok]))
+    index.remove(removed)
+    index.extra[GENERATION_KEY] = generation
+    index.save(index_dir)
+    summary.batches += 1
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int, enabled: bool) -> Any:
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="model", desc="reindex")
+
+
+# ---------------------------------------------------------------------------------------
+# Periodic runs
+# ---------------------------------------------------------------------------------------
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``"90"``, ``"90s"``, ``"15m"``, ``"6h"`` or ``"1d"``.
+
+    Raises:
+        InvalidInputError: anything else, or zero.
+    """
+    m = _DURATION.match(text or "")
+    if not m:
+        raise InvalidInputError(f"Cannot read the duration {text!r}; write e.g. 90s, 15m, 6h or 1d.")
+    seconds = float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+    if seconds <= 0:
+        raise InvalidInputError(f"The duration must be positive, got {text!r}.")
+    return seconds
+
+
+def run_every(interval: float, run: Callable[[], Any], *, sleep: Callable[[float], None] = time.sleep,
+              max_runs: int | None = None) -> int:
+    """Call ``run`` every ``interval`` seconds (start to start) in the foreground.
+
+    A run that raises is logged and the loop goes on (the next run resumes); Ctrl-C stops
+    the loop. Returns the number of runs.
+    """
+    runs = 0
+    while max_runs is None or runs < max_runs:
+        started = time.monotonic()
+        try:
+            run()
+        except ReindexLockedError as e:
+            LOG.warning("Skipping this run: %s", e)
+        except (HubError, OSError) as e:
+            LOG.error("Run failed (%s: %s); the next run resumes from the watermark", type(e).__name__, e)
+        runs += 1
+        if max_runs is not None and runs >= max_runs:
+            break
+        wait = max(interval - (time.monotonic() - started), 0.0)
+        LOG.info("Next run in %.0f s", wait)
+        sleep(wait)
+    return runs

@@ -1,0 +1,419 @@
+"""fennec.reindex and the fennec CLI: incremental runs, crashes, locks, Hub failures."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fennec import cli
+from fennec.catalog import Catalog
+from fennec.errors import HubUnavailableError, InvalidInputError, ReindexLockedError
+from fennec.hub import HfHub, LocalHub, RetryPolicy
+from fennec.index import IndexMeta, ModelIndex
+from fennec.reindex import (
+    GENERATION_KEY,
+    ReindexSummary,
+    parse_duration,
+    reindex,
+    reindex_lock,
+    run_every,
+)
+from hub_server_fixtures import *  # noqa: F401,F403 - fixtures
+from hub_server_fixtures import REPO_ROOT, TINY_RESNET, TINY_VIT, write_model
+
+DIM = 16
+FAST = RetryPolicy(attempts=2, base_delay=0.01, timeout=2.0)
+OK_MODELS = {"org/tiny-vit", "org/tiny-resnet", "timm/tiny-timm", "org/vit-features"}
+
+
+class ConfigDigestEmbedder:
+    """A deterministic config → vector map for testing the pipeline without torch.
+
+    Models with different configs get different (seeded) vectors; the same config, the
+    same vector in any process.
+    """
+
+    version = "test-digest-v1"
+    dim = DIM
+
+    def __init__(self, delay: float = 0.0):
+        self.delay = delay
+        self.calls: list[str] = []
+
+    def __call__(self, files, record):
+        self.calls.append(record.repo_id)
+        if self.delay:
+            time.sleep(self.delay)
+        seed = int.from_bytes(hashlib.sha256(json.dumps(files.config, sort_keys=True).encode()).digest()[:8], "little")
+        return np.random.default_rng(seed).normal(size=DIM).astype(np.float32)
+
+
+@pytest.fixture
+def home(tmp_path):
+    return tmp_path / "fennec_home"
+
+
+@pytest.fixture
+def catalog(home):
+    with Catalog(home / "catalog.sqlite") as cat:
+        yield cat
+
+
+def run(hub, catalog, home, **kw):
+    kw.setdefault("embedder", ConfigDigestEmbedder())
+    return reindex(hub=hub, catalog=catalog, index_dir=home / "index", **kw)
+
+
+def check_consistent(catalog, home, embedder_version=ConfigDigestEmbedder.version):
+    """The saved index holds exactly the catalog's ok vectors, and reflects its generation."""
+    index = ModelIndex.load(home / "index", expected=IndexMeta(DIM, embedder_version=embedder_version))
+    ids, vectors = catalog.vectors(version=embedder_version)
+    assert sorted(index.ids) == ids
+    for m, v in zip(ids, vectors):
+        np.testing.assert_allclose(index.vector(m), v / np.linalg.norm(v), rtol=1e-5)
+    assert index.extra[GENERATION_KEY] == catalog.get_state(GENERATION_KEY)
+    return index
+
+
+def copy_zoo(src: Path, dst: Path) -> Path:
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+# ---------------------------------------------------------------------------------------
+# Incremental runs
+# ---------------------------------------------------------------------------------------
+
+
+def test_first_run_then_nothing_to_do(tiny_zoo, catalog, home):
+    hub = LocalHub(tiny_zoo["hub"])
+    s = run(hub, catalog, home, batch_size=3)
+    # the local folder is yours: private and gated models are readable there
+    assert (s.added, s.updated, s.unsupported, s.failed) == (6, 0, 2, 0)
+    assert s.listed == 8 and s.batches == 3 and not s.index_rebuilt
+    assert {m.repo_id for m in catalog.models(status="ok")} == OK_MODELS | {"org/gated-vit", "org/private-vit"}
+    assert catalog.get_model("org/remote-code").last_error.startswith("org/remote-code needs custom code")
+    assert "not valid JSON" in catalog.get_model("org/malformed").last_error
+    assert catalog.watermark == max(r.last_modified for r in hub.list_models())
+    check_consistent(catalog, home)
+    again = run(hub, catalog, home)
+    assert again.processed == 0 and again.skipped >= 1 and again.batches == 0
+    assert "added 0" in again.line() and "models/min" in again.line()
+
+
+def test_new_and_changed_models_are_picked_up(tiny_zoo, catalog, home, tmp_path):
+    root = copy_zoo(tiny_zoo["hub"], tmp_path / "hub")
+    hub = LocalHub(root)
+    run(hub, catalog, home)
+    old_sha = catalog.get_model("org/tiny-vit").sha
+    later = tiny_zoo["t0"] + 30 * tiny_zoo["day"]
+    write_model(root, "org/new-resnet", config=TINY_RESNET, extra={"createdAt": later, "lastModified": later})
+    write_model(root, "org/tiny-vit", config={**TINY_VIT, "num_hidden_layers": 3},
+                extra={"downloads": 51, "createdAt": tiny_zoo["t0"], "lastModified": later + 1})
+    embedder = ConfigDigestEmbedder()
+    s = run(hub, catalog, home, embedder=embedder)
+    assert (s.added, s.updated) == (1, 1) and sorted(embedder.calls) == ["org/new-resnet", "org/tiny-vit"]
+    m = catalog.get_model("org/tiny-vit")
+    assert m.sha != old_sha and m.downloads == 51
+    index = check_consistent(catalog, home)
+    assert index.search(m.vector, 1)[0][0] == "org/tiny-vit"
+
+
+def test_limit_processes_oldest_first_and_the_next_run_continues(tiny_zoo, catalog, home):
+    hub = LocalHub(tiny_zoo["hub"])
+    first = run(hub, catalog, home, limit=3)
+    assert first.processed == 3
+    oldest = sorted(hub.list_models(), key=lambda r: r.last_modified)
+    assert {m.repo_id for m in catalog.models()} == {r.repo_id for r in oldest[:3]}
+    assert catalog.watermark == oldest[2].last_modified
+    rest = run(hub, catalog, home)
+    assert rest.processed == 5 and len(catalog.models()) == 8
+    check_consistent(catalog, home)
+
+
+def test_since_overrides_the_watermark(tiny_zoo, catalog, home):
+    hub = LocalHub(tiny_zoo["hub"])
+    since = datetime.fromtimestamp(tiny_zoo["t0"] + 6.5 * tiny_zoo["day"], tz=timezone.utc)
+    s = run(hub, catalog, home, since=since)
+    assert {m.repo_id for m in catalog.models()} == {"org/gated-vit", "org/private-vit"} and s.processed == 2
+
+
+def test_dry_run_writes_nothing(tiny_zoo, catalog, home):
+    s = run(LocalHub(tiny_zoo["hub"]), catalog, home, dry_run=True)
+    assert s.dry_run and s.listed == 8 and s.added == 8 and "would be processed" in s.line()
+    assert catalog.models() == [] and catalog.watermark is None and not (home / "index").exists()
+
+
+def test_bad_arguments(tiny_zoo, catalog, home):
+    for kw in ({"batch_size": 0}, {"limit": 0}):
+        with pytest.raises(InvalidInputError):
+            run(LocalHub(tiny_zoo["hub"]), catalog, home, **kw)
+
+
+# ---------------------------------------------------------------------------------------
+# Reliability through the local Hub server
+# ---------------------------------------------------------------------------------------
+
+
+def test_gated_failures_back_off_then_succeed_with_a_token(online, catalog, home, monkeypatch):
+    s = run(HfHub(retry=FAST), catalog, home)
+    assert (s.added, s.unsupported, s.failed) == (4, 2, 1)  # private: not listed without a token
+    gated = catalog.get_model("org/gated-vit")
+    assert gated.status == "failed" and gated.error_type == "GatedModelError" and gated.attempts == 1
+    assert gated.library == "transformers"  # the listing's metadata is kept
+    assert s.failures[0][0] == "org/gated-vit"
+    s = run(HfHub(retry=FAST), catalog, home)
+    assert s.processed == 0 and s.retried == 0  # backing off
+    monkeypatch.setenv("HF_TOKEN", "good-token")
+    later = datetime.now(timezone.utc) + timedelta(hours=2)
+    s = run(HfHub(retry=FAST), catalog, home, now=later)
+    assert s.added == 2 and s.retried == 0  # the gated model (due) and the private one
+    assert catalog.get_model("org/gated-vit").status == "ok"
+    check_consistent(catalog, home)
+
+
+def test_hub_outage_mid_run_keeps_committed_batches_and_resumes(online, catalog, home):
+    hub = HfHub(retry=FAST)
+    embedder = ConfigDigestEmbedder()
+    # the 4th model in date order fails for good: batches of 2 → one batch committed before it
+    f = online.add_fault(r"^/api/models/org/tiny-resnet", status=503, times=None)
+    with pytest.raises(HubUnavailableError):
+        run(hub, catalog, home, batch_size=2, embedder=embedder)
+    assert f.hits == FAST.attempts
+    committed = {m.repo_id for m in catalog.models()}
+    assert committed == {"org/remote-code", "org/vit-features"}
+    check_consistent(catalog, home)
+    online.clear_faults()
+    online.add_fault(r"/resolve/.*/config\.json", status=500, times=1)  # a transient one
+    resumed = ConfigDigestEmbedder()
+    s = run(hub, catalog, home, batch_size=2, embedder=resumed)
+    assert s.processed == 5 and {m.repo_id for m in catalog.models()} == committed | OK_MODELS | {
+        "org/malformed", "org/gated-vit"}
+    # only the batch in flight (tiny-timm, tiny-resnet) was lost and redone
+    assert set(resumed.calls).isdisjoint(committed) and "timm/tiny-timm" in embedder.calls
+    check_consistent(catalog, home)
+
+
+def test_timeouts_mid_run_are_retried(online, catalog, home):
+    online.add_fault(r"^/api/models/org/tiny-vit", delay=0.6, times=1)
+    s = run(HfHub(retry=RetryPolicy(attempts=3, base_delay=0.01, timeout=0.3)), catalog, home)
+    assert s.added == 4 and catalog.get_model("org/tiny-vit").status == "ok"
+
+
+def test_a_crash_between_catalog_and_index_is_repaired(tiny_zoo, catalog, home, monkeypatch):
+    hub = LocalHub(tiny_zoo["hub"])
+    calls = {"n": 0}
+    real_save = ModelIndex.save
+
+    def flaky_save(self, folder):
+        calls["n"] += 1
+        if calls["n"] == 3:  # the open, batch 1, then crash on batch 2
+            raise KeyboardInterrupt
+        return real_save(self, folder)
+
+    monkeypatch.setattr(ModelIndex, "save", flaky_save)
+    with pytest.raises(KeyboardInterrupt):
+        run(hub, catalog, home, batch_size=2)
+    monkeypatch.undo()
+    assert len(catalog.models()) == 4  # two batches committed to the catalog
+    s = run(hub, catalog, home, batch_size=2)
+    assert s.index_rebuilt and s.processed == 4
+    check_consistent(catalog, home)
+
+
+def test_a_corrupted_index_file_is_rebuilt(tiny_zoo, catalog, home):
+    hub = LocalHub(tiny_zoo["hub"])
+    run(hub, catalog, home)
+    meta = json.loads((home / "index/meta.json").read_text())
+    (home / "index" / meta["files"]["index"]).write_bytes(b"\0" * 64)
+    s = run(hub, catalog, home)
+    assert s.processed == 0
+    check_consistent(catalog, home)
+
+
+def test_an_older_catalog_is_migrated_before_reindexing(tiny_zoo, home):
+    import sqlite3
+
+    from fennec.catalog import MIGRATIONS
+
+    home.mkdir(parents=True)
+    db = sqlite3.connect(home / "catalog.sqlite")
+    db.executescript(MIGRATIONS[0])
+    db.execute("PRAGMA user_version = 1")
+    db.commit()
+    db.close()
+    with Catalog(home / "catalog.sqlite") as cat:
+        assert run(LocalHub(tiny_zoo["hub"]), cat, home).added == 6
+        check_consistent(cat, home)
+
+
+def test_the_lock_refuses_a_second_run(tiny_zoo, catalog, home):
+    with reindex_lock(home / "reindex.lock"):
+        with pytest.raises(ReindexLockedError) as e:
+            run(LocalHub(tiny_zoo["hub"]), catalog, home)
+    assert f"pid {os.getpid()}" in e.value.holder
+    assert run(LocalHub(tiny_zoo["hub"]), catalog, home).added == 6  # released
+
+
+_CHILD = """
+import sys, time
+sys.path.insert(0, {tests!r})
+from test_reindex import ConfigDigestEmbedder
+from fennec.catalog import Catalog
+from fennec.hub import LocalHub
+from fennec.reindex import reindex
+from pathlib import Path
+home = Path({home!r})
+with Catalog(home / "catalog.sqlite") as cat:
+    print(reindex(hub=LocalHub({hub!r}), catalog=cat, index_dir=home / "index", batch_size=2,
+                  embedder=ConfigDigestEmbedder(delay={delay})).line(), flush=True)
+"""
+
+
+def _child(hub, home, delay):
+    code = _CHILD.format(tests=str(REPO_ROOT / "tests"), home=str(home), hub=str(hub), delay=delay)
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(cond, timeout=60.0):
+    t = time.monotonic()
+    while not cond():
+        if time.monotonic() - t > timeout:
+            raise AssertionError("timed out")
+        time.sleep(0.05)
+
+
+def test_kill_9_mid_batch_then_resume_loses_nothing_and_duplicates_nothing(tiny_zoo, home, tmp_path):
+    root = copy_zoo(tiny_zoo["hub"], tmp_path / "hub")
+    for i in range(6):
+        when = tiny_zoo["t0"] + (20 + i) * tiny_zoo["day"]
+        write_model(root, f"bulk/vit-{i}", config={**TINY_VIT, "hidden_size": 32 + 8 * i},
+                    extra={"createdAt": when, "lastModified": when})
+    home.mkdir(parents=True)
+    Catalog(home / "catalog.sqlite").close()
+    child = _child(root, home, delay=0.4)
+    try:
+        def two_batches():
+            with Catalog(home / "catalog.sqlite") as c:
+                return int(c.get_state(GENERATION_KEY, "0")) >= 2
+        _wait_for(two_batches)
+        # a second run while the first holds the lock is refused
+        with Catalog(home / "catalog.sqlite") as cat, pytest.raises(ReindexLockedError):
+            run(LocalHub(root), cat, home)
+        time.sleep(0.5)  # into the next batch
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == -signal.SIGKILL
+    with Catalog(home / "catalog.sqlite") as cat:
+        before = {m.repo_id for m in cat.models()}
+        assert 4 <= len(before) < 14
+        s = run(LocalHub(root), cat, home, batch_size=2)
+        after = cat.models()
+        assert len(after) == len({m.repo_id for m in after}) == 14
+        assert s.processed == 14 - len(before)  # only what was not committed
+        check_consistent(cat, home)
+
+
+# ---------------------------------------------------------------------------------------
+# Periodic runs and the CLI
+# ---------------------------------------------------------------------------------------
+
+
+def test_parse_duration():
+    assert [parse_duration(t) for t in ("90", "90s", "15m", "6h", "1d", "1.5h")] == [
+        90, 90, 900, 21600, 86400, 5400]
+    for bad in ("", "6 hours", "-1h", "0s", "h"):
+        with pytest.raises(InvalidInputError):
+            parse_duration(bad)
+
+
+def test_run_every_keeps_going_after_failures():
+    calls, sleeps = [], []
+
+    def job():
+        calls.append(1)
+        if len(calls) == 1:
+            raise HubUnavailableError("down")
+        if len(calls) == 2:
+            raise ReindexLockedError("busy", lock_path="x")
+
+    assert run_every(60, job, sleep=sleeps.append, max_runs=3) == 3
+    assert len(calls) == 3 and len(sleeps) == 2 and all(0 <= s <= 60 for s in sleeps)
+
+
+def test_summary_line():
+    s = ReindexSummary(added=2, updated=1, unsupported=1, failed=1, seconds=6.0)
+    assert s.processed == 5 and "(50 models/min)" in s.line() and "watermark none" in s.line()
+
+
+def test_cli_models_and_import(tiny_zoo, catalog, home, capsys):
+    run(LocalHub(tiny_zoo["hub"]), catalog, home)
+    assert cli.main(["models", "--home", str(home), "--status", "unsupported"]) == 0
+    out = capsys.readouterr().out
+    assert "org/remote-code" in out and "org/tiny-vit" not in out and "2 unsupported" in out
+    assert cli.main(["models", "--home", str(home), "--json", "--search", "tiny-v"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["repo_id"] for r in rows] == ["org/tiny-vit"] and rows[0]["has_vector"]
+    table = home / "t.json"
+    table.write_text(json.dumps({"metric": "acc", "protocol": "p", "results": {"d": {"m": 0.5}}}))
+    assert cli.main(["import-results", "--home", str(home), str(table)]) == 0
+    assert "t: 1 results" in capsys.readouterr().out
+    bad = home / "bad.json"
+    bad.write_text("[]")
+    assert cli.main(["import-results", "--home", str(home), str(bad)]) == 1
+    assert "error" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        cli.main(["reindex", "--limit", "0"])
+    assert e.value.code == 2
+
+
+def test_cli_reindex_locked_exit_code(tiny_zoo, home, monkeypatch, capsys):
+    monkeypatch.setattr("fennec.reindex.Archi2VecEmbedder", lambda **kw: ConfigDigestEmbedder())
+    with reindex_lock(home / "reindex.lock"):
+        code = cli.main(["reindex", "--hub", str(tiny_zoo["hub"]), "--home", str(home)])
+    assert code == cli.EXIT_LOCKED and "Another reindex is running" in capsys.readouterr().err
+    assert cli.main(["reindex", "--hub", str(tiny_zoo["hub"]), "--home", str(home), "--dry-run"]) == 0
+    assert "dry run: 8 listed" in capsys.readouterr().out
+    assert cli.main(["reindex", "--hub", str(home / "nowhere"), "--home", str(home)]) == 1
+
+
+@pytest.mark.slow
+def test_cli_reindex_with_archi2vec_against_the_server(online, tmp_path):
+    """The real command, the real embedder, HF_ENDPOINT read by a fresh interpreter."""
+    env = {**os.environ, "HF_ENDPOINT": online.url, "HF_HUB_OFFLINE": "0",
+           "HF_HOME": str(tmp_path / "hf"), "FENNEC_HOME": str(tmp_path / "fh"), "PYTHONPATH": str(REPO_ROOT)}
+    cmd = [sys.executable, "-m", "fennec.cli", "reindex", "--method", "record", "--limit", "5"]
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    # the five oldest: remote-code (unsupported), vit-features, tiny-timm, tiny-resnet, tiny-vit
+    assert "added 4, updated 0, unsupported 1, failed 0" in p.stdout
+    import archi2vec  # noqa: F401 - only for its version string
+
+    with Catalog(tmp_path / "fh/catalog.sqlite") as cat:
+        ok = cat.models(status="ok")
+        assert all(m.vector is not None and m.vector.shape == (256,) for m in ok)
+        assert all(m.vector_version.startswith(archi2vec.EMBEDDER_VERSION) for m in ok)
+        index = ModelIndex.load(tmp_path / "fh/index")
+        assert sorted(index.ids) == sorted(m.repo_id for m in ok)
+        # tiny-vit and vit-features share a config: the same architecture, the same vector
+        ids = {m.repo_id: m for m in ok}
+        if {"org/tiny-vit", "org/vit-features"} <= set(ids):
+            assert np.allclose(ids["org/tiny-vit"].vector, ids["org/vit-features"].vector)
