@@ -290,6 +290,14 @@ def _parameters_on_meta() -> Iterator[None]:
         nn.Module.register_parameter = original  # type: ignore[method-assign]
 
 
+def _describe(exc: BaseException) -> str:
+    """``Class: first line``, following ``__cause__`` when the message is empty."""
+    text = str(exc).strip()
+    if not text and exc.__cause__ is not None:
+        return f"{exc.__class__.__name__} from {_describe(exc.__cause__)}"
+    return f"{exc.__class__.__name__}: {text.splitlines()[0][:300]}" if text else exc.__class__.__name__
+
+
 def _on_meta(factory: Any, model_id: str) -> nn.Module:
     errors = []
     for attempt in ("meta-device", "meta-parameters"):
@@ -298,8 +306,7 @@ def _on_meta(factory: Any, model_id: str) -> nn.Module:
             with ctx:
                 model = factory()
         except Exception as exc:  # noqa: BLE001 - any constructor failure is reported below
-            errors.append(f"{attempt}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}"
-                          if str(exc) else f"{attempt}: {exc.__class__.__name__}")
+            errors.append(f"{attempt}: {_describe(exc)}")
             LOG.debug("building %s with %s failed", model_id, attempt, exc_info=True)
             continue
         model = model.to("meta").eval()

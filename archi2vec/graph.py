@@ -218,6 +218,8 @@ def _model_inputs(model: nn.Module, shape: tuple[int, int, int], model_id: str
     main_input = getattr(model, "main_input_name", None)
     if main_input is None:
         return (x,), {}
+    if main_input == "inputs" and "ImageClassification" in type(model).__name__:
+        return (), {"inputs": x}  # Perceiver's image classifiers take the image as `inputs`
     if main_input != "pixel_values":
         raise UnsupportedModelError(
             model_id, f"{type(model).__name__} takes {main_input!r}, not an image "

@@ -81,8 +81,9 @@ HF_VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
                "34": {"layer_type": "basic", "depths": [3, 4, 6, 3],
                       "hidden_sizes": [64, 128, 256, 512]},
                "101": {"depths": [3, 4, 23, 3]}},
+    # the default EfficientNetConfig is B7; B3 as in google/efficientnet-b3's config
     "efficientnet": {"b3": {"width_coefficient": 1.2, "depth_coefficient": 1.4,
-                            "image_size": 300}},
+                            "image_size": 300, "hidden_dim": 1536, "dropout_rate": 0.3}},
     "mobilenet_v2": {"050": {"depth_multiplier": 0.5}, "140": {"depth_multiplier": 1.4}},
     "pvt": {"small": {"depths": [3, 4, 6, 3]}, "medium": {"depths": [3, 4, 18, 3]}},
     "poolformer": {"s24": {"depths": [4, 4, 12, 4]},

@@ -41,6 +41,7 @@ import numpy as np
 import archi2vec
 import archi2vec_baselines as bl
 import archi2vec_transfer as tr
+from archi2vec._nodes import _ALIASES, simplify_graph
 from archi2vec.embed import _STATS_DIM, _wl_block, embed_graph
 from archi2vec_corpus import DEFAULT_CACHE, TIMING_MODELS, build_all, corpus_entries, export_keys
 
@@ -58,6 +59,19 @@ def _vectors(records: list[dict], key: str = "graph") -> tuple[np.ndarray, np.nd
         wl.append(_wl_block(g, DIM - _STATS_DIM))
         stats.append(v[DIM - _STATS_DIM:])
     return np.array(full), np.array(wl), np.array(stats)
+
+
+def _refresh(g):
+    """Bring a cached graph to the current graph() output: op names as canonical_op spells
+    them now (cached captures predate the ``upsample`` alias), then simplify_graph (a no-op
+    on graphs that were simplified at capture time)."""
+    g = g.copy()
+    for _, d in g.nodes(data=True):
+        op = d["op"]
+        new = "upsample" if op.startswith("upsample") or op == "interpolate" else _ALIASES.get(op, op)
+        if new != op:
+            d["op"], d["label"] = new, new + d["label"][len(op):]
+    return simplify_graph(g)
 
 
 def _retrieval(sims: dict[str, np.ndarray], families: list[str]) -> dict[str, dict]:
@@ -156,6 +170,14 @@ def main(argv: list[str] | None = None) -> int:
         extra_list = [e for e in extra_list if _cache_file(args.cache, e).exists()]
     extra_records = build_all(extra_list, args.cache)
     rec_by_key = {r["key"]: r for r in records + extra_records}
+    for rec in rec_by_key.values():
+        if "graph_record" in rec:  # first cache layout: export as "graph", recorder beside it
+            rec["graph_export"], rec["graph"] = rec["graph"], rec.pop("graph_record")
+            rec["time_graph_export"] = rec["time_graph"]
+            rec["time_graph"] = rec.pop("time_graph_record")
+        for key in ("graph", "graph_export"):
+            if key in rec:
+                rec[key] = _refresh(rec[key])
 
     ok = [r for r in records if "graph" in r]
     failed = {r["key"]: r["error"] for r in records if "error" in r}
