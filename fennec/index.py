@@ -111,7 +111,9 @@ class ModelIndex:
         metric: ``cosine`` (default), ``ip`` or ``l2``. Scores are similarities, higher is
             closer: the inner product for ``cosine``/``ip``, minus the squared distance for ``l2``.
         factory: FAISS factory string of the inner index: ``Flat`` (exact, default) or an
-            approximate one such as ``HNSW32`` for millions of vectors.
+            approximate one for millions of vectors: ``IVF1024,Flat`` (trained on the first
+            :meth:`add`, which needs at least as many vectors as lists; see :attr:`nprobe`)
+            or ``HNSW32``.
         kind, embedder_version, space_version: recorded in the sidecar and checked on load.
 
     Example:
@@ -140,7 +142,19 @@ class ModelIndex:
             inner = faiss.index_factory(self.meta.dim, self.meta.factory, metric)
         except RuntimeError as e:
             raise InvalidInputError(f"Bad FAISS factory string {self.meta.factory!r}: {e}") from e
+        ivf = _ivf(inner)
+        if ivf is not None and isinstance(faiss.downcast_index(inner), faiss.IndexIVF):
+            # IVF takes arbitrary ids itself. It must not sit in an IndexIDMap: that map
+            # assumes removal renumbers the inner index, which IVF does not do.
+            inner.set_direct_map_type(faiss.DirectMap.Hashtable)  # for reconstruct(id)
+            return inner
+        if ivf is not None:
+            raise InvalidInputError(f"{self.meta.factory!r}: an IVF index behind a transform cannot "
+                                    "remove vectors by id; use a plain 'IVF<n>,Flat' (or PQ) index.")
         return faiss.IndexIDMap2(inner)
+
+    def _inner(self) -> Any:
+        return getattr(self._index, "index", self._index)
 
     # -- inspection -----------------------------------------------------------------------
 
@@ -202,6 +216,12 @@ class ModelIndex:
         if not ids:
             return
         faiss_ids = np.arange(self._next_id, self._next_id + len(ids), dtype=np.int64)
+        if not self._index.is_trained:  # IVF / PQ indexes learn their codebook from the first add
+            nlist = getattr(_ivf(self._inner()), "nlist", 1)
+            if x.shape[0] < nlist:
+                raise InvalidInputError(f"The {self.meta.factory!r} index needs at least {nlist} vectors "
+                                        f"in its first add() to train; got {x.shape[0]}.")
+            self._index.train(x)
         self._index.add_with_ids(x, faiss_ids)
         for model_id, fid in zip(ids, faiss_ids.tolist()):
             self._id_of[model_id] = fid
@@ -243,6 +263,21 @@ class ModelIndex:
         self.add(ids, x)  # normalising again (cosine) changes nothing
 
     # -- search ---------------------------------------------------------------------------
+
+    @property
+    def nprobe(self) -> int | None:
+        """For IVF indexes, how many lists a search visits (recall vs speed); else None."""
+        ivf = _ivf(self._inner())
+        return int(ivf.nprobe) if ivf is not None else None
+
+    @nprobe.setter
+    def nprobe(self, value: int) -> None:
+        ivf = _ivf(self._inner())
+        if ivf is None:
+            raise InvalidInputError(f"nprobe applies to IVF indexes, not {self.meta.factory!r}.")
+        if value < 1:
+            raise InvalidInputError(f"nprobe must be >= 1, got {value}.")
+        ivf.nprobe = int(value)
 
     def search_batch(self, queries: Any, k: int) -> list[list[tuple[str, float]]]:
         """The ``k`` nearest models of each query (Q, dim), best first, as (model id, score)."""
@@ -394,6 +429,16 @@ def open_index(folder: str | Path, catalog: Any, meta: IndexMeta, *, rebuild: bo
     index.extra.update(stamp or {})
     index.save(folder)
     return index
+
+
+def _ivf(index: Any) -> Any:
+    """The IVF part of a FAISS index, or None."""
+    import faiss
+
+    try:
+        return faiss.extract_index_ivf(index)
+    except RuntimeError:
+        return None
 
 
 def _read_meta(folder: Path) -> dict[str, Any]:

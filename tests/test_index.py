@@ -75,6 +75,34 @@ def test_approximate_index_supports_remove_by_rebuilding():
     assert all(h[0][0] not in ids[:100] for h in idx.search_batch(x[:20], 1))
 
 
+def test_ivf_index_trains_searches_removes_and_persists(tmp_path):
+    ids, x = data(2000)
+    idx = ModelIndex(D, factory="IVF16,Flat")
+    assert idx.nprobe == 1
+    idx.nprobe = 16  # every list: exact
+    idx.add(ids, x)
+    q = np.random.default_rng(3).normal(size=(5, D)).astype(np.float32)
+    order, _ = brute(x.astype(np.float64), q.astype(np.float64), "cosine", 10)
+    assert [[m for m, _ in row] for row in idx.search_batch(q, 10)] == [[ids[i] for i in o] for o in order]
+    assert idx.remove(ids[:500]) == 500
+    assert all(h[0][0] == m for h, m in zip(idx.search_batch(x[500:520], 1), ids[500:520]))
+    np.testing.assert_allclose(idx.vector(ids[600]), x[600] / np.linalg.norm(x[600]), rtol=1e-5)
+    idx.upsert([ids[600]], x[601:602])
+    idx.save(tmp_path)
+    loaded = ModelIndex.load(tmp_path)
+    assert loaded.nprobe == 16 and len(loaded) == 1500
+    assert {m for m, _ in loaded.search(x[601], 2)} == {ids[600], ids[601]}
+    with pytest.raises(InvalidInputError, match="at least 16"):
+        ModelIndex(D, factory="IVF16,Flat").add(["a"], x[:1])
+    with pytest.raises(InvalidInputError, match="nprobe must"):
+        idx.nprobe = 0
+    with pytest.raises(InvalidInputError, match="IVF indexes"):
+        ModelIndex(D).nprobe = 4
+    assert ModelIndex(D).nprobe is None
+    with pytest.raises(InvalidInputError, match="transform"):
+        ModelIndex(D, factory="PCA8,IVF16,Flat")
+
+
 @pytest.mark.parametrize("call, match", [
     (lambda i: i.add(["a"], np.ones((1, D + 1))), "shape"),
     (lambda i: i.add(["a", "b"], np.ones((1, D))), "2 ids but 1"),
