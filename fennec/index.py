@@ -52,6 +52,7 @@ LOG = logging.getLogger(__name__)
 #: Version of the on-disk layout (not of the vectors).
 FORMAT_VERSION = 1
 METRICS = ("cosine", "ip", "l2")
+_TRAIN_POINTS_PER_LIST = 64  # IVF training sample: 64 vectors per list (faiss advises 30-256)
 KINDS = ("archi2vec", "transfer")
 
 
@@ -221,7 +222,11 @@ class ModelIndex:
             if x.shape[0] < nlist:
                 raise InvalidInputError(f"The {self.meta.factory!r} index needs at least {nlist} vectors "
                                         f"in its first add() to train; got {x.shape[0]}.")
-            self._index.train(x)
+            # k-means needs a few dozen points per list, not millions: a seeded sample
+            cap = _TRAIN_POINTS_PER_LIST * nlist
+            sample = x if x.shape[0] <= cap else x[np.sort(
+                np.random.default_rng(0).choice(x.shape[0], cap, replace=False))]
+            self._index.train(np.ascontiguousarray(sample))
         self._index.add_with_ids(x, faiss_ids)
         for model_id, fid in zip(ids, faiss_ids.tolist()):
             self._id_of[model_id] = fid
