@@ -25,6 +25,9 @@ import pytest
 
 from fennec.hub_server import HubServer
 
+# ``from hub_server_fixtures import *`` brings the fixtures; helpers are imported by name
+__all__ = ["hub_server", "online", "tiny_zoo"]
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # a tiny ViT: hidden 32, 2 layers, 32x32 images in 8x8 patches, 3 classes
