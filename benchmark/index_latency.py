@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import tempfile
 import time
@@ -34,7 +35,7 @@ DIM = 256
 K = 50
 
 
-def mixture(n: int, *, seed: int, centers: np.ndarray, spread: float = 0.35) -> np.ndarray:
+def mixture(n: int, *, seed: int, centers: np.ndarray, spread: float) -> np.ndarray:
     """``n`` unit vectors around the given cluster centres. (n, DIM) float32."""
     r = np.random.default_rng(seed)
     out = np.empty((n, centers.shape[1]), dtype=np.float32)
@@ -101,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     p.add_argument("--queries", type=int, default=1000)
+    p.add_argument("--spread", type=float, default=0.8,
+                   help="noise norm relative to the cluster centre (larger: harder for IVF)")
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)
     faiss.omp_set_num_threads(1)
@@ -109,9 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     centers /= np.linalg.norm(centers, axis=1, keepdims=True)
     rows = []
     for n in args.sizes:
-        x = mixture(n, seed=n, centers=centers)
+        x = mixture(n, seed=n, centers=centers, spread=args.spread)
         ids = [f"org/model-{i:07d}" for i in range(n)]
-        queries = mixture(args.queries, seed=n + 1, centers=centers)
+        queries = mixture(args.queries, seed=n + 1, centers=centers, spread=args.spread)
         # the exact top-50 (inner product on unit vectors = cosine)
         flat = faiss.IndexFlatIP(DIM)
         flat.add(x)
@@ -124,13 +127,16 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"generated_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}; faiss {faiss.__version__}; "
                        "1 thread (omp_set_num_threads(1)); shared build machine (other jobs running)",
-            "dim": DIM, "k": K, "data": "synthetic unit vectors, 2000-cluster Gaussian mixture, seeded",
+            "load_average_at_end": [round(v, 1) for v in os.getloadavg()],
+            "dim": DIM, "k": K, "data": f"synthetic unit vectors, 2000-cluster Gaussian mixture "
+                                        f"(noise/centre norm {args.spread}), seeded",
             "latency": "one query per ModelIndex.search call (Python layer and id mapping included)"}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "index_latency.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
     lines = ["# Model index search latency", "", f"Generated {meta['generated_utc']} by "
              "`python benchmark/index_latency.py`.", "", f"- machine: {meta['machine']}",
-             f"- vectors: {meta['data']}, dim {DIM}; top-{K}", f"- latency: {meta['latency']}", "",
+             f"- vectors: {meta['data']}, dim {DIM}; top-{K}", f"- latency: {meta['latency']}",
+             f"- load average when it ended: {meta['load_average_at_end']} (2 cores)", "",
              "| vectors | index | nprobe | p50 ms | p99 ms | recall@50 | build s | save s | load s |",
              "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for row in rows:

@@ -380,6 +380,13 @@ class Catalog:
             "ORDER BY next_attempt_at", (_iso(now or _now()),)).fetchall()
         return [r["repo_id"] for r in rows]
 
+    def stale_models(self, vector_version: str) -> list[str]:
+        """``ok`` models whose vector is missing or of another version (to re-embed)."""
+        rows = self._db.execute(
+            "SELECT repo_id FROM models WHERE status = 'ok' AND (vector_version IS NULL "
+            "OR vector_version != ?) ORDER BY repo_id", (vector_version,)).fetchall()
+        return [r["repo_id"] for r in rows]
+
     def remove_model(self, repo_id: str) -> bool:
         """Delete a model; True if it existed."""
         with self.transaction() as db:

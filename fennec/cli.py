@@ -67,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="archi2vec graph capture: torch.export (default) or the faster recorder")
     r.add_argument("--dim", type=_positive, default=256, help="archi2vec vector length")
     r.add_argument("--no-retry-failed", action="store_true", help="do not retry failed models")
+    r.add_argument("--rebuild-index", action="store_true", help="rebuild the index, re-embedding "
+                   "models embedded by another archi2vec version (after an upgrade)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     m = sub.add_parser("models", parents=[common], help="list and search the catalog")
@@ -108,6 +110,7 @@ def _reindex(args: argparse.Namespace) -> int:
         summary = reindex(hub=hub, catalog=catalog, index_dir=home / "index", embedder=embedder,
                           limit=args.limit, since=args.since, dry_run=args.dry_run,
                           batch_size=args.batch_size, retry_failed=not args.no_retry_failed,
+                          rebuild_index=args.rebuild_index,
                           progress=not args.no_progress and sys.stderr.isatty())
         print(summary.line(), flush=True)
         for repo_id, error in summary.failures[:20]:

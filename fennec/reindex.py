@@ -98,7 +98,8 @@ class Archi2VecEmbedder:
         self.dim = int(dim)
         self.method = method
         self.timeout = timeout
-        self.version = f"{archi2vec.EMBEDDER_VERSION}/dim{self.dim}"
+        # the two capture methods may give different graphs, hence different vectors
+        self.version = f"{archi2vec.EMBEDDER_VERSION}/{method}/dim{self.dim}"
 
     def __call__(self, files: ModelFiles, record: ModelRecord) -> np.ndarray:
         lib = record.library if record.library in ("transformers", "timm") else None
@@ -117,7 +118,8 @@ class ReindexSummary:
 
     listed: int = 0  # models the listing returned since the watermark
     skipped: int = 0  # already indexed at the same commit, or backing off
-    retried: int = 0  # failed models whose backoff had expired
+    retried: int = 0  # failed models whose backoff had expired, and models re-embedded
+                      # because their vector came from another embedder version
     added: int = 0
     updated: int = 0
     unsupported: int = 0
@@ -186,10 +188,13 @@ def reindex_lock(path: str | Path) -> Iterator[None]:
 # ---------------------------------------------------------------------------------------
 
 
-def _open_consistent_index(index_dir: Path, catalog: Catalog, meta: IndexMeta) -> tuple[ModelIndex, bool]:
+def _open_consistent_index(index_dir: Path, catalog: Catalog, meta: IndexMeta, *,
+                           rebuild: bool) -> tuple[ModelIndex, bool]:
     """The saved index if it reflects the catalog's last batch, else one rebuilt from it."""
     generation = catalog.get_state(GENERATION_KEY, "0")
     stamp = {GENERATION_KEY: generation}
+    if rebuild:
+        return open_index(index_dir, catalog, meta, rebuild=True, stamp=stamp), True
     index = open_index(index_dir, catalog, meta, stamp=stamp)
     if index.extra.get(GENERATION_KEY) == generation:
         return index, False
@@ -200,32 +205,38 @@ def _open_consistent_index(index_dir: Path, catalog: Catalog, meta: IndexMeta) -
 
 
 def _work_list(hub: Hub, catalog: Catalog, *, since: datetime | None, limit: int | None,
-               retry_failed: bool, now: datetime, summary: ReindexSummary) -> list[ModelRecord]:
+               retry_failed: bool, now: datetime, summary: ReindexSummary,
+               vector_version: str) -> list[ModelRecord]:
     listing_since = since - WATERMARK_OVERLAP if since is not None else None
     work: dict[str, ModelRecord] = {}
     for record in hub.list_models(sort="lastModified", since=listing_since):
         summary.listed += 1
         known = catalog.get_model(record.repo_id)
         if known is not None and known.sha == record.sha and (
-                known.status in ("ok", "unsupported")
+                (known.status == "ok" and known.vector_version == vector_version)
+                or known.status == "unsupported"
                 or (known.next_attempt_at is not None and known.next_attempt_at > now)):
             summary.skipped += 1
             continue
         work[record.repo_id] = record
+    # models embedded by another embedder version (after --rebuild-index), and failed
+    # models whose backoff has expired: neither is necessarily newer than the watermark
+    again = catalog.stale_models(vector_version)
     if retry_failed:
-        for repo_id in catalog.due_for_retry(now=now):
-            if repo_id in work:
-                continue
-            try:
-                work[repo_id] = hub.model_info(repo_id)
-            except HubUnavailableError:
-                raise
-            except HubError as e:
-                catalog.record_failure(repo_id, e, now=now)
-                summary.failed += 1
-                summary.failures.append((repo_id, str(e)))
-                continue
-            summary.retried += 1
+        again += catalog.due_for_retry(now=now)
+    for repo_id in again:
+        if repo_id in work:
+            continue
+        try:
+            work[repo_id] = hub.model_info(repo_id)
+        except HubUnavailableError:
+            raise
+        except HubError as e:
+            catalog.record_failure(repo_id, e, now=now)
+            summary.failed += 1
+            summary.failures.append((repo_id, str(e)))
+            continue
+        summary.retried += 1
     epoch = datetime.min.replace(tzinfo=timezone.utc)
     ordered = sorted(work.values(), key=lambda r: (r.last_modified or epoch, r.repo_id))
     return ordered[:limit] if limit is not None else ordered
@@ -235,6 +246,7 @@ def reindex(*, hub: Hub, catalog: Catalog, index_dir: str | Path, embedder: Embe
             limit: int | None = None, since: datetime | None = None, dry_run: bool = False,
             batch_size: int = 16, retry_failed: bool = True, progress: bool = False,
             lock_path: str | Path | None = None, now: datetime | None = None,
+            rebuild_index: bool = False,
             on_batch: Callable[[ReindexSummary], None] | None = None) -> ReindexSummary:
     """Bring the catalog and the index up to date with the hub.
 
@@ -251,6 +263,8 @@ def reindex(*, hub: Hub, catalog: Catalog, index_dir: str | Path, embedder: Embe
         progress: show a tqdm progress bar.
         lock_path: the lock file; ``reindex.lock`` beside ``index_dir`` by default.
         now: the time used for backoff decisions (tests); the current time by default.
+        rebuild_index: replace a saved index built by another embedder version (after an
+            archi2vec upgrade); models embedded by another version are re-embedded.
         on_batch: called with the running summary after each committed batch.
 
     Returns:
@@ -275,9 +289,10 @@ def reindex(*, hub: Hub, catalog: Catalog, index_dir: str | Path, embedder: Embe
         meta = IndexMeta(embedder.dim, embedder_version=embedder.version)
         index = None
         if not dry_run:
-            index, summary.index_rebuilt = _open_consistent_index(index_dir, catalog, meta)
+            index, summary.index_rebuilt = _open_consistent_index(index_dir, catalog, meta,
+                                                                  rebuild=rebuild_index)
         work = _work_list(hub, catalog, since=start, limit=limit, retry_failed=retry_failed and not dry_run,
-                          now=now, summary=summary)
+                          now=now, summary=summary, vector_version=embedder.version)
         LOG.info("%d models to process (%d listed since %s, %d skipped)", len(work), summary.listed,
                  start, summary.skipped)
         if dry_run:
@@ -309,14 +324,14 @@ def _run_batch(batch: list[ModelRecord], *, hub: Hub, catalog: Catalog, index: M
     for record in batch:
         try:
             files = hub.fetch(record.repo_id, revision=record.sha)
-            vector = np.asarray(embedder(files, record), dtype=np.float32)
+            vector = _embed(embedder, files, record)
             outcomes.append(("ok", record, vector))
         except (UnsupportedModelError, MalformedModelError) as e:
             outcomes.append(("unsupported", record, e))
         except HubUnavailableError:
             raise  # the hub is down: commit nothing of this batch; the next run resumes
-        except (GatedModelError, ModelAccessError, ModelNotFoundError, HubError) as e:
-            outcomes.append(("failed", record, e))
+        except (GatedModelError, ModelAccessError, ModelNotFoundError, HubError, _EmbedderFailure) as e:
+            outcomes.append(("failed", record, e.__cause__ if isinstance(e, _EmbedderFailure) else e))
         bar.update(1)
     removed: list[str] = []
     with catalog.transaction():
@@ -352,6 +367,27 @@ def _run_batch(batch: list[ModelRecord], *, hub: Hub, catalog: Catalog, index: M
     index.extra[GENERATION_KEY] = generation
     index.save(index_dir)
     summary.batches += 1
+
+
+class _EmbedderFailure(Exception):
+    """An unexpected error of the embedder on one model (its cause is the real error)."""
+
+
+def _embed(embedder: Embedder, files: ModelFiles, record: ModelRecord) -> np.ndarray:
+    """The embedder's vector, checked; an unexpected error on one model must not stop the
+    run (or every later run would stop at the same model): it is recorded as a failure."""
+    try:
+        vector = np.asarray(embedder(files, record), dtype=np.float32)
+    except (UnsupportedModelError, HubError):
+        raise
+    except Exception as e:  # deliberately broad: a bug or a crash inside model building
+        LOG.warning("Embedding %s failed: %s: %s", record.repo_id, type(e).__name__, e, exc_info=True)
+        raise _EmbedderFailure(str(e)) from e
+    if vector.shape != (embedder.dim,) or not np.all(np.isfinite(vector)):
+        raise _EmbedderFailure(f"bad vector {vector.shape}") from InvalidInputError(
+            f"{record.repo_id}: the embedder returned shape {vector.shape} (expected "
+            f"({embedder.dim},)) or non-finite values.")
+    return vector
 
 
 class _NoBar:

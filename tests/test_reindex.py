@@ -163,6 +163,44 @@ def test_bad_arguments(tiny_zoo, catalog, home):
             run(LocalHub(tiny_zoo["hub"]), catalog, home, **kw)
 
 
+def test_an_embedder_crash_on_one_model_is_recorded_not_fatal(tiny_zoo, catalog, home):
+    class Flaky(ConfigDigestEmbedder):
+        def __call__(self, files, record):
+            if record.repo_id == "org/tiny-resnet":
+                raise RuntimeError("segfault-like failure inside model building")
+            if record.repo_id == "timm/tiny-timm":
+                return np.full(DIM, np.nan, dtype=np.float32)
+            return super().__call__(files, record)
+
+    s = run(LocalHub(tiny_zoo["hub"]), catalog, home, embedder=Flaky())
+    assert (s.added, s.failed) == (4, 2)
+    m = catalog.get_model("org/tiny-resnet")
+    assert m.status == "failed" and m.error_type == "RuntimeError" and "segfault" in m.last_error
+    assert catalog.get_model("timm/tiny-timm").error_type == "InvalidInputError"
+    check_consistent(catalog, home)
+
+
+def test_a_new_embedder_version_needs_rebuild_index_and_re_embeds(tiny_zoo, catalog, home):
+    from fennec.errors import IndexMismatchError
+
+    hub = LocalHub(tiny_zoo["hub"])
+    run(hub, catalog, home)
+
+    class V2(ConfigDigestEmbedder):
+        version = "test-digest-v2"
+
+    with pytest.raises(IndexMismatchError, match="rebuild"):
+        run(hub, catalog, home, embedder=V2())
+    v2 = V2()
+    s = run(hub, catalog, home, embedder=v2, rebuild_index=True)
+    # the newest model comes back through the listing (the watermark overlap), the rest as stale
+    assert s.index_rebuilt and s.updated == 6 and s.retried == 5 and sorted(v2.calls) == sorted(
+        m.repo_id for m in catalog.models(status="ok"))
+    assert {m.vector_version for m in catalog.models(status="ok")} == {"test-digest-v2"}
+    check_consistent(catalog, home, embedder_version="test-digest-v2")
+    assert run(hub, catalog, home, embedder=V2()).processed == 0
+
+
 # ---------------------------------------------------------------------------------------
 # Reliability through the local Hub server
 # ---------------------------------------------------------------------------------------
