@@ -129,6 +129,14 @@ def test_vectors_for_the_index(cat):
     assert cat.vectors(version="e2")[0] == ["b"]
 
 
+def test_stale_models(cat):
+    cat.upsert_model(rec("a"), vector=[1, 2], vector_version="e1")
+    cat.upsert_model(rec("b"), vector=[1, 2], vector_version="e2")
+    cat.upsert_model(rec("c"))  # ok, no vector yet
+    cat.mark_unsupported(rec("d"), "x")
+    assert cat.stale_models("e2") == ["a", "c"]
+
+
 def test_transactions_roll_back_and_nest(cat):
     with pytest.raises(RuntimeError):
         with cat.transaction():
