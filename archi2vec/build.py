@@ -119,7 +119,7 @@ def _build_from_string(text: str, model_id: str, library: str | None, trust: boo
     path = Path(text).expanduser()
     if path.exists():
         return _build_from_dict(_read_config_json(path, model_id), model_id, library, trust)
-    if library == "timm" or (library is None and _is_timm_name(text)):
+    if (library == "timm" and "/" not in text) or (library is None and _is_timm_name(text)):
         return _build_timm(_strip_timm_prefix(text), {}, model_id)
     if "/" in text.strip("/") and not text.startswith((".", "/")):
         config = _fetch_hub_config(_strip_timm_prefix(text) if text.startswith("hf-hub:")

@@ -70,7 +70,8 @@ def graph(
     """Build ``source`` on the meta device and capture its computation graph.
 
     Args:
-        source: anything :func:`archi2vec.build` accepts (config, name, Hub id, module).
+        source: anything :func:`archi2vec.build` accepts (config, name, Hub id, module). A
+            module passed in is traced where its parameters are (meta, or for real on CPU).
         input_size: image size: ``224``, ``(H, W)`` or ``(C, H, W)``. ``None`` reads it from
             the model: transformers ``config.image_size`` / ``num_channels``, timm
             ``pretrained_cfg["input_size"]``, else 3 x 224 x 224.

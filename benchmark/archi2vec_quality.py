@@ -85,7 +85,18 @@ def _retrieval(sims: dict[str, np.ndarray], families: list[str]) -> dict[str, di
     return out
 
 
-def _timing_subprocess(name: str) -> dict:
+# the four reference architectures, from transformers' default configs (these defaults are
+# ViT-B/16, ResNet-50, ConvNeXt-T and Swin-T) and from timm's registry
+REFERENCE = {
+    "ViT-B/16 (transformers config)": {"model_type": "vit"},
+    "ResNet-50 (transformers config)": {"model_type": "resnet"},
+    "ConvNeXt-T (transformers config)": {"model_type": "convnext"},
+    "Swin-T (transformers config)": {"model_type": "swin"},
+    **{f"{k.split(':', 1)[1]} (timm)": k.split(":", 1)[1] for k in TIMING_MODELS},
+}
+
+
+def _timing_subprocess(name) -> dict:
     code = f"""
 import json, resource, time, sys
 t0 = time.perf_counter()
@@ -231,10 +242,9 @@ def main(argv: list[str] | None = None) -> int:
               "rss_delta_mib": _summary([r["rss_delta_mib"] for r in ok]),
               "reference": {}}
     if args.timing:
-        for key in TIMING_MODELS:
-            name = key.split(":", 1)[1]
-            LOG.info("timing %s in a fresh process", name)
-            timing["reference"][name] = _timing_subprocess(name)
+        for label, source in REFERENCE.items():
+            LOG.info("timing %s in a fresh process", label)
+            timing["reference"][label] = _timing_subprocess(source)
     previous = args.out / "archi2vec_quality.json"
     if not args.timing and previous.exists():
         timing["reference"] = json.loads(previous.read_text()).get("timing", {}).get("reference", {})
