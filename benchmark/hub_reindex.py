@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import platform
 import shutil
 import sys
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             summary = reindex(hub=hub, catalog=cat, index_dir=work / "home/index", embedder=embedder,
                               limit=args.limit, batch_size=16, progress=sys.stderr.isatty())
             wall = time.perf_counter() - t
-            unsupported = Counter((m.last_error or "").split(":")[-1].strip()[:80]
+            unsupported = Counter((m.last_error or "").split("archi2vec cannot embed it: ", 1)[-1][:100]
                                   for m in cat.models(status="unsupported"))
             requests = len(server.requests)
         processed = summary.processed
@@ -125,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         out = {
             "generated_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "machine": f"{platform.machine()}; torch threads 1; shared build machine (other jobs running)",
+            "load_average_at_end": [round(v, 1) for v in os.getloadavg()],
             "method": args.method, "repositories": len(written), "processed": processed,
             "added": summary.added, "unsupported": summary.unsupported, "failed": summary.failed,
             "wall_s": round(wall, 1), "models_per_min": round(processed / wall * 60, 1),
@@ -141,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
               f"Generated {out['generated_utc']} by `python benchmark/hub_reindex.py --method {args.method}`.",
               "", f"- {len(written)} real architecture configs (timm registry names, transformers model "
               "types and size variants, as in archi2vec's corpus), served by `fennec.hub_server` on 127.0.0.1",
-              f"- machine: {out['machine']}", "",
+              f"- machine: {out['machine']}; load average at the end {out['load_average_at_end']} (2 cores)", "",
               "| processed | added | unsupported | failed | wall s | models/min | embedding s | HTTP + catalog + index s | embed median s | embed p90 s |",
               "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
               f"| {processed} | {summary.added} | {summary.unsupported} | {summary.failed} | {out['wall_s']} | "

@@ -63,8 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--dry-run", action="store_true", help="list and count only; write nothing")
     r.add_argument("--every", help="run periodically in the foreground, e.g. 6h, 30m, 1d")
     r.add_argument("--batch-size", type=_positive, default=16, help="models per committed batch")
-    r.add_argument("--method", choices=("export", "record"), default="export",
-                   help="archi2vec graph capture: torch.export (default) or the faster recorder")
+    r.add_argument("--method", choices=("record", "export"), default="record",
+                   help="archi2vec graph capture: the eager recorder (default) or torch.export")
     r.add_argument("--dim", type=_positive, default=256, help="archi2vec vector length")
     r.add_argument("--no-retry-failed", action="store_true", help="do not retry failed models")
     r.add_argument("--rebuild-index", action="store_true", help="rebuild the index, re-embedding "
