@@ -395,6 +395,10 @@ class HfHub:
                 if fennec_error is not None:
                     raise fennec_error from e
                 if not self._is_transient(e):
+                    if isinstance(e, (ValueError, KeyError, TypeError)):  # an answer we cannot parse
+                        raise HubError(f"{what or repo_id}: unexpected answer from {self.endpoint} "
+                                       f"({type(e).__name__}: {str(e)[:200]}).", repo_id=repo_id,
+                                       revision=revision) from e
                     raise
                 last = e
                 if attempt + 1 < self.retry.attempts:
@@ -475,6 +479,9 @@ class HfHub:
             except Exception as e:
                 if not self._is_transient(e):
                     err = self._translate(e, repo_id=None, revision=None)
+                    if err is None and isinstance(e, (ValueError, KeyError, TypeError)):
+                        err = HubError(f"Listing {pipeline_tag}/{library} models: unexpected answer "
+                                       f"from {self.endpoint} ({type(e).__name__}: {str(e)[:200]}).")
                     raise (err or e) from e
                 failures += 1
                 if failures >= self.retry.attempts:

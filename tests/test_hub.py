@@ -238,6 +238,19 @@ def test_non_transient_http_errors_are_not_retried(hub, online):
     assert f.hits == 1
 
 
+def test_unparsable_answers_and_dead_endpoints(hub, online):
+    online.add_fault(r"^/api/models/org/tiny-vit", status=200, body="not a model", times=1)
+    with pytest.raises(HubError, match="unexpected answer"):
+        hub.model_info("org/tiny-vit")
+    online.add_fault(r"^/api/models\?", status=200, body={"not": "a list"}, times=1)
+    with pytest.raises(HubError, match="unexpected answer"):
+        list(hub.list_models())
+    dead = HfHub(endpoint="http://127.0.0.1:9", retry=RetryPolicy(attempts=2, base_delay=0.01, timeout=1))
+    with pytest.raises(HubUnavailableError) as e:
+        dead.model_info("org/tiny-vit")
+    assert e.value.status is None and "ConnectError" in str(e.value)
+
+
 # ---------------------------------------------------------------------------------------
 # check_config
 # ---------------------------------------------------------------------------------------
