@@ -90,18 +90,29 @@ def target_names() -> list[str]:
 
 
 def second_seed_models(models: list[str], target: str, fraction: float = SECOND_SEED_FRACTION) -> list[str]:
-    """The seeded subset of `models` that gets a second seed on `target` (stable under zoo growth:
-    a model's membership depends only on its own name and the target)."""
+    """The seeded subset of `models` that gets a second seed on `target`: the ceil(fraction * n)
+    (at least 3) models with the smallest hash of (model, target). Depends only on the names, so it
+    is the same on every machine; `all_jobs` draws it from the whole zoo definition, not from the
+    models built so far."""
     scored = sorted(models, key=lambda m: zlib.crc32(f"{m}|{target}|seed1".encode()))
     return sorted(scored[:max(3, math.ceil(fraction * len(models)))])
 
 
-def all_jobs(models: list[str], targets: list[str]) -> list[tuple[str, str, int]]:
+def zoo_definition() -> list[str]:
+    """repo ids of every fine-tuned zoo model in scripts/build_zoo.py, built or not."""
+    from build_zoo import ZOO
+
+    return [s.repo_id for s in ZOO]
+
+
+def all_jobs(models: list[str], targets: list[str], *, pool: list[str] | None = None) -> list[tuple[str, str, int]]:
     """Every (model, target, seed) job, in queue order: all seed-0 jobs in a seeded shuffle (so a
-    partial run covers every target evenly), then the seed-1 jobs likewise."""
+    partial run covers every target evenly), then the seed-1 jobs likewise. The seed-1 subset is
+    drawn from `pool` (default: `models`) and restricted to `models`."""
     rng = np.random.default_rng(7)
+    pool = models if pool is None else pool
     s0 = [(m, t, 0) for t in targets for m in models]
-    s1 = [(m, t, 1) for t in targets for m in second_seed_models(models, t)]
+    s1 = [(m, t, 1) for t in targets for m in second_seed_models(pool, t) if m in models]
     return [s0[i] for i in rng.permutation(len(s0))] + [s1[i] for i in rng.permutation(len(s1))]
 
 
@@ -316,7 +327,7 @@ def run_queue(*, workers: int = 2, max_hours: float | None = None, runs_dir: Pat
               limit: int | None = None) -> int:
     """Run pending jobs until done, `max_hours` passed (no new job starts after it) or `limit` jobs."""
     models, targets = zoo_models(), target_names()
-    jobs = [j for j in all_jobs(models, targets) if not is_done(job_path(*j, runs_dir))]
+    jobs = [j for j in all_jobs(models, targets, pool=zoo_definition()) if not is_done(job_path(*j, runs_dir))]
     if limit is not None:
         jobs = jobs[:limit]
     LOG.info("%d models x %d targets; %d jobs pending; %d worker(s)", len(models), len(targets), len(jobs), workers)
@@ -369,9 +380,10 @@ def load_results(runs_dir: Path = RUNS_DIR) -> list[dict]:
 
 def write_status(runs_dir: Path = RUNS_DIR, *, models: list[str] | None = None,
                  targets: list[str] | None = None) -> dict:
+    pool = zoo_definition() if models is None else models
     models = zoo_models() if models is None else models
     targets = target_names() if targets is None else targets
-    jobs = all_jobs(models, targets)
+    jobs = all_jobs(models, targets, pool=pool)
     res = load_results(runs_dir)
     done = {(r["model"], r["target"], r["seed"]) for r in res}
     n_done = sum(1 for j in jobs if j in done)
@@ -389,7 +401,7 @@ def write_status(runs_dir: Path = RUNS_DIR, *, models: list[str] | None = None,
              "", "| target | seed-0 done | seed-1 done |", "|---|---|---|"]
     for t in targets:
         lines.append(f"| {t} | {sum(1 for j in jobs if j in done and j[1] == t and j[2] == 0)} / {len(models)} | "
-                     f"{sum(1 for j in jobs if j in done and j[1] == t and j[2] == 1)} / {len(second_seed_models(models, t)) if models else 0} |")
+                     f"{sum(1 for j in jobs if j in done and j[1] == t and j[2] == 1)} / {sum(1 for j in jobs if j[1] == t and j[2] == 1)} |")
     runs_dir.mkdir(parents=True, exist_ok=True)
     (runs_dir / "STATUS.md").write_text("\n".join(lines) + "\n")
     return {"done": n_done, "total": len(jobs), "mean_seconds": mean_s}
@@ -400,6 +412,7 @@ def aggregate(runs_dir: Path = RUNS_DIR, results_dir: Path = RESULTS_DIR, *, plo
     """Ground-truth table, noise ceiling, ranking diversity, report and heat map from the results so far."""
     from scipy.stats import kendalltau, weightedtau
 
+    pool = zoo_definition() if models is None else models
     models = zoo_models() if models is None else models
     targets = target_names() if targets is None else targets
     res = load_results(runs_dir)
@@ -407,7 +420,7 @@ def aggregate(runs_dir: Path = RUNS_DIR, results_dir: Path = RESULTS_DIR, *, plo
     for r in res:
         if r["target"] in acc[r["seed"]] and r["model"] in models:
             acc[r["seed"]][r["target"]][r["model"]] = r["test_accuracy"]
-    jobs = all_jobs(models, targets)
+    jobs = all_jobs(models, targets, pool=pool)
     done = {(r["model"], r["target"], r["seed"]) for r in res}
     coverage = {"jobs_done": sum(1 for j in jobs if j in done), "jobs_total": len(jobs),
                 "seed0_done": sum(len(acc[0][t]) for t in targets), "seed0_total": len(models) * len(targets),
