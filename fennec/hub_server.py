@@ -57,6 +57,7 @@ import json
 import logging
 import os
 import re
+import socket
 import threading
 import time
 from datetime import datetime, timezone
@@ -494,6 +495,12 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "fennec-hub-server"
 
+    def setup(self) -> None:
+        super().setup()
+        # headers and body go out in separate writes: without TCP_NODELAY, Nagle's algorithm
+        # and the client's delayed ACK hold the body back ~40 ms on every response
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         LOG.debug("%s - %s", self.address_string(), format % args)
 
@@ -893,8 +900,6 @@ class _Handler(BaseHTTPRequestHandler):
                         self.wfile.flush()
                         self.close_connection = True
                         # shut down the socket so the client sees a short body at once
-                        import socket
-
                         try:
                             self.connection.shutdown(socket.SHUT_RDWR)
                         except OSError:
