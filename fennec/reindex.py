@@ -10,7 +10,10 @@ One run:
    at the same commit;
 4. per batch: fetches each config, embeds it with the embedder (archi2vec by default),
    then commits the batch to the catalog in one transaction together with the advanced
-   watermark, then saves the index.
+   watermark and a generation counter, then updates the index in memory; the index is
+   saved every ``index_save_interval`` seconds and when the run ends or stops. It records
+   the generation it reflects, so an index that missed committed batches (a kill -9) is
+   rebuilt from the catalog on the next run.
 
 A crash or Ctrl-C therefore loses at most the batch in flight, and the next run resumes
 from the watermark without duplicates (upserts are keyed by model id, already-indexed
@@ -246,7 +249,7 @@ def reindex(*, hub: Hub, catalog: Catalog, index_dir: str | Path, embedder: Embe
             limit: int | None = None, since: datetime | None = None, dry_run: bool = False,
             batch_size: int = 16, retry_failed: bool = True, progress: bool = False,
             lock_path: str | Path | None = None, now: datetime | None = None,
-            rebuild_index: bool = False,
+            rebuild_index: bool = False, index_save_interval: float = 30.0,
             on_batch: Callable[[ReindexSummary], None] | None = None) -> ReindexSummary:
     """Bring the catalog and the index up to date with the hub.
 
@@ -265,6 +268,9 @@ def reindex(*, hub: Hub, catalog: Catalog, index_dir: str | Path, embedder: Embe
         now: the time used for backoff decisions (tests); the current time by default.
         rebuild_index: replace a saved index built by another embedder version (after an
             archi2vec upgrade); models embedded by another version are re-embedded.
+        index_save_interval: seconds between index saves (also saved at the end of the
+            run, and when it stops on an error or Ctrl-C). The catalog is committed after
+            every batch; an index that missed batches (kill -9) is rebuilt from it.
         on_batch: called with the running summary after each committed batch.
 
     Returns:
@@ -302,15 +308,25 @@ def reindex(*, hub: Hub, catalog: Catalog, index_dir: str | Path, embedder: Embe
             summary.watermark = catalog.watermark
             return summary
         bar = _progress(len(work), progress)
+        saved_at, dirty = time.monotonic(), False
         try:
             for batch in iter_batches(work, batch_size):
                 _run_batch(batch, hub=hub, catalog=catalog, index=index, index_dir=index_dir,
                            embedder=embedder, now=now, summary=summary, bar=bar)
+                dirty = True
+                if time.monotonic() - saved_at >= index_save_interval:
+                    index.save(index_dir)
+                    saved_at, dirty = time.monotonic(), False
                 summary.seconds = time.perf_counter() - t0
                 if on_batch is not None:
                     on_batch(summary)
         finally:
             bar.close()
+            if dirty:  # also on Ctrl-C or a Hub outage: keep what the catalog committed
+                try:
+                    index.save(index_dir)
+                except Exception as e:  # the next run rebuilds the index from the catalog
+                    LOG.error("Could not save the index (%s); the next run rebuilds it", e)
         summary.watermark = catalog.watermark
         summary.seconds = time.perf_counter() - t0
     LOG.info("reindex: %s", summary.line())
@@ -364,8 +380,9 @@ def _run_batch(batch: list[ModelRecord], *, hub: Hub, catalog: Catalog, index: M
     if ok:
         index.upsert([m for m, _ in ok], np.stack([v for _, v in ok]))
     index.remove(removed)
+    # stamped only once the batch is fully applied: an index saved after a failure half-way
+    # through carries the previous generation, and is rebuilt on the next run
     index.extra[GENERATION_KEY] = generation
-    index.save(index_dir)
     summary.batches += 1
 
 

@@ -258,18 +258,32 @@ def test_a_crash_between_catalog_and_index_is_repaired(tiny_zoo, catalog, home, 
 
     def flaky_save(self, folder):
         calls["n"] += 1
-        if calls["n"] == 3:  # the open, batch 1, then crash on batch 2
+        if calls["n"] >= 3:  # the open, batch 1, then the process dies saving batch 2
             raise KeyboardInterrupt
         return real_save(self, folder)
 
     monkeypatch.setattr(ModelIndex, "save", flaky_save)
     with pytest.raises(KeyboardInterrupt):
-        run(hub, catalog, home, batch_size=2)
+        run(hub, catalog, home, batch_size=2, index_save_interval=0)
     monkeypatch.undo()
     assert len(catalog.models()) == 4  # two batches committed to the catalog
     s = run(hub, catalog, home, batch_size=2)
     assert s.index_rebuilt and s.processed == 4
     check_consistent(catalog, home)
+
+
+def test_ctrl_c_keeps_the_committed_batches_in_the_index(tiny_zoo, catalog, home):
+    class Interrupted(ConfigDigestEmbedder):
+        def __call__(self, files, record):
+            if len(self.calls) == 5:
+                raise KeyboardInterrupt
+            return super().__call__(files, record)
+
+    with pytest.raises(KeyboardInterrupt):
+        run(LocalHub(tiny_zoo["hub"]), catalog, home, batch_size=2, embedder=Interrupted())
+    committed = len(catalog.models())
+    assert committed in (2, 4, 6)  # whole batches only; the one in flight is lost
+    check_consistent(catalog, home)  # saved on the way out, although the interval had not passed
 
 
 def test_a_corrupted_index_file_is_rebuilt(tiny_zoo, catalog, home):
