@@ -41,6 +41,8 @@ _ALIASES = {
     "rpow": "pow",
     "neg": "neg",
     "getitem": "index",
+    "split_with_sizes": "split",
+    "unsafe_split": "split",
     "select": "index",
     "slice": "index",
     "index": "index",

@@ -74,6 +74,20 @@ def _refresh(g):
     return simplify_graph(g)
 
 
+def _tfidf_similarity(graphs) -> np.ndarray:
+    """Experiment, not shipped: the same WL features unhashed, TF-IDF weighted (sublinear tf,
+    IDF fitted on this corpus, as Graph2Vec is fitted on it), cosine."""
+    from sklearn.feature_extraction import DictVectorizer  # noqa: PLC0415
+    from sklearn.feature_extraction.text import TfidfTransformer  # noqa: PLC0415
+
+    from archi2vec.embed import wl_label_counts  # noqa: PLC0415
+
+    docs = [{f"{i}:{label}": n for i, counts in enumerate(wl_label_counts(g))
+             for label, n in counts.items()} for g in graphs]
+    x = TfidfTransformer(sublinear_tf=True).fit_transform(DictVectorizer().fit_transform(docs))
+    return (x @ x.T).toarray()
+
+
 def _retrieval(sims: dict[str, np.ndarray], families: list[str]) -> dict[str, dict]:
     out = {}
     for name, sim in sims.items():
@@ -104,7 +118,12 @@ import archi2vec
 from archi2vec._compat import import_timm
 import_timm()
 t_import = time.perf_counter() - t0
+import os
+def rss():
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+rss0 = rss()
 out = {{"import_s": t_import, "runs": []}}
 for method in ("export", "export", "record", "record"):
     t = time.perf_counter(); m = archi2vec.build({name!r})
@@ -114,6 +133,8 @@ for method in ("export", "export", "record", "record"):
     out["runs"].append({{"method": g.graph["method"], "build_s": t1 - t, "graph_s": t2 - t1,
                          "embed_s": t3 - t2, "total_s": t3 - t, "nodes": g.number_of_nodes()}})
 out["peak_rss_above_import_mib"] = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024
+out["import_peak_rss_mib"] = base / 1024
+out["rss_growth_mib"] = rss() - rss0
 out["num_params"] = g.graph["num_params"]
 print(json.dumps(out))
 """
@@ -225,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     _, wl, st = _vectors(common)
     sims["archi2vec_wl_only"] = bl.cosine_matrix(wl)
     sims["archi2vec_stats_only"] = bl.cosine_matrix(st)
+    sims["wl_tfidf_fitted"] = _tfidf_similarity([rec_by_key[k]["graph"] for k in keys])
     quality = _retrieval(sims, families)
 
     exp = [r for r in ok if "graph_export" in r]
