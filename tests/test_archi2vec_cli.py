@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import networkx as nx
 import numpy as np
@@ -85,9 +86,10 @@ def test_bad_dim_is_one_line(configs, capsys):
 
 
 def test_installed_entry_point(configs):
-    exe = shutil.which("archi2vec") or str(__import__("pathlib").Path(sys.executable).parent
-                                           / "archi2vec")
-    bad = subprocess.run([exe, "similar", "nope_not_a_model", configs["vit"]],
+    # the console script when the package is installed, else the same main() via -m
+    script = shutil.which("archi2vec") or shutil.which("archi2vec", path=str(Path(sys.executable).parent))
+    cmd = [script] if script else [sys.executable, "-m", "archi2vec.cli"]
+    bad = subprocess.run([*cmd, "similar", "nope_not_a_model", configs["vit"]],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [
