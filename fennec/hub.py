@@ -642,7 +642,8 @@ class LocalHub:
 
     ``<root>/<org>/<name>/config.json`` (or ``<root>/<name>/``) is model ``org/name``; its
     sha is derived from the files' content, its metadata from the README's front matter
-    and an optional ``.hub.json`` (as :class:`fennec.hub_server.HubServer` serves them).
+    and an optional ``.hub.json`` (``fennec._repo_store``, which
+    :class:`fennec.hub_server.HubServer` serves the same way).
     :meth:`fetch` returns paths inside the folder; nothing is copied.
 
     Args:
@@ -654,7 +655,7 @@ class LocalHub:
     """
 
     def __init__(self, root: str | Path):
-        from fennec.hub_server import RepoStore
+        from fennec._repo_store import RepoStore
 
         self.root = Path(root)
         if not self.root.is_dir():
@@ -667,9 +668,9 @@ class LocalHub:
     def _record(self, repo: Any) -> ModelRecord:
         cfg = repo.config or {}
         params = None
-        from fennec.hub_server import _safetensors_parameters
+        from fennec._repo_store import safetensors_parameters
 
-        counts = [(_safetensors_parameters(repo.root / f.path) or {}) for f in repo.files
+        counts = [(safetensors_parameters(repo.root / f.path) or {}) for f in repo.files
                   if f.path.endswith(".safetensors")]
         if any(counts):
             params = sum(sum(c.values()) for c in counts)
