@@ -94,9 +94,15 @@ def graph2vec(graphs: list[nx.DiGraph], *, dims: int = FENNEC_DIMS, epochs: int 
 
     documents = [TaggedDocument(words=_wl_document(g), tags=[str(i)])
                  for i, g in enumerate(graphs)]
+    # gensim seeds each vector with Python's salted hash() unless told otherwise; a stable
+    # hash makes the baseline reproducible across runs (karateclub leaves the default)
     model = Doc2Vec(documents, vector_size=dims, window=0, min_count=5, dm=0, sample=0.0001,
-                    workers=1, epochs=epochs, alpha=0.025, seed=seed)
+                    workers=1, epochs=epochs, alpha=0.025, seed=seed, hashfxn=_stable_hash)
     return np.array([model.dv[str(i)] for i in range(len(graphs))])
+
+
+def _stable_hash(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=4).digest(), "little")
 
 
 def fennec_clusters(embeddings: np.ndarray, k: int = FENNEC_KMEANS_K) -> np.ndarray:

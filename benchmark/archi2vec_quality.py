@@ -220,11 +220,12 @@ def main(argv: list[str] | None = None) -> int:
 
     # embeddings for every built graph (corpus + transfer), re-timed with this version
     all_recs = {r["key"]: r for r in ok + [r for r in extra_records if "graph" in r]}
-    vec, embed_s = {}, []
+    vec, embed_by = {}, {}
     for key, rec in all_recs.items():
         t = time.perf_counter()
         vec[key] = embed_graph(rec["graph"], dim=DIM)
-        embed_s.append(time.perf_counter() - t)
+        embed_by[key] = time.perf_counter() - t
+    embed_s = list(embed_by.values())
     fennec_recs = [r for r in all_recs.values() if "autograd_graph" in r]
     g2v, clusters = _fennec(fennec_recs)
     g2v_by = {r["key"]: g2v[i] for i, r in enumerate(fennec_recs)}
@@ -282,6 +283,13 @@ def main(argv: list[str] | None = None) -> int:
                    "transformers_types": len({r["source"]["model_type"] for r in ok if r["origin"] == "transformers"}),
                    "no_autograd_graph": {r["key"]: r.get("autograd_error") for r in ok if "autograd_graph" not in r}},
         "quality": quality, "export_vs_record": agreement, "timing": timing, "transfer": transfer,
+        "models": {r["key"]: {
+            "family": r["family"], "origin": r["origin"], "num_params": int(r["num_params"]),
+            "nodes": r["graph"].number_of_nodes(), "build_s": round(r["time_build"], 3),
+            "graph_record_s": round(r["time_graph"], 3), "embed_s": round(embed_by[r["key"]], 4),
+            "rss_delta_mib": round(r["rss_delta_mib"], 1),
+            **({"graph_export_s": round(r["time_graph_export"], 3)} if "time_graph_export" in r else {}),
+        } for r in ok},
         "failed": failed, "export_failed_fell_back": export_failures,
         "protocol": {"knn_k": tr.K_NEIGHBOURS, "fennec_kmeans_k": bl.FENNEC_KMEANS_K,
                      "graph_capture": "record (export on every 8th entry for the agreement check)",
