@@ -114,10 +114,11 @@ def main(argv: list[str] | None = None) -> int:
         embedder = TimedEmbedder(Archi2VecEmbedder(method=args.method, timeout=args.timeout))
         with HubServer(models_dir=work / "hub") as server, Catalog(work / "home/catalog.sqlite") as cat:
             hub = HfHub(endpoint=server.url, cache_dir=work / "hf-cache", offline=False)
-            t = time.perf_counter()
+            t, cpu = time.perf_counter(), time.process_time()
             summary = reindex(hub=hub, catalog=cat, index_dir=work / "home/index", embedder=embedder,
                               limit=args.limit, batch_size=16, progress=sys.stderr.isatty())
             wall = time.perf_counter() - t
+            cpu = time.process_time() - cpu  # this process only: the server's threads included
             unsupported = Counter((m.last_error or "").split("archi2vec cannot embed it: ", 1)[-1][:100]
                                   for m in cat.models(status="unsupported"))
             requests = len(server.requests)
@@ -130,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             "method": args.method, "repositories": len(written), "processed": processed,
             "added": summary.added, "unsupported": summary.unsupported, "failed": summary.failed,
             "wall_s": round(wall, 1), "models_per_min": round(processed / wall * 60, 1),
+            "cpu_s": round(cpu, 1), "models_per_cpu_min": round(processed / cpu * 60, 1),
             "embed_s": round(embedder.seconds, 1), "http_and_rest_s": round(wall - embedder.seconds, 1),
             "embed_median_s": round(per[len(per) // 2], 3) if per else None,
             "embed_p90_s": round(per[int(len(per) * 0.9)], 3) if per else None,
@@ -144,12 +146,18 @@ def main(argv: list[str] | None = None) -> int:
               "", f"- {len(written)} real architecture configs (timm registry names, transformers model "
               "types and size variants, as in archi2vec's corpus), served by `fennec.hub_server` on 127.0.0.1",
               f"- machine: {out['machine']}; load average at the end {out['load_average_at_end']} (2 cores)", "",
-              "| processed | added | unsupported | failed | wall s | models/min | embedding s | HTTP + catalog + index s | embed median s | embed p90 s |",
-              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+              "| processed | added | unsupported | failed | wall s | models/min (wall) | CPU s | models/CPU-min | embedding s | HTTP + catalog + index s | embed median s | embed p90 s |",
+              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
               f"| {processed} | {summary.added} | {summary.unsupported} | {summary.failed} | {out['wall_s']} | "
-              f"**{out['models_per_min']}** | {out['embed_s']} | {out['http_and_rest_s']} | "
-              f"{out['embed_median_s']} | {out['embed_p90_s']} |", "",
-              "Target: >= 60 models/min on one core.", ""]
+              f"**{out['models_per_min']}** | {out['cpu_s']} | **{out['models_per_cpu_min']}** | "
+              f"{out['embed_s']} | {out['http_and_rest_s']} | {out['embed_median_s']} | {out['embed_p90_s']} |", "",
+              "Target: >= 60 models/min on one core. On this shared machine the process does not get a "
+              "whole core, so the rate per CPU-minute (the process's CPU time, the server's threads "
+              "included) is what one dedicated core would do; the wall-clock rate is what this run did.",
+              f"Embedding (archi2vec) takes {100 * out['embed_s'] / max(out['wall_s'], 1e-9):.0f} % of the "
+              f"wall time; fennec's own work (HTTP listing, model info, config downloads into the HF cache, "
+              f"catalog and index commits) is {1000 * out['http_and_rest_s'] / max(processed, 1):.0f} ms "
+              "per model.", ""]
         if unsupported:
             md += ["Unsupported (archi2vec could not build or trace), most common reasons:", ""]
             md += [f"- {n} x {reason}" for reason, n in unsupported.most_common(10)] + [""]

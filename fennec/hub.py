@@ -26,18 +26,29 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import heapq
-import json
 import logging
 import os
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from fennec import constants
+from fennec._hub_common import (
+    CONFIG_NAME,
+    PREPROCESSOR_NAMES,
+    WEIGHT_NAMES,
+    Hub,
+    ModelFiles,
+    ModelRecord,
+    _check_list_args,
+    _merge,
+    _read_config,
+    check_config,
+)
+from fennec._local_hub import LocalHub
 from fennec.errors import (
     GatedModelError,
     HubError,
@@ -47,7 +58,6 @@ from fennec.errors import (
     MalformedModelError,
     ModelAccessError,
     ModelNotFoundError,
-    RemoteCodeRequiredError,
 )
 
 __all__ = [
@@ -63,191 +73,8 @@ __all__ = [
 
 LOG = logging.getLogger(__name__)
 
-CONFIG_NAME = "config.json"
-#: Preprocessor files, in the order they are looked for (transformers, then older names).
-PREPROCESSOR_NAMES = ("preprocessor_config.json",)
-#: Weight files, in order of preference.
-WEIGHT_NAMES = ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")
-_SORTS = ("lastModified", "createdAt", "downloads", "likes")
 _RETRY_STATUS = (408, 429, 500, 502, 503, 504)
 _T = TypeVar("_T")
-
-
-# ---------------------------------------------------------------------------------------
-# Records
-# ---------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelRecord:
-    """What the Hub says about one model at one commit.
-
-    Attributes:
-        repo_id: ``org/name``.
-        sha: the 40-hex commit every other field describes.
-        library: ``transformers``, ``timm`` or another library name (None if unknown).
-        pipeline_tag: e.g. ``image-classification``.
-        created_at, last_modified: UTC datetimes (None if the hub did not say).
-        downloads, likes: popularity counters.
-        parameters: parameter count from the safetensors header (None if unknown).
-        model_type: ``config.model_type`` (transformers) or ``config.architecture`` (timm).
-        tags: the repository's tags.
-        gated, private: access restrictions.
-        requires_remote_code: the model needs custom code (``auto_map``, ``custom_code``).
-        files: file names at that commit (empty in listings, which do not include them).
-    """
-
-    repo_id: str
-    sha: str
-    library: str | None = None
-    pipeline_tag: str | None = None
-    created_at: datetime | None = None
-    last_modified: datetime | None = None
-    downloads: int = 0
-    likes: int = 0
-    parameters: int | None = None
-    model_type: str | None = None
-    tags: tuple[str, ...] = ()
-    gated: bool = False
-    private: bool = False
-    requires_remote_code: bool = False
-    files: tuple[str, ...] = ()
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelFiles:
-    """Local copies of a model's files at one commit (in the HF cache, or the local hub).
-
-    Attributes:
-        repo_id, sha: the model and the commit the files come from.
-        config: the parsed ``config.json``.
-        config_path: its path.
-        preprocessor_path: ``preprocessor_config.json`` if the model has one.
-        weights_path: the weights, if they were asked for.
-    """
-
-    repo_id: str
-    sha: str
-    config: dict[str, Any]
-    config_path: Path
-    preprocessor_path: Path | None = None
-    weights_path: Path | None = None
-
-    @property
-    def folder(self) -> Path:
-        """The snapshot folder, ready for ``from_pretrained(folder)``."""
-        return self.config_path.parent
-
-
-def check_config(config: Any, *, repo_id: str, revision: str | None = None,
-                 tags: Iterable[str] = ()) -> dict[str, Any]:
-    """Check that a parsed ``config.json`` describes a model fennec can build without custom code.
-
-    Args:
-        config: the parsed JSON.
-        repo_id, revision: for error messages.
-        tags: the repository's tags (``custom_code`` marks a remote-code model).
-
-    Returns:
-        The config, unchanged.
-
-    Raises:
-        MalformedModelError: not a JSON object, or neither ``model_type`` (transformers)
-            nor ``architecture`` (timm).
-        RemoteCodeRequiredError: the model needs code from its repository; fennec never sets
-            ``trust_remote_code`` implicitly.
-
-    Example:
-        >>> check_config({"model_type": "vit"}, repo_id="google/vit-base-patch16-224")
-        {'model_type': 'vit'}
-    """
-    if not isinstance(config, dict):
-        raise MalformedModelError(
-            f"{repo_id}: config.json is a JSON {type(config).__name__}, not an object.",
-            repo_id=repo_id, revision=revision)
-    if config.get("auto_map") or "custom_code" in set(tags):
-        raise RemoteCodeRequiredError(
-            f"{repo_id} needs custom code from its repository (auto_map: "
-            f"{sorted(config.get('auto_map') or {})}); fennec never enables trust_remote_code "
-            "implicitly, so the model is recorded as unsupported.",
-            repo_id=repo_id, revision=revision, reason="remote_code")
-    if not (isinstance(config.get("model_type"), str) or isinstance(config.get("architecture"), str)):
-        raise MalformedModelError(
-            f"{repo_id}: config.json has neither 'model_type' (transformers) nor "
-            f"'architecture' (timm); keys found: {sorted(config)[:12]}.",
-            repo_id=repo_id, revision=revision)
-    return config
-
-
-def _read_config(path: Path, *, repo_id: str, revision: str | None, tags: Iterable[str]) -> dict:
-    try:
-        config = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise MalformedModelError(f"{repo_id}: config.json is not valid JSON ({e}).",
-                                  repo_id=repo_id, revision=revision) from e
-    return check_config(config, repo_id=repo_id, revision=revision, tags=tags)
-
-
-# ---------------------------------------------------------------------------------------
-# The interface
-# ---------------------------------------------------------------------------------------
-
-
-class Hub(Protocol):
-    """What fennec needs from a hub; :class:`HfHub` and :class:`LocalHub` implement it."""
-
-    def list_models(self, *, pipeline_tags: Iterable[str] = constants.PIPELINE_TAGS,
-                    libraries: Iterable[str] = constants.LIBRARIES, sort: str = "lastModified",
-                    since: datetime | None = None, limit: int | None = None) -> Iterator[ModelRecord]:
-        ...
-
-    def model_info(self, repo_id: str, *, revision: str | None = None) -> ModelRecord:
-        ...
-
-    def fetch(self, repo_id: str, *, revision: str | None = None, weights: bool = False) -> ModelFiles:
-        ...
-
-
-def _check_list_args(sort: str, since: datetime | None, limit: int | None) -> None:
-    if sort not in _SORTS:
-        raise ValueError(f"sort must be one of {_SORTS}, got {sort!r}")
-    if limit is not None and limit < 1:
-        raise ValueError(f"limit must be >= 1 or None, got {limit}")
-    if since is not None and since.tzinfo is None:
-        raise ValueError("since must be timezone-aware (e.g. datetime(..., tzinfo=timezone.utc))")
-
-
-def _sort_key(record: ModelRecord, sort: str) -> Any:
-    if sort == "lastModified":
-        return record.last_modified or datetime.min.replace(tzinfo=timezone.utc)
-    if sort == "createdAt":
-        return record.created_at or datetime.min.replace(tzinfo=timezone.utc)
-    return getattr(record, sort)
-
-
-def _merge(streams: list[Iterator[ModelRecord]], *, sort: str, since: datetime | None,
-           limit: int | None) -> Iterator[ModelRecord]:
-    """Merge per-(tag, library) listings, each sorted descending, into one without duplicates.
-
-    With ``since`` and a date sort, stops as soon as every stream is older than ``since``.
-    """
-    merged = heapq.merge(*streams, key=lambda r: (_sort_key(r, sort), r.repo_id), reverse=True)
-    seen: set[str] = set()
-    n = 0
-    for record in merged:
-        if since is not None:
-            when = record.last_modified if sort != "createdAt" else record.created_at
-            if when is not None and when <= since:
-                if sort in ("lastModified", "createdAt"):
-                    return  # everything after is older
-                continue
-        if record.repo_id in seen:
-            continue
-        seen.add(record.repo_id)
-        yield record
-        n += 1
-        if limit is not None and n >= limit:
-            return
 
 
 # ---------------------------------------------------------------------------------------
@@ -630,107 +457,6 @@ def _describe(e: BaseException | None) -> str:
         return "no error"
     status = _status(e)
     return f"HTTP {status}" if status else f"{type(e).__name__}: {str(e)[:120]}"
-
-
-# ---------------------------------------------------------------------------------------
-# A folder of Hub-style repositories
-# ---------------------------------------------------------------------------------------
-
-
-class LocalHub:
-    """A folder of Hub-style model repositories with the :class:`Hub` interface.
-
-    ``<root>/<org>/<name>/config.json`` (or ``<root>/<name>/``) is model ``org/name``; its
-    sha is derived from the files' content, its metadata from the README's front matter
-    and an optional ``.hub.json`` (``fennec._repo_store``, which
-    :class:`fennec.hub_server.HubServer` serves the same way).
-    :meth:`fetch` returns paths inside the folder; nothing is copied.
-
-    Args:
-        root: the folder.
-
-    Example:
-        >>> hub = LocalHub("zoo/hub")  # doctest: +SKIP
-        >>> [m.repo_id for m in hub.list_models(limit=3)]  # doctest: +SKIP
-    """
-
-    def __init__(self, root: str | Path):
-        from fennec._repo_store import RepoStore
-
-        self.root = Path(root)
-        if not self.root.is_dir():
-            raise FileNotFoundError(f"Local hub folder {self.root} does not exist.")
-        self._store = RepoStore(models_dir=self.root)
-
-    def __repr__(self) -> str:
-        return f"LocalHub({str(self.root)!r})"
-
-    def _record(self, repo: Any) -> ModelRecord:
-        cfg = repo.config or {}
-        params = None
-        from fennec._repo_store import safetensors_parameters
-
-        counts = [(safetensors_parameters(repo.root / f.path) or {}) for f in repo.files
-                  if f.path.endswith(".safetensors")]
-        if any(counts):
-            params = sum(sum(c.values()) for c in counts)
-        return ModelRecord(
-            repo_id=repo.repo_id, sha=repo.sha, library=repo.library_name,
-            pipeline_tag=repo.pipeline_tag,
-            created_at=datetime.fromtimestamp(repo.created_at, tz=timezone.utc),
-            last_modified=datetime.fromtimestamp(repo.last_modified, tz=timezone.utc),
-            downloads=int(repo.extra.get("downloads", 0)), likes=int(repo.extra.get("likes", 0)),
-            parameters=params, model_type=cfg.get("model_type") or cfg.get("architecture"),
-            tags=tuple(repo.tags), gated=bool(repo.gated), private=repo.private,
-            requires_remote_code=bool(cfg.get("auto_map")) or "custom_code" in repo.tags,
-            files=tuple(f.path for f in repo.files),
-        )
-
-    def _repo(self, repo_id: str, revision: str | None) -> Any:
-        repo = self._store.get("model", repo_id)
-        if repo is None:
-            raise ModelNotFoundError(f"{repo_id} is not in the local hub {self.root}.", repo_id=repo_id)
-        if revision not in (None, "main", repo.sha):
-            raise ModelNotFoundError(
-                f"{repo_id} has no revision {revision!r} in the local hub (it is at {repo.sha}).",
-                repo_id=repo_id, revision=revision)
-        return repo
-
-    def list_models(self, *, pipeline_tags: Iterable[str] = constants.PIPELINE_TAGS,
-                    libraries: Iterable[str] = constants.LIBRARIES, sort: str = "lastModified",
-                    since: datetime | None = None, limit: int | None = None) -> Iterator[ModelRecord]:
-        """Same contract as :meth:`HfHub.list_models`."""
-        _check_list_args(sort, since, limit)
-        tags, libs = set(pipeline_tags), set(libraries)
-        records = []
-        for rid in self._store.repo_ids("model"):
-            repo = self._store.get("model", rid)
-            if repo is None or repo.pipeline_tag not in tags or repo.library_name not in libs:
-                continue
-            records.append(self._record(repo))
-        records.sort(key=lambda r: (_sort_key(r, sort), r.repo_id), reverse=True)
-        return _merge([iter(records)], sort=sort, since=since, limit=limit)
-
-    def model_info(self, repo_id: str, *, revision: str | None = None) -> ModelRecord:
-        """Same contract as :meth:`HfHub.model_info` (no gating: the folder is yours)."""
-        return self._record(self._repo(repo_id, revision))
-
-    def fetch(self, repo_id: str, *, revision: str | None = None, weights: bool = False) -> ModelFiles:
-        """Same contract as :meth:`HfHub.fetch`; the paths point into the folder."""
-        repo = self._repo(repo_id, revision)
-        if repo.file(CONFIG_NAME) is None:
-            raise MalformedModelError(f"{repo_id} has no config.json.", repo_id=repo_id,
-                                      revision=repo.sha)
-        config_path = repo.root / CONFIG_NAME
-        config = _read_config(config_path, repo_id=repo_id, revision=repo.sha, tags=repo.tags)
-        pre = next((repo.root / n for n in PREPROCESSOR_NAMES if repo.file(n)), None)
-        weights_path = None
-        if weights:
-            weights_path = next((repo.root / n for n in WEIGHT_NAMES if repo.file(n)), None)
-            if weights_path is None:
-                raise HubFileNotFoundError(f"{repo_id} has none of {WEIGHT_NAMES}.", repo_id=repo_id,
-                                           revision=repo.sha, filename=WEIGHT_NAMES[0])
-        return ModelFiles(repo_id, repo.sha, config, config_path, pre, weights_path)
 
 
 def open_hub(spec: str | Path | None = None, **kwargs: Any) -> HfHub | LocalHub:

@@ -1,0 +1,124 @@
+"""A folder of Hub-style repositories with the interface of ``fennec.hub``. Private:
+import :class:`fennec.hub.LocalHub`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from fennec import constants
+from fennec._hub_common import (
+    CONFIG_NAME,
+    PREPROCESSOR_NAMES,
+    WEIGHT_NAMES,
+    ModelFiles,
+    ModelRecord,
+    _check_list_args,
+    _merge,
+    _read_config,
+    _sort_key,
+)
+from fennec.errors import HubFileNotFoundError, MalformedModelError, ModelNotFoundError
+
+
+# ---------------------------------------------------------------------------------------
+# A folder of Hub-style repositories
+# ---------------------------------------------------------------------------------------
+
+
+class LocalHub:
+    """A folder of Hub-style model repositories with the :class:`Hub` interface.
+
+    ``<root>/<org>/<name>/config.json`` (or ``<root>/<name>/``) is model ``org/name``; its
+    sha is derived from the files' content, its metadata from the README's front matter
+    and an optional ``.hub.json`` (``fennec._repo_store``, which
+    :class:`fennec.hub_server.HubServer` serves the same way).
+    :meth:`fetch` returns paths inside the folder; nothing is copied.
+
+    Args:
+        root: the folder.
+
+    Example:
+        >>> hub = LocalHub("zoo/hub")  # doctest: +SKIP
+        >>> [m.repo_id for m in hub.list_models(limit=3)]  # doctest: +SKIP
+    """
+
+    def __init__(self, root: str | Path):
+        from fennec._repo_store import RepoStore
+
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"Local hub folder {self.root} does not exist.")
+        self._store = RepoStore(models_dir=self.root)
+
+    def __repr__(self) -> str:
+        return f"LocalHub({str(self.root)!r})"
+
+    def _record(self, repo: Any) -> ModelRecord:
+        cfg = repo.config or {}
+        params = None
+        from fennec._repo_store import safetensors_parameters
+
+        counts = [(safetensors_parameters(repo.root / f.path) or {}) for f in repo.files
+                  if f.path.endswith(".safetensors")]
+        if any(counts):
+            params = sum(sum(c.values()) for c in counts)
+        return ModelRecord(
+            repo_id=repo.repo_id, sha=repo.sha, library=repo.library_name,
+            pipeline_tag=repo.pipeline_tag,
+            created_at=datetime.fromtimestamp(repo.created_at, tz=timezone.utc),
+            last_modified=datetime.fromtimestamp(repo.last_modified, tz=timezone.utc),
+            downloads=int(repo.extra.get("downloads", 0)), likes=int(repo.extra.get("likes", 0)),
+            parameters=params, model_type=cfg.get("model_type") or cfg.get("architecture"),
+            tags=tuple(repo.tags), gated=bool(repo.gated), private=repo.private,
+            requires_remote_code=bool(cfg.get("auto_map")) or "custom_code" in repo.tags,
+            files=tuple(f.path for f in repo.files),
+        )
+
+    def _repo(self, repo_id: str, revision: str | None) -> Any:
+        repo = self._store.get("model", repo_id)
+        if repo is None:
+            raise ModelNotFoundError(f"{repo_id} is not in the local hub {self.root}.", repo_id=repo_id)
+        if revision not in (None, "main", repo.sha):
+            raise ModelNotFoundError(
+                f"{repo_id} has no revision {revision!r} in the local hub (it is at {repo.sha}).",
+                repo_id=repo_id, revision=revision)
+        return repo
+
+    def list_models(self, *, pipeline_tags: Iterable[str] = constants.PIPELINE_TAGS,
+                    libraries: Iterable[str] = constants.LIBRARIES, sort: str = "lastModified",
+                    since: datetime | None = None, limit: int | None = None) -> Iterator[ModelRecord]:
+        """Same contract as :meth:`HfHub.list_models`."""
+        _check_list_args(sort, since, limit)
+        tags, libs = set(pipeline_tags), set(libraries)
+        records = []
+        for rid in self._store.repo_ids("model"):
+            repo = self._store.get("model", rid)
+            if repo is None or repo.pipeline_tag not in tags or repo.library_name not in libs:
+                continue
+            records.append(self._record(repo))
+        records.sort(key=lambda r: (_sort_key(r, sort), r.repo_id), reverse=True)
+        return _merge([iter(records)], sort=sort, since=since, limit=limit)
+
+    def model_info(self, repo_id: str, *, revision: str | None = None) -> ModelRecord:
+        """Same contract as :meth:`HfHub.model_info` (no gating: the folder is yours)."""
+        return self._record(self._repo(repo_id, revision))
+
+    def fetch(self, repo_id: str, *, revision: str | None = None, weights: bool = False) -> ModelFiles:
+        """Same contract as :meth:`HfHub.fetch`; the paths point into the folder."""
+        repo = self._repo(repo_id, revision)
+        if repo.file(CONFIG_NAME) is None:
+            raise MalformedModelError(f"{repo_id} has no config.json.", repo_id=repo_id,
+                                      revision=repo.sha)
+        config_path = repo.root / CONFIG_NAME
+        config = _read_config(config_path, repo_id=repo_id, revision=repo.sha, tags=repo.tags)
+        pre = next((repo.root / n for n in PREPROCESSOR_NAMES if repo.file(n)), None)
+        weights_path = None
+        if weights:
+            weights_path = next((repo.root / n for n in WEIGHT_NAMES if repo.file(n)), None)
+            if weights_path is None:
+                raise HubFileNotFoundError(f"{repo_id} has none of {WEIGHT_NAMES}.", repo_id=repo_id,
+                                           revision=repo.sha, filename=WEIGHT_NAMES[0])
+        return ModelFiles(repo_id, repo.sha, config, config_path, pre, weights_path)
