@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import fennec  # noqa: F401  (makes transformers importable beside the PyPI torchvision wheel)
+
 
 @pytest.fixture(autouse=True)
 def _isolated_caches(tmp_path, monkeypatch):
