@@ -64,6 +64,11 @@ class ModelRecord:
     requires_remote_code: bool = False
     files: tuple[str, ...] = ()
 
+    @property
+    def license(self) -> str | None:
+        """The license the repository declares (its ``license:`` tag), if any."""
+        return next((t.split(":", 1)[1] for t in self.tags if t.startswith("license:")), None)
+
 
 @dataclasses.dataclass(frozen=True)
 class ModelFiles:
@@ -88,6 +93,77 @@ class ModelFiles:
     def folder(self) -> Path:
         """The snapshot folder, ready for ``from_pretrained(folder)``."""
         return self.config_path.parent
+
+    def preprocessing(self) -> Preprocessing:
+        """The input preprocessing the model was trained with, as timm describes it.
+
+        From ``preprocessor_config.json`` (transformers) or the config's ``pretrained_cfg``
+        (timm); ImageNet defaults (224 px, ImageNet mean/std) for what neither says.
+
+        Raises:
+            MalformedModelError: the preprocessor config is not a JSON object.
+        """
+        pre: dict[str, Any] = {}
+        if self.preprocessor_path is not None:
+            try:
+                pre = json.loads(Path(self.preprocessor_path).read_text(encoding="utf-8"))
+            except (OSError, ValueError) as e:
+                raise MalformedModelError(f"{self.repo_id}: unreadable preprocessor config ({e}).",
+                                          repo_id=self.repo_id, revision=self.sha) from e
+            if not isinstance(pre, dict):
+                raise MalformedModelError(f"{self.repo_id}: the preprocessor config is not a JSON object.",
+                                          repo_id=self.repo_id, revision=self.sha)
+        return Preprocessing.from_configs(self.config, pre)
+
+
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+_RESAMPLE = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic", 4: "box", 5: "hamming"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Preprocessing:
+    """timm-style data config: ``input_size`` (C, H, W), ``mean``, ``std``,
+    ``interpolation``, ``crop_pct``."""
+
+    input_size: tuple[int, int, int] = (3, 224, 224)
+    mean: tuple[float, ...] = _IMAGENET_MEAN
+    std: tuple[float, ...] = _IMAGENET_STD
+    interpolation: str = "bicubic"
+    crop_pct: float = 0.875
+
+    @classmethod
+    def from_configs(cls, config: dict[str, Any], preprocessor: dict[str, Any]) -> Preprocessing:
+        """From a model config and its (possibly empty) preprocessor config."""
+        timm_cfg = config.get("pretrained_cfg") if isinstance(config.get("pretrained_cfg"), dict) else {}
+        channels = int(config.get("num_channels") or 3)
+        size = timm_cfg.get("input_size")
+        if isinstance(size, (list, tuple)) and len(size) == 3:
+            input_size = tuple(int(v) for v in size)
+        else:
+            hw = _size(preprocessor.get("crop_size")) or _size(preprocessor.get("size"))
+            if hw is None and isinstance(config.get("image_size"), int):
+                hw = (config["image_size"], config["image_size"])
+            input_size = (channels, *(hw or (224, 224)))
+        mean = timm_cfg.get("mean") or preprocessor.get("image_mean") or _IMAGENET_MEAN
+        std = timm_cfg.get("std") or preprocessor.get("image_std") or _IMAGENET_STD
+        interp = timm_cfg.get("interpolation") or _RESAMPLE.get(preprocessor.get("resample"), "bicubic")
+        crop = timm_cfg.get("crop_pct") or preprocessor.get("crop_pct") or (
+            1.0 if preprocessor and not preprocessor.get("do_center_crop") else 0.875)
+        return cls(input_size=input_size, mean=tuple(float(v) for v in mean),  # type: ignore[arg-type]
+                   std=tuple(float(v) for v in std), interpolation=str(interp), crop_pct=float(crop))
+
+
+def _size(value: Any) -> tuple[int, int] | None:
+    """(H, W) from a transformers size spec: an int, {height, width} or {shortest_edge}."""
+    if isinstance(value, int):
+        return value, value
+    if isinstance(value, dict):
+        if "height" in value and "width" in value:
+            return int(value["height"]), int(value["width"])
+        if "shortest_edge" in value:
+            return int(value["shortest_edge"]), int(value["shortest_edge"])
+    return None
 
 
 def check_config(config: Any, *, repo_id: str, revision: str | None = None,

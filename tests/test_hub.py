@@ -251,6 +251,27 @@ def test_unparsable_answers_and_dead_endpoints(hub, online):
     assert e.value.status is None and "ConnectError" in str(e.value)
 
 
+def test_preprocessing_and_license(tiny_zoo, tmp_path):
+    from fennec.hub import Preprocessing
+
+    local = LocalHub(tiny_zoo["hub"])
+    vit = local.fetch("org/tiny-vit").preprocessing()
+    assert vit == Preprocessing(input_size=(3, 32, 32), mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
+                                interpolation="bilinear", crop_pct=1.0)
+    timm = local.fetch("timm/tiny-timm").preprocessing()  # from pretrained_cfg, no preprocessor file
+    assert timm.input_size == (3, 32, 32) and timm.crop_pct == 1.0 and timm.interpolation == "bicubic"
+    assert Preprocessing.from_configs({"model_type": "x"}, {}) == Preprocessing()
+    shortest = Preprocessing.from_configs({}, {"size": {"shortest_edge": 256}, "crop_size": 224,
+                                               "do_center_crop": True, "resample": 3})
+    assert shortest.input_size == (3, 224, 224) and shortest.crop_pct == 0.875
+    write_model(tmp_path, "org/bad-pre", config=TINY_VIT)
+    (tmp_path / "org/bad-pre/preprocessor_config.json").write_text("[1]")
+    with pytest.raises(MalformedModelError, match="preprocessor"):
+        LocalHub(tmp_path).fetch("org/bad-pre").preprocessing()
+    assert ModelRecord(repo_id="a", sha="b", tags=("vit", "license:apache-2.0")).license == "apache-2.0"
+    assert ModelRecord(repo_id="a", sha="b").license is None
+
+
 # ---------------------------------------------------------------------------------------
 # check_config
 # ---------------------------------------------------------------------------------------
