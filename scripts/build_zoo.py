@@ -356,7 +356,8 @@ def _card(spec: ZooSpec, record: dict, n_params: int, size_mb: float) -> str:
         what = ("torchvision's ImageNet-1k MobileNetV2 weights, mapped tensor by tensor into "
                 "`MobileNetV2ForImageClassification` (see `scripts/build_zoo.py::imagenet_mobilenet_v2`). The "
                 "processor resizes the 32x32 benchmark images to 64x64 with ImageNet normalisation. Sanity check "
-                f"at 224 px, top-5 ImageNet indices: {record.get('sanity_check')}.")
+                f"at 224 px, top-5 ImageNet class indices: {record.get('sanity_check')} (scikit-image's chelsea is a "
+                "tabby cat: indices 281-285 are the cat classes; coffee is a cup of espresso: 967 espresso, 968 cup).")
     elif spec.budget == "none":
         what = "Not pre-trained: the seeded random initialisation, a deliberately weak floor for the benchmark."
     else:
@@ -375,7 +376,8 @@ def _card(spec: ZooSpec, record: dict, n_params: int, size_mb: float) -> str:
 A {spec.family} image classifier ({spec.size}, {n_params / 1e6:.3f} M parameters, {size_mb:.2f} MB fp16) of
 fennec's offline model zoo, built by `scripts/build_zoo.py`. {what}
 
-Inputs are 32x32 RGB images (see `preprocessor_config.json`). Provenance is in `fennec_zoo.json`.
+Inputs: {'the 32x32 benchmark images, resized to 64x64 by the processor' if spec.budget == 'external' else '32x32 RGB images'}
+(see `preprocessor_config.json`). Provenance is in `fennec_zoo.json`.
 """
 
 
