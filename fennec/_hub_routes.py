@@ -66,8 +66,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- plumbing -------------------------------------------------------------------------
 
+    def send_response(self, code: int, message: str | None = None) -> None:
+        # logged before the client can read the answer, so that a test reading the log right
+        # after its request completes sees it
+        self._log_index = self.hub._log(self.command, self.path, code)
+        super().send_response(code, message)
+
     def _dispatch(self, method: str) -> None:
         status = 500
+        self._log_index: int | None = None
         try:
             fault = self.hub._take_fault(method, self.path)
             if fault is not None and fault.delay:
@@ -93,7 +100,10 @@ class _Handler(BaseHTTPRequestHandler):
             LOG.exception("Hub server error on %s %s", method, self.path)
             self._send_json({"error": f"internal error: {e}"}, status=500)
         finally:
-            self.hub._log(method, self.path, status)
+            if self._log_index is None:
+                self.hub._log(method, self.path, status)
+            else:  # e.g. 499 for a download cut off after its headers went out
+                self.hub._set_status(self._log_index, status)
 
     def _send_json(self, data: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> int:
         body = json.dumps(data).encode()

@@ -191,9 +191,16 @@ class HubServer:
                     return fault
         return None
 
-    def _log(self, method: str, path: str, status: int) -> None:
+    def _log(self, method: str, path: str, status: int) -> int:
         with self._lock:
             self.requests.append((method, path, status))
+            return len(self.requests) - 1
+
+    def _set_status(self, index: int, status: int) -> None:
+        with self._lock:
+            method, path, old = self.requests[index]
+            if old != status:
+                self.requests[index] = (method, path, status)
 
 
 def _make_handler(server: HubServer) -> type[BaseHTTPRequestHandler]:
