@@ -57,7 +57,7 @@ class Protocol:
     """The fixed fine-tuning protocol (see benchmark/zoo_protocol.md)."""
 
     version: str = "zoo-ft-v1"
-    learning_rates: tuple[float, ...] = (3e-4, 1e-3, 3e-3)  # grid, one run each, chosen on validation
+    learning_rates: tuple[float, ...] = (1e-3, 3e-3, 1e-2)  # grid, one run each, chosen on validation
     steps: int = 150  # fixed step budget per run, whatever the training-set size
     batch_size: int = 32
     weight_decay: float = 0.01  # AdamW
