@@ -200,6 +200,9 @@ def _build_transformers(cfg: Any, model_id: str, trust: bool) -> nn.Module:
         # read config.architectures, which a bare config does not have: use the first one
         cfg.architectures = [names[0]]
     kwargs = {"trust_remote_code": True} if trust and getattr(cfg, "auto_map", None) else {}
+    # The architecture, not the storage precision: a config saved with dtype float16 (fp16
+    # weights) would otherwise build a half-precision model whose trace mixes dtypes.
+    kwargs["dtype"] = torch.float32
     return _on_meta(lambda: auto_cls.from_config(cfg, **kwargs), model_id)
 
 

@@ -169,3 +169,13 @@ def test_meta_parameter_fallback_for_init_that_computes():
 
     model = on_meta(NeedsValues, "needs-values")
     assert model.scale == 0.5 and _on_meta(model)
+
+
+def test_config_saved_in_half_precision_builds_and_embeds_in_float32():
+    # Hub configs of fp16 checkpoints say dtype float16; the architecture is what matters.
+    cfg = {**TINY_VIT, "dtype": "float16"}
+    model = archi2vec.build(cfg)
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    vector = archi2vec.embed(cfg, method="record")
+    assert vector.shape == (256,)
+    assert archi2vec.similarity(vector, archi2vec.embed(TINY_VIT, method="record")) > 0.999
