@@ -40,17 +40,22 @@ _SHRINKAGE_FLOOR = 1e-10
 _POWER_ITERATIONS = 3
 
 
-def _within_scatter(x: torch.Tensor, y: torch.Tensor, n_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``S_w = Σ_c π_c · cov_bias(X_c)`` (D, D) and the class means (C, D).
+def _within_scatter(x: torch.Tensor, y: torch.Tensor,
+                    n_classes: int) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """``S_w = Σ_c π_c · cov_bias(X_c)`` (D, D), the class means (C, D) and tr(XᵀX)/N.
 
-    Σ_c (n_c/N)(1/n_c) Σ_{i∈c} (x_i-μ_c)(x_i-μ_c)ᵀ = (1/N) X̃ᵀX̃ with X̃ the class-centred
-    features: one Gram product instead of C covariance calls.
+    Σ_c (n_c/N)(1/n_c) Σ_{i∈c} (x_i-μ_c)(x_i-μ_c)ᵀ = (XᵀX − Σ_c n_c μ_c μ_cᵀ) / N: one Gram
+    product of the features and a rank-C correction, instead of C covariances (or a class-
+    centred copy of X). ``x`` must be globally centred (the caller ensures it), which keeps the
+    subtraction well conditioned: the correction is then the between-class scatter only.
     """
-    means, _ = class_means(x, y, n_classes)  # (C, D)
-    centred = x - means[y]  # (N, D)
-    scatter = centred.T @ centred  # (D, D)
+    means, counts = class_means(x, y, n_classes)  # (C, D), (C,)
+    scatter = x.T @ x  # (D, D)
+    total_trace = float(torch.trace(scatter)) / x.shape[0]
+    weighted_means = means * counts[:, None]
+    scatter -= means.T @ weighted_means
     scatter /= x.shape[0]
-    return scatter, means
+    return scatter, means, total_trace
 
 
 def _largest_eigenvalue_estimate(a: torch.Tensor) -> float:
@@ -109,16 +114,17 @@ def _fit_predict(x: torch.Tensor, y: torch.Tensor, n_classes: int, log_priors: t
     Returns (posteriors (N, C), class means (C, D), the shrinkage used).
     """
     d = x.shape[1]
-    s_w, means = _within_scatter(x, y, n_classes)  # (D, D), (C, D)
-    if shrinkage is None:
-        shrinkage = sfda_shrinkage(_largest_eigenvalue_estimate(s_w))
+    s_w, means, total_trace = _within_scatter(x, y, n_classes)  # (D, D), (C, D), float
     mu = torch.trace(s_w) / d
-    if mu <= 0:
+    # Rounding in the Gram form leaves ~1e-16 of the total scatter where S_w is exactly zero.
+    if mu * d <= 1e-12 * total_trace:
         raise MetricComputationError(
             _NAME, "the within-class scatter is zero: every sample equals its class mean. "
             "Such features separate the classes perfectly but give SFDA nothing to measure; "
             "check that the features are not constant per class by construction."
         )
+    if shrinkage is None:
+        shrinkage = sfda_shrinkage(_largest_eigenvalue_estimate(s_w))
     s_w_shrunk = s_w.mul_(1.0 - shrinkage)
     s_w_shrunk.diagonal().add_(shrinkage * mu)
     coef = _solve_spd(s_w_shrunk, means.T.contiguous()).T  # (C, D) = μ S̃_w⁻¹
@@ -167,6 +173,10 @@ def sfda(features: Any, labels: Any, *, device: str | torch.device | None = None
     """
     checked = check_features_labels(features, labels, metric=_NAME, min_per_class=2, device=device)
     x, y, c = checked.values, checked.labels, checked.n_classes
+    # The score is translation invariant (shifting every x and μ_c by b adds only class-
+    # independent terms to the logits, and ConfMix is affine): centre once, in place on our
+    # private copy, so the scatter's Gram form stays well conditioned.
+    x -= x.mean(dim=0)
     log_priors = torch.log(torch.as_tensor(checked.class_counts / len(y), dtype=x.dtype, device=x.device))
 
     prob, means, shrinkage = _fit_predict(x, y, c, log_priors, shrinkage=None)
@@ -176,6 +186,7 @@ def sfda(features: Any, labels: Any, *, device: str | torch.device | None = None
     w = soft.gather(1, y[:, None])  # (N, 1) softened p(y_i|x_i)
     outer_means = (means.sum(dim=0, keepdim=True) - means) / (c - 1)  # (C, D) mean of the other classes' means
     mixed = torch.addcmul(outer_means[y] * (1 - w), x, w)  # w·x + (1-w)·μ̄_{-y}
+    mixed -= mixed.mean(dim=0)
 
     prob, _, _ = _fit_predict(mixed, y, c, log_priors, shrinkage=shrinkage)
     return finite_score(prob.gather(1, y[:, None]).mean(), metric=_NAME)
