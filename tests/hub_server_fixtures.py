@@ -183,15 +183,8 @@ def run_python(code: str, *, env: dict[str, str], timeout: float = 240) -> dict:
 
 
 # Defines torchvision's missing op schemas on CPU torch before transformers imports it
-# (see DESIGN.md); pasted at the top of subprocess scripts.
+# (archi2vec/_compat.py); pasted at the top of subprocess scripts.
 TORCHVISION_COMPAT = """
-import importlib.util, torch
-if importlib.util.find_spec("torchvision") is not None:
-    _lib = torch.library.Library("torchvision", "FRAGMENT")
-    for _n, _s in (("nms", "nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor"),
-                   ("qnms", "qnms(Tensor qdets, Tensor scores, float iou_threshold) -> Tensor")):
-        try:
-            torch._C._dispatch_find_schema_or_throw("torchvision::" + _n, "")
-        except RuntimeError:
-            _lib.define(_s)
+from archi2vec._compat import ensure_torchvision_importable
+ensure_torchvision_importable()
 """
