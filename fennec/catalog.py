@@ -125,6 +125,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX transfer_results_model ON transfer_results(model);
     CREATE INDEX models_next_attempt ON models(next_attempt_at) WHERE status = 'failed';
     """,
+    # 2 -> 3: the repository's tags (pre-training datasets come from its ``dataset:`` tags)
+    """
+    ALTER TABLE models ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
+    """,
 )
 #: The schema version this fennec writes.
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -177,6 +181,13 @@ class CatalogModel:
     attempts: int
     next_attempt_at: datetime | None
     updated_at: datetime
+    tags: tuple[str, ...] = ()
+
+    @property
+    def datasets(self) -> tuple[str, ...]:
+        """The datasets named by the repository's ``dataset:`` tags (its model card's
+        ``datasets``), e.g. the pre-training data."""
+        return tuple(t.split(":", 1)[1] for t in self.tags if t.startswith("dataset:"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -332,15 +343,17 @@ class Catalog:
             db.execute(
                 """INSERT OR REPLACE INTO models (repo_id, sha, library, pipeline_tag, created_at,
                    last_modified, downloads, likes, parameters, family, vector, vector_dim,
-                   vector_version, status, last_error, error_type, attempts, next_attempt_at, updated_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)""",
+                   vector_version, status, last_error, error_type, attempts, next_attempt_at, updated_at,
+                   tags)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)""",
                 (record.repo_id, record.sha, getattr(record, "library", None),
                  getattr(record, "pipeline_tag", None), _iso(getattr(record, "created_at", None)),
                  _iso(getattr(record, "last_modified", None)), int(getattr(record, "downloads", 0) or 0),
                  int(getattr(record, "likes", 0) or 0), getattr(record, "parameters", None),
                  family or getattr(record, "model_type", None),
                  blob, dim, vector_version if blob is not None else None, status,
-                 last_error, error_type, attempts, _iso(_now())))
+                 last_error, error_type, attempts, _iso(_now()),
+                 json.dumps([str(t) for t in (getattr(record, "tags", None) or ())])))
 
     def record_failure(self, repo_id: str, error: BaseException | str, *, sha: str = "",
                        now: datetime | None = None, base_delay: timedelta = timedelta(hours=1),
@@ -631,6 +644,7 @@ def _model(row: sqlite3.Row) -> CatalogModel:
         family=row["family"], vector=vector, vector_version=row["vector_version"], status=row["status"],
         last_error=row["last_error"], error_type=row["error_type"], attempts=row["attempts"],
         next_attempt_at=_dt(row["next_attempt_at"]), updated_at=_dt(row["updated_at"]),
+        tags=tuple(json.loads(row["tags"] or "[]")),
     )
 
 

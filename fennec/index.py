@@ -53,7 +53,7 @@ LOG = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 METRICS = ("cosine", "ip", "l2")
 _TRAIN_POINTS_PER_LIST = 64  # IVF training sample: 64 vectors per list (faiss advises 30-256)
-KINDS = ("archi2vec", "transfer")
+KINDS = ("archi2vec", "transfer", "task")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,7 +64,8 @@ class IndexMeta:
         dim: vector dimension.
         metric: ``cosine`` (vectors normalised, inner product), ``ip`` or ``l2``.
         factory: FAISS index factory string of the inner index (``Flat``, ``HNSW32`` …).
-        kind: ``archi2vec`` or ``transfer`` (transfer-space) vectors.
+        kind: ``archi2vec``, ``transfer`` (transfer-space model vectors) or ``task``
+            (task descriptors of historical tasks, see :mod:`fennec.task`).
         embedder_version: version of the model embedder (e.g. archi2vec.EMBEDDER_VERSION).
         space_version: version of the transfer space (None for plain archi2vec vectors).
     """

@@ -32,13 +32,13 @@ def cat(tmp_path):
 
 
 def test_new_catalog_is_wal_and_current(cat, tmp_path):
-    assert cat.schema_version == SCHEMA_VERSION == 2
+    assert cat.schema_version == SCHEMA_VERSION == 3
     db = sqlite3.connect(tmp_path / "catalog.sqlite")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"models", "tasks", "sources", "transfer_results", "reindex_state"} <= names
     assert Catalog(":memory:").schema_version == SCHEMA_VERSION
-    assert "schema_version=2" in repr(cat)
+    assert "schema_version=3" in repr(cat)
 
 
 def test_model_roundtrip_vector_and_family(cat):
@@ -325,3 +325,12 @@ def test_iter_batches():
     assert list(iter_batches(range(5), 2)) == [[0, 1], [2, 3], [4]]
     with pytest.raises(InvalidInputError):
         list(iter_batches([], 0))
+
+
+def test_tags_round_trip_and_name_the_datasets(cat):
+    cat.upsert_model(rec("org/tagged", tags=("vit", "dataset:imagenet-1k", "dataset:laion", "license:mit")))
+    m = cat.get_model("org/tagged")
+    assert m.tags == ("vit", "dataset:imagenet-1k", "dataset:laion", "license:mit")
+    assert m.datasets == ("imagenet-1k", "laion")
+    cat.upsert_model(rec("org/untagged"))
+    assert cat.get_model("org/untagged").tags == () and cat.get_model("org/untagged").datasets == ()
