@@ -215,3 +215,113 @@ __all__ += [
     "MalformedModelError", "ModelAccessError", "ModelNotFoundError", "RemoteCodeRequiredError",
     "UnsupportedModelError",
 ]
+
+
+# ---------------------------------------------------------------------------------------
+# TRANSFER SPACE ERRORS (fennec.space)
+# ---------------------------------------------------------------------------------------
+
+
+class NotFittedError(FennecError, RuntimeError):
+    """A fitted object (e.g. a transfer space) was used before ``fit`` or ``load``."""
+
+
+class SpaceVersionError(FennecError, ValueError):
+    """A saved transfer space was written by another space version: refit it (``fennec fit``).
+
+    ``path`` names the file, ``found`` and ``expected`` the two versions.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, found: object = None,
+                 expected: object = None):
+        self.path = path
+        self.found = found
+        self.expected = expected
+        super().__init__(message)
+
+
+__all__ += ["NotFittedError", "SpaceVersionError"]
+
+
+# ---------------------------------------------------------------------------------------
+# DATASET ERRORS (fennec.data)
+# ---------------------------------------------------------------------------------------
+
+
+class DatasetError(InvalidInputError):
+    """A dataset cannot be loaded or sampled. ``dataset`` names it as the caller gave it."""
+
+    def __init__(self, message: str, *, dataset: str | None = None):
+        self.dataset = dataset
+        self.message = message
+        super().__init__(message)
+
+    def __str__(self) -> str:  # OSError subclasses would format errno/filename otherwise
+        return self.message
+
+
+class DatasetNotFoundError(DatasetError, FileNotFoundError):
+    """Neither a local dataset nor a Hub dataset of that name. ``tried`` lists what was tried."""
+
+    def __init__(self, message: str, *, dataset: str | None = None, tried: tuple[str, ...] = ()):
+        self.tried = tuple(tried)
+        super().__init__(message, dataset=dataset)
+
+
+class DatasetSplitError(DatasetError):
+    """The split (or config) asked for does not exist. ``available`` lists those that do."""
+
+    def __init__(self, message: str, *, dataset: str | None = None, split: str | None = None,
+                 available: tuple[str, ...] = ()):
+        self.split = split
+        self.available = tuple(available)
+        super().__init__(message, dataset=dataset)
+
+
+class DatasetColumnError(DatasetError):
+    """The image or label column is missing or ambiguous. ``columns`` lists the columns found."""
+
+    def __init__(self, message: str, *, dataset: str | None = None, columns: tuple[str, ...] = ()):
+        self.columns = tuple(columns)
+        super().__init__(message, dataset=dataset)
+
+
+class DatasetWarning(FennecWarning):
+    """Part of a dataset was left out of a sample (small classes, unreadable images)."""
+
+
+__all__ += ["DatasetColumnError", "DatasetError", "DatasetNotFoundError", "DatasetSplitError",
+            "DatasetWarning"]
+
+
+# ---------------------------------------------------------------------------------------
+# FEATURE EXTRACTION AND REFINEMENT (fennec.features, fennec.refine)
+# ---------------------------------------------------------------------------------------
+
+
+class FeatureExtractionError(FennecError, RuntimeError):
+    """A model ran but its features cannot be used (e.g. non-finite). ``model_id`` names it."""
+
+    def __init__(self, message: str, *, model_id: str | None = None):
+        self.model_id = model_id
+        super().__init__(f"{model_id}: {message}" if model_id else message)
+
+
+class CandidateFailedWarning(FennecWarning):
+    """A candidate model could not be scored; it is recorded with its error and the rest go on."""
+
+
+__all__ += ["CandidateFailedWarning", "FeatureExtractionError"]
+
+
+# ---------------------------------------------------------------------------------------
+# WORKSPACE ERRORS (fennec.recommend)
+# ---------------------------------------------------------------------------------------
+
+
+class WorkspaceError(FennecError, RuntimeError):
+    """A workspace (catalog + fitted transfer space) is missing, incomplete or out of date;
+    the message says which command fixes it (``fennec reindex``, ``fennec fit`` …)."""
+
+
+__all__ += ["WorkspaceError"]

@@ -1,0 +1,1006 @@
+"""The transfer space: one vector per model and per task, learned from transfer history.
+
+Historical transfer results (fine-tune accuracy of model *m* on task *t*, many cells missing)
+are turned into a model vector ``[u_m, b_m]`` and a task vector ``[v_t, 1]`` such that
+
+    score(m, t) = [u_m, b_m] · [v_t, 1] = u_m · v_t + b_m
+
+ranks the models for task *t* by fine-tune accuracy. A FAISS inner-product index over model
+vectors (:mod:`fennec.index`, ``metric="ip"``) answers a task-vector query directly.
+
+The algorithm (:class:`TransferSpace`)
+--------------------------------------
+1. **Targets.** Accuracies are normalised per task (:func:`normalise_results`, z-score by
+   default). Tasks differ wildly in difficulty (digits at 99 %, few-shot fonts at 40 %);
+   only the *order within a task* matters to a recommender, and per-task normalisation
+   removes the task's mean and scale so that no task bias is needed and every task weighs
+   the same in the fit.
+2. **Side information.** Each model has a feature row ``s_m``: a PCA (fitted here, at most
+   16 components) of its archi2vec vector (skipped with ``use_archi2vec=False``),
+   ``log10(parameters)``, a family one-hot and a pre-training-data multi-hot, standardised
+   column by column (missing values are imputed with the training mean, i.e. 0).
+3. **Objective.** With ``Y`` the normalised matrix, ``Ω`` its observed cells, ``U'`` the
+   ``(M, dim+1)`` matrix of rows ``[u_m, b_m]`` and ``S1 = [1, S]``::
+
+       Σ_Ω (Y_mt − u_m·v_t − b_m)²  +  side_weight·‖U' − S1·W‖²
+                                     +  l2·(‖U'‖² + ‖V‖² + ‖W_no-intercept‖²)
+
+   This is a collaborative-filtering factorisation whose model factors have a *side-
+   information prior* (as in "regression-based latent factor models", Agarwal & Chen,
+   KDD 2009): a model with little history is pulled toward what its architecture, size,
+   family and pre-training data predict, and a model with no history (a new Hub upload)
+   gets exactly that prediction, ``[1, s_new]·W``, bias included. The per-model bias
+   carries "this model is good everywhere", which on small histories is most of the
+   signal; the ``dim`` interaction factors carry "good for *these* tasks".
+4. **Solver.** Alternating exact minimisation: each step (all model rows, all task rows,
+   the side map ``W``) is a ridge problem solved in closed form (batched ``np.linalg.solve``),
+   so the objective never increases; we stop when its relative decrease is below ``tol``.
+   The start is deterministic: per-model means as biases and a truncated SVD of the centred,
+   zero-filled residual as factors (signs fixed; only dimensions beyond the matrix rank use
+   the seeded generator). Unlike SGD there is no learning rate to tune and the result is
+   reproducible bit for bit. With ``side_weight=0`` the factorisation ignores the side
+   features and ``W`` is fitted afterwards by ridge regression of ``U'`` on ``S1``
+   (two-stage cold start).
+5. **New tasks.** A task has a proxy *descriptor* (:mod:`fennec.task`). Descriptors of the
+   historical tasks are standardised per dimension; a new task's vector is a weighted
+   combination of historical task vectors, ``v = Σ_t w_t v_t``, with weights from one of
+
+   * ``knn``: cosine similarity to the historical descriptors, the ``n_neighbors`` most
+     similar, softmax weights at temperature τ;
+   * ``ridge``: kernel ridge regression from descriptor to task vector (linear kernel);
+     its dual coefficients are the weights (re-centred on the mean task vector);
+   * ``mean``: the mean historical task vector (the descriptor is ignored; a control).
+
+   ``fit`` picks the predictor and its parameter by **leave-one-task-out**: each historical
+   task in turn is predicted from the others' descriptors and vectors, and the predicted
+   model scores are correlated (Pearson) with the task's observed normalised accuracies. The
+   winner is recorded in ``task_predictor_`` and every candidate's score in
+   ``task_predictor_scores_``; if ``mean`` wins, the descriptors did not help and the
+   record says so. (The model vectors used inside this loop were fitted with every task;
+   the leak is shared by all candidates, so it does not favour one.) :meth:`task_vector`
+   returns the historical tasks with the largest weights as evidence.
+
+The Fennec paper's recipe (:class:`FennecBaseline`)
+---------------------------------------------------
+NMF of the min-max normalised matrix, a random forest from proxy image embeddings to NMF
+task vectors, and a linear meta-regressor on model/task meta-features, mixed 50/50; see
+its docstring and metrics-reference.md §5. It is the baseline the transfer space must beat.
+
+Example:
+    >>> rng = np.random.default_rng(0)
+    >>> results = {f"t{j}": {f"m{i}": float(rng.normal()) for i in range(8)} for j in range(4)}
+    >>> space = TransferSpace(dim=2).fit(results)
+    >>> space.model_vectors(["m0", "m1"]).shape
+    (2, 3)
+    >>> space.score(space.model_vectors(["m0"]), space.task_vector_of("t0")).shape
+    (1,)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import tempfile
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.stats
+
+from fennec.errors import (
+    FallbackWarning,
+    FennecWarning,
+    InvalidInputError,
+    NotFittedError,
+    SpaceVersionError,
+)
+
+__all__ = [
+    "SPACE_VERSION",
+    "FennecBaseline",
+    "ModelSide",
+    "TaskSide",
+    "TransferSpace",
+    "normalise_results",
+]
+
+LOG = logging.getLogger(__name__)
+
+#: Version of the fitted format and algorithm; :meth:`TransferSpace.load` rejects others.
+SPACE_VERSION = "space-v1"
+
+NORMALISATIONS = ("zscore", "rank", "minmax", "none")
+MAX_ARCHI2VEC_COMPONENTS = 16  # PCA of archi2vec in the side features
+_KNN_TEMPERATURES = (0.05, 0.1, 0.2, 0.5, 1.0)  # softmax temperatures over cosine similarity
+_RIDGE_ALPHAS = (0.1, 1.0, 10.0)  # × mean self-similarity of the standardised descriptors
+_JITTER = 1e-9  # added to ridge diagonals so rank-deficient systems stay solvable
+
+
+# ---------------------------------------------------------------------------------------
+# Side information
+# ---------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSide:
+    """What is known about a model besides its transfer history.
+
+    Attributes:
+        model_id: the model's id (``org/name``).
+        archi2vec: its archi2vec vector (any fixed dimension, e.g. 256), or None.
+        parameters: number of parameters, or None.
+        family: architecture family (config ``model_type``, e.g. ``"resnet"``), or None.
+        pretraining: pre-training data label(s), comma-separated (``"glyphs,shapes"``), or None.
+        n_layers: number of Conv2d + Linear layers (a Fennec-paper meta-feature), or None.
+    """
+
+    model_id: str
+    archi2vec: np.ndarray | None = None
+    parameters: int | None = None
+    family: str | None = None
+    pretraining: str | None = None
+    n_layers: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskSide:
+    """What is known about a task besides its transfer history.
+
+    Attributes:
+        task_id: the task's (dataset's) id.
+        descriptor: its proxy task descriptor ``(D,)`` (:mod:`fennec.task`), or None.
+        n_classes: number of classes, or None.
+        n_samples: number of (training) images, or None.
+    """
+
+    task_id: str
+    descriptor: np.ndarray | None = None
+    n_classes: int | None = None
+    n_samples: int | None = None
+
+
+# ---------------------------------------------------------------------------------------
+# Input checks and normalisation
+# ---------------------------------------------------------------------------------------
+
+
+def _check_results(results: Any) -> dict[str, dict[str, float]]:
+    """``results`` as a fresh ``{task: {model: float}}`` with every value finite."""
+    hint = "Pass {task_id: {model_id: fine-tune accuracy}} with at least one value."
+    if not isinstance(results, Mapping):
+        raise InvalidInputError(f"results must be a mapping task -> model -> accuracy, got "
+                                f"{type(results).__name__}. {hint}")
+    clean: dict[str, dict[str, float]] = {}
+    for task, row in results.items():
+        if not isinstance(task, str) or not task:
+            raise InvalidInputError(f"results has a task key {task!r}; task ids must be non-empty strings.")
+        if not isinstance(row, Mapping):
+            raise InvalidInputError(f"results[{task!r}] is a {type(row).__name__}, expected a mapping "
+                                    f"model -> accuracy. {hint}")
+        clean_row: dict[str, float] = {}
+        for model, value in row.items():
+            if not isinstance(model, str) or not model:
+                raise InvalidInputError(f"results[{task!r}] has a model key {model!r}; model ids must be "
+                                        "non-empty strings.")
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                raise InvalidInputError(f"results[{task!r}][{model!r}] = {value!r} is not a number.") from None
+            if not math.isfinite(number):
+                raise InvalidInputError(
+                    f"results[{task!r}][{model!r}] = {number} is not finite. Leave a failed or missing "
+                    "run out of the mapping instead of writing NaN/inf.")
+            clean_row[model] = number
+        if clean_row:
+            clean[task] = clean_row
+    if not clean:
+        raise InvalidInputError(f"results is empty (no task has any model value). {hint}")
+    return clean
+
+
+def normalise_results(results: Mapping[str, Mapping[str, float]], *,
+                      method: str = "zscore") -> dict[str, dict[str, float]]:
+    """Normalise accuracies within each task so that tasks are comparable.
+
+    Args:
+        results: ``{task: {model: accuracy}}``; missing cells are simply absent.
+        method: ``"zscore"`` (subtract the task mean, divide by its population std; a task
+            whose models all tie gets zeros), ``"rank"`` (average ranks mapped uniformly onto
+            [-1, 1], ties share a rank), ``"minmax"`` (onto [0, 1]; a tie gets 0.5) or
+            ``"none"``.
+
+    Returns:
+        ``{task: {model: normalised value}}``. Tasks with fewer than 2 models say nothing
+        about an order and are dropped with a :class:`~fennec.errors.FennecWarning`.
+
+    Raises:
+        InvalidInputError: unknown method, malformed or non-finite results, or no task left.
+
+    Example:
+        >>> normalise_results({"t": {"a": 0.5, "b": 0.7, "c": 0.9}}, method="rank")
+        {'t': {'a': -1.0, 'b': 0.0, 'c': 1.0}}
+    """
+    if method not in NORMALISATIONS:
+        raise InvalidInputError(f"Unknown normalisation method {method!r}; use one of {', '.join(NORMALISATIONS)}.")
+    clean = _check_results(results)
+    out: dict[str, dict[str, float]] = {}
+    dropped = [task for task, row in clean.items() if len(row) < 2]
+    if dropped:
+        warnings.warn(f"Dropped {len(dropped)} task(s) with fewer than 2 models (no order to learn from): "
+                      f"{', '.join(sorted(dropped)[:10])}", FennecWarning, stacklevel=2)
+    for task, row in clean.items():
+        if len(row) < 2:
+            continue
+        names = list(row)
+        x = np.array([row[name] for name in names], dtype=np.float64)
+        if method == "zscore":
+            std = x.std()
+            y = (x - x.mean()) / std if std > 0 else np.zeros_like(x)
+        elif method == "rank":
+            y = 2.0 * (scipy.stats.rankdata(x) - 1.0) / (len(x) - 1) - 1.0
+        elif method == "minmax":
+            span = x.max() - x.min()
+            y = (x - x.min()) / span if span > 0 else np.full_like(x, 0.5)
+        else:
+            y = x
+        out[task] = {name: float(value) for name, value in zip(names, y)}
+    if not out:
+        raise InvalidInputError("No task has results for at least 2 models; nothing to learn a ranking from.")
+    return out
+
+
+def _matrix(normalised: Mapping[str, Mapping[str, float]]) -> tuple[list[str], list[str], np.ndarray]:
+    """Sorted model ids, sorted task ids and the ``(M, T)`` matrix with NaN for missing cells."""
+    task_ids = sorted(normalised)
+    model_ids = sorted({m for row in normalised.values() for m in row})
+    row_of = {m: i for i, m in enumerate(model_ids)}
+    y = np.full((len(model_ids), len(task_ids)), np.nan)
+    for j, task in enumerate(task_ids):
+        for model, value in normalised[task].items():
+            y[row_of[model], j] = value
+    return model_ids, task_ids, y
+
+
+def _check_vector(value: Any, *, name: str, dim: int | None = None) -> np.ndarray:
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{name} must be a 1-D numeric vector, got {type(value).__name__}.") from None
+    if arr.ndim != 1 or arr.size == 0:
+        raise InvalidInputError(f"{name} must be a non-empty 1-D vector, got shape {arr.shape}.")
+    if dim is not None and arr.size != dim:
+        raise InvalidInputError(f"{name} has dimension {arr.size}, expected {dim} (the dimension seen in fit). "
+                                "Compute it with the same embedder/proxy version, or refit.")
+    if not np.all(np.isfinite(arr)):
+        raise InvalidInputError(f"{name} contains NaN or infinite values.")
+    return arr
+
+
+def _sides(mapping: Mapping[str, Any] | None, ids: Sequence[str], cls: type, *, key: str) -> list[Any]:
+    """One side record per id (an empty one where the mapping has none), keys checked."""
+    mapping = mapping or {}
+    if not isinstance(mapping, Mapping):
+        raise InvalidInputError(f"{key}s must be a mapping id -> {cls.__name__}, got {type(mapping).__name__}.")
+    for k, side in mapping.items():
+        if not isinstance(side, cls):
+            raise InvalidInputError(f"{key}s[{k!r}] is a {type(side).__name__}, expected {cls.__name__}.")
+        if getattr(side, f"{key}_id") != k:
+            raise InvalidInputError(f"{key}s[{k!r}] has {key}_id={getattr(side, f'{key}_id')!r}; the key and "
+                                    "the id must be the same.")
+    missing = [i for i in ids if i not in mapping]
+    if mapping and missing:
+        LOG.warning("%d %s(s) in the results have no side information (imputed): %s", len(missing), key,
+                    ", ".join(missing[:5]))
+    return [mapping.get(i) or cls(i) for i in ids]
+
+
+def _labels(text: str | None) -> list[str]:
+    return sorted({part.strip().lower() for part in (text or "").split(",") if part.strip()})
+
+
+def _ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> np.ndarray:
+    """Ridge regression ``y ≈ x·w`` whose first column of ``x`` is an unpenalised intercept."""
+    penalty = np.full(x.shape[1], alpha)
+    penalty[0] = 0.0
+    return np.linalg.solve(x.T @ x + np.diag(penalty + _JITTER), x.T @ y)  # (p+1, k)
+
+
+class _SideEncoder:
+    """Model side information → standardised feature rows (fitted on the training models)."""
+
+    def __init__(self, use_archi2vec: bool):
+        self.use_archi2vec = use_archi2vec
+        self.a2v_dim: int | None = None
+        self.a2v_mean = np.zeros(0)
+        self.a2v_components = np.zeros((0, 0))  # (k, D)
+        self.has_params = False
+        self.log_params_mean = 0.0
+        self.families: list[str] = []
+        self.pretraining: list[str] = []
+        self.col_mean = np.zeros(0)
+        self.col_scale = np.zeros(0)
+        self.keep = np.zeros(0, dtype=bool)
+        self.names: list[str] = []
+
+    def fit(self, sides: Sequence[ModelSide]) -> _SideEncoder:
+        vectors = [(s.model_id, s.archi2vec) for s in sides if s.archi2vec is not None]
+        if self.use_archi2vec and vectors:
+            dim = _check_vector(vectors[0][1], name=f"archi2vec of {vectors[0][0]!r}").size
+            a = np.stack([_check_vector(v, name=f"archi2vec of {m!r}", dim=dim) for m, v in vectors])  # (n, D)
+            k = min(MAX_ARCHI2VEC_COMPONENTS, len(a) - 1, dim)
+            if k >= 1:
+                self.a2v_dim = dim
+                self.a2v_mean = a.mean(axis=0)
+                _, _, vt = np.linalg.svd(a - self.a2v_mean, full_matrices=False)
+                comps = vt[:k]
+                comps *= np.where(comps[np.arange(k), np.abs(comps).argmax(axis=1)] < 0, -1.0, 1.0)[:, None]
+                self.a2v_components = comps
+        params = [_check_params(s) for s in sides if s.parameters is not None]
+        self.has_params = bool(params)
+        self.log_params_mean = float(np.mean(np.log10(params))) if params else 0.0
+        self.families = sorted({s.family.lower() for s in sides if s.family})
+        self.pretraining = sorted({lab for s in sides for lab in _labels(s.pretraining)})
+        raw = self._raw(sides)
+        self.names = ([f"archi2vec_pc{i}" for i in range(len(self.a2v_components))]
+                      + (["log10_params"] if self.has_params else [])
+                      + [f"family={f}" for f in self.families] + [f"pretraining={p}" for p in self.pretraining])
+        self.col_mean = raw.mean(axis=0) if len(raw) else np.zeros(raw.shape[1])
+        std = raw.std(axis=0) if len(raw) else np.zeros(raw.shape[1])
+        self.keep = std > 1e-12  # constant columns carry nothing
+        self.col_scale = np.where(self.keep, std, 1.0)
+        return self
+
+    @property
+    def n_features(self) -> int:
+        return int(self.keep.sum())
+
+    def _raw(self, sides: Sequence[ModelSide]) -> np.ndarray:
+        rows = []
+        for s in sides:
+            parts: list[np.ndarray] = []
+            if self.a2v_dim is not None:
+                if s.archi2vec is None or not self.use_archi2vec:
+                    parts.append(np.zeros(len(self.a2v_components)))  # = the training mean
+                else:
+                    vec = _check_vector(s.archi2vec, name=f"archi2vec of {s.model_id!r}", dim=self.a2v_dim)
+                    parts.append(self.a2v_components @ (vec - self.a2v_mean))
+            if self.has_params:
+                p = _check_params(s)
+                parts.append(np.array([math.log10(p) if p is not None else self.log_params_mean]))
+            fam = (s.family or "").lower()
+            parts.append(np.array([float(fam == f) for f in self.families]))
+            labs = set(_labels(s.pretraining))
+            parts.append(np.array([float(p in labs) for p in self.pretraining]))
+            rows.append(np.concatenate(parts))
+        width = len(self.a2v_components) + int(self.has_params) + len(self.families) + len(self.pretraining)
+        return np.array(rows, dtype=np.float64).reshape(len(rows), width)
+
+    def transform(self, sides: Sequence[ModelSide]) -> np.ndarray:
+        """``(n, n_features)`` standardised features; unknown families/labels give zeros."""
+        raw = self._raw(sides)
+        return ((raw - self.col_mean) / self.col_scale)[:, self.keep]
+
+    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        header = {"use_archi2vec": self.use_archi2vec, "a2v_dim": self.a2v_dim, "has_params": self.has_params,
+                  "log_params_mean": self.log_params_mean, "families": self.families,
+                  "pretraining": self.pretraining, "names": self.names}
+        arrays = {"side_a2v_mean": self.a2v_mean, "side_a2v_components": self.a2v_components,
+                  "side_col_mean": self.col_mean, "side_col_scale": self.col_scale, "side_keep": self.keep}
+        return header, arrays
+
+    @classmethod
+    def from_state(cls, header: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> _SideEncoder:
+        enc = cls(bool(header["use_archi2vec"]))
+        enc.a2v_dim = header["a2v_dim"]
+        enc.has_params = bool(header["has_params"])
+        enc.log_params_mean = float(header["log_params_mean"])
+        enc.families = list(header["families"])
+        enc.pretraining = list(header["pretraining"])
+        enc.names = list(header["names"])
+        enc.a2v_mean = arrays["side_a2v_mean"]
+        enc.a2v_components = arrays["side_a2v_components"]
+        enc.col_mean = arrays["side_col_mean"]
+        enc.col_scale = arrays["side_col_scale"]
+        enc.keep = arrays["side_keep"].astype(bool)
+        return enc
+
+
+def _check_params(side: ModelSide) -> int | None:
+    p = side.parameters
+    if p is None:
+        return None
+    if isinstance(p, bool) or not isinstance(p, (int, np.integer)) or p <= 0:
+        raise InvalidInputError(f"ModelSide({side.model_id!r}).parameters = {p!r}; expected a positive integer "
+                                "(the number of parameters) or None.")
+    return int(p)
+
+
+# ---------------------------------------------------------------------------------------
+# New-task vectors from descriptors
+# ---------------------------------------------------------------------------------------
+
+
+def _standardiser(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    std = x.std(axis=0)
+    return x.mean(axis=0), np.where(std > 1e-12, std, 1.0)
+
+
+def _task_weights(kind: str, param: float, z_train: np.ndarray, z: np.ndarray, n_neighbors: int) -> np.ndarray:
+    """Weights ``(T,)`` over the historical tasks (summing to 1) for a standardised query ``z``."""
+    t = len(z_train)
+    if kind == "mean":
+        return np.full(t, 1.0 / t)
+    if kind == "knn":
+        norms = np.linalg.norm(z_train, axis=1) * np.linalg.norm(z)
+        sims = np.divide(z_train @ z, norms, out=np.zeros(t), where=norms > 0)  # cosine (T,)
+        top = np.argsort(-sims, kind="stable")[:n_neighbors]
+        logits = sims[top] / param
+        w_top = np.exp(logits - logits.max())
+        weights = np.zeros(t)
+        weights[top] = w_top / w_top.sum()
+        return weights
+    if kind == "ridge":
+        gram = z_train @ z_train.T  # (T, T)
+        alpha = param * max(float(np.mean(np.diag(gram))), 1e-12)
+        dual = np.linalg.solve(gram + alpha * np.eye(t), z_train @ z)  # (T,)
+        return dual + (1.0 - dual.sum()) / t  # re-centred on the mean task vector
+    raise InvalidInputError(f"Unknown task predictor {kind!r}.")
+
+
+def _candidates() -> list[tuple[str, float]]:
+    return ([("knn", tau) for tau in _KNN_TEMPERATURES] + [("ridge", a) for a in _RIDGE_ALPHAS]
+            + [("mean", 0.0)])
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    a = a - a.mean()
+    b = b - b.mean()
+    den = math.sqrt(float(a @ a) * float(b @ b))
+    return float(a @ b) / den if den > 0 else 0.0
+
+
+# ---------------------------------------------------------------------------------------
+# The transfer space
+# ---------------------------------------------------------------------------------------
+
+
+class TransferSpace:
+    """Model and task vectors whose inner product ranks models by fine-tune accuracy.
+
+    See the module docstring for the objective and why. Learned attributes (after
+    :meth:`fit` or :meth:`load`): ``model_ids_``, ``task_ids_``, ``model_vectors_``
+    ``(M, dim+1)`` (rows ``[u, b]``), ``task_vectors_`` ``(T, dim+1)`` (rows ``[v, 1]``),
+    ``side_map_`` ``(1+n_side, dim+1)``, ``side_feature_names_``, ``task_predictor_``
+    (``{"kind": ..., "param": ...}``, None without descriptors), ``task_predictor_scores_``,
+    ``n_iter_``, ``loss_``.
+
+    Args:
+        dim: number of interaction factors (vectors have ``dim + 1`` entries).
+        use_archi2vec: include the PCA of archi2vec vectors in the side features.
+        side_weight: weight of the side-information prior ``‖U' − S1·W‖²`` (0: two-stage).
+        l2: ridge penalty on model vectors, task vectors and the side map (must be > 0).
+        n_neighbors: historical tasks combined (knn) or reported as evidence for a new task.
+        max_iter: maximum alternating-minimisation sweeps.
+        tol: stop when the objective's relative decrease is below this.
+        seed: seeds the initialisation of factors beyond the rank of the data.
+        normalise: per-task normalisation of the accuracies (:func:`normalise_results`).
+
+    Example:
+        >>> results = {"t1": {"a": 0.9, "b": 0.5, "c": 0.7}, "t2": {"a": 0.8, "b": 0.4}}
+        >>> space = TransferSpace(dim=1).fit(results)
+        >>> scores = space.score(space.model_vectors(["a", "b"]), space.task_vector_of("t2"))
+        >>> bool(scores[0] > scores[1])
+        True
+    """
+
+    def __init__(self, dim: int = 6, *, use_archi2vec: bool = True, side_weight: float = 1.0, l2: float = 0.1,
+                 n_neighbors: int = 3, max_iter: int = 200, tol: float = 1e-6, seed: int = 0,
+                 normalise: str = "zscore"):
+        self.dim = dim
+        self.use_archi2vec = use_archi2vec
+        self.side_weight = side_weight
+        self.l2 = l2
+        self.n_neighbors = n_neighbors
+        self.max_iter = max_iter
+        self.tol = tol
+        self.seed = seed
+        self.normalise = normalise
+
+    def _params(self) -> dict[str, Any]:
+        return {"dim": self.dim, "use_archi2vec": self.use_archi2vec, "side_weight": self.side_weight,
+                "l2": self.l2, "n_neighbors": self.n_neighbors, "max_iter": self.max_iter, "tol": self.tol,
+                "seed": self.seed, "normalise": self.normalise}
+
+    def _check_params(self) -> None:
+        checks = [
+            (isinstance(self.dim, int) and not isinstance(self.dim, bool) and self.dim >= 1, "dim", "an int >= 1"),
+            (isinstance(self.side_weight, (int, float)) and self.side_weight >= 0, "side_weight", "a number >= 0"),
+            (isinstance(self.l2, (int, float)) and self.l2 > 0, "l2", "a number > 0"),
+            (isinstance(self.n_neighbors, int) and self.n_neighbors >= 1, "n_neighbors", "an int >= 1"),
+            (isinstance(self.max_iter, int) and self.max_iter >= 1, "max_iter", "an int >= 1"),
+            (isinstance(self.tol, (int, float)) and self.tol >= 0, "tol", "a number >= 0"),
+            (self.normalise in NORMALISATIONS, "normalise", f"one of {', '.join(NORMALISATIONS)}"),
+        ]
+        for ok, name, expected in checks:
+            if not ok:
+                raise InvalidInputError(f"TransferSpace({name}={getattr(self, name)!r}): expected {expected}.")
+
+    # -- fitting ------------------------------------------------------------------------
+
+    def fit(self, results: Mapping[str, Mapping[str, float]], models: Mapping[str, ModelSide] | None = None,
+            tasks: Mapping[str, TaskSide] | None = None) -> TransferSpace:
+        """Learn model and task vectors from transfer results.
+
+        Args:
+            results: ``{task: {model: fine-tune accuracy}}``, missing cells absent.
+            models: side information per model id (needed for cold starts; models of the
+                results without an entry get imputed features).
+            tasks: side information per task id; their descriptors enable :meth:`task_vector`
+                (then every task of the results needs one, all of the same dimension).
+
+        Returns:
+            self.
+
+        Raises:
+            InvalidInputError: bad parameters, empty or non-finite results, malformed side
+                information, missing or mismatched descriptors.
+        """
+        self._check_params()
+        model_ids, task_ids, y = _matrix(normalise_results(results, method=self.normalise))
+        sides = _sides(models, model_ids, ModelSide, key="model")
+        encoder = _SideEncoder(self.use_archi2vec).fit(sides)
+        s1 = np.hstack([np.ones((len(model_ids), 1)), encoder.transform(sides)])  # (M, 1+p)
+        u1, v, w, n_iter, loss = self._alternate(y, s1)
+        self._encoder = encoder
+        self.model_ids_, self.task_ids_ = model_ids, task_ids
+        self.model_vectors_ = u1  # (M, dim+1)
+        self.task_vectors_ = np.hstack([v, np.ones((len(task_ids), 1))])  # (T, dim+1)
+        self.side_map_ = w  # (1+p, dim+1)
+        self.side_feature_names_ = [n for n, k in zip(encoder.names, encoder.keep) if k]
+        self.n_iter_, self.loss_ = n_iter, loss
+        self._fit_task_predictor(y, tasks)
+        LOG.info("transfer space: %d models x %d tasks, %d side features, %d sweeps, loss %.4g, task predictor %s",
+                 len(model_ids), len(task_ids), encoder.n_features, n_iter, loss, self.task_predictor_)
+        return self
+
+    def _alternate(self, y: np.ndarray, s1: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, float]:
+        m, t = y.shape
+        d, lam, l2 = self.dim, float(self.side_weight), float(self.l2)
+        mask = np.isfinite(y).astype(np.float64)
+        y0 = np.where(mask > 0, y, 0.0)
+        # deterministic start: per-model mean as bias, truncated SVD of the centred residual
+        bias = y0.sum(axis=1) / np.maximum(mask.sum(axis=1), 1.0)
+        p, sig, qt = np.linalg.svd(mask * (y0 - bias[:, None]), full_matrices=False)
+        r = min(d, len(sig))
+        flip = np.where(p[np.abs(p[:, :r]).argmax(axis=0), np.arange(r)] < 0, -1.0, 1.0)
+        u = np.zeros((m, d))
+        v = np.zeros((t, d))
+        u[:, :r] = p[:, :r] * flip * np.sqrt(sig[:r])
+        v[:, :r] = qt[:r].T * flip * np.sqrt(sig[:r])
+        if r < d:
+            rng = np.random.default_rng(self.seed)
+            u[:, r:] = rng.normal(scale=1e-2, size=(m, d - r))
+            v[:, r:] = rng.normal(scale=1e-2, size=(t, d - r))
+        u1 = np.hstack([u, bias[:, None]])  # (M, d+1)
+        w = _ridge(s1, u1, l2 / lam if lam > 0 else l2)
+        eye_m, eye_t = np.eye(d + 1), np.eye(d)
+        loss = prev = math.inf
+        n_iter = 0
+        for n_iter in range(1, self.max_iter + 1):
+            a = np.hstack([v, np.ones((t, 1))])  # (T, d+1)
+            gram = np.einsum("mt,ti,tj->mij", mask, a, a) + (lam + l2 + _JITTER) * eye_m  # (M, d+1, d+1)
+            rhs = y0 @ a + lam * (s1 @ w)  # (M, d+1)
+            u1 = np.linalg.solve(gram, rhs[..., None])[..., 0]
+            u, bias = u1[:, :d], u1[:, d]
+            gram_t = np.einsum("mt,mi,mj->tij", mask, u, u) + (l2 + _JITTER) * eye_t  # (T, d, d)
+            rhs_t = (mask * (y0 - bias[:, None])).T @ u  # (T, d)
+            v = np.linalg.solve(gram_t, rhs_t[..., None])[..., 0]
+            if lam > 0:
+                w = _ridge(s1, u1, l2 / lam)
+            resid = mask * (y0 - u @ v.T - bias[:, None])
+            loss = (float(np.sum(resid**2)) + lam * float(np.sum((u1 - s1 @ w) ** 2))
+                    + l2 * (float(np.sum(u1**2)) + float(np.sum(v**2)) + float(np.sum(w[1:] ** 2))))
+            if math.isfinite(prev) and prev - loss <= self.tol * max(prev, 1e-12):
+                break
+            prev = loss
+        if lam == 0:  # two-stage: the side map is fitted to the learned vectors afterwards
+            w = _ridge(s1, u1, l2)
+        return u1, v, w, n_iter, loss
+
+    def _fit_task_predictor(self, y: np.ndarray, tasks: Mapping[str, TaskSide] | None) -> None:
+        self.task_predictor_: dict[str, Any] | None = None
+        self.task_predictor_scores_: dict[str, float] = {}
+        self._descriptors: np.ndarray | None = None
+        sides = _sides(tasks, self.task_ids_, TaskSide, key="task") if tasks else None
+        if not sides or all(s.descriptor is None for s in sides):
+            return
+        missing = [s.task_id for s in sides if s.descriptor is None]
+        if missing:
+            raise InvalidInputError(
+                f"{len(missing)} of {len(sides)} tasks have no descriptor ({', '.join(missing[:5])}). New-task "
+                "vectors are predicted from the historical tasks' descriptors, so every task in the results "
+                "needs one: compute them (fennec.task.task_descriptor) or leave every descriptor out.")
+        dim = _check_vector(sides[0].descriptor, name=f"descriptor of task {sides[0].task_id!r}").size
+        x = np.stack([_check_vector(s.descriptor, name=f"descriptor of task {s.task_id!r}", dim=dim)
+                      for s in sides])  # (T, D)
+        self._descriptors = x
+        self._desc_mean, self._desc_scale = _standardiser(x)
+        u, bias = self.model_vectors_[:, :-1], self.model_vectors_[:, -1]
+        v = self.task_vectors_[:, :-1]
+        t = len(x)
+        scores: dict[str, float] = {}
+        if t >= 3:  # leave one task out: predict each task's vector from the others
+            for kind, param in _candidates():
+                per_task = []
+                for j in range(t):
+                    others = np.delete(np.arange(t), j)
+                    mean, scale = _standardiser(x[others])
+                    weights = _task_weights(kind, param, (x[others] - mean) / scale, (x[j] - mean) / scale,
+                                            self.n_neighbors)
+                    observed = np.isfinite(y[:, j])
+                    if observed.sum() >= 3:
+                        pred = u[observed] @ (weights @ v[others]) + bias[observed]
+                        per_task.append(_corr(pred, y[observed, j]))
+                if per_task:
+                    scores[f"{kind}:{param:g}"] = float(np.mean(per_task))
+        if scores:
+            best = max(scores, key=lambda k: scores[k])  # first of equals: knn, then ridge, then mean
+            kind, param = best.split(":")
+            self.task_predictor_ = {"kind": kind, "param": float(param)}
+        else:  # too few tasks to cross-validate: the plain kNN average
+            self.task_predictor_ = {"kind": "knn", "param": 0.1}
+        self.task_predictor_scores_ = scores
+
+    # -- queries ------------------------------------------------------------------------
+
+    def _require_fitted(self) -> None:
+        if not hasattr(self, "model_vectors_"):
+            raise NotFittedError("This TransferSpace is not fitted: call fit(results, ...) or TransferSpace.load(path).")
+
+    def model_vectors(self, models: Sequence[str | ModelSide]) -> np.ndarray:
+        """Vectors ``(n, dim+1)`` for models: learned when known, placed from side info when new.
+
+        Args:
+            models: model ids (must be known) or :class:`ModelSide` records (a known id gets its
+                learned vector; an unknown one a cold start ``[1, s]·W`` from its side features).
+
+        Raises:
+            NotFittedError: before fit/load.
+            InvalidInputError: an unknown id without side information, or side information whose
+                archi2vec dimension differs from the one seen in fit.
+        """
+        self._require_fitted()
+        if isinstance(models, (str, ModelSide)):
+            raise InvalidInputError("models must be a sequence of ids / ModelSide records; wrap one in a list.")
+        row_of = {m: i for i, m in enumerate(self.model_ids_)}
+        out = np.empty((len(models), self.dim + 1))
+        cold: list[tuple[int, ModelSide]] = []
+        for i, item in enumerate(models):
+            model_id = item.model_id if isinstance(item, ModelSide) else item
+            if not isinstance(model_id, str):
+                raise InvalidInputError(f"models[{i}] is a {type(item).__name__}; expected a model id or ModelSide.")
+            if model_id in row_of:
+                out[i] = self.model_vectors_[row_of[model_id]]
+            elif isinstance(item, ModelSide):
+                cold.append((i, item))
+            else:
+                raise InvalidInputError(
+                    f"Model {model_id!r} is not in the transfer space (it has no transfer history). Pass a "
+                    "ModelSide with its archi2vec vector, parameters, family and pre-training data to place "
+                    "it from side information (cold start).")
+        if cold:
+            if self._encoder.n_features == 0:
+                warnings.warn("The transfer space was fitted without model side information: every new model "
+                              "gets the mean model vector.", FallbackWarning, stacklevel=2)
+            feats = self._encoder.transform([side for _, side in cold])
+            placed = np.hstack([np.ones((len(cold), 1)), feats]) @ self.side_map_  # (n_cold, dim+1)
+            for (i, _), vec in zip(cold, placed):
+                out[i] = vec
+        return out
+
+    def task_vector(self, descriptor: np.ndarray) -> tuple[np.ndarray, list[tuple[str, float]]]:
+        """A new task's vector ``(dim+1,)`` from its proxy descriptor, with its evidence.
+
+        Returns:
+            ``(vector, neighbours)``: the vector ``[v, 1]`` and up to ``n_neighbors``
+            ``(historical task id, weight)`` pairs, largest weight first.
+
+        Raises:
+            NotFittedError: before fit/load.
+            InvalidInputError: the space was fitted without descriptors, or the descriptor's
+                dimension differs from the historical ones.
+        """
+        self._require_fitted()
+        if self._descriptors is None:
+            raise InvalidInputError("This transfer space was fitted without task descriptors, so it cannot place "
+                                    "a new task: refit with tasks={id: TaskSide(id, descriptor=...)}.")
+        x = _check_vector(descriptor, name="descriptor", dim=self._descriptors.shape[1])
+        z_train = (self._descriptors - self._desc_mean) / self._desc_scale
+        kind, param = self.task_predictor_["kind"], self.task_predictor_["param"]
+        weights = _task_weights(kind, param, z_train, (x - self._desc_mean) / self._desc_scale, self.n_neighbors)
+        vector = weights @ self.task_vectors_  # last entry = Σ w = 1
+        vector[-1] = 1.0
+        order = np.argsort(-weights, kind="stable")[: self.n_neighbors]
+        return vector, [(self.task_ids_[j], float(weights[j])) for j in order if weights[j] != 0]
+
+    def task_vector_of(self, task_id: str) -> np.ndarray:
+        """The learned vector ``(dim+1,)`` of a historical task."""
+        self._require_fitted()
+        if task_id not in self.task_ids_:
+            raise InvalidInputError(f"Task {task_id!r} is not in the transfer space; known tasks: "
+                                    f"{', '.join(self.task_ids_[:10])}. Use task_vector(descriptor) for a new one.")
+        return self.task_vectors_[self.task_ids_.index(task_id)].copy()
+
+    def score(self, model_vectors: np.ndarray, task_vector: np.ndarray) -> np.ndarray:
+        """Scores ``(n,)`` = ``model_vectors (n, dim+1) @ task_vector (dim+1,)``; higher is better."""
+        mv = np.asarray(model_vectors, dtype=np.float64)
+        tv = np.asarray(task_vector, dtype=np.float64)
+        if mv.ndim != 2 or tv.ndim != 1 or mv.shape[1] != tv.shape[0]:
+            raise InvalidInputError(f"score needs model vectors (n, k) and a task vector (k,), got {mv.shape} and "
+                                    f"{tv.shape}.")
+        return mv @ tv
+
+    # -- persistence --------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the fitted space to one ``.npz`` file (arrays + a JSON header), atomically."""
+        self._require_fitted()
+        path = Path(path)
+        enc_header, arrays = self._encoder.state()
+        header = {"version": SPACE_VERSION, "params": self._params(), "model_ids": self.model_ids_,
+                  "task_ids": self.task_ids_, "side": enc_header, "task_predictor": self.task_predictor_,
+                  "task_predictor_scores": self.task_predictor_scores_, "n_iter": self.n_iter_, "loss": self.loss_}
+        arrays = dict(arrays, model_vectors=self.model_vectors_, task_vectors=self.task_vectors_,
+                      side_map=self.side_map_, header=np.array(json.dumps(header)))
+        if self._descriptors is not None:
+            arrays.update(descriptors=self._descriptors, desc_mean=self._desc_mean, desc_scale=self._desc_scale)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, **arrays)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> TransferSpace:
+        """Read a space written by :meth:`save`.
+
+        Raises:
+            FileNotFoundError: no such file.
+            SpaceVersionError: written by another :data:`SPACE_VERSION`; run ``fennec fit``.
+            InvalidInputError: not a transfer-space file.
+        """
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {k: data[k] for k in data.files}
+            header = json.loads(str(arrays.pop("header")))
+        except FileNotFoundError:
+            raise
+        except (OSError, ValueError, KeyError) as exc:
+            raise InvalidInputError(f"{path} is not a transfer space saved by TransferSpace.save ({exc}).") from None
+        found = header.get("version")
+        if found != SPACE_VERSION:
+            raise SpaceVersionError(
+                f"{path} holds a transfer space of version {found!r}, but this fennec uses {SPACE_VERSION!r}. "
+                "Run `fennec fit` to refit the transfer space.", path=str(path), found=found, expected=SPACE_VERSION)
+        space = cls(**header["params"])
+        space._encoder = _SideEncoder.from_state(header["side"], arrays)
+        space.model_ids_, space.task_ids_ = list(header["model_ids"]), list(header["task_ids"])
+        space.model_vectors_, space.task_vectors_ = arrays["model_vectors"], arrays["task_vectors"]
+        space.side_map_ = arrays["side_map"]
+        space.side_feature_names_ = [n for n, k in zip(space._encoder.names, space._encoder.keep) if k]
+        space.task_predictor_ = header["task_predictor"]
+        space.task_predictor_scores_ = dict(header["task_predictor_scores"])
+        space.n_iter_, space.loss_ = int(header["n_iter"]), float(header["loss"])
+        space._descriptors = arrays.get("descriptors")
+        if space._descriptors is not None:
+            space._desc_mean, space._desc_scale = arrays["desc_mean"], arrays["desc_scale"]
+        return space
+
+
+# ---------------------------------------------------------------------------------------
+# The Fennec paper's recipe (the baseline)
+# ---------------------------------------------------------------------------------------
+
+
+class FennecBaseline:
+    """The Fennec paper's recommender, as in its public code (metrics-reference.md §5).
+
+    Bai et al., "Pre-Trained Model Recommendation for Downstream Fine-tuning", arXiv 2403.06382,
+    ``meta_features_plus.py``:
+
+    1. ``NMF(n_components=k, max_iter=1000, random_state=seed, alpha_W=0, alpha_H="same")`` on
+       the models × tasks matrix → model vectors ``U = W``, task vectors ``V = Hᵀ``;
+    2. ``RandomForestRegressor(n_estimators, random_state=seed)`` from every proxy image
+       embedding of a historical task to that task's ``V_t``; a new task's vector ``v`` is
+       the mean prediction over its images, its transfer scores ``U·v``;
+    3. ``LinearRegression`` from meta-features — model: ``[#params, #Conv2d+Linear layers,
+       one-hot KMeans(n_clusters, random_state=0) cluster of archi2vec]``; task:
+       ``[#images, #classes]`` — to the historical score;
+    4. ``final = (1 − meta_weight)·U·v + meta_weight·meta_pred``.
+
+    Deliberate differences from the public code, all forced by what it leaves undefined for
+    real transfer histories:
+
+    * the matrix holds **fine-tune accuracies** min-max normalised per task into [0, 1] (the
+      code factorises FDA proxy scores, which are complete and non-negative); missing cells
+      are filled with the task's mean before NMF, and the meta-regressor is trained on the
+      observed cells only;
+    * the layer count is used only when every model has ``n_layers``; the archi2vec cluster
+      only when some model has an archi2vec vector (models without one get no cluster); the
+      task meta-features only when every task has ``n_samples`` and ``n_classes``;
+    * a model that has side information but no transfer history has no NMF vector; it is
+      scored by the meta-regressor alone (the paper has no model cold start).
+
+    Args:
+        k: NMF components.
+        meta_weight: weight ``w`` of the meta-regressor's prediction.
+        n_estimators: trees of the random forest.
+        n_clusters: KMeans clusters of archi2vec vectors (capped at the number of vectors).
+        seed: NMF and random-forest seed (the paper's 2023).
+    """
+
+    def __init__(self, k: int = 5, *, meta_weight: float = 0.5, n_estimators: int = 25, n_clusters: int = 4,
+                 seed: int = 2023):
+        self.k = k
+        self.meta_weight = meta_weight
+        self.n_estimators = n_estimators
+        self.n_clusters = n_clusters
+        self.seed = seed
+
+    def fit(self, results: Mapping[str, Mapping[str, float]], models: Mapping[str, ModelSide],
+            task_embeddings: Mapping[str, np.ndarray],
+            tasks: Mapping[str, TaskSide] | None = None) -> FennecBaseline:
+        """Fit NMF, the proxy random forest and the meta-regressor.
+
+        Args:
+            results: ``{task: {model: fine-tune accuracy}}``.
+            models: side information of every model in the results (``parameters`` required;
+                may hold extra models without history, scored by the meta-regressor alone).
+            task_embeddings: ``{task: (n_images, D)}`` proxy embeddings of every task.
+            tasks: ``n_samples`` / ``n_classes`` per task (the task meta-features), optional.
+
+        Returns:
+            self.
+
+        Raises:
+            InvalidInputError: malformed results, a model without ``parameters``, a task
+                without embeddings, embeddings of different dimensions.
+        """
+        from sklearn.cluster import KMeans
+        from sklearn.decomposition import NMF
+        from sklearn.ensemble import RandomForestRegressor
+        from sklearn.linear_model import LinearRegression
+
+        if not (isinstance(self.k, int) and self.k >= 1 and 0.0 <= self.meta_weight <= 1.0):
+            raise InvalidInputError(f"FennecBaseline(k={self.k!r}, meta_weight={self.meta_weight!r}): k must be an "
+                                    "int >= 1 and meta_weight in [0, 1].")
+        model_ids, task_ids, y = _matrix(normalise_results(results, method="minmax"))
+        if not isinstance(models, Mapping):
+            raise InvalidInputError("models must be a mapping model id -> ModelSide.")
+        all_ids = model_ids + sorted(set(models) - set(model_ids))
+        sides = _sides(models, all_ids, ModelSide, key="model")
+        no_params = [s.model_id for s in sides if s.parameters is None]
+        if no_params:
+            raise InvalidInputError(f"{len(no_params)} model(s) have no parameter count ({', '.join(no_params[:5])}); "
+                                    "the Fennec meta-features need ModelSide.parameters for every model.")
+        # 1. NMF of the task-mean-filled [0, 1] matrix
+        filled = np.where(np.isfinite(y), y, np.nanmean(y, axis=0, keepdims=True))  # (M, T)
+        nmf = NMF(n_components=self.k, max_iter=1000, random_state=self.seed, alpha_W=0.0, alpha_H="same")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            u = nmf.fit_transform(filled)  # (M, k)
+        for warning in caught:
+            LOG.info("NMF: %s", warning.message)
+        v = nmf.components_.T  # (T, k)
+        # 2. proxy image embeddings -> task vectors
+        if not isinstance(task_embeddings, Mapping):
+            raise InvalidInputError("task_embeddings must be a mapping task id -> (n_images, D) array.")
+        missing = [t for t in task_ids if t not in task_embeddings]
+        if missing:
+            raise InvalidInputError(f"{len(missing)} task(s) have no proxy embeddings ({', '.join(missing[:5])}); "
+                                    "pass task_embeddings[task] = (n_images, D) for every task in the results.")
+        feats = [self._embeddings(task_embeddings[t], name=f"task_embeddings[{t!r}]") for t in task_ids]
+        dims = {f.shape[1] for f in feats}
+        if len(dims) != 1:
+            raise InvalidInputError(f"task embeddings have different dimensions {sorted(dims)}; use one proxy model.")
+        self.embedding_dim_ = dims.pop()
+        forest = RandomForestRegressor(n_estimators=self.n_estimators, random_state=self.seed)
+        forest.fit(np.vstack(feats), np.vstack([np.repeat(v[j][None], len(f), axis=0) for j, f in enumerate(feats)]))
+        # 3. meta-features and the linear meta-regressor
+        self._model_meta = self._model_features(sides, KMeans)
+        task_sides = _sides(tasks, task_ids, TaskSide, key="task") if tasks else []
+        self.uses_task_meta_ = bool(task_sides) and all(
+            s.n_samples is not None and s.n_classes is not None for s in task_sides)
+        rows, targets = [], []
+        for j, t in enumerate(task_ids):
+            task_meta = [task_sides[j].n_samples, task_sides[j].n_classes] if self.uses_task_meta_ else []
+            for i, m in enumerate(model_ids):
+                if np.isfinite(y[i, j]):
+                    rows.append(np.concatenate([self._model_meta[m], task_meta]))
+                    targets.append(y[i, j])
+        self._meta = LinearRegression().fit(np.array(rows), np.array(targets))
+        self.model_ids_, self.task_ids_ = model_ids, task_ids
+        self.all_model_ids_ = all_ids
+        self.model_vectors_, self.task_vectors_ = u, v
+        self._forest = forest
+        return self
+
+    def _model_features(self, sides: Sequence[ModelSide], kmeans_cls: Any) -> dict[str, np.ndarray]:
+        """``{model: [params, (n_layers), one-hot cluster]}``."""
+        use_layers = all(s.n_layers is not None for s in sides)
+        with_vec = [s for s in sides if s.archi2vec is not None]
+        onehot = {s.model_id: np.zeros(0) for s in sides}
+        self.n_clusters_ = 0
+        if with_vec:
+            dim = _check_vector(with_vec[0].archi2vec, name=f"archi2vec of {with_vec[0].model_id!r}").size
+            vecs = np.stack([_check_vector(s.archi2vec, name=f"archi2vec of {s.model_id!r}", dim=dim)
+                             for s in with_vec])
+            n_clusters = min(self.n_clusters, len(np.unique(vecs, axis=0)))
+            labels = kmeans_cls(n_clusters=n_clusters, random_state=0, n_init=10).fit_predict(vecs)
+            self.n_clusters_ = n_clusters
+            onehot = {s.model_id: np.zeros(n_clusters) for s in sides}
+            for s, lab in zip(with_vec, labels):
+                onehot[s.model_id][lab] = 1.0
+        self.uses_layers_ = use_layers
+        return {s.model_id: np.concatenate([[float(_check_params(s))], [float(s.n_layers)] if use_layers else [],
+                                            onehot[s.model_id]]) for s in sides}
+
+    @staticmethod
+    def _embeddings(value: Any, *, name: str, dim: int | None = None) -> np.ndarray:
+        try:
+            arr = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise InvalidInputError(f"{name} must be a numeric (n_images, D) array.") from None
+        if arr.ndim != 2 or arr.shape[0] == 0:
+            raise InvalidInputError(f"{name} must be a non-empty (n_images, D) array, got shape {arr.shape}.")
+        if dim is not None and arr.shape[1] != dim:
+            raise InvalidInputError(f"{name} has dimension {arr.shape[1]}, expected {dim} (the proxy used in fit).")
+        if not np.all(np.isfinite(arr)):
+            raise InvalidInputError(f"{name} contains NaN or infinite values.")
+        return arr
+
+    def predict(self, embeddings: np.ndarray, *, n_samples: int | None = None, n_classes: int | None = None,
+                models: Sequence[str] | None = None) -> dict[str, float]:
+        """Scores of models for a new task from its proxy image embeddings ``(n_images, D)``.
+
+        Args:
+            embeddings: proxy embeddings of the new task's images.
+            n_samples, n_classes: the new task's meta-features (required when the fit used them).
+            models: model ids to score (default: every model seen in fit, with or without history).
+
+        Returns:
+            ``{model: (1 − w)·U·v + w·meta_pred}`` (meta_pred alone for models without history).
+        """
+        if not hasattr(self, "_forest"):
+            raise NotFittedError("This FennecBaseline is not fitted: call fit(...) first.")
+        x = self._embeddings(embeddings, name="embeddings", dim=self.embedding_dim_)
+        task_meta: list[float] = []
+        if self.uses_task_meta_:
+            if n_samples is None or n_classes is None:
+                raise InvalidInputError("This baseline was fitted with task meta-features: pass n_samples and "
+                                        "n_classes of the new task.")
+            task_meta = [float(n_samples), float(n_classes)]
+        v = self._forest.predict(x).reshape(len(x), -1).mean(axis=0)  # (k,)
+        ids = list(self.all_model_ids_ if models is None else models)
+        unknown = [m for m in ids if m not in self._model_meta]
+        if unknown:
+            raise InvalidInputError(f"Unknown model(s) {', '.join(map(repr, unknown[:5]))}: the baseline scores "
+                                    "only models given to fit (with side information).")
+        meta = self._meta.predict(np.array([np.concatenate([self._model_meta[m], task_meta]) for m in ids]))
+        row_of = {m: i for i, m in enumerate(self.model_ids_)}
+        w = self.meta_weight
+        return {m: float((1 - w) * (self.model_vectors_[row_of[m]] @ v) + w * p) if m in row_of else float(p)
+                for m, p in zip(ids, meta)}
