@@ -1,0 +1,783 @@
+"""Loading a labelled image dataset and drawing a stratified, seeded sample of it.
+
+This is the first step of ``fennec.recommend``: the sample goes through the proxy model
+(the task vector) and through the candidate models (the transferability scores), so it is
+balanced over classes, small, reproducible, and identified by a content fingerprint.
+
+:func:`load_sample` accepts, and detects in this order:
+
+1. a local folder in ImageFolder layout: ``<root>/<class>/<image>`` (one split, called
+   ``"train"``) or ``<root>/<split>/<class>/<image>``; class names are the folder names,
+   sorted; images may sit in nested folders under their class folder;
+2. a local parquet file, or a folder of parquet files in the Hub layout
+   (``data/<split>-00000-of-00001.parquet``, ``<split>.parquet``, ``<config>/<split>-*.parquet``
+   or ``<config>/<split>/*.parquet``);
+3. a folder written by ``datasets``' ``save_to_disk`` (a ``Dataset`` or a ``DatasetDict``);
+4. otherwise a Hub dataset id (``org/name``, or ``hub:org/name`` to skip the local checks).
+
+Only what the sample needs is read. For parquet (local or on the Hub) the label column is
+read first, the sample is drawn from the labels, and then the image column is read only
+from the row groups that hold sampled rows; on the Hub the files are read over HTTP range
+requests (``HfFileSystem``), so a large dataset is not downloaded. A Hub dataset without
+parquet files (nor the Hub's ``refs/convert/parquet`` branch) falls back to
+``datasets.load_dataset``, which downloads the whole split into the ``datasets`` cache.
+The endpoint, token and offline mode come from :mod:`fennec.constants` at call time; in
+offline mode only ``datasets``' cache is used.
+
+Sampling: classes with fewer than ``min_per_class`` labelled rows are dropped (with a
+:class:`~fennec.errors.DatasetWarning` naming them). Every kept class gets the same quota,
+``per_class`` or else ``max_samples // n_classes``; a class with fewer rows gives all of
+them, and the budget it leaves is *not* given to other classes, so the sample stays
+balanced. Within a class, rows are visited in a seeded random order (``numpy``
+``default_rng(seed)``, classes in order); an image that cannot be decoded is skipped,
+counted, and replaced by the class's next row. The sample is ordered by class, then by row
+index in the split.
+
+Example:
+    >>> sample = load_sample("zoo/datasets/t-digits-fewshot", max_samples=50, seed=0)
+    >>> sample.n_classes, len(sample), sample.class_counts().tolist()
+    (10, 50, [5, 5, 5, 5, 5, 5, 5, 5, 5, 5])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import re
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fennec import constants
+from fennec.errors import (
+    DatasetColumnError,
+    DatasetError,
+    DatasetNotFoundError,
+    DatasetSplitError,
+    DatasetWarning,
+    HubOfflineError,
+    HubUnavailableError,
+    InvalidInputError,
+)
+
+__all__ = ["IMAGE_EXTENSIONS", "LABEL_COLUMN_NAMES", "DatasetSample", "load_sample"]
+
+#: File extensions an ImageFolder (or a column of image paths) may use.
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm",
+                    ".pgm", ".pbm", ".jfif")
+#: Column names taken for the label when no column has the ``ClassLabel`` feature.
+LABEL_COLUMN_NAMES = ("label", "labels", "class", "target", "category")
+
+_HUB_ID = re.compile(r"^(?:[A-Za-z0-9][\w.-]*/)?[A-Za-z0-9][\w.-]*$")
+_SHARD = re.compile(r"^([A-Za-z][\w.]*?)-\d{5}-of-\d{5}\.parquet$")
+_SPLIT_FILE = re.compile(r"^([A-Za-z][\w]*?)(?:-\d+)?\.parquet$")
+
+
+# ---------------------------------------------------------------------------------------
+# The sample
+# ---------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class DatasetSample:
+    """A stratified sample of a labelled image dataset (compare samples by ``fingerprint``).
+
+    Attributes:
+        images: the sampled images as RGB ``PIL.Image.Image``, in sample order.
+        labels: ``(N,)`` int64 class indices in ``[0, n_classes)``, same order.
+        class_names: the name of each class index (dropped classes are not in it).
+        source: what was loaded: a resolved local path, or ``"hub:org/name[/config]"``.
+        split: the split sampled.
+        seed: the sampling seed.
+        fingerprint: sha256 (hex) of the class names, then of every image's size, RGB pixels
+            and label, in order: the same pixels and labels give the same fingerprint
+            whatever the file format or source.
+        n_available: rows in the split (None if unknown).
+        n_skipped: images that could not be decoded and were skipped (replaced when the
+            class had more rows).
+        image_column: the column the images came from.
+        label_column: the column the labels came from.
+    """
+
+    images: list
+    labels: np.ndarray
+    class_names: tuple[str, ...]
+    source: str
+    split: str
+    seed: int
+    fingerprint: str
+    n_available: int | None
+    n_skipped: int
+    image_column: str
+    label_column: str
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def class_counts(self) -> np.ndarray:
+        """``(n_classes,)`` int64: how many sampled images each class has."""
+        return np.bincount(self.labels, minlength=self.n_classes).astype(np.int64)
+
+    def summary(self) -> str:
+        """One line: source, split, size, classes, skipped images and fingerprint."""
+        counts = self.class_counts()
+        of = f" of {self.n_available} rows" if self.n_available is not None else ""
+        return (f"{self.source} [{self.split}]: {len(self)} images{of}, {self.n_classes} classes "
+                f"({counts.min()}-{counts.max()} per class), {self.n_skipped} skipped, seed "
+                f"{self.seed}, fingerprint {self.fingerprint[:12]}")
+
+
+# ---------------------------------------------------------------------------------------
+# One split of one source, read column by column
+# ---------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class _Split:
+    """What the sampler needs from a source: column metadata and two readers."""
+
+    dataset: str                 # as the caller gave it, for error messages
+    source: str
+    split: str
+    n_rows: int
+    columns: tuple[str, ...]
+    features: dict[str, dict]    # name -> datasets feature as a dict ({"_type": "Image"} …)
+    types: dict[str, Any]        # name -> pyarrow type
+    read_column: Callable[[str], list]
+    read_rows: Callable[[str, np.ndarray], list]   # values at sorted row indices
+    base_dir: Path | None = None  # where relative image paths are resolved
+
+
+def _pick_split(dataset: str, available: Sequence[str], split: str | None, what: str) -> str:
+    names = list(available)
+    if split is not None:
+        if split not in names:
+            raise DatasetSplitError(
+                f"{what} has no split {split!r}; its splits are: {', '.join(names) or 'none'}. "
+                "Pass one of them as split=.", dataset=dataset, split=split, available=tuple(names))
+        return split
+    if "train" in names:
+        return "train"
+    if len(names) == 1:
+        return names[0]
+    raise DatasetSplitError(
+        f"{what} has no 'train' split and several others: {', '.join(names)}. Choose one with "
+        "split=.", dataset=dataset, split=None, available=tuple(names))
+
+
+# -- 1. ImageFolder ---------------------------------------------------------------------
+
+
+def _is_image_file(p: Path) -> bool:
+    return p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and p.is_file()
+
+
+def _subdirs(p: Path) -> list[Path]:
+    return sorted(c for c in p.iterdir() if c.is_dir() and not c.name.startswith("."))
+
+
+def _has_images(p: Path) -> bool:
+    return any(_is_image_file(c) for c in p.iterdir())
+
+
+def _image_folder_splits(root: Path) -> dict[str, Path] | None:
+    """``{split: folder of class folders}``, or None when ``root`` is not an ImageFolder."""
+    children = _subdirs(root)
+    if any(_has_images(c) for c in children):
+        return {"train": root}
+    splits = {c.name: c for c in children if any(_has_images(g) for g in _subdirs(c))}
+    return splits or None
+
+
+def _image_folder(dataset: str, root: Path, splits: dict[str, Path], split: str | None) -> _Split:
+    import pyarrow as pa
+
+    name = _pick_split(dataset, sorted(splits), split, f"The ImageFolder {root}")
+    paths, labels = [], []
+    for cls in _subdirs(splits[name]):
+        files = sorted((p for p in cls.rglob("*") if _is_image_file(p)),
+                       key=lambda p: p.relative_to(cls).as_posix())
+        paths += [str(p) for p in files]
+        labels += [cls.name] * len(files)
+    columns = {"image": paths, "label": labels}
+    return _Split(
+        dataset=dataset, source=str(root), split=name, n_rows=len(paths), columns=("image", "label"),
+        features={"image": {"_type": "Image"}, "label": {"_type": "ClassLabel",
+                                                         "names": sorted(set(labels))}},
+        types={"image": pa.string(), "label": pa.string()},
+        read_column=lambda c: list(columns[c]),
+        read_rows=lambda c, idx: [columns[c][i] for i in idx])
+
+
+# -- 2. parquet (local files or the Hub) --------------------------------------------------
+
+
+def _config_and_split(rel: str) -> tuple[str | None, str]:
+    """Where a parquet file sits in the Hub layout: its (config, split)."""
+    parts = rel.split("/")
+    name = parts[-1]
+    m = _SHARD.match(name) or _SPLIT_FILE.match(name)
+    from_name = m.group(1) if m else None
+    if len(parts) >= 3:                      # <config>/<split>/0000.parquet (refs/convert/parquet)
+        return parts[-3], parts[-2]
+    if len(parts) == 2:
+        if parts[0] == "data":
+            return None, from_name or "train"
+        if from_name is not None:            # <config>/<split>-00000-of-00001.parquet
+            return parts[0], from_name
+        return None, parts[0]                # <split>/0000.parquet
+    return None, from_name or "train"
+
+
+def _group_parquet(dataset: str, rel_paths: Sequence[str], config: str | None,
+                   what: str) -> dict[str, list[str]]:
+    """``{split: [relative paths]}`` for one config of a parquet layout."""
+    by_config: dict[str | None, dict[str, list[str]]] = {}
+    for rel in sorted(rel_paths):
+        cfg, split = _config_and_split(rel)
+        by_config.setdefault(cfg, {}).setdefault(split, []).append(rel)
+    names = sorted(by_config, key=lambda c: (c is not None, c or ""))
+    if config is not None:
+        if config not in by_config:
+            raise DatasetSplitError(
+                f"{what} has no config {config!r}; its configs are: "
+                f"{', '.join(c or '(default)' for c in names)}.", dataset=dataset, split=config,
+                available=tuple(c or "default" for c in names))
+        return by_config[config]
+    if len(by_config) > 1:
+        if None in by_config:
+            return by_config[None]
+        if "default" in by_config:
+            return by_config["default"]
+        raise DatasetSplitError(
+            f"{what} has several configs: {', '.join(names)}. Choose one with config=.",
+            dataset=dataset, split=None, available=tuple(names))
+    return next(iter(by_config.values()))
+
+
+def _parquet(dataset: str, source: str, files: Sequence[str], split: str,
+             open_file: Callable[[str], Any], base_dir: Path | None) -> _Split:
+    """One split made of parquet files; reads by column and by row group."""
+    import pyarrow.parquet as pq
+
+    handles = [pq.ParquetFile(open_file(f)) for f in files]
+    schema = handles[0].schema_arrow
+    meta = (schema.metadata or {}).get(b"huggingface")
+    try:
+        features = json.loads(meta)["info"]["features"] if meta else {}
+    except (ValueError, KeyError, TypeError):
+        features = {}
+    # global row index -> (file, row group); starts[k] = first global row of group k
+    groups = [(f, g) for f, h in enumerate(handles) for g in range(h.num_row_groups)]
+    sizes = [handles[f].metadata.row_group(g).num_rows for f, g in groups]
+    starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+
+    def read_column(c: str) -> list:
+        return [v for h in handles for v in h.read(columns=[c]).column(c).to_pylist()]
+
+    def read_rows(c: str, idx: np.ndarray) -> list:
+        out: list = []
+        which = np.searchsorted(starts, idx, side="right") - 1
+        for k in np.unique(which):
+            f, g = groups[k]
+            col = handles[f].read_row_group(g, columns=[c]).column(c)
+            out += col.take(idx[which == k] - starts[k]).to_pylist()
+        return out
+
+    return _Split(dataset=dataset, source=source, split=split, n_rows=int(starts[-1]),
+                  columns=tuple(schema.names), features=features,
+                  types={n: schema.field(n).type for n in schema.names},
+                  read_column=read_column, read_rows=read_rows, base_dir=base_dir)
+
+
+def _local_parquet(dataset: str, path: Path, split: str | None, config: str | None) -> _Split | None:
+    if path.is_file():
+        _, name = _config_and_split(path.name)
+        name = _pick_split(dataset, [name], split, f"The parquet file {path}")
+        return _parquet(dataset, str(path), [str(path)], name, lambda f: f, path.parent)
+    rels = [p.relative_to(path).as_posix() for p in path.rglob("*.parquet")
+            if not any(s.startswith(".") for s in p.relative_to(path).parts)]
+    if not rels:
+        return None
+    by_split = _group_parquet(dataset, rels, config, f"The parquet folder {path}")
+    name = _pick_split(dataset, sorted(by_split), split, f"The parquet folder {path}")
+    files = [str(path / r) for r in by_split[name]]
+    return _parquet(dataset, str(path), files, name, lambda f: f, path)
+
+
+# -- 3. datasets (save_to_disk, or load_dataset's result) --------------------------------
+
+
+def _hf_dataset(dataset: str, source: str, ds: Any, split: str | None, what: str) -> _Split:
+    import datasets
+
+    if isinstance(ds, (datasets.DatasetDict, dict)):
+        name = _pick_split(dataset, sorted(ds), split, what)
+        ds = ds[name]
+    else:
+        name = _pick_split(dataset, [str(ds.split) if ds.split else "train"], split, what)
+    table = ds.with_format("arrow")
+    schema = ds.features.arrow_schema
+
+    def read_column(c: str) -> list:
+        return table.select_columns([c])[:][c].to_pylist()
+
+    def read_rows(c: str, idx: np.ndarray) -> list:
+        return table.select_columns([c]).select(idx.tolist())[:][c].to_pylist()
+
+    return _Split(dataset=dataset, source=source, split=name, n_rows=len(ds),
+                  columns=tuple(ds.column_names), features=ds.features.to_dict(),
+                  types={n: schema.field(n).type for n in schema.names},
+                  read_column=read_column, read_rows=read_rows)
+
+
+def _is_saved_dataset(path: Path) -> bool:
+    return (path / "dataset_dict.json").is_file() or (
+        (path / "state.json").is_file() and (path / "dataset_info.json").is_file())
+
+
+# -- 4. the Hub -----------------------------------------------------------------------------
+
+
+def _hub(dataset: str, repo_id: str, split: str | None, config: str | None,
+         revision: str | None) -> _Split:
+    if not _HUB_ID.match(repo_id):
+        raise DatasetNotFoundError(f"{repo_id!r} is not a Hub dataset id ('org/name').",
+                                   dataset=dataset, tried=("hub id",))
+    source = f"hub:{repo_id}" + (f"/{config}" if config else "")
+    if constants.hf_offline():
+        return _hub_datasets(dataset, repo_id, source, split, config, revision, offline=True)
+    from huggingface_hub import HfApi, HfFileSystem
+    from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, OfflineModeIsEnabled,
+                                        RepositoryNotFoundError, RevisionNotFoundError)
+
+    endpoint, token = constants.hf_endpoint(), constants.hf_token()
+    api = HfApi(endpoint=endpoint, token=token)
+    try:
+        rev = revision
+        files = [f for f in api.list_repo_files(repo_id, repo_type="dataset", revision=rev)
+                 if f.endswith(".parquet")]
+        if not files and revision is None:   # the Hub's automatic parquet conversion
+            rev = "refs/convert/parquet"
+            try:
+                files = [f for f in api.list_repo_files(repo_id, repo_type="dataset", revision=rev)
+                         if f.endswith(".parquet")]
+            except (RevisionNotFoundError, HfHubHTTPError):
+                files = []
+    except GatedRepoError as e:
+        raise DatasetError(f"The Hub dataset {repo_id} is gated: accept its conditions on the Hub "
+                           f"and set HF_TOKEN ({e}).", dataset=dataset) from e
+    except RevisionNotFoundError as e:
+        raise DatasetNotFoundError(f"The Hub dataset {repo_id} has no revision {revision!r}.",
+                                   dataset=dataset, tried=(f"hub:{repo_id}@{revision}",)) from e
+    except RepositoryNotFoundError as e:
+        raise DatasetNotFoundError(
+            f"{dataset!r} is not a local path, and {endpoint} has no dataset {repo_id!r} (or it is "
+            "private: set HF_TOKEN).", dataset=dataset,
+            tried=("local path", f"hub:{repo_id} on {endpoint}")) from e
+    except OfflineModeIsEnabled as e:
+        raise HubOfflineError(f"huggingface_hub was imported with HF_HUB_OFFLINE set, so the Hub "
+                              f"dataset {repo_id} cannot be listed ({e}).", repo_id=repo_id) from e
+    except (HfHubHTTPError, OSError) as e:
+        raise HubUnavailableError(f"Could not list the files of the Hub dataset {repo_id} on "
+                                  f"{endpoint}: {type(e).__name__}: {str(e)[:300]}",
+                                  repo_id=repo_id) from e
+    if not files:
+        return _hub_datasets(dataset, repo_id, source, split, config, revision, offline=False)
+    what = f"The Hub dataset {repo_id}"
+    by_split = _group_parquet(dataset, files, config, what)
+    name = _pick_split(dataset, sorted(by_split), split, what)
+    fs = HfFileSystem(endpoint=endpoint, token=token)
+    at = "" if rev is None else "@" + rev.replace("/", "%2F")
+    paths = [f"datasets/{repo_id}{at}/{f}" for f in by_split[name]]
+    return _parquet(dataset, source, paths, name, lambda p: fs.open(p, "rb"), None)
+
+
+def _hub_datasets(dataset: str, repo_id: str, source: str, split: str | None,
+                  config: str | None, revision: str | None, *, offline: bool) -> _Split:
+    """``datasets.load_dataset`` (downloads the whole split; the cache only when offline)."""
+    import datasets
+
+    if not offline and datasets.config.HF_ENDPOINT.rstrip("/") != constants.hf_endpoint():
+        raise DatasetError(
+            f"The Hub dataset {repo_id} has no parquet files, so it must be loaded with "
+            f"datasets.load_dataset, but datasets was imported with HF_ENDPOINT="
+            f"{datasets.config.HF_ENDPOINT} and HF_ENDPOINT is now {constants.hf_endpoint()}: set "
+            "HF_ENDPOINT before importing datasets or huggingface_hub.", dataset=dataset)
+    dl = datasets.DownloadConfig(local_files_only=offline, token=constants.hf_token())
+    try:
+        loaded = datasets.load_dataset(repo_id, config, revision=revision, download_config=dl,
+                                       token=constants.hf_token())
+    except (FileNotFoundError, ConnectionError) as e:
+        if offline:
+            raise HubOfflineError(
+                f"{dataset!r} is not a local path, and the Hub dataset {repo_id} is not in the "
+                f"datasets cache; offline mode is on (HF_HUB_OFFLINE): unset it or pass a local "
+                f"folder ({type(e).__name__}: {str(e)[:200]}).", repo_id=repo_id) from e
+        raise DatasetNotFoundError(
+            f"{dataset!r} is not a local path, and datasets.load_dataset({repo_id!r}) failed: "
+            f"{type(e).__name__}: {str(e)[:300]}", dataset=dataset,
+            tried=("local path", f"hub:{repo_id}")) from e
+    return _hf_dataset(dataset, source, loaded, split, f"The Hub dataset {repo_id}")
+
+
+# -- detection ------------------------------------------------------------------------------
+
+
+def _open(dataset: str | os.PathLike, split: str | None, config: str | None,
+          revision: str | None) -> _Split:
+    text = os.fspath(dataset)
+    if text.startswith("hub:"):
+        return _hub(text, text[4:], split, config, revision)
+    path = Path(text).expanduser()
+    if path.is_file():
+        if path.suffix.lower() != ".parquet":
+            raise DatasetError(f"{path} is a file but not a .parquet file; fennec reads an "
+                               "ImageFolder, parquet, a save_to_disk folder or a Hub id.",
+                               dataset=text)
+        return _local_parquet(text, path.resolve(), split, config)  # type: ignore[return-value]
+    if path.is_dir():
+        root = path.resolve()
+        folders = _image_folder_splits(root)
+        if folders:
+            return _image_folder(text, root, folders, split)
+        found = _local_parquet(text, root, split, config)
+        if found is not None:
+            return found
+        if _is_saved_dataset(root):
+            import datasets
+
+            return _hf_dataset(text, str(root), datasets.load_from_disk(str(root)), split,
+                               f"The saved dataset {root}")
+        loose = " (it holds image files but no class sub-folders)" if _has_images(root) else ""
+        raise DatasetError(
+            f"The folder {root} is not a dataset fennec can read{loose}. Tried: ImageFolder "
+            "(<root>/[<split>/]<class>/<image>), parquet (*.parquet files), and a datasets "
+            "save_to_disk folder (dataset_dict.json or state.json + dataset_info.json).",
+            dataset=text)
+    if _HUB_ID.match(text):
+        return _hub(text, text, split, config, revision)
+    raise DatasetNotFoundError(
+        f"{text!r} is neither a local path (no such file or folder: {path.absolute()}) nor a Hub "
+        "dataset id ('org/name'). Tried: local ImageFolder / parquet / save_to_disk, Hub id.",
+        dataset=text, tried=("local path", "hub id"))
+
+
+# ---------------------------------------------------------------------------------------
+# Columns and labels
+# ---------------------------------------------------------------------------------------
+
+
+def _image_like(s: _Split, name: str) -> bool:
+    import pyarrow as pa
+
+    if s.features.get(name, {}).get("_type") == "Image":
+        return True
+    t = s.types[name]
+    if pa.types.is_struct(t):
+        return t.get_field_index("bytes") >= 0
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t):
+        return True
+    if pa.types.is_string(t) or pa.types.is_large_string(t):   # a column of image paths?
+        head = [v for v in s.read_rows(name, np.arange(min(s.n_rows, 5))) if v]
+        return bool(head) and all(str(v).lower().endswith(IMAGE_EXTENSIONS) for v in head)
+    return False
+
+
+def _label_like(s: _Split, name: str) -> bool:
+    import pyarrow as pa
+
+    if name.lower() not in LABEL_COLUMN_NAMES:
+        return False
+    t = s.types[name]
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return pa.types.is_integer(t) or pa.types.is_string(t) or pa.types.is_large_string(t)
+
+
+def _columns(s: _Split, image_column: str | None, label_column: str | None) -> tuple[str, str]:
+    found = ", ".join(f"{c} ({s.features.get(c, {}).get('_type') or s.types[c]})" for c in s.columns)
+
+    def fail(msg: str) -> DatasetColumnError:
+        return DatasetColumnError(f"{s.source} [{s.split}]: {msg} Columns found: {found}.",
+                                  dataset=s.dataset, columns=s.columns)
+
+    for given, arg in ((image_column, "image_column"), (label_column, "label_column")):
+        if given is not None and given not in s.columns:
+            raise fail(f"{arg}={given!r} is not a column.")
+    if image_column is None:
+        cands = [c for c in s.columns if c != label_column and _image_like(s, c)]
+        if len(cands) != 1:
+            raise fail(("No image column (an Image feature, image bytes or image paths)."
+                        if not cands else f"Several image columns: {', '.join(cands)}.")
+                       + " Name it with image_column=.")
+        image_column = cands[0]
+    if label_column is None:
+        rest = [c for c in s.columns if c != image_column]
+        cands = [c for c in rest if s.features.get(c, {}).get("_type") == "ClassLabel"]
+        cands = cands or [c for c in rest if _label_like(s, c)]
+        if len(cands) != 1:
+            raise fail((f"No label column (a ClassLabel, or one named {'/'.join(LABEL_COLUMN_NAMES)} "
+                        "with int or string values)." if not cands
+                        else f"Several label columns: {', '.join(cands)}.")
+                       + " Name it with label_column=.")
+        label_column = cands[0]
+    if image_column == label_column:
+        raise fail(f"image_column and label_column are both {image_column!r}.")
+    return image_column, label_column
+
+
+def _encode_labels(s: _Split, column: str) -> tuple[tuple[str, ...], np.ndarray]:
+    """Class names and ``(n_rows,)`` int64 codes; -1 marks a row without a label."""
+    values = s.read_column(column)
+    feature = s.features.get(column, {})
+    missing = [v is None or (isinstance(v, (int, np.integer)) and v < 0) for v in values]
+    present = [v for v, m in zip(values, missing) if not m]
+    if not present:
+        raise DatasetError(f"{s.source} [{s.split}]: the label column {column!r} has no labels "
+                           f"({len(values)} rows, all empty or -1). Unlabelled splits (often "
+                           "'test' on the Hub) cannot be used: pass another split=.",
+                           dataset=s.dataset)
+    types = {type(v) for v in present}
+    if feature.get("_type") == "ClassLabel" and feature.get("names") and types <= {int}:
+        names = [str(n) for n in feature["names"]]
+        codes = np.array([-1 if m else v for v, m in zip(values, missing)], dtype=np.int64)
+        if codes.max() >= len(names):
+            raise DatasetError(f"{s.source}: label {codes.max()} is out of range for the "
+                               f"{len(names)} ClassLabel names of {column!r}.", dataset=s.dataset)
+        return tuple(names), codes
+    if types <= {int}:
+        uniq = sorted(set(present))
+        names = [str(u) for u in uniq]
+    elif types <= {str}:
+        uniq = sorted(set(present))
+        names = list(uniq)
+    else:
+        raise DatasetError(f"{s.source}: the label column {column!r} mixes value types "
+                           f"({', '.join(sorted(t.__name__ for t in types))}); labels must be all "
+                           "int or all str.", dataset=s.dataset)
+    index = {u: i for i, u in enumerate(uniq)}
+    codes = np.array([-1 if m else index[v] for v, m in zip(values, missing)], dtype=np.int64)
+    return tuple(names), codes
+
+
+# ---------------------------------------------------------------------------------------
+# Decoding
+# ---------------------------------------------------------------------------------------
+
+
+def _to_rgb(img: Any) -> Any:
+    """Any PIL mode (1, L, LA, P, RGBA, CMYK, I;16, I, F …) as an 8-bit RGB image."""
+    from PIL import Image
+
+    if img.mode in ("I", "F") or img.mode.startswith("I;16"):
+        a = np.asarray(img, dtype=np.float64)
+        if img.mode == "F" and a.size and np.nanmax(a) <= 1.0:
+            a = a * 255.0                    # float images in [0, 1]
+        elif img.mode != "F" and a.size and a.max() > 255:
+            a = a / 257.0                    # 16-bit range -> 8-bit
+        img = Image.fromarray(np.clip(np.nan_to_num(a), 0, 255).round().astype(np.uint8), "L")
+    elif img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")            # avoids PIL's palette-transparency warning
+    return img if img.mode == "RGB" else img.convert("RGB")
+
+
+def _decode(value: Any, base_dir: Path | None) -> Any:
+    """An RGB PIL image from bytes, a path, a {"bytes", "path"} dict or a PIL image; None if
+    it cannot be decoded."""
+    from PIL import Image
+
+    try:
+        if isinstance(value, Image.Image):
+            img = value
+        else:
+            data, path = value, None
+            if isinstance(value, dict):
+                data, path = value.get("bytes"), value.get("path")
+            elif isinstance(value, (str, os.PathLike)):
+                data, path = None, value
+            if data:
+                img = Image.open(io.BytesIO(data))
+            elif path:
+                p = Path(path)
+                if not p.is_absolute() and base_dir is not None:
+                    p = base_dir / p
+                img = Image.open(p)
+            else:
+                return None
+        img.load()
+        return _to_rgb(img)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None
+
+
+def _fingerprint(images: Sequence[Any], labels: np.ndarray, class_names: Sequence[str]) -> str:
+    h = hashlib.sha256(json.dumps(list(class_names)).encode())
+    for img, y in zip(images, labels):
+        h.update(np.array([img.width, img.height, y], dtype=np.int64).tobytes())
+        h.update(img.tobytes())
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------
+# The public entry point
+# ---------------------------------------------------------------------------------------
+
+
+def _check_args(max_samples: int | None, per_class: int | None, min_per_class: int) -> None:
+    for name, v, lo in (("max_samples", max_samples, 1), ("per_class", per_class, 1),
+                        ("min_per_class", min_per_class, 1)):
+        if v is not None and (not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < lo):
+            raise InvalidInputError(f"{name} must be an int >= {lo} (or None where allowed); "
+                                    f"got {v!r}.")
+    if per_class is not None and per_class < min_per_class:
+        raise InvalidInputError(f"per_class={per_class} is below min_per_class={min_per_class}: "
+                                "every class would be dropped. Raise per_class or lower "
+                                "min_per_class.")
+
+
+def _drop_warning(s: _Split, names: Sequence[str], counts: Sequence[int], need: int, why: str) -> None:
+    listed = ", ".join(f"{n!r} ({c})" for n, c in list(zip(names, counts))[:20])
+    more = f" and {len(names) - 20} more" if len(names) > 20 else ""
+    warnings.warn(f"{s.source} [{s.split}]: dropped {len(names)} class(es) with fewer than "
+                  f"{need} {why}: {listed}{more}.", DatasetWarning, stacklevel=3)
+
+
+def load_sample(dataset: str | os.PathLike, *, split: str | None = None, config: str | None = None,
+                image_column: str | None = None, label_column: str | None = None,
+                max_samples: int | None = 2000, per_class: int | None = None,
+                min_per_class: int = 2, seed: int = 0, revision: str | None = None,
+                progress: bool = False) -> DatasetSample:
+    """Load a labelled image dataset and draw a stratified, seeded sample of it.
+
+    Args:
+        dataset: a local ImageFolder, parquet file or folder, ``save_to_disk`` folder, or a
+            Hub dataset id (``org/name``; ``hub:org/name`` skips the local checks).
+        split: the split to sample; default ``"train"`` if present, else the only split.
+        config: the dataset config (Hub datasets, parquet folders with config folders).
+        image_column: the image column; detected when None (an ``Image`` feature, image
+            bytes, ``{"bytes", "path"}`` structs or image paths).
+        label_column: the label column; detected when None (a ``ClassLabel``, else a column
+            named label/labels/class/target/category with int or str values; str labels
+            become sorted class names).
+        max_samples: the sample budget; each class gets ``max_samples // n_classes``. None
+            (with ``per_class`` None) takes every row.
+        per_class: the quota of each class; overrides ``max_samples``.
+        min_per_class: classes with fewer labelled rows (or, after decoding, fewer
+            readable images) are dropped with a :class:`DatasetWarning`.
+        seed: the sampling seed.
+        revision: the Hub revision (branch, tag or commit).
+        progress: show a tqdm bar while decoding images.
+
+    Returns:
+        A :class:`DatasetSample`; ``labels`` index ``class_names``, which excludes dropped classes.
+
+    Raises:
+        DatasetNotFoundError: not a local path and not a (reachable) Hub dataset.
+        DatasetSplitError: no such split or config (``available`` lists them).
+        DatasetColumnError: no, or several, image/label columns (``columns`` lists them).
+        DatasetError: no labels, fewer than two usable classes, no readable image, or a
+            folder in no known layout.
+        HubUnavailableError, HubOfflineError: the Hub could not be reached / offline mode.
+        InvalidInputError: bad ``max_samples`` / ``per_class`` / ``min_per_class``.
+
+    Example:
+        >>> s = load_sample("zoo/datasets/t-digits", per_class=3, seed=1)  # doctest: +SKIP
+        >>> s.summary()  # doctest: +SKIP
+    """
+    _check_args(max_samples, per_class, min_per_class)
+    s = _open(dataset, split, config, revision)
+    image_column, label_column = _columns(s, image_column, label_column)
+    names, codes = _encode_labels(s, label_column)
+    counts = np.bincount(codes[codes >= 0], minlength=len(names))
+    small = np.flatnonzero(counts < min_per_class)
+    if small.size:
+        _drop_warning(s, [names[c] for c in small], counts[small].tolist(), min_per_class,
+                      "labelled rows")
+    kept = np.flatnonzero(counts >= min_per_class)
+    if kept.size < 2:
+        raise DatasetError(f"{s.source} [{s.split}]: {kept.size} class(es) with at least "
+                           f"{min_per_class} labelled rows (of {len(names)} classes); fennec needs "
+                           "at least 2. Check label_column= and split=, or lower min_per_class.",
+                           dataset=s.dataset)
+    if per_class is not None:
+        quota = per_class
+    elif max_samples is not None:
+        quota = max_samples // kept.size
+        if quota < min_per_class:
+            raise InvalidInputError(
+                f"max_samples={max_samples} gives {quota} image(s) to each of {kept.size} classes, "
+                f"below min_per_class={min_per_class}: raise max_samples to at least "
+                f"{min_per_class * kept.size} or pass per_class=.")
+    else:
+        quota = int(counts.max())
+
+    rng = np.random.default_rng(seed)
+    order = {int(c): rng.permutation(np.flatnonzero(codes == c)) for c in kept}
+    want = {c: min(quota, len(o)) for c, o in order.items()}
+    taken: dict[int, list[tuple[int, Any]]] = {c: [] for c in order}
+    pos = dict.fromkeys(order, 0)
+    n_skipped = 0
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=sum(want.values()), desc="decoding images", unit="img")
+    try:
+        while True:  # read the rows still wanted; replace undecodable ones from the same class
+            batch = []
+            for c, o in order.items():
+                nxt = o[pos[c]:pos[c] + want[c] - len(taken[c])]
+                pos[c] += len(nxt)
+                batch += [(int(i), c) for i in nxt]
+            if not batch:
+                break
+            batch.sort()
+            rows = s.read_rows(image_column, np.array([i for i, _ in batch], dtype=np.int64))
+            for (i, c), value in zip(batch, rows):
+                img = _decode(value, s.base_dir)
+                if img is None:
+                    n_skipped += 1
+                    continue
+                taken[c].append((i, img))
+                if bar is not None:
+                    bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    if n_skipped:
+        warnings.warn(f"{s.source} [{s.split}]: skipped {n_skipped} image(s) that could not be "
+                      f"decoded (column {image_column!r}).", DatasetWarning, stacklevel=2)
+    if not any(taken.values()):
+        raise DatasetError(f"{s.source} [{s.split}]: none of the {n_skipped} images tried in "
+                           f"column {image_column!r} could be decoded.", dataset=s.dataset)
+    short = [c for c in taken if len(taken[c]) < min_per_class]
+    if short:
+        _drop_warning(s, [names[c] for c in short], [len(taken[c]) for c in short],
+                      min_per_class, "readable images")
+    final = [c for c in taken if len(taken[c]) >= min_per_class]
+    if len(final) < 2:
+        raise DatasetError(f"{s.source} [{s.split}]: only {len(final)} class(es) kept at least "
+                           f"{min_per_class} readable images; fennec needs at least 2.",
+                           dataset=s.dataset)
+    images, labels = [], []
+    for new, c in enumerate(final):
+        for _, img in sorted(taken[c], key=lambda t: t[0]):
+            images.append(img)
+            labels.append(new)
+    class_names = tuple(names[c] for c in final)
+    y = np.asarray(labels, dtype=np.int64)
+    return DatasetSample(images=images, labels=y, class_names=class_names, source=s.source,
+                         split=s.split, seed=seed, fingerprint=_fingerprint(images, y, class_names),
+                         n_available=s.n_rows, n_skipped=n_skipped, image_column=image_column,
+                         label_column=label_column)
