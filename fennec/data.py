@@ -21,8 +21,15 @@ from the row groups that hold sampled rows; on the Hub the files are read over H
 requests (``HfFileSystem``), so a large dataset is not downloaded. A Hub dataset without
 parquet files (nor the Hub's ``refs/convert/parquet`` branch) falls back to
 ``datasets.load_dataset``, which downloads the whole split into the ``datasets`` cache.
-The endpoint, token and offline mode come from :mod:`fennec.constants` at call time; in
-offline mode only ``datasets``' cache is used.
+The endpoint, token and offline mode come from :mod:`fennec.constants` at call time and
+are passed explicitly (``HfApi``/``HfFileSystem``); the ``load_dataset`` fallback needs
+``HF_ENDPOINT`` set before ``datasets`` is imported (it says so otherwise). In offline mode
+only ``datasets``' cache is used. Hub reads are pinned to the commit sha listed first.
+
+Limits: splits and configs of a parquet layout are read from file and folder names (the
+Hub's conventions), not from the README's ``configs:`` block; every parquet shard's footer
+is read (one or two small requests per shard on the Hub); image paths relative to a Hub
+repository (``{"bytes": None, "path": ...}``) are not fetched and count as unreadable.
 
 Sampling: classes with fewer than ``min_per_class`` labelled rows are dropped (with a
 :class:`~fennec.errors.DatasetWarning` naming them). Every kept class gets the same quota,
@@ -318,7 +325,8 @@ def _local_parquet(dataset: str, path: Path, split: str | None, config: str | No
 # -- 3. datasets (save_to_disk, or load_dataset's result) --------------------------------
 
 
-def _hf_dataset(dataset: str, source: str, ds: Any, split: str | None, what: str) -> _Split:
+def _hf_dataset(dataset: str, source: str, ds: Any, split: str | None, what: str,
+                base_dir: Path | None = None) -> _Split:
     import datasets
 
     if isinstance(ds, (datasets.DatasetDict, dict)):
@@ -338,7 +346,7 @@ def _hf_dataset(dataset: str, source: str, ds: Any, split: str | None, what: str
     return _Split(dataset=dataset, source=source, split=name, n_rows=len(ds),
                   columns=tuple(ds.column_names), features=ds.features.to_dict(),
                   types={n: schema.field(n).type for n in schema.names},
-                  read_column=read_column, read_rows=read_rows)
+                  read_column=read_column, read_rows=read_rows, base_dir=base_dir)
 
 
 def _is_saved_dataset(path: Path) -> bool:
@@ -363,15 +371,16 @@ def _hub(dataset: str, repo_id: str, split: str | None, config: str | None,
 
     endpoint, token = constants.hf_endpoint(), constants.hf_token()
     api = HfApi(endpoint=endpoint, token=token)
+
+    def parquet_files(rev: str | None) -> tuple[str, list[str]]:
+        info = api.dataset_info(repo_id, revision=rev, files_metadata=False)
+        return info.sha, [f.rfilename for f in info.siblings or () if f.rfilename.endswith(".parquet")]
+
     try:
-        rev = revision
-        files = [f for f in api.list_repo_files(repo_id, repo_type="dataset", revision=rev)
-                 if f.endswith(".parquet")]
-        if not files and revision is None:   # the Hub's automatic parquet conversion
-            rev = "refs/convert/parquet"
+        sha, files = parquet_files(revision)  # pinned: every read below uses this commit
+        if not files and revision is None:    # the Hub's automatic parquet conversion
             try:
-                files = [f for f in api.list_repo_files(repo_id, repo_type="dataset", revision=rev)
-                         if f.endswith(".parquet")]
+                sha, files = parquet_files("refs/convert/parquet")
             except (RevisionNotFoundError, HfHubHTTPError):
                 files = []
     except GatedRepoError as e:
@@ -397,9 +406,8 @@ def _hub(dataset: str, repo_id: str, split: str | None, config: str | None,
     what = f"The Hub dataset {repo_id}"
     by_split = _group_parquet(dataset, files, config, what)
     name = _pick_split(dataset, sorted(by_split), split, what)
-    fs = HfFileSystem(endpoint=endpoint, token=token)
-    at = "" if rev is None else "@" + rev.replace("/", "%2F")
-    paths = [f"datasets/{repo_id}{at}/{f}" for f in by_split[name]]
+    fs = HfFileSystem(endpoint=endpoint, token=token, skip_instance_cache=True)
+    paths = [f"datasets/{repo_id}@{sha}/{f}" for f in by_split[name]]
     return _parquet(dataset, source, paths, name, lambda p: fs.open(p, "rb"), None)
 
 
@@ -458,7 +466,7 @@ def _open(dataset: str | os.PathLike, split: str | None, config: str | None,
             import datasets
 
             return _hf_dataset(text, str(root), datasets.load_from_disk(str(root)), split,
-                               f"The saved dataset {root}")
+                               f"The saved dataset {root}", root)
         loose = " (it holds image files but no class sub-folders)" if _has_images(root) else ""
         raise DatasetError(
             f"The folder {root} is not a dataset fennec can read{loose}. Tried: ImageFolder "
@@ -610,7 +618,9 @@ def _decode(value: Any, base_dir: Path | None) -> Any:
                 img = Image.open(io.BytesIO(data))
             elif path:
                 p = Path(path)
-                if not p.is_absolute() and base_dir is not None:
+                if not p.is_absolute():      # never resolved against the working directory
+                    if base_dir is None:
+                        return None
                     p = base_dir / p
                 img = Image.open(p)
             else:
@@ -692,8 +702,11 @@ def load_sample(dataset: str | os.PathLike, *, split: str | None = None, config:
         InvalidInputError: bad ``max_samples`` / ``per_class`` / ``min_per_class``.
 
     Example:
-        >>> s = load_sample("zoo/datasets/t-digits", per_class=3, seed=1)  # doctest: +SKIP
-        >>> s.summary()  # doctest: +SKIP
+        >>> s = load_sample("zoo/datasets/t-digits", split="validation", per_class=3, seed=1)
+        >>> len(s), s.n_classes, s.labels[:4].tolist(), s.split
+        (30, 10, [0, 0, 0, 1], 'validation')
+        >>> s.summary()  # doctest: +ELLIPSIS
+        '.../t-digits [validation]: 30 images of 297 rows, 10 classes (3-3 per class), 0 skipped, ...'
     """
     _check_args(max_samples, per_class, min_per_class)
     s = _open(dataset, split, config, revision)

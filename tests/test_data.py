@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hub_server_fixtures import REPO_ROOT, hub_server, online, run_python, tiny_zoo, write_parquet_dataset  # noqa: F401
+from hub_server_fixtures import REPO_ROOT, hub_server, online, run_python, tiny_zoo  # noqa: F401
 from PIL import Image
 
 from fennec.data import DatasetSample, load_sample
@@ -175,6 +175,27 @@ def test_same_pixels_same_fingerprint_across_sources(tmp_path):
     assert a.fingerprint == b.fingerprint and a.source != b.source
 
 
+def test_parquet_configs_and_converted_layout(tmp_path):
+    imgs = [_png(Image.fromarray(_pixels(i))) for i in range(4)]
+    for cfg, labels in (("small", [0, 1, 0, 1]), ("big", [0, 1, 2, 2])):
+        write_table(tmp_path / "cfgs" / cfg / "train-00000-of-00001.parquet",
+                    {"image": imgs, "label": labels})
+    with pytest.raises(DatasetSplitError, match="several configs: big, small.*config=") as e:
+        load_sample(tmp_path / "cfgs")
+    assert e.value.available == ("big", "small")
+    assert load_sample(tmp_path / "cfgs", config="small", min_per_class=1).n_classes == 2
+    assert load_sample(tmp_path / "cfgs", config="big", min_per_class=1).n_classes == 3
+    with pytest.raises(DatasetSplitError, match="no config 'other'"):
+        load_sample(tmp_path / "cfgs", config="other")
+    # the Hub's refs/convert/parquet layout: <config>/<split>/<n>.parquet
+    write_table(tmp_path / "conv" / "default" / "validation" / "0000.parquet",
+                {"image": imgs, "label": [0, 1, 0, 1]})
+    write_table(tmp_path / "conv" / "default" / "validation" / "0001.parquet",
+                {"image": imgs, "label": [1, 0, 1, 0]})
+    s = load_sample(tmp_path / "conv")
+    assert s.split == "validation" and s.n_available == 8 and s.class_counts().tolist() == [4, 4]
+
+
 def test_save_to_disk_dataset_and_dataset_dict(tmp_path):
     import datasets
 
@@ -196,8 +217,10 @@ def test_save_to_disk_dataset_and_dataset_dict(tmp_path):
     assert snapshot(tmp_path) == before
 
 
-def test_real_zoo_fewshot_dataset():
-    s = load_sample(REPO_ROOT / "zoo" / "datasets" / "t-digits-fewshot", max_samples=None)
+def test_real_zoo_fewshot_dataset(capsys):
+    s = load_sample(REPO_ROOT / "zoo" / "datasets" / "t-digits-fewshot", max_samples=None,
+                    progress=True)
+    assert "decoding images" in capsys.readouterr().err
     assert s.n_classes == 10 and s.class_counts().tolist() == [10] * 10
     assert s.class_names == tuple(str(d) for d in range(10))
     assert all(im.mode == "RGB" and im.size == (32, 32) for im in s.images)
@@ -380,3 +403,13 @@ def test_hub_without_parquet_falls_back_to_load_dataset(tmp_path):
         """, env={"HF_ENDPOINT": server.url, "HF_HUB_OFFLINE": "0", "HF_HOME": str(tmp_path / "hf"),
                   "HF_DATASETS_CACHE": str(tmp_path / "ds")})
     assert out == {"names": ["a", "b"], "n": 4, "source": "hub:local/folder-ds"}
+
+
+def test_docstring_examples(monkeypatch):
+    import doctest
+
+    import fennec.data
+
+    monkeypatch.chdir(REPO_ROOT)  # the examples use the zoo's relative paths
+    result = doctest.testmod(fennec.data, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted >= 5 and result.failed == 0
