@@ -1,0 +1,619 @@
+"""Penultimate features of pre-trained vision models on a sample of the user's images.
+
+This is the forward-pass half of step 4 of :func:`fennec.recommend`: for each shortlisted
+model, run the sampled images through it once and keep
+
+* the **penultimate features** ``(N, D)``: exactly the tensor that enters the model's
+  classification head, i.e. what a fine-tuned linear head would see (SFDA, LogME, PED …);
+* the **source-class probabilities** ``(N, C_s)``: the softmax of the pre-trained head
+  (LEEP, NCE), or ``None`` for a backbone without a head.
+
+Three kinds of models are supported:
+
+* transformers image classifiers (``AutoModelForImageClassification``): the features are
+  captured by a forward pre-hook on the head module (``classifier`` for ResNet, ConvNeXt,
+  ViT, Swin, RegNet, MobileNetV2, PoolFormer …; ``cls_classifier`` for DeiT-with-teacher,
+  the class-token head a fine-tuned DeiT keeps; else ``get_output_embeddings()``);
+* transformers backbones (``image-feature-extraction``, ``AutoModel``): ``pooler_output``
+  when the checkpoint has the pooler's weights, else the class token, else the mean token
+  (or the spatial mean of a feature map);
+* timm models (``config.json`` with ``architecture``): ``forward_head(forward_features(x),
+  pre_logits=True)``.
+
+Results are cached on disk by (model commit sha, sample fingerprint) in
+:class:`FeatureCache`; :func:`model_features` is the entry point that ties hub, cache and
+extraction together.
+
+Example:
+    >>> from fennec.hub import open_hub
+    >>> hub = open_hub("zoo/hub")  # doctest: +SKIP
+    >>> out = model_features("photolab/resnet-tiny-photos", sample, hub=hub)  # doctest: +SKIP
+    >>> out.features.shape, out.cached  # doctest: +SKIP
+    ((200, 128), False)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import math
+import os
+import re
+import tempfile
+import time
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import numpy as np
+import torch
+
+from fennec import constants
+from fennec._hub_common import ModelFiles, Preprocessing
+from fennec.errors import FeatureExtractionError, InvalidInputError, UnsupportedModelError
+from fennec.metrics._validation import resolve_device
+
+__all__ = [
+    "ExtractedFeatures",
+    "FeatureCache",
+    "SampleLike",
+    "extract_features",
+    "load_model",
+    "model_features",
+    "preprocess",
+]
+
+LOG = logging.getLogger(__name__)
+
+#: Bumped when the cached arrays would differ for the same (model, sample) key.
+CACHE_FORMAT = 1
+
+# Head attributes of transformers classifiers, in the order they are looked for.
+# ``cls_classifier``: DeiTForImageClassificationWithTeacher, whose logits average a class-token
+# head and a distillation-token head; fine-tuning DeiT keeps only the class-token head.
+_HEAD_NAMES = ("classifier", "cls_classifier")
+
+_INTERPOLATION = {
+    "nearest": 0, "lanczos": 1, "bilinear": 2, "bicubic": 3, "box": 4, "hamming": 5,
+}  # PIL.Image.Resampling values
+
+
+class SampleLike(Protocol):
+    """What :func:`model_features` needs from a dataset sample (e.g. ``fennec.data``'s).
+
+    Attributes:
+        images: PIL images, any size and mode (converted to RGB).
+        labels: ``(N,)`` int64 class labels.
+        fingerprint: sha256 of the sample content (dataset, sampled rows, seed): the cache key.
+    """
+
+    images: list
+    labels: np.ndarray
+    fingerprint: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ExtractedFeatures:
+    """One model's outputs on one sample.
+
+    Attributes:
+        model_id: ``org/name``.
+        sha: the commit the weights come from.
+        features: ``(N, D)`` float32, the input of the classification head (penultimate).
+        probabilities: ``(N, C_s)`` float32 softmax of the pre-trained head; None without a head.
+        forward_passes: images run through the model for this call (0 when served from cache).
+        seconds: wall time of the call, loading included.
+        cached: True when served from the :class:`FeatureCache`.
+    """
+
+    model_id: str
+    sha: str
+    features: np.ndarray
+    probabilities: np.ndarray | None
+    forward_passes: int
+    seconds: float
+    cached: bool
+
+
+# ---------------------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Spec:
+    """How to read features off a loaded model (attached to it as ``_fennec_spec``)."""
+
+    kind: str  # "classifier" | "backbone" | "timm"
+    repo_id: str
+    head: str | None = None  # attribute name of the hooked head ("classifier" models)
+    head_loaded: bool = True  # the head's weights came from the checkpoint
+    pooler_loaded: bool = True  # the pooler's weights came from the checkpoint ("backbone")
+
+
+def load_model(files: ModelFiles, *, device: str | torch.device | None = None) -> torch.nn.Module:
+    """Build a model from its local files, in eval mode, float32, on ``device``.
+
+    Args:
+        files: from ``hub.fetch(repo_id, weights=True)``.
+        device: ``"cpu"``, ``"cuda"``, a torch.device, or None (CUDA when available).
+
+    Returns:
+        The model. It carries how fennec reads its features; pass it to
+        :func:`extract_features` with ``preprocessing=files.preprocessing()``.
+
+    Raises:
+        UnsupportedModelError: neither a transformers vision model nor a timm model, no
+            weights, or timm is not installed for a timm model.
+        InvalidInputError: ``device`` is not valid here.
+    """
+    dev = resolve_device(device)
+    config = files.config
+    if files.weights_path is None:
+        raise UnsupportedModelError(
+            f"{files.repo_id}: no weights were fetched; call hub.fetch({files.repo_id!r}, weights=True).",
+            repo_id=files.repo_id, revision=files.sha, reason="no_weights")
+    if isinstance(config.get("architecture"), str) and not isinstance(config.get("model_type"), str):
+        model = _load_timm(files)
+    elif isinstance(config.get("model_type"), str):
+        model = _load_transformers(files)
+    else:
+        raise UnsupportedModelError(
+            f"{files.repo_id}: config.json has neither 'model_type' (transformers) nor 'architecture' "
+            "(timm); fennec can only extract features from transformers and timm vision models.",
+            repo_id=files.repo_id, revision=files.sha, reason="unknown_library")
+    return model.float().eval().to(dev)
+
+
+def _load_transformers(files: ModelFiles) -> torch.nn.Module:
+    import transformers
+
+    from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES
+
+    config = files.config
+    archs = [a for a in config.get("architectures") or [] if isinstance(a, str)]
+    has_head = any("ForImageClassification" in a for a in archs)
+    if has_head and config["model_type"] not in MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES:
+        raise UnsupportedModelError(
+            f"{files.repo_id}: transformers has no image-classification class for model_type "
+            f"{config['model_type']!r} (architectures {archs}); upgrade transformers or pick another model.",
+            repo_id=files.repo_id, revision=files.sha, reason="unsupported_architecture")
+    auto = transformers.AutoModelForImageClassification if has_head else transformers.AutoModel
+    try:
+        model, info = auto.from_pretrained(str(files.folder), dtype=torch.float32, local_files_only=True,
+                                           output_loading_info=True)
+    except (ValueError, KeyError) as e:  # an unknown model_type / config class
+        raise UnsupportedModelError(
+            f"{files.repo_id}: transformers cannot build model_type {config['model_type']!r} with "
+            f"{auto.__name__} ({e}).", repo_id=files.repo_id, revision=files.sha,
+            reason="unsupported_architecture") from e
+    missing = set(info.get("missing_keys") or ())
+    if has_head:
+        head_name, _ = _find_head(model, files.repo_id)
+        head_loaded = not any(k.startswith(head_name + ".") for k in missing)
+        if not head_loaded:
+            LOG.warning("%s: the checkpoint has no weights for the head %r; its probabilities are "
+                        "unusable and will be None", files.repo_id, head_name)
+        spec = _Spec("classifier", files.repo_id, head=head_name, head_loaded=head_loaded)
+    else:
+        spec = _Spec("backbone", files.repo_id, pooler_loaded=not any(k.startswith("pooler.") for k in missing))
+    model._fennec_spec = spec  # type: ignore[assignment]
+    return model
+
+
+def _load_timm(files: ModelFiles) -> torch.nn.Module:
+    try:
+        import timm
+    except ImportError as e:
+        raise UnsupportedModelError(
+            f"{files.repo_id} is a timm model and timm is not installed: pip install 'fennec[timm]'.",
+            repo_id=files.repo_id, revision=files.sha, reason="timm_missing") from e
+    config = files.config
+    arch = config["architecture"]
+    if not timm.is_model(arch):
+        raise UnsupportedModelError(
+            f"{files.repo_id}: timm {timm.__version__} has no architecture {arch!r}; upgrade timm.",
+            repo_id=files.repo_id, revision=files.sha, reason="unsupported_architecture")
+    kwargs = dict(config.get("model_args") or {})
+    if "num_classes" in config:
+        kwargs["num_classes"] = int(config["num_classes"])
+    model = timm.create_model(arch, pretrained=False, **kwargs)
+    path = Path(files.weights_path)  # type: ignore[arg-type]
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise UnsupportedModelError(
+            f"{files.repo_id}: its weights do not fit timm's {arch!r} ({str(e)[:300]}).",
+            repo_id=files.repo_id, revision=files.sha, reason="weights_mismatch") from e
+    model._fennec_spec = _Spec("timm", files.repo_id)  # type: ignore[assignment]
+    return model
+
+
+def _find_head(model: torch.nn.Module, repo_id: str) -> tuple[str, torch.nn.Module]:
+    """The (attribute name, module) of a transformers classifier's head."""
+    for name in _HEAD_NAMES:
+        head = getattr(model, name, None)
+        if isinstance(head, torch.nn.Module):
+            return name, head
+    get_out = getattr(model, "get_output_embeddings", None)
+    head = get_out() if callable(get_out) else None
+    if isinstance(head, torch.nn.Module):
+        name = next(n for n, m in model.named_modules() if m is head)
+        return name, head
+    raise UnsupportedModelError(
+        f"{repo_id}: cannot find the classification head of {type(model).__name__} (looked for "
+        f"{', '.join(_HEAD_NAMES)} and get_output_embeddings()).", repo_id=repo_id,
+        reason="no_head")
+
+
+def _spec_of(model: torch.nn.Module) -> _Spec:
+    """The spec attached by :func:`load_model`, or one inferred for a model built elsewhere."""
+    spec = getattr(model, "_fennec_spec", None)
+    if isinstance(spec, _Spec):
+        return spec
+    name = type(model).__name__
+    if callable(getattr(model, "forward_head", None)) and callable(getattr(model, "forward_features", None)):
+        return _Spec("timm", name)
+    if "ForImageClassification" in name:
+        return _Spec("classifier", name, head=_find_head(model, name)[0])
+    if hasattr(model, "config") and hasattr(model, "base_model_prefix"):
+        return _Spec("backbone", name)
+    raise UnsupportedModelError(
+        f"Cannot extract features from a {name}: pass a transformers image model, a timm model, "
+        "or ModelFiles from hub.fetch(..., weights=True).", reason="unsupported_architecture")
+
+
+# ---------------------------------------------------------------------------------------
+# Forward passes
+# ---------------------------------------------------------------------------------------
+
+
+def _forward_fn(model: torch.nn.Module, spec: _Spec) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]]:
+    """``x (B, C, H, W) -> (features (B, D), logits (B, C_s) or None)`` for this kind of model."""
+    if spec.kind == "timm":
+        has_head = int(getattr(model, "num_classes", 0) or 0) > 0
+
+        def run_timm(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+            maps = model.forward_features(x)
+            feats = model.forward_head(maps, pre_logits=True)
+            return feats, (model.forward_head(maps) if has_head else None)
+
+        return run_timm
+
+    if spec.kind == "classifier":
+        head = model.get_submodule(spec.head)  # type: ignore[arg-type]
+
+        def run_classifier(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+            captured: list[torch.Tensor] = []
+
+            def grab(module, args, kwargs):  # the tensor that enters the head
+                captured.append(args[0] if args else next(iter(kwargs.values())))
+
+            handle = head.register_forward_pre_hook(grab, with_kwargs=True)
+            try:
+                logits = model(pixel_values=x).logits
+            finally:
+                handle.remove()
+            if len(captured) != 1:
+                raise FeatureExtractionError(
+                    f"the head {spec.head!r} ran {len(captured)} times in one forward pass (expected once); "
+                    "cannot tell which input is the penultimate feature", model_id=spec.repo_id)
+            return captured[0], (logits if spec.head_loaded else None)
+
+        return run_classifier
+
+    uses_cls = getattr(getattr(model, "embeddings", None), "cls_token", None) is not None
+
+    def run_backbone(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        out = model(pixel_values=x)
+        pooled = getattr(out, "pooler_output", None)
+        if pooled is not None and spec.pooler_loaded:
+            return pooled, None
+        hidden = out.last_hidden_state
+        if hidden.ndim == 4:  # (B, C, H, W) feature map
+            return hidden.mean(dim=(2, 3)), None
+        return (hidden[:, 0] if uses_cls else hidden.mean(dim=1)), None  # (B, T, D) tokens
+
+    return run_backbone
+
+
+def preprocess(images: Sequence[Any], preprocessing: Preprocessing) -> torch.Tensor:
+    """Images → a normalised float32 batch ``(B, C, H, W)``, timm's eval transform.
+
+    Each image is resized so that it covers ``input_size / crop_pct`` (shorter side for a
+    square input) with the configured interpolation, centre-cropped to ``input_size`` and
+    scaled to [0, 1]; mean/std normalisation is done on the whole batch at once.
+
+    Args:
+        images: PIL images (any mode, any size) or ``(H, W[, C])`` uint8 arrays.
+        preprocessing: from ``ModelFiles.preprocessing()``.
+
+    Raises:
+        InvalidInputError: not an image, or an unknown interpolation.
+    """
+    from PIL import Image
+
+    channels, height, width = preprocessing.input_size
+    try:
+        resample = _INTERPOLATION[preprocessing.interpolation]
+    except KeyError:
+        raise InvalidInputError(
+            f"Unknown interpolation {preprocessing.interpolation!r} in the model's preprocessing; "
+            f"expected one of {sorted(_INTERPOLATION)}.") from None
+    crop_pct = preprocessing.crop_pct if preprocessing.crop_pct and preprocessing.crop_pct > 0 else 1.0
+    scale_h, scale_w = math.floor(height / crop_pct), math.floor(width / crop_pct)
+    mode = "L" if channels == 1 else "RGB"
+    arrays = []
+    for i, img in enumerate(images):
+        if isinstance(img, np.ndarray):
+            img = Image.fromarray(img)
+        if not isinstance(img, Image.Image):
+            raise InvalidInputError(f"images[{i}] is a {type(img).__name__}; expected a PIL image "
+                                    "or an (H, W, C) uint8 array.")
+        if img.mode != mode:
+            img = img.convert(mode)
+        w, h = img.size
+        if scale_h == scale_w:  # shorter side to the scale size, aspect ratio kept (timm's Resize(int))
+            s = scale_h / min(w, h)
+        else:  # smallest size that covers (scale_h, scale_w), aspect ratio kept
+            s = max(scale_h / h, scale_w / w)
+        new_w, new_h = max(width, round(w * s)), max(height, round(h * s))
+        if (new_w, new_h) != (w, h):
+            img = img.resize((new_w, new_h), resample=resample)
+        top, left = (new_h - height) // 2, (new_w - width) // 2
+        arr = np.asarray(img, dtype=np.uint8)
+        arrays.append(arr.reshape(new_h, new_w, channels)[top:top + height, left:left + width])
+    batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)  # (B, C, H, W) uint8
+    mean = torch.tensor(preprocessing.mean[:channels], dtype=torch.float32).view(1, -1, 1, 1)
+    std = torch.tensor(preprocessing.std[:channels], dtype=torch.float32).view(1, -1, 1, 1)
+    return (batch.float().div_(255.0) - mean).div_(std)
+
+
+def extract_features(model_or_files: torch.nn.Module | ModelFiles, images: Sequence[Any], *,
+                     preprocessing: Preprocessing | None = None,
+                     device: str | torch.device | None = None, batch_size: int = 64,
+                     progress: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """Penultimate features and source-class probabilities of one model on ``images``.
+
+    Args:
+        model_or_files: ModelFiles (with weights) or a model from :func:`load_model`
+            (transformers image classifiers, transformers backbones and timm models built
+            elsewhere work too).
+        images: ``N`` PIL images, any size.
+        preprocessing: required with a model; default ``files.preprocessing()``.
+        device: None = the model's device (a model) or CUDA when available (files).
+        batch_size: images per forward pass.
+        progress: show a tqdm bar over batches.
+
+    Returns:
+        ``features`` ``(N, D)`` float32 and ``probabilities`` ``(N, C_s)`` float32 (rows sum to
+        1), or None when the model has no (pre-trained) head. Both on the CPU.
+
+    Raises:
+        InvalidInputError: no images, bad ``batch_size``, a model without ``preprocessing``.
+        UnsupportedModelError: a model fennec cannot read features from.
+        FeatureExtractionError: non-finite outputs.
+
+    Example:
+        >>> files = hub.fetch("photolab/vit-tiny-photos", weights=True)  # doctest: +SKIP
+        >>> feats, probs = extract_features(files, images)  # doctest: +SKIP
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidInputError(f"batch_size must be a positive int, got {batch_size!r}.")
+    if len(images) == 0:
+        raise InvalidInputError("No images to extract features from: pass at least one image.")
+    if isinstance(model_or_files, ModelFiles):
+        preprocessing = preprocessing or model_or_files.preprocessing()
+        model = load_model(model_or_files, device=device)
+    elif isinstance(model_or_files, torch.nn.Module):
+        if preprocessing is None:
+            raise InvalidInputError(
+                "extract_features got a model without preprocessing: pass "
+                "preprocessing=files.preprocessing() (or pass the ModelFiles themselves).")
+        model = model_or_files
+        if device is not None:
+            model = model.to(resolve_device(device))
+    else:
+        raise InvalidInputError(f"model_or_files must be ModelFiles or a torch.nn.Module, got "
+                                f"{type(model_or_files).__name__}.")
+    spec = _spec_of(model)
+    first = next(model.parameters(), None)
+    dev = first.device if first is not None else torch.device("cpu")
+    forward = _forward_fn(model, spec)
+    starts = range(0, len(images), batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc=f"features {spec.repo_id}", unit="batch")
+    feats, logits = [], []
+    with torch.inference_mode():
+        for start in starts:
+            x = preprocess(images[start:start + batch_size], preprocessing)
+            if dev.type == "cuda":
+                x = x.pin_memory().to(dev, non_blocking=True)
+            f, z = forward(x)
+            feats.append(f.flatten(1).float().cpu())
+            if z is not None:
+                logits.append(torch.softmax(z.flatten(1).double(), dim=1).float().cpu())
+    features = torch.cat(feats).numpy()
+    probabilities = torch.cat(logits).numpy() if len(logits) == len(feats) else None
+    for name, arr in (("features", features), ("probabilities", probabilities)):
+        if arr is not None and not np.isfinite(arr).all():
+            rows = np.flatnonzero(~np.isfinite(arr).all(axis=1))
+            raise FeatureExtractionError(
+                f"{len(rows)} of {len(arr)} images gave non-finite {name} (first rows {rows[:5].tolist()}); "
+                "the weights may be corrupt or overflow in float32", model_id=spec.repo_id)
+    return features, probabilities
+
+
+# ---------------------------------------------------------------------------------------
+# The on-disk cache
+# ---------------------------------------------------------------------------------------
+
+_SAFE = re.compile(r"^[0-9A-Za-z_][0-9A-Za-z_.-]{0,127}$")
+
+
+def _filename_part(key: str) -> str:
+    """``key`` itself when it is a safe file name, else its sha256 (the key is checked on read)."""
+    return key if _SAFE.match(key) else hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+class FeatureCache:
+    """Features on disk, keyed by (model commit sha, sample fingerprint).
+
+    One ``.npz`` per key, ``<root>/<model sha>/<fingerprint>.npz``, holding float32
+    ``features`` (and ``probabilities`` when the model has a head) plus the key itself, which
+    :meth:`get` checks: a corrupt, truncated or mismatching file is ignored (logged) and
+    replaced by the next :meth:`put`. Writes are atomic (temp file + rename), so concurrent
+    writers and interrupted runs never leave a partial file under the final name.
+
+    Args:
+        root: the folder; default ``fennec_home() / "features"``.
+
+    Example:
+        >>> cache = FeatureCache(tmp_path)  # doctest: +SKIP
+        >>> cache.put(sha, sample.fingerprint, feats, probs)  # doctest: +SKIP
+        >>> feats2, probs2 = cache.get(sha, sample.fingerprint)  # doctest: +SKIP
+    """
+
+    def __init__(self, root: str | Path | None = None):
+        self.root = Path(root) if root is not None else constants.fennec_home() / "features"
+
+    def __repr__(self) -> str:
+        return f"FeatureCache({str(self.root)!r})"
+
+    def path(self, model_sha: str, fingerprint: str) -> Path:
+        """Where the arrays for this key live."""
+        return self.root / _filename_part(model_sha) / f"{_filename_part(fingerprint)}.npz"
+
+    def get(self, model_sha: str, fingerprint: str) -> tuple[np.ndarray, np.ndarray | None] | None:
+        """``(features, probabilities)`` for this key, or None when absent or unusable."""
+        path = self.path(model_sha, fingerprint)
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                found = (str(z["model_sha"]), str(z["fingerprint"]), int(z["format"]))
+                if found != (model_sha, fingerprint, CACHE_FORMAT):
+                    raise ValueError(f"it holds key {found}, not {(model_sha, fingerprint, CACHE_FORMAT)}")
+                features = z["features"]
+                probabilities = z["probabilities"] if "probabilities" in z.files else None
+            _check_arrays(features, probabilities)
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+            LOG.warning("Ignoring unusable feature cache file %s (%s); it will be rewritten", path, e)
+            return None
+        return features, probabilities
+
+    def put(self, model_sha: str, fingerprint: str, features: np.ndarray,
+            probabilities: np.ndarray | None) -> Path:
+        """Store the arrays (as float32) under this key, atomically; returns the file."""
+        features = np.ascontiguousarray(features, dtype=np.float32)
+        if probabilities is not None:
+            probabilities = np.ascontiguousarray(probabilities, dtype=np.float32)
+        _check_arrays(features, probabilities)
+        path = self.path(model_sha, fingerprint)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {"features": features, "model_sha": np.array(model_sha), "fingerprint": np.array(fingerprint),
+                  "format": np.array(CACHE_FORMAT)}
+        if probabilities is not None:
+            arrays["probabilities"] = probabilities
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, **arrays)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+
+def _check_arrays(features: np.ndarray, probabilities: np.ndarray | None) -> None:
+    if features.dtype != np.float32 or features.ndim != 2:
+        raise ValueError(f"features must be 2-D float32, got {features.ndim}-D {features.dtype}")
+    if probabilities is not None and (probabilities.dtype != np.float32 or probabilities.ndim != 2
+                                      or len(probabilities) != len(features)):
+        raise ValueError(f"probabilities must be 2-D float32 with {len(features)} rows, got "
+                         f"shape {probabilities.shape} {probabilities.dtype}")
+
+
+# ---------------------------------------------------------------------------------------
+# Hub + cache + extraction
+# ---------------------------------------------------------------------------------------
+
+
+def _check_sample(sample: SampleLike) -> None:
+    for attr in ("images", "labels", "fingerprint"):
+        if not hasattr(sample, attr):
+            raise InvalidInputError(f"The sample has no {attr!r} attribute; expected an object with "
+                                    "images (PIL list), labels ((N,) int64) and fingerprint (str).")
+    if not isinstance(sample.fingerprint, str) or not sample.fingerprint:
+        raise InvalidInputError(f"sample.fingerprint must be a non-empty str, got {sample.fingerprint!r}.")
+    n_images, n_labels = len(sample.images), len(np.asarray(sample.labels))
+    if n_images == 0 or n_images != n_labels:
+        raise InvalidInputError(f"The sample has {n_images} images and {n_labels} labels; expected the "
+                                "same positive number of each.")
+
+
+def _resolve_cache(cache: FeatureCache | bool | None) -> FeatureCache | None:
+    if cache is None or cache is True:
+        return FeatureCache()
+    if cache is False:
+        return None
+    if isinstance(cache, FeatureCache):
+        return cache
+    raise InvalidInputError(f"cache must be a FeatureCache, True/None (the default cache) or False "
+                            f"(no cache), got {type(cache).__name__}.")
+
+
+def model_features(repo_id: str, sample: SampleLike, *, hub: Any, revision: str | None = None,
+                   cache: FeatureCache | bool | None = None, device: str | torch.device | None = None,
+                   batch_size: int = 64, progress: bool = False) -> ExtractedFeatures:
+    """One model's features on a sample, from the cache or by running the model.
+
+    A cache hit needs only the model's commit sha (config only, no weight download).
+
+    Args:
+        repo_id: ``org/name``.
+        sample: images, labels and fingerprint (:class:`SampleLike`).
+        hub: ``fennec.hub.open_hub(...)`` (HfHub or LocalHub).
+        revision: a branch, tag or commit; default the main branch.
+        cache: a FeatureCache, None/True for the default one, False for none.
+        device, batch_size, progress: as in :func:`extract_features`.
+
+    Returns:
+        :class:`ExtractedFeatures`.
+
+    Raises:
+        InvalidInputError: a malformed sample or option.
+        fennec.errors.HubError: the model cannot be fetched or is unsupported.
+        FeatureExtractionError: non-finite outputs.
+    """
+    t0 = time.perf_counter()
+    _check_sample(sample)
+    store = _resolve_cache(cache)
+    files = hub.fetch(repo_id, revision=revision, weights=False)
+    n = len(sample.images)
+    if store is not None:
+        hit = store.get(files.sha, sample.fingerprint)
+        if hit is not None and len(hit[0]) == n:
+            return ExtractedFeatures(repo_id, files.sha, hit[0], hit[1], 0, time.perf_counter() - t0, True)
+        if hit is not None:
+            LOG.warning("Cached features of %s have %d rows for a sample of %d images; recomputing",
+                        repo_id, len(hit[0]), n)
+    files = hub.fetch(repo_id, revision=files.sha, weights=True)
+    features, probabilities = extract_features(files, list(sample.images), device=device,
+                                               batch_size=batch_size, progress=progress)
+    if store is not None:
+        store.put(files.sha, sample.fingerprint, features, probabilities)
+    return ExtractedFeatures(repo_id, files.sha, features, probabilities, n, time.perf_counter() - t0, False)

@@ -1,0 +1,202 @@
+"""Re-rank the transfer-space shortlist with a forward-pass transferability metric.
+
+Step 4 of :func:`fennec.recommend`: the FAISS index proposes the models closest to the task in
+the transfer space; :func:`score_candidates` runs each of the top few on the user's sampled
+images (:func:`fennec.features.model_features`) and scores them with a metric from
+:mod:`fennec.metrics`; :func:`fuse` combines the two signals into the final ranking.
+
+Example:
+    >>> scores = score_candidates(["org/a", "org/b"], sample, hub=hub)  # doctest: +SKIP
+    >>> final = fuse({"org/a": 0.91, "org/b": 0.88},
+    ...              {s.model_id: s.score for s in scores})  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+import warnings
+from collections.abc import Iterable, Mapping
+from numbers import Real
+from typing import Any
+
+import numpy as np
+import torch
+
+from fennec.errors import CandidateFailedWarning, FeatureExtractionError, InvalidInputError
+from fennec.features import FeatureCache, SampleLike, _check_sample, model_features
+from fennec.metrics import metric_info
+
+__all__ = ["DEFAULT_METRIC", "CandidateScore", "fuse", "score_candidates"]
+
+LOG = logging.getLogger(__name__)
+
+#: The metric :func:`score_candidates` uses unless told otherwise (provisional: to be set from
+#: the zoo benchmark, ``benchmark/zoo_metrics.py``).
+DEFAULT_METRIC = "sfda"
+
+
+@dataclasses.dataclass(frozen=True)
+class CandidateScore:
+    """One candidate's transferability score on the user's sample.
+
+    Attributes:
+        model_id: ``org/name``.
+        sha: the commit scored (None when the model could not even be fetched).
+        metric: the metric's registry name.
+        score: higher = more transferable; None when the model failed.
+        error: ``"<ExceptionType>: <message>"`` when the model failed, else None.
+        forward_passes: images run through the model (0 when the features were cached).
+        seconds: wall time for this model (fetch, extraction and scoring).
+        cached: the features came from the cache.
+    """
+
+    model_id: str
+    sha: str | None
+    metric: str
+    score: float | None
+    error: str | None
+    forward_passes: int
+    seconds: float
+    cached: bool
+
+
+def score_candidates(model_ids: Iterable[str], sample: SampleLike, *, hub: Any, metric: str = DEFAULT_METRIC,
+                     device: str | torch.device | None = None, cache: FeatureCache | bool | None = None,
+                     batch_size: int = 64, progress: bool = False) -> list[CandidateScore]:
+    """Score each candidate model with a transferability metric on the sample.
+
+    A model that cannot be fetched, loaded, run or scored is recorded with ``score=None`` and
+    its ``error`` (and a :class:`~fennec.errors.CandidateFailedWarning`); the others go on.
+
+    Args:
+        model_ids: candidate ``org/name`` ids, in shortlist order; duplicates are scored once.
+        sample: images, labels and fingerprint (:class:`fennec.features.SampleLike`).
+        hub: ``fennec.hub.open_hub(...)``.
+        metric: a registered metric name (:func:`fennec.metrics.list_metrics`); metrics taking
+            probabilities (LEEP, NCE) use the pre-trained head's softmax, the others the
+            penultimate features.
+        device: where models run and metrics compute (None: CUDA when available).
+        cache: a FeatureCache, None/True for the default one, False for none.
+        batch_size: images per forward pass.
+        progress: a tqdm bar over the models.
+
+    Returns:
+        One :class:`CandidateScore` per distinct model id, in input order.
+
+    Raises:
+        UnknownMetricError: ``metric`` is not registered (before any model is loaded).
+        InvalidInputError: a malformed sample or model id list.
+    """
+    info = metric_info(metric)
+    if isinstance(model_ids, str):
+        raise InvalidInputError(f"model_ids must be a list of model ids, got the string {model_ids!r}; "
+                                f"pass [{model_ids!r}].")
+    ids = list(dict.fromkeys(model_ids))
+    bad = [m for m in ids if not isinstance(m, str) or not m]
+    if bad:
+        raise InvalidInputError(f"model_ids must be non-empty strings like 'org/name'; got {bad[:3]}.")
+    _check_sample(sample)
+    labels = np.asarray(sample.labels)
+    iterator: Iterable[str] = ids
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(ids, desc=f"scoring ({metric})", unit="model")
+    results = []
+    for model_id in iterator:
+        t0 = time.perf_counter()
+        sha, passes, cached = None, 0, False
+        try:
+            out = model_features(model_id, sample, hub=hub, cache=cache, device=device,
+                                 batch_size=batch_size, progress=False)
+            sha, passes, cached = out.sha, out.forward_passes, out.cached
+            inputs = out.probabilities if info.input == "probabilities" else out.features
+            if inputs is None:
+                raise FeatureExtractionError(
+                    f"the model has no pre-trained classification head, and {metric} needs source-class "
+                    "probabilities; use a feature metric such as sfda or logme", model_id=model_id)
+            score: float | None = float(info.func(inputs, labels, device=device))
+            error = None
+        except Exception as exc:  # noqa: BLE001 - one broken candidate must not abort the ranking;
+            # its error is reported in the result. KeyboardInterrupt (BaseException) still stops.
+            score, error = None, f"{type(exc).__name__}: {exc}"
+            warnings.warn(f"{model_id} could not be scored with {metric}: {error}", CandidateFailedWarning,
+                          stacklevel=2)
+        results.append(CandidateScore(model_id, sha, metric, score, error, passes,
+                                      time.perf_counter() - t0, cached))
+        LOG.info("%s: %s=%s (%s, %.2fs)", model_id, metric, score,
+                 "cached" if cached else f"{passes} forward passes", results[-1].seconds)
+    return results
+
+
+def _zscore(values: np.ndarray) -> np.ndarray:
+    """(x - mean) / std over the set (population std); all zeros when the values are all equal."""
+    if len(values) == 0 or np.ptp(values) == 0:
+        return np.zeros_like(values)
+    return (values - values.mean()) / values.std()
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, Real) and not isinstance(x, bool)
+
+
+def fuse(index_scores: Mapping[str, float], metric_scores: Mapping[str, float | None], *,
+         weight: float = 0.5) -> dict[str, float]:
+    """Combine transfer-space and transferability-metric scores into one ranking score.
+
+    The two signals live on unrelated scales: index scores are similarities in the transfer
+    space (e.g. cosine in [-1, 1], bunched closely for the shortlist), metric scores are
+    log-evidences, accuracies or divergences whose range depends on the metric, the number of
+    classes and the sample size. A weighted sum of raw values would let whichever spans more
+    dominate and would make ``weight`` meaningless, so each is first standardised over the
+    candidate set (z-score, population std; all-equal values give zeros). The result is
+    invariant to shifting or positively rescaling either score:
+
+    .. math::
+        \\text{final}_m = w \\, z(\\text{metric})_m + (1 - w) \\, z(\\text{index})_m
+
+    A candidate without a metric score (its model failed, or the score is not finite) keeps
+    only its index term: its metric z-score is taken as 0, the average of the scored
+    candidates, so a failure neither promotes nor buries a model the index ranks well. The
+    metric z-scores are computed over the scored candidates only.
+
+    Args:
+        index_scores: model id → transfer-space score (higher = closer); defines the candidates.
+        metric_scores: model id → metric score or None; every key must be a candidate.
+        weight: the metric's share ``w`` in [0, 1] (0: index only, 1: metric only).
+
+    Returns:
+        model id → fused score, ordered best first; ties are broken by the index score, then by
+        model id (alphabetically), so the order is deterministic.
+
+    Raises:
+        InvalidInputError: ``weight`` outside [0, 1], a non-finite index score, or a metric
+            score for a model that is not a candidate.
+
+    Example:
+        >>> final = fuse({"a": 0.9, "b": 0.8, "c": 0.7}, {"a": 1.0, "b": 3.0, "c": None}, weight=0.5)
+        >>> {m: round(s, 3) for m, s in final.items()}  # z(index) = (1.22, 0, -1.22), z(metric) = (-1, 1, -)
+        {'b': 0.5, 'a': 0.112, 'c': -0.612}
+    """
+    if not _is_number(weight) or not 0.0 <= float(weight) <= 1.0:
+        raise InvalidInputError(f"weight must be a number in [0, 1] (the metric's share), got {weight!r}.")
+    ids = list(index_scores)
+    extra = sorted(set(metric_scores) - set(ids))
+    if extra:
+        raise InvalidInputError(f"metric_scores has models that are not candidates: {extra[:5]}; every "
+                                "model with a metric score must also have an index score.")
+    bad = [m for m in ids if not _is_number(index_scores[m]) or not math.isfinite(index_scores[m])]
+    if bad:
+        raise InvalidInputError(f"Index scores must be finite numbers; got {[(m, index_scores[m]) for m in bad[:3]]}.")
+    if not ids:
+        return {}
+    z_index = dict(zip(ids, _zscore(np.array([float(index_scores[m]) for m in ids]))))
+    scored = [m for m in ids if _is_number(metric_scores.get(m)) and math.isfinite(metric_scores[m])]
+    z_metric = dict(zip(scored, _zscore(np.array([float(metric_scores[m]) for m in scored]))))
+    w = float(weight)
+    fused = {m: float(w * z_metric.get(m, 0.0) + (1.0 - w) * z_index[m]) for m in ids}
+    order = sorted(ids, key=lambda m: (-fused[m], -float(index_scores[m]), m))
+    return {m: fused[m] for m in order}
