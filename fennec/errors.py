@@ -325,23 +325,3 @@ class WorkspaceError(FennecError, RuntimeError):
 
 
 __all__ += ["WorkspaceError"]
-
-
-# ---------------------------------------------------------------------------------------
-# FEATURE EXTRACTION AND REFINEMENT (fennec.features, fennec.refine)
-# ---------------------------------------------------------------------------------------
-
-
-class FeatureExtractionError(FennecError, RuntimeError):
-    """A model ran but its features cannot be used (e.g. non-finite). ``model_id`` names it."""
-
-    def __init__(self, message: str, *, model_id: str | None = None):
-        self.model_id = model_id
-        super().__init__(f"{model_id}: {message}" if model_id else message)
-
-
-class CandidateFailedWarning(FennecWarning):
-    """A candidate model could not be scored; it is recorded with its error and the rest go on."""
-
-
-__all__ += ["CandidateFailedWarning", "FeatureExtractionError"]
