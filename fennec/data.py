@@ -22,7 +22,7 @@ requests (``HfFileSystem``), so a large dataset is not downloaded. A Hub dataset
 parquet files (nor the Hub's ``refs/convert/parquet`` branch) falls back to
 ``datasets.load_dataset``, which downloads the whole split into the ``datasets`` cache.
 The endpoint, token and offline mode come from :mod:`fennec.constants` at call time and
-are passed explicitly (``HfApi``/``HfFileSystem``); the ``load_dataset`` fallback needs
+are passed explicitly (through :class:`fennec.hub.HfHub`, with its retries); the ``load_dataset`` fallback needs
 ``HF_ENDPOINT`` set before ``datasets`` is imported (it says so otherwise). In offline mode
 only ``datasets``' cache is used. Hub reads are pinned to the commit sha listed first.
 
@@ -69,8 +69,9 @@ from fennec.errors import (
     DatasetSplitError,
     DatasetWarning,
     HubOfflineError,
-    HubUnavailableError,
     InvalidInputError,
+    ModelAccessError,
+    ModelNotFoundError,
 )
 
 __all__ = ["IMAGE_EXTENSIONS", "LABEL_COLUMN_NAMES", "DatasetSample", "load_sample"]
@@ -365,50 +366,32 @@ def _hub(dataset: str, repo_id: str, split: str | None, config: str | None,
     source = f"hub:{repo_id}" + (f"/{config}" if config else "")
     if constants.hf_offline():
         return _hub_datasets(dataset, repo_id, source, split, config, revision, offline=True)
-    from huggingface_hub import HfApi, HfFileSystem
-    from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, OfflineModeIsEnabled,
-                                        RepositoryNotFoundError, RevisionNotFoundError)
+    from fennec.hub import HfHub
 
-    endpoint, token = constants.hf_endpoint(), constants.hf_token()
-    api = HfApi(endpoint=endpoint, token=token)
-
-    def parquet_files(rev: str | None) -> tuple[str, list[str]]:
-        info = api.dataset_info(repo_id, revision=rev, files_metadata=False)
-        return info.sha, [f.rfilename for f in info.siblings or () if f.rfilename.endswith(".parquet")]
-
+    hub = HfHub()  # endpoint, token and offline mode from fennec.constants, now
     try:
-        sha, files = parquet_files(revision)  # pinned: every read below uses this commit
-        if not files and revision is None:    # the Hub's automatic parquet conversion
+        sha, files = hub.dataset_files(repo_id, revision=revision)  # every read uses this commit
+        parquet = [f for f in files if f.endswith(".parquet")]
+        if not parquet and revision is None:  # the Hub's automatic parquet conversion
             try:
-                sha, files = parquet_files("refs/convert/parquet")
-            except (RevisionNotFoundError, HfHubHTTPError):
-                files = []
-    except GatedRepoError as e:
-        raise DatasetError(f"The Hub dataset {repo_id} is gated: accept its conditions on the Hub "
-                           f"and set HF_TOKEN ({e}).", dataset=dataset) from e
-    except RevisionNotFoundError as e:
-        raise DatasetNotFoundError(f"The Hub dataset {repo_id} has no revision {revision!r}.",
-                                   dataset=dataset, tried=(f"hub:{repo_id}@{revision}",)) from e
-    except RepositoryNotFoundError as e:
+                sha, files = hub.dataset_files(repo_id, revision="refs/convert/parquet")
+                parquet = [f for f in files if f.endswith(".parquet")]
+            except ModelNotFoundError:
+                pass
+    except ModelAccessError as e:
+        raise DatasetError(f"The Hub dataset {repo_id} is private or gated: {e}", dataset=dataset) from e
+    except ModelNotFoundError as e:
         raise DatasetNotFoundError(
-            f"{dataset!r} is not a local path, and {endpoint} has no dataset {repo_id!r} (or it is "
-            "private: set HF_TOKEN).", dataset=dataset,
-            tried=("local path", f"hub:{repo_id} on {endpoint}")) from e
-    except OfflineModeIsEnabled as e:
-        raise HubOfflineError(f"huggingface_hub was imported with HF_HUB_OFFLINE set, so the Hub "
-                              f"dataset {repo_id} cannot be listed ({e}).", repo_id=repo_id) from e
-    except (HfHubHTTPError, OSError) as e:
-        raise HubUnavailableError(f"Could not list the files of the Hub dataset {repo_id} on "
-                                  f"{endpoint}: {type(e).__name__}: {str(e)[:300]}",
-                                  repo_id=repo_id) from e
-    if not files:
+            f"{dataset!r} is not a local path, and {hub.endpoint} has no dataset {repo_id!r}"
+            + (f" at revision {revision!r}" if revision else "") + " (or it is private: set "
+            "HF_TOKEN).", dataset=dataset, tried=("local path", f"hub:{repo_id} on {hub.endpoint}")) from e
+    if not parquet:
         return _hub_datasets(dataset, repo_id, source, split, config, revision, offline=False)
     what = f"The Hub dataset {repo_id}"
-    by_split = _group_parquet(dataset, files, config, what)
+    by_split = _group_parquet(dataset, parquet, config, what)
     name = _pick_split(dataset, sorted(by_split), split, what)
-    fs = HfFileSystem(endpoint=endpoint, token=token, skip_instance_cache=True)
-    paths = [f"datasets/{repo_id}@{sha}/{f}" for f in by_split[name]]
-    return _parquet(dataset, source, paths, name, lambda p: fs.open(p, "rb"), None)
+    return _parquet(dataset, source, by_split[name], name,
+                    lambda f: hub.open_dataset_file(repo_id, f, sha=sha), None)
 
 
 def _hub_datasets(dataset: str, repo_id: str, source: str, split: str | None,

@@ -434,6 +434,28 @@ class HfHub:
                                   f"is not in the cache {self.cache_dir}.", repo_id=repo_id)
         return ref.read_text().strip()
 
+    # -- dataset repositories (fennec.data) -----------------------------------------------
+
+    def dataset_files(self, repo_id: str, *, revision: str | None = None) -> tuple[str, tuple[str, ...]]:
+        """The commit sha of a dataset repository at ``revision`` and its file paths there.
+
+        Raises:
+            ModelNotFoundError: no such repository or revision (the error names the repo).
+            ModelAccessError, GatedModelError: private or gated; HubOfflineError, HubUnavailableError.
+        """
+        info = self._call(lambda: self._api.dataset_info(repo_id, revision=revision, files_metadata=False),
+                          repo_id=repo_id, revision=revision, what=f"dataset {repo_id}")
+        return info.sha, tuple(s.rfilename for s in info.siblings or ())
+
+    def open_dataset_file(self, repo_id: str, path: str, *, sha: str) -> Any:
+        """A seekable binary file of a dataset repository, read lazily over HTTP range requests
+        (only the bytes read are fetched; nothing is written to the cache)."""
+        from huggingface_hub import HfFileSystem
+
+        fs = HfFileSystem(endpoint=self.endpoint, token=self.token or None, skip_instance_cache=True)
+        return self._call(lambda: fs.open(f"datasets/{repo_id}@{sha}/{path}", "rb"), repo_id=repo_id,
+                          revision=sha, filename=path, what=f"dataset {repo_id}: {path}")
+
 
 def _status(e: BaseException | None) -> int | None:
     """The HTTP status of an error, or of the error it wraps (hf_hub_download wraps HEADs)."""
