@@ -181,6 +181,8 @@ def _load_transformers(files: ModelFiles) -> torch.nn.Module:
             f"{config['model_type']!r} (architectures {archs}); upgrade transformers or pick another model.",
             repo_id=files.repo_id, revision=files.sha, reason="unsupported_architecture")
     auto = transformers.AutoModelForImageClassification if has_head else transformers.AutoModel
+    bars = transformers.utils.logging.is_progress_bar_enabled()
+    transformers.utils.logging.disable_progress_bar()  # one "Loading weights" bar per candidate is noise
     try:
         model, info = auto.from_pretrained(str(files.folder), dtype=torch.float32, local_files_only=True,
                                            output_loading_info=True)
@@ -189,7 +191,21 @@ def _load_transformers(files: ModelFiles) -> torch.nn.Module:
             f"{files.repo_id}: transformers cannot build model_type {config['model_type']!r} with "
             f"{auto.__name__} ({e}).", repo_id=files.repo_id, revision=files.sha,
             reason="unsupported_architecture") from e
+    finally:
+        if bars:
+            transformers.utils.logging.enable_progress_bar()
+    if getattr(model, "main_input_name", None) != "pixel_values":
+        raise UnsupportedModelError(
+            f"{files.repo_id}: {type(model).__name__} takes {getattr(model, 'main_input_name', None)!r}, "
+            "not images (pixel_values); fennec only ranks vision models.", repo_id=files.repo_id,
+            revision=files.sha, reason="not_a_vision_model")
     missing = set(info.get("missing_keys") or ())
+    n_keys = len(model.state_dict())
+    if len(missing) > n_keys // 2:  # transformers would silently run a randomly initialised model
+        raise UnsupportedModelError(
+            f"{files.repo_id}: the checkpoint lacks {len(missing)} of the {n_keys} weights of "
+            f"{type(model).__name__} (e.g. {sorted(missing)[:3]}); it does not match its config.",
+            repo_id=files.repo_id, revision=files.sha, reason="weights_mismatch")
     if has_head:
         head_name, _ = _find_head(model, files.repo_id)
         head_loaded = not any(k.startswith(head_name + ".") for k in missing)
@@ -603,17 +619,26 @@ def model_features(repo_id: str, sample: SampleLike, *, hub: Any, revision: str 
     _check_sample(sample)
     store = _resolve_cache(cache)
     files = hub.fetch(repo_id, revision=revision, weights=False)
-    n = len(sample.images)
+    return _features_of(files, sample, hub=hub, store=store, device=device, batch_size=batch_size,
+                        progress=progress, started=t0)
+
+
+def _features_of(files: ModelFiles, sample: SampleLike, *, hub: Any, store: FeatureCache | None,
+                 device: str | torch.device | None, batch_size: int, progress: bool,
+                 started: float) -> ExtractedFeatures:
+    """:func:`model_features` once the model's config (and so its sha) is fetched."""
+    repo_id, n = files.repo_id, len(sample.images)
     if store is not None:
         hit = store.get(files.sha, sample.fingerprint)
         if hit is not None and len(hit[0]) == n:
-            return ExtractedFeatures(repo_id, files.sha, hit[0], hit[1], 0, time.perf_counter() - t0, True)
+            return ExtractedFeatures(repo_id, files.sha, hit[0], hit[1], 0, time.perf_counter() - started, True)
         if hit is not None:
             LOG.warning("Cached features of %s have %d rows for a sample of %d images; recomputing",
                         repo_id, len(hit[0]), n)
-    files = hub.fetch(repo_id, revision=files.sha, weights=True)
+    if files.weights_path is None:
+        files = hub.fetch(repo_id, revision=files.sha, weights=True)
     features, probabilities = extract_features(files, list(sample.images), device=device,
                                                batch_size=batch_size, progress=progress)
     if store is not None:
         store.put(files.sha, sample.fingerprint, features, probabilities)
-    return ExtractedFeatures(repo_id, files.sha, features, probabilities, n, time.perf_counter() - t0, False)
+    return ExtractedFeatures(repo_id, files.sha, features, probabilities, n, time.perf_counter() - started, False)

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from fennec.errors import CandidateFailedWarning, FeatureExtractionError, InvalidInputError
-from fennec.features import FeatureCache, SampleLike, _check_sample, model_features
+from fennec.features import FeatureCache, SampleLike, _check_sample, _features_of, _resolve_cache
 from fennec.metrics import metric_info
 
 __all__ = ["DEFAULT_METRIC", "CandidateScore", "fuse", "score_candidates"]
@@ -99,6 +99,7 @@ def score_candidates(model_ids: Iterable[str], sample: SampleLike, *, hub: Any, 
     if bad:
         raise InvalidInputError(f"model_ids must be non-empty strings like 'org/name'; got {bad[:3]}.")
     _check_sample(sample)
+    store = _resolve_cache(cache)
     labels = np.asarray(sample.labels)
     iterator: Iterable[str] = ids
     if progress:
@@ -110,9 +111,11 @@ def score_candidates(model_ids: Iterable[str], sample: SampleLike, *, hub: Any, 
         t0 = time.perf_counter()
         sha, passes, cached = None, 0, False
         try:
-            out = model_features(model_id, sample, hub=hub, cache=cache, device=device,
-                                 batch_size=batch_size, progress=False)
-            sha, passes, cached = out.sha, out.forward_passes, out.cached
+            files = hub.fetch(model_id, weights=False)
+            sha = files.sha
+            out = _features_of(files, sample, hub=hub, store=store, device=device, batch_size=batch_size,
+                               progress=False, started=t0)
+            passes, cached = out.forward_passes, out.cached
             inputs = out.probabilities if info.input == "probabilities" else out.features
             if inputs is None:
                 raise FeatureExtractionError(

@@ -315,12 +315,26 @@ def test_bad_inputs_are_rejected(hub, sample):
 
 
 def test_unsupported_models_raise_a_clear_error(hub, tmp_path):
+    text = write_model(tmp_path, "org/bert", config={"model_type": "bert", "vocab_size": 30, "hidden_size": 8,
+                                                      "num_hidden_layers": 1, "num_attention_heads": 2,
+                                                      "intermediate_size": 8},
+                       pipeline_tag="image-feature-extraction", weights=False)
+    import transformers
+
+    transformers.BertModel(transformers.BertConfig(**json.loads((text / "config.json").read_text()))) \
+        .save_pretrained(text)
+    with pytest.raises(UnsupportedModelError, match="not images"):
+        load_model(LocalHub(tmp_path).fetch("org/bert", weights=True))
     files = hub.fetch("org/tiny-resnet", weights=True)
     with pytest.raises(UnsupportedModelError, match="no weights"):
         load_model(hub.fetch("org/tiny-resnet"))
     unknown = dataclasses.replace(files, config={"foo": 1})
     with pytest.raises(UnsupportedModelError, match="neither 'model_type'"):
         load_model(unknown)
+    no_class = dataclasses.replace(files, config={"model_type": "fennec_unknown",
+                                                  "architectures": ["FennecForImageClassification"]})
+    with pytest.raises(UnsupportedModelError, match="no image-classification class"):
+        load_model(no_class)
     pytest.importorskip("timm")
     bad_timm = dataclasses.replace(files, config={"architecture": "no_such_timm_arch_xyz"})
     with pytest.raises(UnsupportedModelError, match="no architecture"):

@@ -45,6 +45,18 @@ def test_failures_are_recorded_and_the_others_scored(hub, sample, tmp_path):
     assert math.isfinite(vit.score)
 
 
+def test_a_model_that_fails_to_load_is_recorded(hub, sample, tmp_path):
+    from fennec.hub import LocalHub
+    from hub_server_fixtures import TINY_RESNET, write_model
+
+    write_model(tmp_path / "hub", "org/wrong-weights", config=TINY_RESNET)  # weights of another model
+    broken = LocalHub(tmp_path / "hub")
+    with pytest.warns(CandidateFailedWarning, match="org/wrong-weights"):
+        (result,) = score_candidates(["org/wrong-weights"], sample, hub=broken, cache=False)
+    assert result.score is None and result.sha == broken.model_info("org/wrong-weights").sha
+    assert result.error.startswith("UnsupportedModelError") and "lacks" in result.error
+
+
 def test_metric_input_routing(hub, sample, tmp_path):
     cache = FeatureCache(tmp_path)
     ids = ["org/tiny-resnet", "org/tiny-vit"]
