@@ -6,6 +6,9 @@ Subcommands:
   local folder hub): ``--limit``, ``--since``, ``--dry-run``, ``--hub``, ``--every 6h``.
 - ``fennec models``: list and search the catalog.
 - ``fennec import-results``: import published transfer-result tables or the zoo's ground truth.
+- ``fennec fit``: fit the transfer space from the catalog and rebuild the model and task indexes.
+- ``fennec recommend DATASET``: the ranked models for a dataset (``--json`` for machines).
+- ``fennec bench``: the leave-one-task-out benchmark on the embedded zoo.
 
 The catalog and the index live in ``FENNEC_HOME`` (``--home``), by default
 ``$HF_HOME/fennec``. Known errors are printed as one line; exit codes: 0 success, 1 error,
@@ -86,6 +89,48 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("paths", nargs="+", type=Path, help="table JSON files, folders of them, or "
                    "a zoo_ground_truth.json")
     i.add_argument("--home", type=Path, help="catalog folder (default: FENNEC_HOME)")
+
+    rec = sub.add_parser("recommend", parents=[common], help="rank models for a labelled image dataset")
+    rec.add_argument("dataset", help="Hub dataset id, image folder (one sub-folder per class), parquet "
+                     "file/folder or save_to_disk folder")
+    rec.add_argument("--top-k", type=_positive, default=5, help="recommendations to show (default 5)")
+    rec.add_argument("--candidates", type=_positive, default=20,
+                     help="models the index proposes and refinement re-ranks (default 20)")
+    rec.add_argument("--no-refine", action="store_true", help="rank by the transfer space only (no forward "
+                     "passes through candidate models)")
+    rec.add_argument("--metric", help="transferability metric for refinement (default: fennec.refine.DEFAULT_METRIC)")
+    rec.add_argument("--fusion-weight", type=float, help="weight of the metric in the fused score, 0..1")
+    rec.add_argument("--hub", help="'zoo' for the embedded offline zoo (default: the workspace in --home / "
+                     "FENNEC_HOME, else the zoo)")
+    rec.add_argument("--home", type=Path, help="a fitted workspace (default: FENNEC_HOME)")
+    rec.add_argument("--device", help="cuda, cuda:1, cpu … (default: CUDA if available)")
+    rec.add_argument("--split", help="dataset split (default: train)")
+    rec.add_argument("--config", help="dataset config (Hub datasets)")
+    rec.add_argument("--image-column")
+    rec.add_argument("--label-column")
+    rec.add_argument("--max-samples", type=_positive, help="images sampled, stratified (default 1000)")
+    rec.add_argument("--seed", type=int, default=0, help="sampling seed")
+    rec.add_argument("--json", action="store_true", help="print one JSON document")
+    rec.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    f = sub.add_parser("fit", parents=[common], help="fit the transfer space and rebuild its indexes")
+    f.add_argument("--home", type=Path, help="workspace (default: FENNEC_HOME)")
+    f.add_argument("--hub", help="where weights and the proxy come from: 'zoo', a folder or an endpoint URL "
+                   "(default: the previous fit's)")
+    f.add_argument("--proxy", help="proxy model id (default: the previous fit's, else facebook/dinov2-large)")
+    f.add_argument("--dim", type=_positive, help="transfer-space dimension")
+    f.add_argument("--max-samples", type=_positive, help="images per historical task for its descriptor")
+    f.add_argument("--exclude", nargs="*", default=[], help="models never to recommend")
+    f.add_argument("--device", help="device for the proxy")
+    f.add_argument("--zoo", action="store_true", help="(re)build the embedded zoo's workspace instead")
+    f.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    b = sub.add_parser("bench", parents=[common], help="leave-one-task-out benchmark on the embedded zoo")
+    b.add_argument("--targets", nargs="*", help="zoo targets to hold out (default: all with ground truth)")
+    b.add_argument("--out", type=Path, help="results folder (default: benchmark/results)")
+    b.add_argument("--max-samples", type=_positive, help="images sampled per target")
+    b.add_argument("--device", help="device for forward passes and scoring")
+    b.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
 
@@ -168,13 +213,55 @@ def _import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress(args: argparse.Namespace) -> bool:
+    return not getattr(args, "no_progress", False) and sys.stderr.isatty()
+
+
+def _recommend(args: argparse.Namespace) -> int:
+    from fennec.recommend import DEFAULT_FUSION_WEIGHT, DEFAULT_MAX_SAMPLES, recommend
+
+    recs = recommend(args.dataset, top_k=args.top_k, candidates=args.candidates, refine=not args.no_refine,
+                     metric=args.metric, hub=args.hub, home=args.home, device=args.device, split=args.split,
+                     config=args.config, image_column=args.image_column, label_column=args.label_column,
+                     max_samples=args.max_samples or DEFAULT_MAX_SAMPLES, seed=args.seed,
+                     fusion_weight=DEFAULT_FUSION_WEIGHT if args.fusion_weight is None else args.fusion_weight,
+                     progress=_progress(args))
+    print(json.dumps(recs.to_dict(), indent=1) if args.json else recs.table())
+    return 0
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from fennec.recommend import fit, zoo_workspace
+
+    if args.zoo:
+        home = zoo_workspace(args.home, progress=_progress(args), device=args.device)
+        print(f"embedded zoo workspace ready: {home}")
+        return 0
+    kwargs = {k: v for k, v in (("dim", args.dim), ("max_samples", args.max_samples)) if v is not None}
+    summary = fit(home=args.home, hub=args.hub, proxy=args.proxy, exclude=args.exclude, device=args.device,
+                  progress=_progress(args), **kwargs)
+    print(summary.line())
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from fennec.bench import run_benchmark
+
+    kwargs = {k: v for k, v in (("max_samples", args.max_samples), ("out", args.out)) if v is not None}
+    report = run_benchmark(targets=args.targets, device=args.device, progress=_progress(args), **kwargs)
+    print(report)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``fennec`` command; returns the exit code."""
     args = _parser().parse_args(argv)
     logging.basicConfig(level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)],
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        return {"reindex": _reindex, "models": _models, "import-results": _import}[args.command](args)
+        commands = {"reindex": _reindex, "models": _models, "import-results": _import, "recommend": _recommend,
+                    "fit": _fit, "bench": _bench}
+        return commands[args.command](args)
     except ReindexLockedError as e:
         print(f"fennec: {e}", file=sys.stderr)
         return EXIT_LOCKED
