@@ -1,0 +1,175 @@
+"""fennec.recommend / fennec fit / fennec recommend on a tiny zoo built in a temp folder.
+
+The tiny zoo has the embedded zoo's layout (``hub/``, ``datasets/``, plus its own
+``ground_truth.json``) and is selected with ``FENNEC_ZOO``, so the real code path of the
+offline default is exercised end to end: reindex with archi2vec, import the ground truth,
+describe the historical tasks with the proxy, fit the space, search, refine, fuse.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hub_server_fixtures import write_model, write_parquet_dataset
+
+from fennec import recommend as rec_mod
+from fennec.cli import main
+from fennec.errors import InvalidInputError, UnknownMetricError, WorkspaceError
+from fennec.recommend import Recommendations, fit, recommend, zoo_workspace
+from fennec.task import OFFLINE_PROXY
+
+RESNET = {"model_type": "resnet", "architectures": ["ResNetForImageClassification"], "embedding_size": 8,
+          "hidden_sizes": [8, 16], "depths": [1, 1], "layer_type": "basic", "num_labels": 4, "image_size": 32}
+VIT = {"model_type": "vit", "architectures": ["ViTForImageClassification"], "hidden_size": 16,
+       "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32, "image_size": 32,
+       "patch_size": 8, "num_labels": 4}
+MODELS = {"lab/resnet-a": (RESNET, 1), "lab/resnet-b": (RESNET, 2), "lab/vit-a": (VIT, 3), "lab/vit-b": (VIT, 4)}
+TASKS = ("t-one", "t-two", "t-three")
+# resnets win t-one and t-two, vits win t-three
+TRUTH = {"t-one": {"lab/resnet-a": 0.9, "lab/resnet-b": 0.8, "lab/vit-a": 0.5, "lab/vit-b": 0.4},
+         "t-two": {"lab/resnet-a": 0.85, "lab/resnet-b": 0.9, "lab/vit-a": 0.45, "lab/vit-b": 0.5},
+         "t-three": {"lab/resnet-a": 0.3, "lab/resnet-b": 0.35, "lab/vit-a": 0.8, "lab/vit-b": 0.7}}
+
+
+def _save(hub: Path, repo_id: str, config: dict, seed: int) -> None:
+    import torch
+    import transformers
+
+    torch.manual_seed(seed)
+    cfg = transformers.AutoConfig.for_model(**config)
+    model = getattr(transformers, config["architectures"][0])(cfg)
+    folder = write_model(hub, repo_id, config=config, weights=False)
+    model.save_pretrained(folder)
+
+
+@pytest.fixture(scope="module")
+def tiny_zoo(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("tiny_zoo")
+    for repo_id, (config, seed) in MODELS.items():
+        _save(root / "hub", repo_id, config, seed)
+    _save(root / "hub", OFFLINE_PROXY, RESNET, 0)
+    for i, task in enumerate((*TASKS, "t-new")):
+        write_parquet_dataset(root / "datasets", task, classes=("a", "b", "c"), sizes={"train": 12, "test": 6},
+                              seed=i)
+    (root / "ground_truth.json").write_text(json.dumps({"test_accuracy_seed0": TRUTH, "protocol": "test"}))
+    return root
+
+
+@pytest.fixture
+def zoo_env(tiny_zoo, monkeypatch):
+    monkeypatch.setenv("FENNEC_ZOO", str(tiny_zoo))
+    return tiny_zoo
+
+
+def test_recommend_end_to_end_on_the_embedded_zoo(zoo_env):
+    recs = recommend(zoo_env / "datasets" / "t-new", top_k=3, candidates=2, metric="logme")
+    assert isinstance(recs, Recommendations) and len(recs) == 3
+    assert [r.rank for r in recs] == [1, 2, 3]
+    assert {r.model_id for r in recs} <= set(MODELS)  # never the proxy
+    refined = [r for r in recs if r.metric_score is not None]
+    assert len(refined) == 2 == recs.n_refined and all(r.metric == "logme" for r in refined)
+    # refined candidates come first, ordered by the fused score; the rest by the index
+    assert [r.model_id for r in recs[:2]] == [r.model_id for r in refined]
+    assert refined[0].final_score >= refined[1].final_score
+    assert recs[2].metric_score is None and recs[2].final_score == recs[2].predicted_score
+    # 12 images through the proxy + 2 candidates, nothing cached yet
+    assert recs.forward_passes == 12 * 3
+    assert recs.closest_tasks and {t.task_id for t in recs.closest_tasks} <= set(TASKS)
+    assert all(t.best_model in MODELS for t in recs.closest_tasks)
+    assert all(r.sha and r.parameters and r.family in ("resnet", "vit") and r.reason for r in recs)
+    json.dumps(recs.to_dict())
+    table = recs.table()
+    assert recs[0].model_id in table and "closest known tasks" in table
+
+    again = recommend(zoo_env / "datasets" / "t-new", top_k=3, candidates=2, metric="logme")
+    assert [r.model_id for r in again] == [r.model_id for r in recs]
+    assert again.forward_passes == 0  # the proxy's and the candidates' features are cached
+
+
+def test_index_only_recommendation_ranks_every_model_without_forward_passes_through_them(zoo_env):
+    recs = recommend(zoo_env / "datasets" / "t-three", top_k=10, refine=False, cache=False)
+    assert len(recs) == len(MODELS) and recs.n_refined == 0 and recs.metric is None
+    assert all(r.metric_score is None for r in recs)
+    assert recs.forward_passes == 12  # the proxy only
+    scores = [r.predicted_score for r in recs]
+    assert scores == sorted(scores, reverse=True)
+    # a known task's nearest known task is itself
+    assert recs.closest_tasks[0].task_id == "t-three"
+
+
+def test_the_zoo_workspace_is_built_once_and_refitted_when_the_ground_truth_changes(zoo_env, tmp_path):
+    home = zoo_workspace(tmp_path / "ws")
+    manifest = json.loads((home / "space" / "fit.json").read_text())
+    assert manifest["n_models"] == len(MODELS) and manifest["n_tasks"] == len(TASKS)
+    assert manifest["proxy"] == OFFLINE_PROXY and OFFLINE_PROXY in manifest["excluded"]
+    zoo_workspace(tmp_path / "ws")
+    assert json.loads((home / "space" / "fit.json").read_text())["fitted_at"] == manifest["fitted_at"]
+
+    changed = json.loads((zoo_env / "ground_truth.json").read_text())
+    original = (zoo_env / "ground_truth.json").read_text()
+    changed["test_accuracy_seed0"]["t-one"]["lab/vit-b"] = 0.99
+    try:
+        (zoo_env / "ground_truth.json").write_text(json.dumps(changed))
+        zoo_workspace(tmp_path / "ws")
+        new = json.loads((home / "space" / "fit.json").read_text())
+        assert new["zoo_ground_truth_sha256"] != manifest["zoo_ground_truth_sha256"]
+    finally:
+        (zoo_env / "ground_truth.json").write_text(original)
+
+
+def test_fit_refuses_an_empty_workspace_and_recommend_names_the_fix(tmp_path, zoo_env):
+    with pytest.raises(WorkspaceError, match="fennec reindex"):
+        fit(home=tmp_path / "empty", hub=str(zoo_env / "hub"))
+    with pytest.raises(WorkspaceError, match="fennec fit"):
+        recommend(zoo_env / "datasets" / "t-new", home=tmp_path / "elsewhere")
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"top_k": 0}, InvalidInputError, "top_k"),
+    ({"candidates": -1}, InvalidInputError, "candidates"),
+    ({"fusion_weight": 1.5}, InvalidInputError, "fusion_weight"),
+    ({"metric": "no-such-metric"}, UnknownMetricError, "no-such-metric"),
+    ({"hub": "https://example.org"}, InvalidInputError, "fennec fit --hub"),
+])
+def test_bad_arguments_fail_before_any_work(kwargs, error, match, monkeypatch, tmp_path):
+    monkeypatch.setenv("FENNEC_ZOO", str(tmp_path / "no-zoo"))  # any work would fail differently
+    with pytest.raises(error, match=match):
+        recommend("anything", **kwargs)
+
+
+def test_no_zoo_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("FENNEC_ZOO", str(tmp_path / "no-zoo"))
+    with pytest.raises(WorkspaceError, match="FENNEC_ZOO"):
+        recommend("anything")
+
+
+def test_command_line_table_json_and_errors(zoo_env, capsys):
+    assert main(["recommend", str(zoo_env / "datasets" / "t-new"), "--top-k", "2", "--candidates", "2",
+                 "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "rank" in out and "closest known tasks" in out
+    assert main(["recommend", str(zoo_env / "datasets" / "t-new"), "--no-refine", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["n_refined"] == 0 and len(doc["recommendations"]) == 4
+    assert np.all(np.diff([r["predicted_score"] for r in doc["recommendations"]]) <= 0)
+    assert main(["recommend", str(zoo_env / "no-such-dataset")]) == 1
+    assert "error" in capsys.readouterr().err
+    assert main(["fit", "--zoo"]) == 0
+    assert "zoo workspace ready" in capsys.readouterr().out
+
+
+def test_results_table_keys_published_tasks_by_source(tmp_path):
+    from fennec.catalog import Catalog
+
+    with Catalog(tmp_path / "c.sqlite") as cat:
+        cat.import_table("paper_a", {"results": {"cifar10": {"m1": 0.9, "m2": 0.8}},
+                                     "results_linear": {"cifar10": {"m1": 0.7}}}, metric="acc", protocol="p")
+        cat.import_table("zoo_ground_truth", {"seed0": {"t-x": {"m1": 0.5}}, "seed1": {"t-x": {"m1": 0.6}}},
+                         metric="acc", protocol="p", task_kind="zoo")
+        table, sources = rec_mod.results_table(cat, {"m1", "m2"})
+        assert table == {"paper_a/cifar10": {"m1": 0.9, "m2": 0.8}, "t-x": {"m1": 0.5}}
+        assert sources == {"paper_a/cifar10": "paper_a", "t-x": "zoo_ground_truth"}
+        assert rec_mod.results_table(cat, {"m2"})[0] == {"paper_a/cifar10": {"m2": 0.8}}
