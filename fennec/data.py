@@ -17,8 +17,12 @@ balanced over classes, small, reproducible, and identified by a content fingerpr
 
 Only what the sample needs is read. For parquet (local or on the Hub) the label column is
 read first, the sample is drawn from the labels, and then the image column is read only
-from the row groups that hold sampled rows; on the Hub the files are read over HTTP range
-requests (``HfFileSystem``), so a large dataset is not downloaded. A Hub dataset without
+from the row groups that hold sampled rows, and only the sampled images are decoded. On the
+Hub the files are read over HTTP range requests (``HfFileSystem``, one request per footer
+and column chunk), so nothing is downloaded whole. The granularity is the row group: a
+sample that touches every row group fetches the whole image column (measured: 50 of 4000
+images in 20 row groups fetched 11.1 of 13.0 MB; a sample from a dataset with many more row
+groups than sampled rows fetches a correspondingly small part). A Hub dataset without
 parquet files (nor the Hub's ``refs/convert/parquet`` branch) falls back to
 ``datasets.load_dataset``, which downloads the whole split into the ``datasets`` cache.
 The endpoint, token and offline mode come from :mod:`fennec.constants` at call time and

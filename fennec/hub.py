@@ -448,13 +448,18 @@ class HfHub:
         return info.sha, tuple(s.rfilename for s in info.siblings or ())
 
     def open_dataset_file(self, repo_id: str, path: str, *, sha: str) -> Any:
-        """A seekable binary file of a dataset repository, read lazily over HTTP range requests
-        (only the bytes read are fetched; nothing is written to the cache)."""
+        """A seekable binary file of a dataset repository, read lazily over HTTP range requests.
+
+        Each ``read`` is one range request for exactly those bytes (no read-ahead: a parquet
+        reader jumps between column chunks, and read-ahead blocks fetched more than the whole
+        file); nothing is written to the cache.
+        """
         from huggingface_hub import HfFileSystem
 
         fs = HfFileSystem(endpoint=self.endpoint, token=self.token or None, skip_instance_cache=True)
-        return self._call(lambda: fs.open(f"datasets/{repo_id}@{sha}/{path}", "rb"), repo_id=repo_id,
-                          revision=sha, filename=path, what=f"dataset {repo_id}: {path}")
+        return self._call(lambda: fs.open(f"datasets/{repo_id}@{sha}/{path}", "rb", cache_type="none"),
+                          repo_id=repo_id, revision=sha, filename=path,
+                          what=f"dataset {repo_id}: {path}")
 
 
 def _status(e: BaseException | None) -> int | None:

@@ -413,3 +413,24 @@ def test_docstring_examples(monkeypatch):
     monkeypatch.chdir(REPO_ROOT)  # the examples use the zoo's relative paths
     result = doctest.testmod(fennec.data, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted >= 5 and result.failed == 0
+
+
+def test_hub_parquet_fetches_only_what_the_sample_needs(online, tmp_path, monkeypatch):
+    import fennec._hub_routes as routes
+
+    n = 200  # 20 row groups of 10 rows, ~70 KB of images each, both classes in every group
+    path = write_table(tmp_path / "served" / "many-groups" / "data" / "train-00000-of-00001.parquet",
+                       {"image": [_png(Image.fromarray(_pixels(i, (48, 48, 3)))) for i in range(n)],
+                        "label": [i % 2 for i in range(n)]}, row_group_size=10)
+    ranges: list[str] = []
+    send_header = routes._Handler.send_header
+    monkeypatch.setattr(routes._Handler, "send_header", lambda self, k, v: (
+        ranges.append(v) if k == "Content-Range" else None, send_header(self, k, v))[1])
+    with HubServer(datasets_dir=tmp_path / "served") as server:
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        s = load_sample("local/many-groups", per_class=2, seed=0)
+    fetched = sum(int(r.split()[1].split("/")[0].split("-")[1]) - int(r.split()[1].split("-")[0]) + 1
+                  for r in ranges)
+    assert len(s) == 4 and s.class_counts().tolist() == [2, 2]
+    # the footer (pyarrow reads the last 64 KB), the labels, <= 4 of 20 groups' images
+    assert 0 < fetched < 0.4 * path.stat().st_size, ranges
