@@ -22,8 +22,8 @@ The algorithm (:class:`TransferSpace`)
 3. **Objective.** With ``Y`` the normalised matrix, ``Ω`` its observed cells, ``U'`` the
    ``(M, dim+1)`` matrix of rows ``[u_m, b_m]`` and ``S1 = [1, S]``::
 
-       Σ_Ω (Y_mt − u_m·v_t − b_m)²  +  side_weight·‖U' − S1·W‖²
-                                     +  l2·(‖U'‖² + ‖V‖² + ‖W_no-intercept‖²)
+       Σ_Ω (Y_mt − u_m·v_t − b_m)²  +  side_weight·(‖U' − S1·W‖² + α·‖W_no-intercept‖²)
+                                     +  l2·(‖U'‖² + ‖V‖²)
 
    This is a collaborative-filtering factorisation whose model factors have a *side-
    information prior* (as in "regression-based latent factor models", Agarwal & Chen,
@@ -32,6 +32,13 @@ The algorithm (:class:`TransferSpace`)
    gets exactly that prediction, ``[1, s_new]·W``, bias included. The per-model bias
    carries "this model is good everywhere", which on small histories is most of the
    signal; the ``dim`` interaction factors carry "good for *these* tasks".
+   The side map's penalty ``α`` decides how far side features are trusted, and histories
+   are small (tens of models, ~30 side features), so it is not left to a default: unless
+   ``side_alpha`` is given, ``α`` is chosen from a grid (0.01 … 10 × the number of models)
+   by **closed-form leave-one-model-out** — the ridge hat-matrix identity gives every
+   held-out model's residual at once, measured on its observed scores — at the start and
+   once more on the converged vectors (``side_alpha_`` records it). The largest α is
+   nearly intercept-only, so useless side features are shrunk away rather than fitted.
 4. **Solver.** Alternating exact minimisation: each step (all model rows, all task rows,
    the side map ``W``) is a ridge problem solved in closed form (batched ``np.linalg.solve``),
    so the objective never increases; we stop when its relative decrease is below ``tol``.
@@ -118,6 +125,7 @@ NORMALISATIONS = ("zscore", "rank", "minmax", "none")
 MAX_ARCHI2VEC_COMPONENTS = 16  # PCA of archi2vec in the side features
 _KNN_TEMPERATURES = (0.05, 0.1, 0.2, 0.5, 1.0)  # softmax temperatures over cosine similarity
 _RIDGE_ALPHAS = (0.1, 1.0, 10.0)  # × mean self-similarity of the standardised descriptors
+_SIDE_ALPHAS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)  # × number of models: side-map ridge penalties
 _JITTER = 1e-9  # added to ridge diagonals so rank-deficient systems stay solvable
 
 
@@ -310,6 +318,32 @@ def _ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> np.ndarray:
     return np.linalg.solve(x.T @ x + np.diag(penalty + _JITTER), x.T @ y)  # (p+1, k)
 
 
+def _choose_side_alpha(s1: np.ndarray, u1: np.ndarray, v: np.ndarray, mask: np.ndarray) -> float:
+    """The side-map ridge penalty with the smallest leave-one-model-out error, in closed form.
+
+    For ridge regression ``U' ≈ S1·W`` the held-out residual of model m is
+    ``(U'_m − Û'_m) / (1 − h_mm)`` (``h`` the diagonal of the hat matrix). It is measured where
+    it matters, on the model's observed scores: ``e_m · G_m · e_m`` with
+    ``G_m = Σ_t∈Ω(m) [v_t, 1][v_t, 1]ᵀ``. The largest penalty of the grid is nearly
+    intercept-only, so side features are used only as far as they predict held-out models.
+    """
+    n = len(s1)
+    a = np.hstack([v, np.ones((len(v), 1))])  # (T, d+1)
+    gram_m = np.einsum("mt,ti,tj->mij", mask, a, a)  # (M, d+1, d+1)
+    best, best_err = 0.0, math.inf
+    for c in _SIDE_ALPHAS:
+        alpha = c * n
+        penalty = np.full(s1.shape[1], alpha)
+        penalty[0] = 0.0
+        inv = np.linalg.inv(s1.T @ s1 + np.diag(penalty + _JITTER))
+        h = np.einsum("mi,ij,mj->m", s1, inv, s1)  # (M,) hat-matrix diagonal
+        e = (u1 - s1 @ (inv @ (s1.T @ u1))) / np.maximum(1.0 - h, 1e-9)[:, None]  # (M, d+1)
+        err = float(np.einsum("mi,mij,mj->", e, gram_m, e))
+        if err < best_err - 1e-12 * abs(best_err if math.isfinite(best_err) else 0.0):
+            best, best_err = alpha, err
+    return best
+
+
 class _SideEncoder:
     """Model side information → standardised feature rows (fitted on the training models)."""
 
@@ -477,7 +511,7 @@ class TransferSpace:
     ``(M, dim+1)`` (rows ``[u, b]``), ``task_vectors_`` ``(T, dim+1)`` (rows ``[v, 1]``),
     ``side_map_`` ``(1+n_side, dim+1)``, ``side_feature_names_``, ``task_predictor_``
     (``{"kind": ..., "param": ...}``, None without descriptors), ``task_predictor_scores_``,
-    ``n_iter_``, ``loss_``.
+    ``side_alpha_`` (the side-map penalty used), ``n_iter_``, ``loss_``.
 
     Args:
         dim: number of interaction factors (vectors have ``dim + 1`` entries).
@@ -489,6 +523,8 @@ class TransferSpace:
         tol: stop when the objective's relative decrease is below this.
         seed: seeds the initialisation of factors beyond the rank of the data.
         normalise: per-task normalisation of the accuracies (:func:`normalise_results`).
+        side_alpha: ridge penalty of the side map ``W`` (relative to ``side_weight``); None
+            chooses it by closed-form leave-one-model-out (recorded in ``side_alpha_``).
 
     Example:
         >>> results = {"t1": {"a": 0.9, "b": 0.5, "c": 0.7}, "t2": {"a": 0.8, "b": 0.4}}
@@ -500,7 +536,7 @@ class TransferSpace:
 
     def __init__(self, dim: int = 6, *, use_archi2vec: bool = True, side_weight: float = 1.0, l2: float = 0.1,
                  n_neighbors: int = 3, max_iter: int = 200, tol: float = 1e-6, seed: int = 0,
-                 normalise: str = "zscore"):
+                 normalise: str = "zscore", side_alpha: float | None = None):
         self.dim = dim
         self.use_archi2vec = use_archi2vec
         self.side_weight = side_weight
@@ -510,11 +546,12 @@ class TransferSpace:
         self.tol = tol
         self.seed = seed
         self.normalise = normalise
+        self.side_alpha = side_alpha
 
     def _params(self) -> dict[str, Any]:
         return {"dim": self.dim, "use_archi2vec": self.use_archi2vec, "side_weight": self.side_weight,
                 "l2": self.l2, "n_neighbors": self.n_neighbors, "max_iter": self.max_iter, "tol": self.tol,
-                "seed": self.seed, "normalise": self.normalise}
+                "seed": self.seed, "normalise": self.normalise, "side_alpha": self.side_alpha}
 
     def _check_params(self) -> None:
         checks = [
@@ -525,6 +562,8 @@ class TransferSpace:
             (isinstance(self.max_iter, int) and self.max_iter >= 1, "max_iter", "an int >= 1"),
             (isinstance(self.tol, (int, float)) and self.tol >= 0, "tol", "a number >= 0"),
             (self.normalise in NORMALISATIONS, "normalise", f"one of {', '.join(NORMALISATIONS)}"),
+            (self.side_alpha is None or (isinstance(self.side_alpha, (int, float)) and self.side_alpha > 0),
+             "side_alpha", "None (chosen by leave-one-model-out) or a number > 0"),
         ]
         for ok, name, expected in checks:
             if not ok:
@@ -569,11 +608,25 @@ class TransferSpace:
         return self
 
     def _alternate(self, y: np.ndarray, s1: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, float]:
-        m, t = y.shape
-        d, lam, l2 = self.dim, float(self.side_weight), float(self.l2)
         mask = np.isfinite(y).astype(np.float64)
         y0 = np.where(mask > 0, y, 0.0)
-        # deterministic start: per-model mean as bias, truncated SVD of the centred residual
+        u1, v = self._start(y0, mask)
+        auto = self.side_alpha is None and s1.shape[1] > 1
+        alpha = _choose_side_alpha(s1, u1, v, mask) if auto else float(self.side_alpha or self.l2)
+        u1, v, w, n_iter, loss = self._sweeps(y0, mask, s1, u1, v, alpha)
+        if auto:  # re-check the side penalty on the converged vectors; warm restart if it moved
+            again = _choose_side_alpha(s1, u1, v, mask)
+            if again != alpha:
+                alpha = again
+                u1, v, w, more, loss = self._sweeps(y0, mask, s1, u1, v, alpha)
+                n_iter += more
+        self.side_alpha_ = alpha
+        return u1, v, w, n_iter, loss
+
+    def _start(self, y0: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Deterministic start: per-model means as biases, truncated SVD of the centred residual."""
+        m, t = y0.shape
+        d = self.dim
         bias = y0.sum(axis=1) / np.maximum(mask.sum(axis=1), 1.0)
         p, sig, qt = np.linalg.svd(mask * (y0 - bias[:, None]), full_matrices=False)
         r = min(d, len(sig))
@@ -582,12 +635,18 @@ class TransferSpace:
         v = np.zeros((t, d))
         u[:, :r] = p[:, :r] * flip * np.sqrt(sig[:r])
         v[:, :r] = qt[:r].T * flip * np.sqrt(sig[:r])
-        if r < d:
+        if r < d:  # more factors than the data has rank: seeded small values
             rng = np.random.default_rng(self.seed)
             u[:, r:] = rng.normal(scale=1e-2, size=(m, d - r))
             v[:, r:] = rng.normal(scale=1e-2, size=(t, d - r))
-        u1 = np.hstack([u, bias[:, None]])  # (M, d+1)
-        w = _ridge(s1, u1, l2 / lam if lam > 0 else l2)
+        return np.hstack([u, bias[:, None]]), v  # (M, d+1), (T, d)
+
+    def _sweeps(self, y0: np.ndarray, mask: np.ndarray, s1: np.ndarray, u1: np.ndarray, v: np.ndarray,
+                alpha: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, float]:
+        """Alternating exact minimisation from ``(u1, v)`` with side-map penalty ``alpha``."""
+        m, t = y0.shape
+        d, lam, l2 = self.dim, float(self.side_weight), float(self.l2)
+        w = _ridge(s1, u1, alpha)
         eye_m, eye_t = np.eye(d + 1), np.eye(d)
         loss = prev = math.inf
         n_iter = 0
@@ -601,15 +660,15 @@ class TransferSpace:
             rhs_t = (mask * (y0 - bias[:, None])).T @ u  # (T, d)
             v = np.linalg.solve(gram_t, rhs_t[..., None])[..., 0]
             if lam > 0:
-                w = _ridge(s1, u1, l2 / lam)
+                w = _ridge(s1, u1, alpha)
             resid = mask * (y0 - u @ v.T - bias[:, None])
             loss = (float(np.sum(resid**2)) + lam * float(np.sum((u1 - s1 @ w) ** 2))
-                    + l2 * (float(np.sum(u1**2)) + float(np.sum(v**2)) + float(np.sum(w[1:] ** 2))))
+                    + lam * alpha * float(np.sum(w[1:] ** 2)) + l2 * (float(np.sum(u1**2)) + float(np.sum(v**2))))
             if math.isfinite(prev) and prev - loss <= self.tol * max(prev, 1e-12):
                 break
             prev = loss
         if lam == 0:  # two-stage: the side map is fitted to the learned vectors afterwards
-            w = _ridge(s1, u1, l2)
+            w = _ridge(s1, u1, alpha)
         return u1, v, w, n_iter, loss
 
     def _fit_task_predictor(self, y: np.ndarray, tasks: Mapping[str, TaskSide] | None) -> None:
@@ -754,7 +813,8 @@ class TransferSpace:
         enc_header, arrays = self._encoder.state()
         header = {"version": SPACE_VERSION, "params": self._params(), "model_ids": self.model_ids_,
                   "task_ids": self.task_ids_, "side": enc_header, "task_predictor": self.task_predictor_,
-                  "task_predictor_scores": self.task_predictor_scores_, "n_iter": self.n_iter_, "loss": self.loss_}
+                  "task_predictor_scores": self.task_predictor_scores_, "n_iter": self.n_iter_, "loss": self.loss_,
+                  "side_alpha": self.side_alpha_}
         arrays = dict(arrays, model_vectors=self.model_vectors_, task_vectors=self.task_vectors_,
                       side_map=self.side_map_, header=np.array(json.dumps(header)))
         if self._descriptors is not None:
@@ -804,6 +864,7 @@ class TransferSpace:
         space.task_predictor_ = header["task_predictor"]
         space.task_predictor_scores_ = dict(header["task_predictor_scores"])
         space.n_iter_, space.loss_ = int(header["n_iter"]), float(header["loss"])
+        space.side_alpha_ = float(header["side_alpha"])
         space._descriptors = arrays.get("descriptors")
         if space._descriptors is not None:
             space._desc_mean, space._desc_scale = arrays["desc_mean"], arrays["desc_scale"]

@@ -189,6 +189,19 @@ def test_use_archi2vec_false_changes_the_side_features():
     assert not np.allclose(on.model_vectors(new), off.model_vectors(new))
 
 
+def test_side_penalty_is_chosen_by_leave_one_model_out():
+    results, sides, _, _ = _side_world()
+    informative = TransferSpace(dim=2).fit(results, sides)
+    rng = np.random.default_rng(10)
+    noise = {k: ModelSide(k, archi2vec=rng.normal(size=12), parameters=int(10 ** rng.uniform(5, 7)),
+                          family=FAMILIES[rng.integers(4)]) for k in sides}
+    shuffled = TransferSpace(dim=2).fit(results, noise)
+    assert informative.side_alpha_ < shuffled.side_alpha_  # noise features are shrunk away
+    fixed = TransferSpace(dim=2, side_alpha=3.0).fit(results, sides)
+    assert fixed.side_alpha_ == 3.0
+    assert not np.allclose(fixed.side_map_, informative.side_map_)
+
+
 def test_pretraining_is_multi_hot_and_unknown_labels_are_ignored():
     results, sides, _, _ = _side_world()
     space = TransferSpace(dim=2, use_archi2vec=False).fit(results, sides)
@@ -316,7 +329,7 @@ def test_query_errors():
 
 
 @pytest.mark.parametrize("kwargs", [{"dim": 0}, {"l2": 0.0}, {"side_weight": -1.0}, {"n_neighbors": 0},
-                                    {"normalise": "softmax"}])
+                                    {"normalise": "softmax"}, {"side_alpha": 0.0}])
 def test_bad_parameters(kwargs):
     with pytest.raises(InvalidInputError, match=next(iter(kwargs))):
         TransferSpace(**kwargs).fit({"t": {"a": 1.0, "b": 2.0}})
@@ -342,7 +355,7 @@ def test_save_load_round_trip_is_exact(tmp_path):
         assert np.array_equal(getattr(loaded, name), getattr(space, name))
     assert loaded.model_ids_ == space.model_ids_ and loaded.task_ids_ == space.task_ids_
     assert loaded.task_predictor_ == space.task_predictor_ and loaded.loss_ == space.loss_
-    assert loaded.l2 == 0.2 and loaded.dim == 3
+    assert loaded.l2 == 0.2 and loaded.dim == 3 and loaded.side_alpha_ == space.side_alpha_
     new = [ModelSide("new", archi2vec=np.ones(12), parameters=123456, family="swin", pretraining="photos")]
     assert np.array_equal(loaded.model_vectors(new), space.model_vectors(new))
     v1, n1 = space.task_vector(desc[2] + 0.1)
