@@ -850,24 +850,30 @@ class TransferSpace:
             raise
         except (OSError, ValueError, KeyError) as exc:
             raise InvalidInputError(f"{path} is not a transfer space saved by TransferSpace.save ({exc}).") from None
+        if not isinstance(header, dict):
+            raise InvalidInputError(f"{path} is not a transfer space saved by TransferSpace.save (bad header).")
         found = header.get("version")
         if found != SPACE_VERSION:
             raise SpaceVersionError(
                 f"{path} holds a transfer space of version {found!r}, but this fennec uses {SPACE_VERSION!r}. "
                 "Run `fennec fit` to refit the transfer space.", path=str(path), found=found, expected=SPACE_VERSION)
-        space = cls(**header["params"])
-        space._encoder = _SideEncoder.from_state(header["side"], arrays)
-        space.model_ids_, space.task_ids_ = list(header["model_ids"]), list(header["task_ids"])
-        space.model_vectors_, space.task_vectors_ = arrays["model_vectors"], arrays["task_vectors"]
-        space.side_map_ = arrays["side_map"]
-        space.side_feature_names_ = [n for n, k in zip(space._encoder.names, space._encoder.keep) if k]
-        space.task_predictor_ = header["task_predictor"]
-        space.task_predictor_scores_ = dict(header["task_predictor_scores"])
-        space.n_iter_, space.loss_ = int(header["n_iter"]), float(header["loss"])
-        space.side_alpha_ = float(header["side_alpha"])
-        space._descriptors = arrays.get("descriptors")
-        if space._descriptors is not None:
-            space._desc_mean, space._desc_scale = arrays["desc_mean"], arrays["desc_scale"]
+        try:
+            space = cls(**header["params"])
+            space._encoder = _SideEncoder.from_state(header["side"], arrays)
+            space.model_ids_, space.task_ids_ = list(header["model_ids"]), list(header["task_ids"])
+            space.model_vectors_, space.task_vectors_ = arrays["model_vectors"], arrays["task_vectors"]
+            space.side_map_ = arrays["side_map"]
+            space.side_feature_names_ = [n for n, k in zip(space._encoder.names, space._encoder.keep) if k]
+            space.task_predictor_ = header["task_predictor"]
+            space.task_predictor_scores_ = dict(header["task_predictor_scores"])
+            space.n_iter_, space.loss_ = int(header["n_iter"]), float(header["loss"])
+            space.side_alpha_ = float(header["side_alpha"])
+            space._descriptors = arrays.get("descriptors")
+            if space._descriptors is not None:
+                space._desc_mean, space._desc_scale = arrays["desc_mean"], arrays["desc_scale"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidInputError(f"{path} is a damaged transfer space file ({type(exc).__name__}: {exc}); "
+                                    "run `fennec fit` to rebuild it.") from None
         return space
 
 

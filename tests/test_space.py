@@ -451,3 +451,20 @@ def test_baseline_input_errors():
         base.predict(np.zeros((4, 5)))
     with pytest.raises(InvalidInputError, match="meta_weight"):
         FennecBaseline(meta_weight=2.0).fit(results, sides, embed)
+
+
+def test_objective_never_increases():
+    results, sides, _, _ = _side_world()
+    losses = [TransferSpace(dim=3, side_alpha=4.0, max_iter=n, tol=0.0).fit(results, sides).loss_
+              for n in (1, 2, 3, 5, 10, 30)]
+    assert all(b <= a * (1 + 1e-12) for a, b in zip(losses, losses[1:]))
+    assert losses[-1] < losses[0]
+
+
+def test_docstring_examples():
+    import doctest
+
+    import fennec.space
+
+    result = doctest.testmod(fennec.space, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
