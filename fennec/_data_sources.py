@@ -1,0 +1,360 @@
+"""The sources :func:`fennec.data.load_sample` reads, behind one small interface.
+
+:func:`open_split` detects the layout (ImageFolder, parquet, ``save_to_disk``, Hub id) and
+returns a :class:`Split`: column metadata plus two readers (a whole column, or the values at
+given row indices), so that the sampler reads labels first and images only for its sample.
+See :mod:`fennec.data` for the layouts and their limits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fennec import constants
+from fennec.errors import (
+    DatasetError,
+    DatasetNotFoundError,
+    DatasetSplitError,
+    HubOfflineError,
+    ModelAccessError,
+    ModelNotFoundError,
+)
+
+__all__ = ["IMAGE_EXTENSIONS", "Split", "open_split"]
+
+#: File extensions an ImageFolder (or a column of image paths) may use.
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm",
+                    ".pgm", ".pbm", ".jfif")
+
+_HUB_ID = re.compile(r"^(?:[A-Za-z0-9][\w.-]*/)?[A-Za-z0-9][\w.-]*$")
+_SHARD = re.compile(r"^([A-Za-z][\w.]*?)-\d{5}-of-\d{5}\.parquet$")
+_SPLIT_FILE = re.compile(r"^([A-Za-z][\w]*?)(?:-\d+)?\.parquet$")
+
+
+# ---------------------------------------------------------------------------------------
+# One split of one source, read column by column
+# ---------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Split:
+    """What the sampler needs from a source: column metadata and two readers."""
+
+    dataset: str                 # as the caller gave it, for error messages
+    source: str
+    split: str
+    n_rows: int
+    columns: tuple[str, ...]
+    features: dict[str, dict]    # name -> datasets feature as a dict ({"_type": "Image"} …)
+    types: dict[str, Any]        # name -> pyarrow type
+    read_column: Callable[[str], list]
+    read_rows: Callable[[str, np.ndarray], list]   # values at sorted row indices
+    base_dir: Path | None = None  # where relative image paths are resolved
+
+
+def _pick_split(dataset: str, available: Sequence[str], split: str | None, what: str) -> str:
+    names = list(available)
+    if split is not None:
+        if split not in names:
+            raise DatasetSplitError(
+                f"{what} has no split {split!r}; its splits are: {', '.join(names) or 'none'}. "
+                "Pass one of them as split=.", dataset=dataset, split=split, available=tuple(names))
+        return split
+    if "train" in names:
+        return "train"
+    if len(names) == 1:
+        return names[0]
+    raise DatasetSplitError(
+        f"{what} has no 'train' split and several others: {', '.join(names)}. Choose one with "
+        "split=.", dataset=dataset, split=None, available=tuple(names))
+
+
+# -- 1. ImageFolder ---------------------------------------------------------------------
+
+
+def _is_image_file(p: Path) -> bool:
+    return p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and p.is_file()
+
+
+def _subdirs(p: Path) -> list[Path]:
+    return sorted(c for c in p.iterdir() if c.is_dir() and not c.name.startswith("."))
+
+
+def _has_images(p: Path) -> bool:
+    return any(_is_image_file(c) for c in p.iterdir())
+
+
+def _image_folder_splits(root: Path) -> dict[str, Path] | None:
+    """``{split: folder of class folders}``, or None when ``root`` is not an ImageFolder."""
+    children = _subdirs(root)
+    if any(_has_images(c) for c in children):
+        return {"train": root}
+    splits = {c.name: c for c in children if any(_has_images(g) for g in _subdirs(c))}
+    return splits or None
+
+
+def _image_folder(dataset: str, root: Path, splits: dict[str, Path], split: str | None) -> Split:
+    import pyarrow as pa
+
+    name = _pick_split(dataset, sorted(splits), split, f"The ImageFolder {root}")
+    paths, labels = [], []
+    for cls in _subdirs(splits[name]):
+        files = sorted((p for p in cls.rglob("*") if _is_image_file(p)),
+                       key=lambda p: p.relative_to(cls).as_posix())
+        paths += [str(p) for p in files]
+        labels += [cls.name] * len(files)
+    columns = {"image": paths, "label": labels}
+    return Split(
+        dataset=dataset, source=str(root), split=name, n_rows=len(paths), columns=("image", "label"),
+        features={"image": {"_type": "Image"}, "label": {"_type": "ClassLabel",
+                                                         "names": sorted(set(labels))}},
+        types={"image": pa.string(), "label": pa.string()},
+        read_column=lambda c: list(columns[c]),
+        read_rows=lambda c, idx: [columns[c][i] for i in idx])
+
+
+# -- 2. parquet (local files or the Hub) --------------------------------------------------
+
+
+def _config_and_split(rel: str) -> tuple[str | None, str]:
+    """Where a parquet file sits in the Hub layout: its (config, split)."""
+    parts = rel.split("/")
+    name = parts[-1]
+    m = _SHARD.match(name) or _SPLIT_FILE.match(name)
+    from_name = m.group(1) if m else None
+    if len(parts) >= 3:                      # <config>/<split>/0000.parquet (refs/convert/parquet)
+        return parts[-3], parts[-2]
+    if len(parts) == 2:
+        if parts[0] == "data":
+            return None, from_name or "train"
+        if from_name is not None:            # <config>/<split>-00000-of-00001.parquet
+            return parts[0], from_name
+        return None, parts[0]                # <split>/0000.parquet
+    return None, from_name or "train"
+
+
+def _group_parquet(dataset: str, rel_paths: Sequence[str], config: str | None,
+                   what: str) -> dict[str, list[str]]:
+    """``{split: [relative paths]}`` for one config of a parquet layout."""
+    by_config: dict[str | None, dict[str, list[str]]] = {}
+    for rel in sorted(rel_paths):
+        cfg, split = _config_and_split(rel)
+        by_config.setdefault(cfg, {}).setdefault(split, []).append(rel)
+    names = sorted(by_config, key=lambda c: (c is not None, c or ""))
+    if config is not None:
+        if config not in by_config:
+            raise DatasetSplitError(
+                f"{what} has no config {config!r}; its configs are: "
+                f"{', '.join(c or '(default)' for c in names)}.", dataset=dataset, split=config,
+                available=tuple(c or "default" for c in names))
+        return by_config[config]
+    if len(by_config) > 1:
+        if None in by_config:
+            return by_config[None]
+        if "default" in by_config:
+            return by_config["default"]
+        raise DatasetSplitError(
+            f"{what} has several configs: {', '.join(names)}. Choose one with config=.",
+            dataset=dataset, split=None, available=tuple(names))
+    return next(iter(by_config.values()))
+
+
+def _parquet(dataset: str, source: str, files: Sequence[str], split: str,
+             open_file: Callable[[str], Any], base_dir: Path | None) -> Split:
+    """One split made of parquet files; reads by column and by row group."""
+    import pyarrow.parquet as pq
+
+    handles = [pq.ParquetFile(open_file(f)) for f in files]
+    schema = handles[0].schema_arrow
+    meta = (schema.metadata or {}).get(b"huggingface")
+    try:
+        features = json.loads(meta)["info"]["features"] if meta else {}
+    except (ValueError, KeyError, TypeError):
+        features = {}
+    # global row index -> (file, row group); starts[k] = first global row of group k
+    groups = [(f, g) for f, h in enumerate(handles) for g in range(h.num_row_groups)]
+    sizes = [handles[f].metadata.row_group(g).num_rows for f, g in groups]
+    starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+
+    def read_column(c: str) -> list:
+        return [v for h in handles for v in h.read(columns=[c]).column(c).to_pylist()]
+
+    def read_rows(c: str, idx: np.ndarray) -> list:
+        out: list = []
+        which = np.searchsorted(starts, idx, side="right") - 1
+        for k in np.unique(which):
+            f, g = groups[k]
+            col = handles[f].read_row_group(g, columns=[c]).column(c)
+            out += col.take(idx[which == k] - starts[k]).to_pylist()
+        return out
+
+    return Split(dataset=dataset, source=source, split=split, n_rows=int(starts[-1]),
+                  columns=tuple(schema.names), features=features,
+                  types={n: schema.field(n).type for n in schema.names},
+                  read_column=read_column, read_rows=read_rows, base_dir=base_dir)
+
+
+def _local_parquet(dataset: str, path: Path, split: str | None, config: str | None) -> Split | None:
+    if path.is_file():
+        _, name = _config_and_split(path.name)
+        name = _pick_split(dataset, [name], split, f"The parquet file {path}")
+        return _parquet(dataset, str(path), [str(path)], name, lambda f: f, path.parent)
+    rels = [p.relative_to(path).as_posix() for p in path.rglob("*.parquet")
+            if not any(s.startswith(".") for s in p.relative_to(path).parts)]
+    if not rels:
+        return None
+    by_split = _group_parquet(dataset, rels, config, f"The parquet folder {path}")
+    name = _pick_split(dataset, sorted(by_split), split, f"The parquet folder {path}")
+    files = [str(path / r) for r in by_split[name]]
+    return _parquet(dataset, str(path), files, name, lambda f: f, path)
+
+
+# -- 3. datasets (save_to_disk, or load_dataset's result) --------------------------------
+
+
+def _hf_dataset(dataset: str, source: str, ds: Any, split: str | None, what: str,
+                base_dir: Path | None = None) -> Split:
+    import datasets
+
+    if isinstance(ds, (datasets.DatasetDict, dict)):
+        name = _pick_split(dataset, sorted(ds), split, what)
+        ds = ds[name]
+    else:
+        name = _pick_split(dataset, [str(ds.split) if ds.split else "train"], split, what)
+    table = ds.with_format("arrow")
+    schema = ds.features.arrow_schema
+
+    def read_column(c: str) -> list:
+        return table.select_columns([c])[:][c].to_pylist()
+
+    def read_rows(c: str, idx: np.ndarray) -> list:
+        return table.select_columns([c]).select(idx.tolist())[:][c].to_pylist()
+
+    return Split(dataset=dataset, source=source, split=name, n_rows=len(ds),
+                  columns=tuple(ds.column_names), features=ds.features.to_dict(),
+                  types={n: schema.field(n).type for n in schema.names},
+                  read_column=read_column, read_rows=read_rows, base_dir=base_dir)
+
+
+def _is_saved_dataset(path: Path) -> bool:
+    return (path / "dataset_dict.json").is_file() or (
+        (path / "state.json").is_file() and (path / "dataset_info.json").is_file())
+
+
+# -- 4. the Hub -----------------------------------------------------------------------------
+
+
+def _hub(dataset: str, repo_id: str, split: str | None, config: str | None,
+         revision: str | None) -> Split:
+    if not _HUB_ID.match(repo_id):
+        raise DatasetNotFoundError(f"{repo_id!r} is not a Hub dataset id ('org/name').",
+                                   dataset=dataset, tried=("hub id",))
+    source = f"hub:{repo_id}" + (f"/{config}" if config else "")
+    if constants.hf_offline():
+        return _hub_datasets(dataset, repo_id, source, split, config, revision, offline=True)
+    from fennec.hub import HfHub
+
+    hub = HfHub()  # endpoint, token and offline mode from fennec.constants, now
+    try:
+        sha, files = hub.dataset_files(repo_id, revision=revision)  # every read uses this commit
+        parquet = [f for f in files if f.endswith(".parquet")]
+        if not parquet and revision is None:  # the Hub's automatic parquet conversion
+            try:
+                sha, files = hub.dataset_files(repo_id, revision="refs/convert/parquet")
+                parquet = [f for f in files if f.endswith(".parquet")]
+            except ModelNotFoundError:
+                pass
+    except ModelAccessError as e:
+        raise DatasetError(f"The Hub dataset {repo_id} is private or gated: {e}", dataset=dataset) from e
+    except ModelNotFoundError as e:
+        raise DatasetNotFoundError(
+            f"{dataset!r} is not a local path, and {hub.endpoint} has no dataset {repo_id!r}"
+            + (f" at revision {revision!r}" if revision else "") + " (or it is private: set "
+            "HF_TOKEN).", dataset=dataset, tried=("local path", f"hub:{repo_id} on {hub.endpoint}")) from e
+    if not parquet:
+        return _hub_datasets(dataset, repo_id, source, split, config, revision, offline=False)
+    what = f"The Hub dataset {repo_id}"
+    by_split = _group_parquet(dataset, parquet, config, what)
+    name = _pick_split(dataset, sorted(by_split), split, what)
+    return _parquet(dataset, source, by_split[name], name,
+                    lambda f: hub.open_dataset_file(repo_id, f, sha=sha), None)
+
+
+def _hub_datasets(dataset: str, repo_id: str, source: str, split: str | None,
+                  config: str | None, revision: str | None, *, offline: bool) -> Split:
+    """``datasets.load_dataset`` (downloads the whole split; the cache only when offline)."""
+    import datasets
+
+    if not offline and datasets.config.HF_ENDPOINT.rstrip("/") != constants.hf_endpoint():
+        raise DatasetError(
+            f"The Hub dataset {repo_id} has no parquet files, so it must be loaded with "
+            f"datasets.load_dataset, but datasets was imported with HF_ENDPOINT="
+            f"{datasets.config.HF_ENDPOINT} and HF_ENDPOINT is now {constants.hf_endpoint()}: set "
+            "HF_ENDPOINT before importing datasets or huggingface_hub.", dataset=dataset)
+    dl = datasets.DownloadConfig(local_files_only=offline, token=constants.hf_token())
+    try:
+        loaded = datasets.load_dataset(repo_id, config, revision=revision, download_config=dl,
+                                       token=constants.hf_token())
+    except (FileNotFoundError, ConnectionError) as e:
+        if offline:
+            raise HubOfflineError(
+                f"{dataset!r} is not a local path, and the Hub dataset {repo_id} is not in the "
+                f"datasets cache; offline mode is on (HF_HUB_OFFLINE): unset it or pass a local "
+                f"folder ({type(e).__name__}: {str(e)[:200]}).", repo_id=repo_id) from e
+        raise DatasetNotFoundError(
+            f"{dataset!r} is not a local path, and datasets.load_dataset({repo_id!r}) failed: "
+            f"{type(e).__name__}: {str(e)[:300]}", dataset=dataset,
+            tried=("local path", f"hub:{repo_id}")) from e
+    return _hf_dataset(dataset, source, loaded, split, f"The Hub dataset {repo_id}")
+
+
+# -- detection ------------------------------------------------------------------------------
+
+
+def open_split(dataset: str | os.PathLike, split: str | None, config: str | None,
+               revision: str | None) -> Split:
+    """Detect the layout of ``dataset`` (ImageFolder, parquet, save_to_disk, Hub id, in this
+    order) and open one split of it; raises fennec's dataset errors naming what was tried."""
+    text = os.fspath(dataset)
+    if text.startswith("hub:"):
+        return _hub(text, text[4:], split, config, revision)
+    path = Path(text).expanduser()
+    if path.is_file():
+        if path.suffix.lower() != ".parquet":
+            raise DatasetError(f"{path} is a file but not a .parquet file; fennec reads an "
+                               "ImageFolder, parquet, a save_to_disk folder or a Hub id.",
+                               dataset=text)
+        return _local_parquet(text, path.resolve(), split, config)  # type: ignore[return-value]
+    if path.is_dir():
+        root = path.resolve()
+        folders = _image_folder_splits(root)
+        if folders:
+            return _image_folder(text, root, folders, split)
+        found = _local_parquet(text, root, split, config)
+        if found is not None:
+            return found
+        if _is_saved_dataset(root):
+            import datasets
+
+            return _hf_dataset(text, str(root), datasets.load_from_disk(str(root)), split,
+                               f"The saved dataset {root}", root)
+        loose = " (it holds image files but no class sub-folders)" if _has_images(root) else ""
+        raise DatasetError(
+            f"The folder {root} is not a dataset fennec can read{loose}. Tried: ImageFolder "
+            "(<root>/[<split>/]<class>/<image>), parquet (*.parquet files), and a datasets "
+            "save_to_disk folder (dataset_dict.json or state.json + dataset_info.json).",
+            dataset=text)
+    if _HUB_ID.match(text):
+        return _hub(text, text, split, config, revision)
+    raise DatasetNotFoundError(
+        f"{text!r} is neither a local path (no such file or folder: {path.absolute()}) nor a Hub "
+        "dataset id ('org/name'). Tried: local ImageFolder / parquet / save_to_disk, Hub id.",
+        dataset=text, tried=("local path", "hub id"))
