@@ -8,10 +8,12 @@ For each target dataset (``zoo/datasets/t-*``) and each zoo model (``zoo/hub``) 
 
 1. extracts the model's penultimate features (the input of its classification head) and its
    source-class probabilities (softmax of the pre-trained head) on the target's **training**
-   split, in eval mode, float32, with the model's own preprocessing; cached on disk in
-   ``zoo/cache/features/`` keyed by the model's safetensors sha256 and the dataset fingerprint;
+   split (stratified sample of at most 1000 images, seed 0 — every zoo target's whole training
+   split but t-digits'), exactly as ``fennec.recommend`` does (:mod:`fennec.features`, cached
+   on disk by model sha and sample fingerprint);
 2. scores them with every metric registered in ``fennec.metrics`` (features or probabilities,
-   as the metric declares), recording the score and the wall time, or the error;
+   as the metric declares), recording the score and the wall time, or the error — shared with
+   ``fennec bench`` (:func:`fennec.bench.score_zoo`, cache ``zoo/cache/bench/scores.json``);
 3. compares, per target, each metric's scores over the models with the ground truth (seed-0 test
    accuracy, ``benchmark/results/zoo_ground_truth.json``): weighted τ (scipy defaults), Kendall τ,
    Pearson and top-1 regret (``fennec.evaluation``).
@@ -23,107 +25,20 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import json
 import logging
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT / "scripts"))
 sys.path.insert(0, str(REPO_ROOT))
-import _zoo_common  # noqa: E402
-
-_zoo_common.torchvision_compat()
 
 LOG = logging.getLogger("zoo_metrics")
-HUB_DIR = REPO_ROOT / "zoo" / "hub"
-DATASETS_DIR = REPO_ROOT / "zoo" / "datasets"
-CACHE_DIR = REPO_ROOT / "zoo" / "cache" / "features"
 RESULTS_DIR = REPO_ROOT / "benchmark" / "results"
 GROUND_TRUTH = RESULTS_DIR / "zoo_ground_truth.json"
-MIN_MODELS = 5  # a target needs this many models with ground truth to be evaluated
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def extract(model_dir: Path, images: np.ndarray, *, batch: int = 250) -> tuple[np.ndarray, np.ndarray]:
-    """Penultimate features (N, D) and source-class probabilities (N, C_s) of a zoo model.
-
-    The features are whatever enters the model's ``classifier`` module (a forward pre-hook), so
-    they are exactly the representation the fine-tuned head would see, for every family.
-    """
-    import torch
-    import transformers as T
-
-    model = T.AutoModelForImageClassification.from_pretrained(model_dir, dtype=torch.float32).float().eval()
-    pcfg = json.loads((model_dir / "preprocessor_config.json").read_text())
-    size = int(pcfg["size"]["height"])
-    mean = torch.tensor(pcfg["image_mean"]).view(1, 3, 1, 1)
-    std = torch.tensor(pcfg["image_std"]).view(1, 3, 1, 1)
-    captured: list = []
-    hook = model.classifier.register_forward_pre_hook(lambda mod, args: captured.append(args[0].detach()))
-    feats, probs = [], []
-    try:
-        with torch.no_grad():
-            for i in range(0, len(images), batch):
-                x = torch.from_numpy(np.ascontiguousarray(images[i:i + batch])).permute(0, 3, 1, 2).float() / 255.0
-                if x.shape[-1] != size:
-                    x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True)
-                captured.clear()
-                logits = model(pixel_values=(x - mean) / std).logits
-                feats.append(captured[0].flatten(1).numpy())
-                probs.append(torch.softmax(logits.double(), dim=-1).float().numpy())
-    finally:
-        hook.remove()
-    return np.concatenate(feats), np.concatenate(probs)
-
-
-def cached_features(model: str, target: str, *, hub_dir: Path = HUB_DIR, datasets_dir: Path = DATASETS_DIR,
-                    cache_dir: Path = CACHE_DIR, fingerprints: dict | None = None):
-    """(features, probabilities, labels) of `model` on `target`'s training split, from the disk cache if valid."""
-    from build_datasets import load_split_arrays
-
-    model_dir = hub_dir / model
-    model_sha = _sha256(model_dir / "model.safetensors")
-    data_sha = (fingerprints or {}).get(target, "unknown")
-    path = cache_dir / f"{model.replace('/', '--')}__{target}__train.npz"
-    if path.exists():
-        z = np.load(path)
-        if str(z["model_sha256"]) == model_sha and str(z["dataset_sha256"]) == data_sha:
-            return z["features"], z["probabilities"], z["labels"]
-    images, labels = load_split_arrays(datasets_dir / target, "train")
-    feats, probs = extract(model_dir, images)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, features=feats, probabilities=probs, labels=labels, model_sha256=model_sha, dataset_sha256=data_sha)
-    tmp.replace(path)
-    return feats, probs, labels
-
-
-def score_all(feats: np.ndarray, probs: np.ndarray, labels: np.ndarray, metrics: list[str]) -> dict:
-    """{metric: {"score", "seconds"} or {"error"}} for one (model, target)."""
-    from fennec.metrics import metric_info
-
-    out = {}
-    for name in metrics:
-        info = metric_info(name)
-        x = probs if info.input == "probabilities" else feats
-        t0 = time.perf_counter()
-        try:
-            out[name] = {"score": float(info.func(x, labels)), "seconds": round(time.perf_counter() - t0, 4)}
-        except Exception as exc:  # noqa: BLE001 - one metric failing on one model is a result to report, not a crash
-            out[name] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
-    return out
+MIN_MODELS = 5  # a target needs this many models with a score and ground truth to be evaluated
 
 
 def evaluate(scores: dict, truth: dict, metrics: list[str]) -> dict:
@@ -222,40 +137,35 @@ def _plot(res: dict, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from build_ground_truth import target_names, zoo_models
+    import fennec  # noqa: F401
+    from fennec.bench import load_zoo_data, score_zoo
     from fennec.metrics import list_metrics
+    from fennec.recommend import DEFAULT_MAX_SAMPLES
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--targets", nargs="*", default=None)
     p.add_argument("--metrics", nargs="*", default=None)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--max-samples", type=int, default=DEFAULT_MAX_SAMPLES)
+    p.add_argument("--device", default=None)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    import torch
-    import transformers
-
-    torch.set_num_threads(args.threads)
-    transformers.logging.set_verbosity_error()
     metrics = args.metrics or list_metrics()
-    targets = args.targets or target_names()
-    models = zoo_models()
-    fps_path = REPO_ROOT / "zoo" / "fingerprints.json"
-    fps = {k: v["sha256"] for k, v in json.loads(fps_path.read_text())["datasets"].items()} if fps_path.exists() else {}
+    data = load_zoo_data(max_samples=args.max_samples, device=args.device, targets=args.targets)
+    if args.targets:
+        data.truth = {t: data.truth[t] for t in args.targets}
+    raw, extract_s, metric_s = score_zoo(data, metrics, device=args.device)
+    scores = {t: {m: {x: ({"score": v, "seconds": round(metric_s[t][m][x], 4)} if v is not None
+                          else {"error": "failed (see zoo/cache/bench/scores.json)"})
+                      for x, v in per.items()} for m, per in row.items()} for t, row in raw.items()}
     gt = json.loads(GROUND_TRUTH.read_text()) if GROUND_TRUTH.exists() else {}
     truth = gt.get("test_accuracy_seed0", {})
-    scores: dict = {}
-    for t in targets:
-        scores[t] = {}
-        for m in models:
-            t0 = time.time()
-            feats, probs, labels = cached_features(m, t, fingerprints=fps)
-            scores[t][m] = score_all(feats, probs, labels, metrics)
-            LOG.info("%s %s: features %s, scored in %.1fs", t, m, feats.shape, time.time() - t0)
     table = evaluate(scores, truth, metrics)
     res = {"generated_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "metrics": metrics,
-           "models": models, "ground_truth_protocol": gt.get("protocol", {}).get("version"),
+           "models": data.models, "ground_truth_protocol": gt.get("protocol", {}).get("version"),
            "ground_truth_coverage": f"{gt.get('coverage', {}).get('seed0_done', 0)} / {gt.get('coverage', {}).get('seed0_total', 0)} seed-0 pairs",
            "noise_ceiling_mean": gt.get("noise_ceiling_mean"), "summary": _summary(table, metrics),
+           "mean_metric_seconds": {x: float(np.mean([metric_s[t][m][x] for t in metric_s for m in metric_s[t]]))
+                                   for x in metrics},
            "per_target": table, "scores": scores}
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     (RESULTS_DIR / "zoo_metrics.json").write_text(json.dumps(res, indent=1, sort_keys=True) + "\n")

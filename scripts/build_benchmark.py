@@ -5,6 +5,8 @@
 1. ``build_datasets.py``        every source and target dataset (checks the stored fingerprints)
 2. ``build_zoo.py``             the model zoo and the proxy (skips models already built)
 3. ``build_ground_truth.py run`` the fine-tuning job queue (skips finished jobs), then aggregation
+4. ``benchmark/zoo_metrics.py``  every transferability metric on every (model, target) vs. the ground truth
+5. ``fennec bench``               the end-to-end leave-one-task-out benchmark of ``fennec.recommend``
 
 Each step is resumable, so running this again after an interruption continues where it stopped.
 Individual steps can be run on their own; see benchmark/README.md.
@@ -35,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_hours is not None:
         gt += ["--max-hours", str(args.max_hours)]
     steps.append(gt)
+    steps.append([py, str(SCRIPTS.parent / "benchmark" / "zoo_metrics.py")])
+    steps.append([py, "-m", "fennec.cli", "bench"])
     for cmd in steps:
         print("+", " ".join(cmd), flush=True)
         rc = subprocess.call(cmd)

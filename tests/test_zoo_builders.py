@@ -159,23 +159,6 @@ def test_aggregation_on_partial_results(tmp_path):
     assert status["total"] == len(gt.all_jobs(models, targets))
 
 
-def test_harness_features_are_the_head_input(toy_world):
-    """The harness's penultimate features, fed to the model's own head, give back its logits."""
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
-    sys.path.insert(0, str(SCRIPTS.parent / "benchmark"))
-    zoo_metrics = pytest.importorskip("zoo_metrics")
-    path = toy_world["hub"] / toy_world["model"]
-    images, labels = build_datasets.load_split_arrays(toy_world["datasets"] / "t-counting", "train")
-    feats, probs = zoo_metrics.extract(path, images)
-    assert feats.shape[0] == probs.shape[0] == len(images)
-    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
-    model = transformers.AutoModelForImageClassification.from_pretrained(path).float().eval()
-    with torch.no_grad():
-        head = model.classifier(torch.from_numpy(feats).view(len(feats), -1, 1, 1))  # regnet head flattens
-    np.testing.assert_allclose(torch.softmax(head.double(), -1).numpy(), probs, atol=1e-4)
-
-
 def test_harness_evaluation_table():
     sys.path.insert(0, str(SCRIPTS.parent / "benchmark"))
     zoo_metrics = pytest.importorskip("zoo_metrics")

@@ -1,0 +1,543 @@
+"""``fennec bench``: the end-to-end leave-one-task-out benchmark on the embedded zoo.
+
+For every zoo target with ground truth (``benchmark/results/zoo_ground_truth.json``), the
+target is held out: the transfer space is fitted on the other targets' fine-tuning results
+only, then every method ranks the zoo's models for the held-out target from its training
+split, and the ranking is compared with the held-out ground truth (seed-0 test accuracy).
+
+Methods, side by side:
+
+- ``random``: expected value over 200 seeded random orders (0 forward passes);
+- ``largest``: by parameter count (0);
+- ``metric:<name>``: every transferability metric of :mod:`fennec.metrics`, scoring every
+  model (one forward pass per model and image);
+- ``fennec-paper``: the Fennec paper's recipe (:class:`fennec.space.FennecBaseline`: NMF k=5,
+  a random forest from proxy image embeddings to task vectors, meta-features; proxy only);
+- ``fennec-index``: fennec's transfer space and proxy descriptor alone (proxy only);
+- ``fennec-refine``: fennec-index, then the top ``C`` candidates re-ranked with the default
+  metric and fused (proxy + C models). The fusion weight is chosen by an inner
+  leave-one-task-out on the training targets (nested, so the held-out target never informs
+  it); the whole curve over C is reported too.
+
+Measures per target: weighted τ, Kendall τ, top-1 regret, top-3 hit (the true best model is
+among the first three), forward passes (images through any network, as a multiple of the
+sample size) and wall time (proxy/feature extraction and metric time, measured once per
+(model, target) and summed per method; space fitting and index search measured per run).
+
+Writes ``zoo_recommend.{json,md}`` and plots ``zoo_recommend_tau.png`` (weighted τ per target
+and method) and ``zoo_recommend_budget.png`` (quality against forward passes) into
+``benchmark/results``. Feature extraction and metric scores are cached under
+``zoo/cache/bench`` (keyed by model sha, sample fingerprint and metric), so a re-run after new
+ground truth only re-evaluates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fennec.errors import InvalidInputError
+
+__all__ = ["ZooData", "load_zoo_data", "run_benchmark", "score_zoo"]
+
+LOG = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+RESULTS_DIR = REPO_ROOT / "benchmark" / "results"
+MIN_MODELS = 5
+RANDOM_DRAWS = 200
+#: Candidate counts on the quality-against-forward-passes curve.
+BUDGETS = (2, 4, 6, 8, 12, 18, 24)
+#: The headline configuration: proxy + 6 candidates = 7/36 of scoring every zoo model.
+HEADLINE_CANDIDATES = 6
+FUSION_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+@dataclasses.dataclass
+class ZooData:
+    """Everything the benchmark needs about the zoo, loaded once.
+
+    Attributes:
+        models: the candidate models (the zoo minus the proxy), sorted.
+        truth: ``{target: {model: seed-0 test accuracy}}``.
+        samples: ``{target: DatasetSample}`` of each target's training split.
+        descriptors: ``{target: TaskDescriptor}`` from the proxy.
+        embeddings: ``{target: (N, D) proxy embeddings}`` (the Fennec recipe's RF input).
+        sides: ``{model: ModelSide}`` from the zoo workspace's catalog.
+        proxy_seconds: ``{target: seconds of the proxy's forward passes}`` (first extraction).
+        hub: the zoo hub.
+        coverage: ground-truth coverage as recorded in the ground-truth file.
+    """
+
+    models: list[str]
+    truth: dict[str, dict[str, float]]
+    samples: dict[str, Any]
+    descriptors: dict[str, Any]
+    embeddings: dict[str, np.ndarray]
+    sides: dict[str, Any]
+    proxy_seconds: dict[str, float]
+    hub: Any
+    coverage: dict[str, Any]
+
+
+def _cache_dir() -> Path:
+    return REPO_ROOT / "zoo" / "cache" / "bench"
+
+
+def _load_json(path: Path) -> dict[str, Any]:
+    if path.exists():
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:
+            LOG.warning("Ignoring unreadable cache %s", path)
+    return {}
+
+
+def _save_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
+    tmp.replace(path)
+
+
+def load_zoo_data(*, max_samples: int, seed: int = 0, device: Any = None, targets: Sequence[str] | None = None,
+                  progress: bool = False) -> ZooData:
+    """Load the zoo: workspace catalog (archi2vec side info), ground truth, target samples,
+    proxy descriptors."""
+    from fennec.catalog import Catalog
+    from fennec.data import load_sample
+    from fennec.features import model_features
+    from fennec.hub import open_hub
+    from fennec.recommend import _zoo_ground_truth, model_sides, zoo_dir, zoo_workspace
+    from fennec.task import DESCRIPTOR_VERSION, OFFLINE_PROXY, TaskDescriptor, describe
+
+    zoo = zoo_dir()
+    home = zoo_workspace(progress=progress, device=device)
+    with Catalog(home / "catalog.sqlite") as catalog:
+        sides = model_sides(catalog)
+    sides.pop(OFFLINE_PROXY, None)
+    gt = json.loads(_zoo_ground_truth().read_text(encoding="utf-8"))
+    truth = {t: {m: float(v) for m, v in row.items() if m in sides}
+             for t, row in gt.get("test_accuracy_seed0", {}).items()}
+    truth = {t: row for t, row in truth.items() if len(row) >= MIN_MODELS and (zoo / "datasets" / t).is_dir()}
+    if targets:
+        unknown = sorted(set(targets) - set(truth))
+        if unknown:
+            raise InvalidInputError(f"Targets {unknown} have no ground truth for {MIN_MODELS}+ models; "
+                                    f"available: {sorted(truth)}.")
+    hub = open_hub(str(zoo / "hub"))
+    samples, descriptors, embeddings, proxy_seconds = {}, {}, {}, {}
+    timing_cache = _load_json(_cache_dir() / "proxy_seconds.json")
+    for t in sorted(truth):
+        sample = load_sample(zoo / "datasets" / t, max_samples=max_samples, seed=seed)
+        feats = model_features(OFFLINE_PROXY, sample, hub=hub, device=device)
+        key = f"{feats.sha}|{sample.fingerprint}"
+        if not feats.cached:
+            timing_cache[key] = feats.seconds
+        elif key not in timing_cache:  # cached by someone else: time one real extraction
+            timing_cache[key] = model_features(OFFLINE_PROXY, sample, hub=hub, device=device, cache=False).seconds
+        samples[t] = sample
+        embeddings[t] = feats.features
+        proxy_seconds[t] = float(timing_cache.get(key, feats.seconds))
+        labels = np.asarray(sample.labels)
+        descriptors[t] = TaskDescriptor(describe(feats.features, labels), OFFLINE_PROXY, feats.sha,
+                                        DESCRIPTOR_VERSION, len(labels), int(len(np.unique(labels))))
+    _save_json(_cache_dir() / "proxy_seconds.json", timing_cache)
+    return ZooData(sorted(sides), truth, samples, descriptors, embeddings, sides, proxy_seconds, hub,
+                   gt.get("coverage", {}))
+
+
+def score_zoo(data: ZooData, metrics: Sequence[str], *, device: Any = None,
+              progress: bool = False) -> tuple[dict, dict, dict]:
+    """Every metric on every (target, model): ``(scores, extract_seconds, metric_seconds)``.
+
+    ``scores[t][m][metric]`` is a float or None (the metric failed: the error is logged);
+    cached in ``zoo/cache/bench/scores.json`` by model sha and sample fingerprint.
+    """
+    from fennec.features import model_features
+    from fennec.metrics import metric_info
+
+    path = _cache_dir() / "scores.json"
+    cache = _load_json(path)
+    scores: dict = {}
+    extract_s: dict = {}
+    metric_s: dict = {}
+    pairs = [(t, m) for t in sorted(data.truth) for m in data.models]
+    from tqdm.auto import tqdm
+
+    dirty = 0
+    for t, m in tqdm(pairs, desc="scoring the zoo", disable=not progress, leave=False):
+        sample = data.samples[t]
+        sha = data.hub.model_info(m).sha
+        key = f"{sha}|{sample.fingerprint}"
+        entry = cache.setdefault(key, {"model": m, "target": t, "metrics": {}, "seconds": {}})
+        missing = [x for x in metrics if x not in entry["metrics"]]
+        if missing or "extract_seconds" not in entry:
+            feats = model_features(m, sample, hub=data.hub, device=device)
+            if not feats.cached:
+                entry["extract_seconds"] = feats.seconds
+            elif "extract_seconds" not in entry:  # cached by someone else: time one real extraction
+                entry["extract_seconds"] = model_features(m, sample, hub=data.hub, device=device,
+                                                          cache=False).seconds
+            for name in missing:
+                info = metric_info(name)
+                x = feats.probabilities if info.input == "probabilities" else feats.features
+                t0 = time.perf_counter()
+                try:
+                    if x is None:
+                        raise InvalidInputError(f"{m} has no classification head for {name}")
+                    entry["metrics"][name] = float(info.func(x, sample.labels, device=device))
+                except Exception as e:  # noqa: BLE001 - a metric failing on one model is a result
+                    LOG.warning("%s on %s / %s failed: %s", name, m, t, e)
+                    entry["metrics"][name] = None
+                    entry.setdefault("errors", {})[name] = f"{type(e).__name__}: {e}"[:300]
+                entry["seconds"][name] = time.perf_counter() - t0
+            dirty += 1
+            if dirty % 20 == 0:
+                _save_json(path, cache)
+        scores.setdefault(t, {})[m] = {x: entry["metrics"].get(x) for x in metrics}
+        extract_s.setdefault(t, {})[m] = float(entry["extract_seconds"])
+        metric_s.setdefault(t, {})[m] = {x: float(entry["seconds"].get(x, 0.0)) for x in metrics}
+    if dirty:
+        _save_json(path, cache)
+    return scores, extract_s, metric_s
+
+
+# -- evaluation ------------------------------------------------------------------------
+
+
+def _evaluate(ranking: Mapping[str, float], truth: Mapping[str, float]) -> dict[str, float | None]:
+    """weighted τ, Kendall τ, top-1 regret, top-3 hit of a score map over the models with truth."""
+    from fennec import evaluation as ev
+
+    s = {m: float(v) for m, v in ranking.items() if m in truth and v is not None and np.isfinite(v)}
+    if len(s) < MIN_MODELS or len(set(s.values())) == 1:
+        return {"weighted_tau": None, "kendall_tau": None, "top1_regret": None, "top3_hit": None}
+    a = {m: truth[m] for m in s}
+    order = sorted(s, key=lambda m: (-s[m], m))
+    best = max(a.values())
+    return {"weighted_tau": float(ev.weighted_tau(s, a)), "kendall_tau": float(ev.kendall_tau(s, a)),
+            "top1_regret": float(ev.top_k_regret(s, a, k=1)),
+            "top3_hit": float(any(a[m] == best for m in order[:3]))}
+
+
+def _order_scores(order: Sequence[str]) -> dict[str, float]:
+    """A ranking as scores (first = highest)."""
+    n = len(order)
+    return {m: float(n - i) for i, m in enumerate(order)}
+
+
+def _fit_space(data: ZooData, train: Sequence[str], *, use_archi2vec: bool = True) -> Any:
+    from fennec.recommend import DEFAULT_DIM
+    from fennec.space import TaskSide, TransferSpace
+
+    results = {t: data.truth[t] for t in train}
+    tasks = {t: TaskSide(t, data.descriptors[t].vector, data.descriptors[t].n_classes,
+                         data.descriptors[t].n_samples) for t in train}
+    return TransferSpace(dim=DEFAULT_DIM, use_archi2vec=use_archi2vec, seed=0).fit(results, models=data.sides,
+                                                                                   tasks=tasks)
+
+
+def _index_scores(space: Any, data: ZooData, target: str) -> tuple[dict[str, float], list[tuple[str, float]]]:
+    vec, neighbours = space.task_vector(data.descriptors[target].vector)
+    mv = space.model_vectors([data.sides[m] for m in data.models])
+    scores = space.score(mv, vec)
+    return {m: float(s) for m, s in zip(data.models, scores)}, neighbours
+
+
+def _refined(index: Mapping[str, float], metric: Mapping[str, float | None], n_candidates: int,
+             weight: float) -> dict[str, float]:
+    from fennec.refine import fuse
+
+    ranked = sorted(index, key=lambda m: (-index[m], m))
+    pool = ranked[:n_candidates]
+    fused = fuse({m: index[m] for m in pool}, {m: metric.get(m) for m in pool}, weight=weight)
+    order = sorted(pool, key=lambda m: (-fused[m], m)) + ranked[n_candidates:]
+    return _order_scores(order)
+
+
+def run_benchmark(*, targets: Sequence[str] | None = None, out: str | Path = RESULTS_DIR,
+                  max_samples: int | None = None, seed: int = 0, device: Any = None,
+                  progress: bool = False) -> str:
+    """Run the leave-one-task-out benchmark; write the results; return the markdown report."""
+    from fennec.metrics import list_metrics
+    from fennec.recommend import DEFAULT_MAX_SAMPLES
+    from fennec.refine import DEFAULT_METRIC
+    from fennec.space import FennecBaseline, TaskSide
+
+    t_start = time.perf_counter()
+    max_samples = max_samples or DEFAULT_MAX_SAMPLES
+    data = load_zoo_data(max_samples=max_samples, seed=seed, device=device, targets=targets, progress=progress)
+    metrics = list_metrics()
+    scores, extract_s, metric_s = score_zoo(data, metrics, device=device, progress=progress)
+    all_targets = sorted(data.truth)
+    held = sorted(targets) if targets else all_targets
+    n_models = len(data.models)
+    params = {m: data.sides[m].parameters or 0 for m in data.models}
+
+    rows: dict[str, dict[str, dict[str, Any]]] = {}
+    curve: dict[str, dict[int, dict[str, float | None]]] = {}
+    evidence: dict[str, list] = {}
+    chosen_weights: dict[str, float] = {}
+    rng = np.random.default_rng(seed)
+    for t in held:
+        truth = data.truth[t]
+        n_img = len(data.samples[t].labels)
+        train = [x for x in all_targets if x != t]
+        row: dict[str, dict[str, Any]] = {}
+
+        draws = [_evaluate(_order_scores(list(rng.permutation(data.models))), truth) for _ in range(RANDOM_DRAWS)]
+        row["random"] = {k: float(np.mean([d[k] for d in draws if d[k] is not None])) for k in draws[0]}
+        row["random"] |= {"forward_passes": 0.0, "seconds": 0.0}
+        row["largest"] = _evaluate({m: float(params[m]) for m in data.models}, truth) | {
+            "forward_passes": 0.0, "seconds": 0.0}
+        for name in metrics:
+            ms = {m: scores[t][m][name] for m in data.models}
+            row[f"metric:{name}"] = _evaluate(ms, truth) | {
+                "forward_passes": float(n_models),
+                "seconds": sum(extract_s[t].values()) + sum(metric_s[t][m][name] for m in data.models)}
+
+        t0 = time.perf_counter()
+        baseline = FennecBaseline(seed=2023).fit(
+            {x: data.truth[x] for x in train}, data.sides,
+            {x: _subsample(data.embeddings[x], 100, seed) for x in train},
+            {x: TaskSide(x, None, data.descriptors[x].n_classes, data.descriptors[x].n_samples) for x in train})
+        paper = baseline.predict(_subsample(data.embeddings[t], 100, seed), n_samples=n_img,
+                                 n_classes=data.descriptors[t].n_classes, models=data.models)
+        row["fennec-paper"] = _evaluate(paper, truth) | {
+            "forward_passes": 1.0, "seconds": data.proxy_seconds[t] + time.perf_counter() - t0}
+
+        t0 = time.perf_counter()
+        space = _fit_space(data, train)
+        index, neighbours = _index_scores(space, data, t)
+        fit_s = time.perf_counter() - t0
+        evidence[t] = [(n, round(float(w), 3)) for n, w in neighbours[:3]]
+        row["fennec-index"] = _evaluate(index, truth) | {"forward_passes": 1.0,
+                                                          "seconds": data.proxy_seconds[t] + fit_s}
+        space_nosides = _fit_space(data, train, use_archi2vec=False)
+        row["fennec-index (no archi2vec)"] = _evaluate(_index_scores(space_nosides, data, t)[0], truth) | {
+            "forward_passes": 1.0, "seconds": data.proxy_seconds[t] + fit_s}
+
+        metric_map = {m: scores[t][m][DEFAULT_METRIC] for m in data.models}
+        weight = _inner_weight(data, train, scores, DEFAULT_METRIC) if len(train) >= 3 else 0.5
+        chosen_weights[t] = weight
+        curve[t] = {}
+        for c in sorted({*BUDGETS, HEADLINE_CANDIDATES, n_models}):
+            c = min(c, n_models)
+            pool = sorted(index, key=lambda m: (-index[m], m))[:c]
+            res = _evaluate(_refined(index, metric_map, c, weight), truth)
+            curve[t][c] = res | {"forward_passes": 1.0 + c,
+                                 "seconds": data.proxy_seconds[t] + fit_s + sum(extract_s[t][m] for m in pool)
+                                 + sum(metric_s[t][m][DEFAULT_METRIC] for m in pool)}
+        row["fennec-refine"] = dict(curve[t][HEADLINE_CANDIDATES])
+        row["fennec-refine (w=0.5)"] = _evaluate(_refined(index, metric_map, HEADLINE_CANDIDATES, 0.5), truth) | {
+            "forward_passes": row["fennec-refine"]["forward_passes"], "seconds": row["fennec-refine"]["seconds"]}
+        rows[t] = row
+        LOG.info("%s: index τw %s, refine τw %s (w=%.2f)", t, row["fennec-index"]["weighted_tau"],
+                 row["fennec-refine"]["weighted_tau"], weight)
+
+    summary = _summarise(rows, n_models)
+    result = {
+        "generated_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": "fennec bench", "protocol": "leave-one-task-out over the zoo targets with ground truth",
+        "ground_truth_coverage": data.coverage, "targets": held, "n_models": n_models,
+        "max_samples": max_samples, "seed": seed, "default_metric": DEFAULT_METRIC,
+        "headline_candidates": HEADLINE_CANDIDATES, "fusion_weights": chosen_weights,
+        "forward_passes_unit": "images through one network, as a multiple of the sample size; scoring every "
+                               f"candidate = {n_models}",
+        "summary": summary, "per_target": rows,
+        "budget_curve": {t: {str(c): v for c, v in cv.items()} for t, cv in curve.items()},
+        "closest_tasks": evidence, "seconds": round(time.perf_counter() - t_start, 1),
+    }
+    result["targets_check"] = _targets_check(summary, n_models)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _save_json(out / "zoo_recommend.json", result)
+    report = _markdown(result)
+    (out / "zoo_recommend.md").write_text(report, encoding="utf-8")
+    try:
+        _plots(result, out)
+    except ImportError:
+        LOG.warning("matplotlib is not installed (pip install 'fennec[plots]'): no plots written")
+    return report
+
+
+def _subsample(x: np.ndarray, n: int, seed: int) -> np.ndarray:
+    if len(x) <= n:
+        return x
+    idx = np.sort(np.random.default_rng(seed).choice(len(x), size=n, replace=False))
+    return x[idx]
+
+
+def _inner_weight(data: ZooData, train: Sequence[str], scores: dict, metric: str) -> float:
+    """The fusion weight that maximises the mean weighted τ of leave-one-out over ``train``."""
+    per_w = {w: [] for w in FUSION_GRID}
+    for inner in train:
+        rest = [x for x in train if x != inner]
+        space = _fit_space(data, rest)
+        index, _ = _index_scores(space, data, inner)
+        metric_map = {m: scores[inner][m][metric] for m in data.models}
+        for w in FUSION_GRID:
+            tau = _evaluate(_refined(index, metric_map, HEADLINE_CANDIDATES, w), data.truth[inner])["weighted_tau"]
+            if tau is not None:
+                per_w[w].append(tau)
+    means = {w: float(np.mean(v)) if v else -np.inf for w, v in per_w.items()}
+    return max(FUSION_GRID, key=lambda w: (means[w], -abs(w - 0.5)))
+
+
+def _summarise(rows: dict, n_models: int) -> dict[str, dict[str, float | None]]:
+    methods = list(next(iter(rows.values())))
+    out = {}
+    for meth in methods:
+        vals = [rows[t][meth] for t in rows]
+        agg = {}
+        for key in ("weighted_tau", "kendall_tau", "top1_regret", "top3_hit", "forward_passes", "seconds"):
+            v = [r[key] for r in vals if r.get(key) is not None]
+            agg[key] = float(np.mean(v)) if v else None
+        agg["targets"] = sum(1 for r in vals if r.get("weighted_tau") is not None)
+        agg["forward_fraction"] = agg["forward_passes"] / n_models if agg["forward_passes"] is not None else None
+        out[meth] = agg
+    return out
+
+
+def _targets_check(summary: dict, n_models: int) -> dict[str, Any]:
+    metric_rows = {k: v for k, v in summary.items() if k.startswith("metric:") and v["weighted_tau"] is not None}
+    best_metric = max(metric_rows, key=lambda k: metric_rows[k]["weighted_tau"]) if metric_rows else None
+    full = summary["fennec-refine"]["weighted_tau"]
+    index = summary["fennec-index"]["weighted_tau"]
+    best = metric_rows[best_metric]["weighted_tau"] if best_metric else None
+    frac = summary["fennec-refine"]["forward_fraction"]
+    return {
+        "best_single_metric": best_metric, "best_single_metric_tau": best, "full_pipeline_tau": full,
+        "index_only_tau": index, "forward_fraction": frac,
+        "beats_best_metric_by_0.05": None if full is None or best is None else bool(full >= best + 0.05),
+        "beats_index_only_by_0.10": None if full is None or index is None else bool(full >= index + 0.10),
+        "forward_passes_at_most_one_fifth": bool(frac <= 0.2) if frac is not None else None,
+    }
+
+
+def _fmt(v: Any, digits: int = 3) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def _markdown(res: dict) -> str:
+    s, chk = res["summary"], res["targets_check"]
+    cov = res["ground_truth_coverage"]
+    lines = [
+        "# End-to-end benchmark: leave-one-task-out on the zoo (`fennec bench`)", "",
+        f"Generated {res['generated_utc']} by `fennec bench` ({res['seconds']:.0f} s). {len(res['targets'])} held-out "
+        f"targets, {res['n_models']} candidate models; each target's training split sampled to at most "
+        f"{res['max_samples']} images (seed {res['seed']}). Ground truth: seed-0 test accuracy, coverage "
+        f"{cov.get('seed0_done', '?')} / {cov.get('seed0_total', '?')} (model, target) pairs — "
+        "targets are evaluated over the models that have ground truth.", "",
+        "Forward passes are counted per image and network, as a fraction of scoring every candidate "
+        f"({res['n_models']} networks). Seconds: measured feature-extraction and metric time of the networks a "
+        "method runs (each measured once per (model, target) on this 2-core CPU) plus fitting time.", "",
+        "## Mean over held-out targets", "",
+        "| method | targets | weighted τ | Kendall τ | top-1 regret | top-3 hit | forward passes (fraction) | seconds |",
+        "|---|---|---|---|---|---|---|---|"]
+    order = sorted(s, key=lambda k: -(s[k]["weighted_tau"] if s[k]["weighted_tau"] is not None else -9))
+    for k in order:
+        r = s[k]
+        lines.append(f"| {k} | {r['targets']} | {_fmt(r['weighted_tau'])} | {_fmt(r['kendall_tau'])} | "
+                     f"{_fmt(r['top1_regret'])} | {_fmt(r['top3_hit'], 2)} | {_fmt(r['forward_passes'], 1)} "
+                     f"({_fmt(r['forward_fraction'], 2)}) | {_fmt(r['seconds'], 1)} |")
+    lines += ["", "## Targets (measured, not asserted)", "",
+              f"- full pipeline (`fennec-refine`, proxy + {res['headline_candidates']} candidates, metric "
+              f"`{res['default_metric']}`) weighted τ **{_fmt(chk['full_pipeline_tau'])}**",
+              f"- ≥ best single metric ({chk['best_single_metric']}, {_fmt(chk['best_single_metric_tau'])}) + 0.05: "
+              f"**{_yes(chk['beats_best_metric_by_0.05'])}**",
+              f"- ≥ index-only ({_fmt(chk['index_only_tau'])}) + 0.10: **{_yes(chk['beats_index_only_by_0.10'])}**",
+              f"- ≤ 1/5 of the forward passes of scoring every candidate ({_fmt(chk['forward_fraction'], 3)}): "
+              f"**{_yes(chk['forward_passes_at_most_one_fifth'])}**", "",
+              "## Weighted τ per held-out target", ""]
+    methods = ["random", "largest", "fennec-paper", "fennec-index", "fennec-refine",
+               f"metric:{res['default_metric']}", chk["best_single_metric"]]
+    methods = list(dict.fromkeys(m for m in methods if m))
+    lines.append("| target | " + " | ".join(methods) + " | fusion weight | closest known tasks |")
+    lines.append("|---" * (len(methods) + 3) + "|")
+    for t in res["targets"]:
+        r = res["per_target"][t]
+        ev = ", ".join(f"{n} ({w})" for n, w in res["closest_tasks"].get(t, []))
+        lines.append(f"| {t} | " + " | ".join(_fmt(r[m]["weighted_tau"]) for m in methods)
+                     + f" | {res['fusion_weights'].get(t, '-')} | {ev} |")
+    lines += ["", "## Quality against forward passes (fennec-refine, mean over targets)", "",
+              "| candidates refined | forward passes (fraction) | weighted τ | top-1 regret | top-3 hit |", "|---|---|---|---|---|"]
+    cs = sorted({int(c) for t in res["budget_curve"] for c in res["budget_curve"][t]})
+    for c in cs:
+        vals = [res["budget_curve"][t][str(c)] for t in res["budget_curve"] if str(c) in res["budget_curve"][t]]
+        def mean(key: str) -> float | None:
+            v = [x[key] for x in vals if x.get(key) is not None]
+            return float(np.mean(v)) if v else None
+        fp = mean("forward_passes")
+        lines.append(f"| {c} | {_fmt(fp, 0)} ({_fmt(fp / res['n_models'] if fp else None, 2)}) | "
+                     f"{_fmt(mean('weighted_tau'))} | {_fmt(mean('top1_regret'))} | {_fmt(mean('top3_hit'), 2)} |")
+    lines += ["", "![weighted tau per target](zoo_recommend_tau.png)", "",
+              "![quality against forward passes](zoo_recommend_budget.png)", ""]
+    return "\n".join(lines)
+
+
+def _yes(v: bool | None) -> str:
+    return "n/a" if v is None else ("met" if v else "missed")
+
+
+def _plots(res: dict, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    targets = res["targets"]
+    chk = res["targets_check"]
+    methods = list(dict.fromkeys(m for m in ["random", "largest", "fennec-paper", chk["best_single_metric"],
+                                             "fennec-index", "fennec-refine"] if m))
+    fig, ax = plt.subplots(figsize=(max(7, 1.1 * len(targets)), 4))
+    width = 0.8 / len(methods)
+    for i, m in enumerate(methods):
+        vals = [res["per_target"][t][m]["weighted_tau"] for t in targets]
+        ax.bar(np.arange(len(targets)) + i * width, [v if v is not None else 0 for v in vals], width, label=m)
+    ax.set_xticks(np.arange(len(targets)) + 0.4 - width / 2, targets, rotation=30, ha="right", fontsize=8)
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set_ylabel("weighted τ with fine-tuning accuracy")
+    ax.legend(fontsize=7, ncol=3)
+    ax.set_title("Leave-one-task-out on the zoo")
+    fig.tight_layout()
+    fig.savefig(out / "zoo_recommend_tau.png", dpi=130)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    cs = sorted({int(c) for t in res["budget_curve"] for c in res["budget_curve"][t]})
+    xs, ys = [], []
+    for c in cs:
+        vals = [res["budget_curve"][t][str(c)] for t in res["budget_curve"] if str(c) in res["budget_curve"][t]]
+        taus = [v["weighted_tau"] for v in vals if v["weighted_tau"] is not None]
+        if taus:
+            xs.append(np.mean([v["forward_passes"] for v in vals]) / res["n_models"])
+            ys.append(np.mean(taus))
+    ax.plot(xs, ys, "o-", label="fennec-refine (proxy + C candidates)")
+    s = res["summary"]
+    for name, marker in (("fennec-index", "s"), ("fennec-paper", "^"), ("random", "x"), ("largest", "d")):
+        if s[name]["weighted_tau"] is not None:
+            ax.scatter([s[name]["forward_fraction"]], [s[name]["weighted_tau"]], marker=marker, label=name, zorder=3)
+    metric_rows = [(k, v) for k, v in s.items() if k.startswith("metric:") and v["weighted_tau"] is not None]
+    for k, v in metric_rows:
+        ax.scatter([v["forward_fraction"]], [v["weighted_tau"]], marker=".", color="grey", zorder=2)
+    if metric_rows:
+        best = max(metric_rows, key=lambda kv: kv[1]["weighted_tau"])
+        ax.annotate(best[0], (best[1]["forward_fraction"], best[1]["weighted_tau"]), fontsize=7,
+                    xytext=(-60, 6), textcoords="offset points")
+    ax.axvline(0.2, color="red", ls="--", lw=0.8, label="1/5 budget")
+    ax.set_xlabel("forward passes (fraction of scoring every candidate)")
+    ax.set_ylabel("mean weighted τ")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "zoo_recommend_budget.png", dpi=130)
+    plt.close(fig)
