@@ -11,14 +11,18 @@ vectors (:mod:`fennec.index`, ``metric="ip"``) answers a task-vector query direc
 The algorithm (:class:`TransferSpace`)
 --------------------------------------
 1. **Targets.** Accuracies are normalised per task (:func:`normalise_results`, z-score by
-   default). Tasks differ wildly in difficulty (digits at 99 %, few-shot fonts at 40 %);
-   only the *order within a task* matters to a recommender, and per-task normalisation
+   default). Tasks differ wildly in difficulty (an easy task puts every model near 100 %,
+   a few-shot one far below); only the *order within a task* matters to a recommender, and per-task normalisation
    removes the task's mean and scale so that no task bias is needed and every task weighs
    the same in the fit.
 2. **Side information.** Each model has a feature row ``s_m``: a PCA (fitted here, at most
    16 components) of its archi2vec vector (skipped with ``use_archi2vec=False``),
-   ``log10(parameters)``, a family one-hot and a pre-training-data multi-hot, standardised
-   column by column (missing values are imputed with the training mean, i.e. 0).
+   ``log10(parameters)``, a family one-hot and a pre-training-data multi-hot, centred and
+   scaled (missing values are imputed with the training mean, i.e. 0). Every column is
+   scaled to unit variance except the PCA block, which shares the first component's scale:
+   whitening the components would blow minor architecture directions up to the size of
+   the main ones, whereas unwhitened, the ridge on the side map shrinks them in proportion
+   (it is then a ridge on the archi2vec vector itself, restricted to its top components).
 3. **Objective.** With ``Y`` the normalised matrix, ``Ω`` its observed cells, ``U'`` the
    ``(M, dim+1)`` matrix of rows ``[u_m, b_m]`` and ``S1 = [1, S]``::
 
@@ -63,8 +67,8 @@ The algorithm (:class:`TransferSpace`)
    model scores are correlated (Pearson) with the task's observed normalised accuracies. The
    winner is recorded in ``task_predictor_`` and every candidate's score in
    ``task_predictor_scores_``; if ``mean`` wins, the descriptors did not help and the
-   record says so. (The model vectors used inside this loop were fitted with every task;
-   the leak is shared by all candidates, so it does not favour one.) :meth:`task_vector`
+   record says so. (The model vectors used inside this loop were fitted with every task,
+   held-out one included; every candidate is scored with those same vectors.) :meth:`task_vector`
    returns the historical tasks with the largest weights as evidence.
 
 The Fennec paper's recipe (:class:`FennecBaseline`)
@@ -386,7 +390,11 @@ class _SideEncoder:
         self.col_mean = raw.mean(axis=0) if len(raw) else np.zeros(raw.shape[1])
         std = raw.std(axis=0) if len(raw) else np.zeros(raw.shape[1])
         self.keep = std > 1e-12  # constant columns carry nothing
-        self.col_scale = np.where(self.keep, std, 1.0)
+        scale = std.copy()
+        n_pc = len(self.a2v_components)
+        if n_pc:  # one scale for the whole PCA block: later components keep their smaller variance,
+            scale[:n_pc] = std[0]  # so the side-map ridge shrinks them more (ridge on archi2vec itself)
+        self.col_scale = np.where(self.keep, scale, 1.0)
         return self
 
     @property
