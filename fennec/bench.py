@@ -89,7 +89,9 @@ class ZooData:
 
 
 def _cache_dir() -> Path:
-    return REPO_ROOT / "zoo" / "cache" / "bench"
+    from fennec.recommend import zoo_dir
+
+    return zoo_dir() / "cache" / "bench"
 
 
 def _load_json(path: Path) -> dict[str, Any]:
@@ -282,6 +284,7 @@ def run_benchmark(*, targets: Sequence[str] | None = None, out: str | Path = RES
     held = sorted(targets) if targets else all_targets
     n_models = len(data.models)
     params = {m: data.sides[m].parameters or 0 for m in data.models}
+    headline = min(HEADLINE_CANDIDATES, n_models)
 
     rows: dict[str, dict[str, dict[str, Any]]] = {}
     curve: dict[str, dict[int, dict[str, float | None]]] = {}
@@ -327,18 +330,17 @@ def run_benchmark(*, targets: Sequence[str] | None = None, out: str | Path = RES
             "forward_passes": 1.0, "seconds": data.proxy_seconds[t] + fit_s}
 
         metric_map = {m: scores[t][m][DEFAULT_METRIC] for m in data.models}
-        weight = _inner_weight(data, train, scores, DEFAULT_METRIC) if len(train) >= 3 else 0.5
+        weight = _inner_weight(data, train, scores, DEFAULT_METRIC, headline) if len(train) >= 3 else 0.5
         chosen_weights[t] = weight
         curve[t] = {}
-        for c in sorted({*BUDGETS, HEADLINE_CANDIDATES, n_models}):
-            c = min(c, n_models)
+        for c in sorted({min(c, n_models) for c in (*BUDGETS, headline, n_models)}):
             pool = sorted(index, key=lambda m: (-index[m], m))[:c]
             res = _evaluate(_refined(index, metric_map, c, weight), truth)
             curve[t][c] = res | {"forward_passes": 1.0 + c,
                                  "seconds": data.proxy_seconds[t] + fit_s + sum(extract_s[t][m] for m in pool)
                                  + sum(metric_s[t][m][DEFAULT_METRIC] for m in pool)}
-        row["fennec-refine"] = dict(curve[t][HEADLINE_CANDIDATES])
-        row["fennec-refine (w=0.5)"] = _evaluate(_refined(index, metric_map, HEADLINE_CANDIDATES, 0.5), truth) | {
+        row["fennec-refine"] = dict(curve[t][headline])
+        row["fennec-refine (w=0.5)"] = _evaluate(_refined(index, metric_map, headline, 0.5), truth) | {
             "forward_passes": row["fennec-refine"]["forward_passes"], "seconds": row["fennec-refine"]["seconds"]}
         rows[t] = row
         LOG.info("%s: index τw %s, refine τw %s (w=%.2f)", t, row["fennec-index"]["weighted_tau"],
@@ -350,7 +352,7 @@ def run_benchmark(*, targets: Sequence[str] | None = None, out: str | Path = RES
         "command": "fennec bench", "protocol": "leave-one-task-out over the zoo targets with ground truth",
         "ground_truth_coverage": data.coverage, "targets": held, "n_models": n_models,
         "max_samples": max_samples, "seed": seed, "default_metric": DEFAULT_METRIC,
-        "headline_candidates": HEADLINE_CANDIDATES, "fusion_weights": chosen_weights,
+        "headline_candidates": headline, "fusion_weights": chosen_weights,
         "forward_passes_unit": "images through one network, as a multiple of the sample size; scoring every "
                                f"candidate = {n_models}",
         "summary": summary, "per_target": rows,
@@ -377,7 +379,7 @@ def _subsample(x: np.ndarray, n: int, seed: int) -> np.ndarray:
     return x[idx]
 
 
-def _inner_weight(data: ZooData, train: Sequence[str], scores: dict, metric: str) -> float:
+def _inner_weight(data: ZooData, train: Sequence[str], scores: dict, metric: str, n_candidates: int) -> float:
     """The fusion weight that maximises the mean weighted τ of leave-one-out over ``train``."""
     per_w = {w: [] for w in FUSION_GRID}
     for inner in train:
@@ -386,7 +388,7 @@ def _inner_weight(data: ZooData, train: Sequence[str], scores: dict, metric: str
         index, _ = _index_scores(space, data, inner)
         metric_map = {m: scores[inner][m][metric] for m in data.models}
         for w in FUSION_GRID:
-            tau = _evaluate(_refined(index, metric_map, HEADLINE_CANDIDATES, w), data.truth[inner])["weighted_tau"]
+            tau = _evaluate(_refined(index, metric_map, n_candidates, w), data.truth[inner])["weighted_tau"]
             if tau is not None:
                 per_w[w].append(tau)
     means = {w: float(np.mean(v)) if v else -np.inf for w, v in per_w.items()}

@@ -130,6 +130,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--out", type=Path, help="results folder (default: benchmark/results)")
     b.add_argument("--max-samples", type=_positive, help="images sampled per target")
     b.add_argument("--device", help="device for forward passes and scoring")
+    b.add_argument("--threads", type=_positive, help="torch CPU threads (1 is fastest on a machine shared with "
+                   "other jobs)")
     b.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
@@ -247,6 +249,10 @@ def _fit(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from fennec.bench import run_benchmark
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     kwargs = {k: v for k, v in (("max_samples", args.max_samples), ("out", args.out)) if v is not None}
     report = run_benchmark(targets=args.targets, device=args.device, progress=_progress(args), **kwargs)
     print(report)

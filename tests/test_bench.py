@@ -1,0 +1,67 @@
+"""fennec bench: the leave-one-task-out harness, run end to end on the tiny zoo."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from zoo_fixtures import MODELS, TASKS, tiny_zoo  # noqa: F401  (the fixture)
+
+from fennec import bench
+from fennec.errors import InvalidInputError
+from fennec.metrics import list_metrics
+
+
+@pytest.fixture
+def zoo_env(tiny_zoo, monkeypatch):
+    monkeypatch.setenv("FENNEC_ZOO", str(tiny_zoo))
+    return tiny_zoo
+
+
+def test_leave_one_task_out_writes_every_method_and_counts_forward_passes(zoo_env, tmp_path):
+    report = bench.run_benchmark(out=tmp_path, max_samples=12)
+    res = json.loads((tmp_path / "zoo_recommend.json").read_text())
+    assert res["targets"] == sorted(TASKS) and res["n_models"] == len(MODELS)
+    methods = set(res["summary"])
+    assert {"random", "largest", "fennec-paper", "fennec-index", "fennec-refine"} <= methods
+    assert {f"metric:{m}" for m in list_metrics()} <= methods
+    s = res["summary"]
+    n = len(MODELS)
+    assert s["random"]["forward_passes"] == s["largest"]["forward_passes"] == 0
+    assert s["fennec-index"]["forward_passes"] == s["fennec-paper"]["forward_passes"] == 1
+    assert s["fennec-refine"]["forward_passes"] == 1 + res["headline_candidates"]
+    assert all(s[f"metric:{m}"]["forward_fraction"] == 1.0 for m in list_metrics())
+    for t in TASKS:
+        row = res["per_target"][t]
+        for meth in ("fennec-index", "fennec-refine", "largest"):
+            assert -1.0 <= row[meth]["weighted_tau"] <= 1.0
+            assert row[meth]["top3_hit"] in (0.0, 1.0)
+        assert res["fusion_weights"][t] in bench.FUSION_GRID
+        # refining every model with weight 1 is the metric alone: same order as metric:<default>
+        assert str(n) in res["budget_curve"][t]
+    assert set(res["targets_check"]) >= {"beats_best_metric_by_0.05", "beats_index_only_by_0.10",
+                                         "forward_passes_at_most_one_fifth"}
+    assert "Leave-one-task-out" in report or "leave-one-task-out" in report
+    assert (tmp_path / "zoo_recommend.md").read_text() == report
+    assert (tmp_path / "zoo_recommend_tau.png").stat().st_size > 0
+    assert (tmp_path / "zoo_recommend_budget.png").stat().st_size > 0
+    # the second run reuses the cached scores
+    cache = json.loads((zoo_env / "cache" / "bench" / "scores.json").read_text())
+    assert len(cache) == len(TASKS) * len(MODELS)
+
+
+def test_unknown_targets_are_refused(zoo_env, tmp_path):
+    with pytest.raises(InvalidInputError, match="no ground truth"):
+        bench.run_benchmark(targets=["t-nope"], out=tmp_path, max_samples=12)
+
+
+def test_evaluate_and_fusion_helpers():
+    truth = {f"m{i}": 0.1 * i for i in range(6)}
+    perfect = bench._evaluate({m: v for m, v in truth.items()}, truth)
+    assert perfect["weighted_tau"] == pytest.approx(1.0) and perfect["top1_regret"] == 0 and perfect["top3_hit"] == 1
+    assert bench._evaluate({"m0": 1.0}, truth)["weighted_tau"] is None          # too few models
+    index = {f"m{i}": float(i) for i in range(6)}
+    metric = {f"m{i}": float(-i) for i in range(6)}
+    assert list(bench._refined(index, metric, 3, 0.0)) == ["m5", "m4", "m3", "m2", "m1", "m0"]
+    # weight 1: the top 3 of the index re-ordered by the metric, the rest in index order
+    assert list(bench._refined(index, metric, 3, 1.0)) == ["m3", "m4", "m5", "m2", "m1", "m0"]
