@@ -525,14 +525,15 @@ class TransferSpace:
         dim: number of interaction factors (vectors have ``dim + 1`` entries).
         use_archi2vec: include the PCA of archi2vec vectors in the side features.
         side_weight: weight of the side-information prior ``‖U' − S1·W‖²`` (0: two-stage).
-        l2: ridge penalty on model vectors, task vectors and the side map (must be > 0).
+        l2: ridge penalty on model and task vectors (must be > 0).
         n_neighbors: historical tasks combined (knn) or reported as evidence for a new task.
         max_iter: maximum alternating-minimisation sweeps.
         tol: stop when the objective's relative decrease is below this.
         seed: seeds the initialisation of factors beyond the rank of the data.
         normalise: per-task normalisation of the accuracies (:func:`normalise_results`).
-        side_alpha: ridge penalty of the side map ``W`` (relative to ``side_weight``); None
-            chooses it by closed-form leave-one-model-out (recorded in ``side_alpha_``).
+        side_alpha: ridge penalty α of the side map ``W`` (the objective's
+            ``side_weight·α·‖W‖²``); None chooses it from 0.01 … 10 × the number of models by
+            closed-form leave-one-model-out (recorded in ``side_alpha_``).
 
     Example:
         >>> results = {"t1": {"a": 0.9, "b": 0.5, "c": 0.7}, "t2": {"a": 0.8, "b": 0.4}}

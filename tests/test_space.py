@@ -468,3 +468,16 @@ def test_docstring_examples():
 
     result = doctest.testmod(fennec.space, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_archi2vec_components_keep_their_relative_variance():
+    """The PCA block is scaled as one (not whitened): minor directions stay small for the ridge."""
+    results, sides, _, _ = _side_world()
+    space = TransferSpace(dim=2).fit(results, sides)
+    pcs = [i for i, n in enumerate(space.side_feature_names_) if n.startswith("archi2vec_pc")]
+    feats = space._encoder.transform([sides[m] for m in space.model_ids_])
+    stds = feats[:, pcs].std(axis=0)
+    assert stds[0] == pytest.approx(1.0)
+    assert np.all(np.diff(stds) <= 1e-12) and stds[-1] < 0.8
+    others = [i for i in range(feats.shape[1]) if i not in pcs]
+    assert np.allclose(feats[:, others].std(axis=0), 1.0)
