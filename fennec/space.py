@@ -123,7 +123,7 @@ __all__ = [
 LOG = logging.getLogger(__name__)
 
 #: Version of the fitted format and algorithm; :meth:`TransferSpace.load` rejects others.
-SPACE_VERSION = "space-v1"
+SPACE_VERSION = "space-v2"
 
 NORMALISATIONS = ("zscore", "rank", "minmax", "none")
 MAX_ARCHI2VEC_COMPONENTS = 16  # PCA of archi2vec in the side features
@@ -684,22 +684,23 @@ class TransferSpace:
         self.task_predictor_: dict[str, Any] | None = None
         self.task_predictor_scores_: dict[str, float] = {}
         self._descriptors: np.ndarray | None = None
-        sides = _sides(tasks, self.task_ids_, TaskSide, key="task") if tasks else None
-        if not sides or all(s.descriptor is None for s in sides):
+        self._described = np.zeros(0, dtype=np.int64)
+        sides = {s.task_id: s for s in _sides(tasks, self.task_ids_, TaskSide, key="task")} if tasks else {}
+        known = [t for t in self.task_ids_ if t in sides and sides[t].descriptor is not None]
+        if not known:
             return
-        missing = [s.task_id for s in sides if s.descriptor is None]
-        if missing:
-            raise InvalidInputError(
-                f"{len(missing)} of {len(sides)} tasks have no descriptor ({', '.join(missing[:5])}). New-task "
-                "vectors are predicted from the historical tasks' descriptors, so every task in the results "
-                "needs one: compute them (fennec.task.task_descriptor) or leave every descriptor out.")
-        dim = _check_vector(sides[0].descriptor, name=f"descriptor of task {sides[0].task_id!r}").size
-        x = np.stack([_check_vector(s.descriptor, name=f"descriptor of task {s.task_id!r}", dim=dim)
-                      for s in sides])  # (T, D)
+        # Tasks without a descriptor (e.g. a published table's, whose images are not at hand) still
+        # shape the model vectors; only described tasks can be neighbours of a new task.
+        described = np.array([self.task_ids_.index(t) for t in known], dtype=np.int64)
+        first = sides[known[0]]
+        dim = _check_vector(first.descriptor, name=f"descriptor of task {first.task_id!r}").size
+        x = np.stack([_check_vector(sides[t].descriptor, name=f"descriptor of task {t!r}", dim=dim)
+                      for t in known])  # (T_d, D)
         self._descriptors = x
+        self._described = described
         self._desc_mean, self._desc_scale = _standardiser(x)
         u, bias = self.model_vectors_[:, :-1], self.model_vectors_[:, -1]
-        v = self.task_vectors_[:, :-1]
+        v = self.task_vectors_[described, :-1]
         t = len(x)
         scores: dict[str, float] = {}
         if t >= 3:  # leave one task out: predict each task's vector from the others
@@ -710,10 +711,10 @@ class TransferSpace:
                     mean, scale = _standardiser(x[others])
                     weights = _task_weights(kind, param, (x[others] - mean) / scale, (x[j] - mean) / scale,
                                             self.n_neighbors)
-                    observed = np.isfinite(y[:, j])
+                    observed = np.isfinite(y[:, described[j]])
                     if observed.sum() >= 3:
                         pred = u[observed] @ (weights @ v[others]) + bias[observed]
-                        per_task.append(_corr(pred, y[observed, j]))
+                        per_task.append(_corr(pred, y[observed, described[j]]))
                 if per_task:
                     scores[f"{kind}:{param:g}"] = float(np.mean(per_task))
         if scores:
@@ -780,21 +781,26 @@ class TransferSpace:
 
         Raises:
             NotFittedError: before fit/load.
-            InvalidInputError: the space was fitted without descriptors, or the descriptor's
+            InvalidInputError: the descriptor's
                 dimension differs from the historical ones.
         """
         self._require_fitted()
         if self._descriptors is None:
-            raise InvalidInputError("This transfer space was fitted without task descriptors, so it cannot place "
-                                    "a new task: refit with tasks={id: TaskSide(id, descriptor=...)}.")
+            warnings.warn("This transfer space was fitted without task descriptors, so a new task cannot be "
+                          "placed from its own: it gets the mean historical task vector (models are ranked by "
+                          "their overall strength). Refit with tasks={id: TaskSide(id, descriptor=...)} for "
+                          "task-specific vectors.", FallbackWarning, stacklevel=2)
+            vector = self.task_vectors_.mean(axis=0)
+            vector[-1] = 1.0
+            return vector, []
         x = _check_vector(descriptor, name="descriptor", dim=self._descriptors.shape[1])
         z_train = (self._descriptors - self._desc_mean) / self._desc_scale
         kind, param = self.task_predictor_["kind"], self.task_predictor_["param"]
         weights = _task_weights(kind, param, z_train, (x - self._desc_mean) / self._desc_scale, self.n_neighbors)
-        vector = weights @ self.task_vectors_  # last entry = Σ w = 1
+        vector = weights @ self.task_vectors_[self._described]  # last entry = Σ w = 1
         vector[-1] = 1.0
         order = np.argsort(-weights, kind="stable")[: self.n_neighbors]
-        return vector, [(self.task_ids_[j], float(weights[j])) for j in order if weights[j] != 0]
+        return vector, [(self.task_ids_[self._described[j]], float(weights[j])) for j in order if weights[j] != 0]
 
     def task_vector_of(self, task_id: str) -> np.ndarray:
         """The learned vector ``(dim+1,)`` of a historical task."""
@@ -827,7 +833,8 @@ class TransferSpace:
         arrays = dict(arrays, model_vectors=self.model_vectors_, task_vectors=self.task_vectors_,
                       side_map=self.side_map_, header=np.array(json.dumps(header)))
         if self._descriptors is not None:
-            arrays.update(descriptors=self._descriptors, desc_mean=self._desc_mean, desc_scale=self._desc_scale)
+            arrays.update(descriptors=self._descriptors, desc_mean=self._desc_mean, desc_scale=self._desc_scale,
+                          described=self._described)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
@@ -878,8 +885,10 @@ class TransferSpace:
             space.n_iter_, space.loss_ = int(header["n_iter"]), float(header["loss"])
             space.side_alpha_ = float(header["side_alpha"])
             space._descriptors = arrays.get("descriptors")
+            space._described = np.zeros(0, dtype=np.int64)
             if space._descriptors is not None:
                 space._desc_mean, space._desc_scale = arrays["desc_mean"], arrays["desc_scale"]
+                space._described = arrays["described"].astype(np.int64)
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidInputError(f"{path} is a damaged transfer space file ({type(exc).__name__}: {exc}); "
                                     "run `fennec fit` to rebuild it.") from None

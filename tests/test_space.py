@@ -277,19 +277,34 @@ def test_task_predictor_is_chosen_by_leave_one_task_out():
     assert scores[best] > scores["mean:0"]
 
 
-def test_task_descriptors_are_optional_but_then_new_tasks_are_refused():
+def test_without_descriptors_a_new_task_gets_the_mean_task_with_a_warning():
     results, _, _, _, _ = _descriptor_world()
     space = TransferSpace(dim=2).fit(results)
     assert space.task_predictor_ is None
-    with pytest.raises(InvalidInputError, match="without task descriptors"):
-        space.task_vector(np.zeros(16))
+    with pytest.warns(FallbackWarning, match="mean historical task"):
+        vector, neighbours = space.task_vector(np.zeros(16))
+    expected = space.task_vectors_.mean(axis=0)
+    expected[-1] = 1.0
+    np.testing.assert_allclose(vector, expected)
+    assert neighbours == []
+
+
+def test_tasks_without_descriptors_shape_the_models_but_are_never_neighbours(tmp_path):
+    results, tasks, _, _, _ = _descriptor_world()
+    partial = dict(tasks, t03=TaskSide("t03"))
+    space = TransferSpace(dim=2).fit(results, tasks=partial)
+    assert "t03" in space.task_ids_
+    _, neighbours = space.task_vector(tasks["t03"].descriptor)
+    assert neighbours and "t03" not in [t for t, _ in neighbours]
+    # a described task still finds itself first
+    assert space.task_vector(tasks["t04"].descriptor)[1][0][0] == "t04"
+    back = TransferSpace.load(space.save(tmp_path / "s.npz"))
+    np.testing.assert_array_equal(back.task_vector(tasks["t05"].descriptor)[0],
+                                  space.task_vector(tasks["t05"].descriptor)[0])
 
 
 def test_task_descriptor_errors():
     results, tasks, _, _, _ = _descriptor_world()
-    partial = dict(tasks, t03=TaskSide("t03"))
-    with pytest.raises(InvalidInputError, match="1 of 10 tasks have no descriptor"):
-        TransferSpace(dim=2).fit(results, tasks=partial)
     mixed = dict(tasks, t03=TaskSide("t03", descriptor=np.zeros(8)))
     with pytest.raises(InvalidInputError, match="dimension 8, expected 16"):
         TransferSpace(dim=2).fit(results, tasks=mixed)
