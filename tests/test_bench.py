@@ -18,6 +18,7 @@ def zoo_env(tiny_zoo, monkeypatch):
     return tiny_zoo
 
 
+@pytest.mark.filterwarnings("ignore:nleep.*mixture components:fennec.errors.FallbackWarning")
 def test_leave_one_task_out_writes_every_method_and_counts_forward_passes(zoo_env, tmp_path):
     report = bench.run_benchmark(out=tmp_path, max_samples=12)
     res = json.loads((tmp_path / "zoo_recommend.json").read_text())
