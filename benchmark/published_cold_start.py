@@ -427,8 +427,8 @@ def markdown(report: dict[str, Any]) -> str:
         "the model is placed from side information only (tables of more than "
         f"{report['config']['max_folds']} models: {report['config']['max_folds']} held-out groups); "
         "per task, its predicted score is ranked against the other held-out predictions. "
-        "`uninformed` gives every model the same score (τ undefined, shown as —; its regret is "
-        "that of a random pick). `warm` and `warm (l2=10)` are references, not cold starts: "
+        "`uninformed` gives every model the same score where the table is complete (τ undefined, "
+        "shown as —; its regret is then the expected regret of a random pick). `warm` and `warm (l2=10)` are references, not cold starts: "
         "the model keeps its history on every other task.",
         "",
         f"Transfer space: `{report['space']['space_version']}`, `fennec/space.py` at "
@@ -486,8 +486,16 @@ def reading(report: dict[str, Any]) -> list[str]:
                    "the family one-hot already identifies it: archi2vec has no information to add.")
         elif t["distinct_architectures"] < t["models"] / 3:
             why = (f" Only {t['distinct_architectures']} distinct architectures for "
-                   f"{t['models']} models: most of the spread is in the pre-training, which "
-                   "archi2vec does not see.")
+                   f"{t['models']} models: models that share one differ only in what archi2vec "
+                   "does not see (pre-training data, and for Hub models the fine-tuning behind "
+                   "them).")
+        u = s["uninformed"]["weighted_tau"]
+        if u is not None:
+            why += (f" The uninformed score is not constant here (τw {u:+.3f}): with held-out "
+                    "groups and missing cells, the training models' mean fitted score on a task "
+                    "is not exactly 0 and shifts with the group held out; this fold-level offset "
+                    "is in every cold placement's intercept, so compare the placements with each "
+                    "other, not with 0.")
         diag = s.get(DIAGNOSTIC, {}).get("weighted_tau")
         if diag is not None and t["distinct_architectures"] > 1:
             dp = t["diagnostic_vs_metadata"]["weighted_tau"]
@@ -501,7 +509,7 @@ def reading(report: dict[str, Any]) -> list[str]:
                    f"{pairs['better']}, worse on {pairs['worse']} of "
                    f"{pairs['better'] + pairs['tie'] + pairs['worse']} tasks; top-1 regret "
                    f"{regret['archi2vec+metadata']:.2f} vs {regret['metadata']:.2f} pp, "
-                   f"{regret['uninformed']:.2f} for a random pick"
+                   f"{regret['uninformed']:.2f} uninformed"
                    + (f"; warm reference {warm:+.3f}, {warm_strong:+.3f} with l2={WARM_L2:g}"
                       if warm is not None and warm_strong is not None else "") + ")." + why)
     ses = [t["summary"][p]["weighted_tau_se"] for t in report["tables"].values()
@@ -542,7 +550,9 @@ def plot(report: dict[str, Any], path: Path) -> None:
     ax.set_xticklabels([n.replace("_finetune.json", "").replace(".json", "") for n in names],
                        rotation=25, ha="right", fontsize=8)
     ax.set_ylabel("mean weighted τ over tasks")
-    ax.set_title("Leave-one-model-out cold start on published transfer tables")
+    ax.set_title("Leave-one-model-out cold start on published transfer tables\n"
+                 "(uninformed: no bar where every model gets the same score, τ undefined)",
+                 fontsize=10)
     ax.legend(fontsize=8, ncol=3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -570,10 +580,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tables", nargs="*", help="table files (default: every usable one)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--no-warm", action="store_true", help="skip the warm reference")
+    parser.add_argument("--report-only", action="store_true",
+                        help="rewrite the markdown and the plot from the existing JSON")
     parser.add_argument("--no-diagnostic", action="store_true",
                         help=f"skip the archi2vec[{FEW_PCS} PCs]+metadata placement")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", force=True)
+    if args.report_only:
+        report = json.loads((args.out / "published_cold_start.json").read_text(encoding="utf-8"))
+        _write_report(report, args.out, json_too=False)
+        return 0
     logging.getLogger("fennec.space").setLevel(logging.WARNING)
     logging.getLogger("archi2vec").setLevel(logging.WARNING)
     import archi2vec_transfer as tr  # noqa: PLC0415 - heavy (torch): only the command needs it
@@ -600,12 +616,17 @@ def main(argv: list[str] | None = None) -> int:
         s = report["tables"][name]["summary"]
         LOG.info("%s: τw %s (%.0fs)", name, {p: s[p]["weighted_tau"] for p in s},
                  report["tables"][name]["seconds"])
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "published_cold_start.json").write_text(json.dumps(report, indent=1) + "\n",
-                                                         encoding="utf-8")
-    (args.out / "published_cold_start.md").write_text(markdown(report), encoding="utf-8")
-    plot(report, args.out / "published_cold_start.png")
+    _write_report(report, args.out)
     return 0
+
+
+def _write_report(report: dict[str, Any], out: Path, *, json_too: bool = True) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    if json_too:
+        (out / "published_cold_start.json").write_text(json.dumps(report, indent=1) + "\n",
+                                                       encoding="utf-8")
+    (out / "published_cold_start.md").write_text(markdown(report), encoding="utf-8")
+    plot(report, out / "published_cold_start.png")
 
 
 if __name__ == "__main__":
