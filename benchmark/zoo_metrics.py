@@ -89,7 +89,7 @@ def _markdown(res: dict) -> str:
     f = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
     lines = ["# Zoo benchmark: transferability metrics vs. fine-tuning ground truth", "",
              f"Generated {res['generated_utc']} by `python benchmark/zoo_metrics.py`. Features: penultimate layer on each "
-             "target's training split. Ground truth: seed-0 test accuracy (`zoo_ground_truth.json`, protocol "
+             "target's training split (stratified sample of at most 1000 images, seed 0). Ground truth: seed-0 test accuracy (`zoo_ground_truth.json`, protocol "
              f"`{res['ground_truth_protocol']}`), coverage {res['ground_truth_coverage']}. "
              f"Noise ceiling (seed 0 vs seed 1, mean weighted τ): {f(res['noise_ceiling_mean'])}.", "",
              "## Mean over targets", "", "| metric | targets | weighted τ | Kendall τ | Pearson | top-1 regret |",
