@@ -37,6 +37,7 @@ import json
 import logging
 import os
 import secrets
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -292,7 +293,7 @@ class ModelIndex:
         q = self._prepare(queries)
         if len(self) == 0:
             return [[] for _ in range(q.shape[0])]
-        scores, fids = self._index.search(q, int(min(k, len(self))))
+        scores, fids = _search(self._index, q, int(min(k, len(self))))
         if self.meta.metric == "l2":
             scores = -scores
         return [[(self._model_of[int(f)], float(s)) for s, f in zip(srow, frow) if f >= 0]
@@ -435,6 +436,27 @@ def open_index(folder: str | Path, catalog: Any, meta: IndexMeta, *, rebuild: bo
     index.extra.update(stamp or {})
     index.save(folder)
     return index
+
+
+#: Below this many queries FAISS runs single-threaded: for one query, OpenMP's fork/join costs
+#: more than it saves (measured on 100k x 7 inner products: 0.7 ms with 1 thread, 15 ms with 2
+#: threads on a busy 2-core machine; benchmark/results/recommend_latency.md).
+_SINGLE_THREAD_BELOW = 16
+_OMP_LOCK = threading.Lock()
+
+
+def _search(index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    if queries.shape[0] >= _SINGLE_THREAD_BELOW:
+        return index.search(queries, k)
+    import faiss
+
+    with _OMP_LOCK:  # the OpenMP thread count is process-wide
+        before = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
+        try:
+            return index.search(queries, k)
+        finally:
+            faiss.omp_set_num_threads(before)
 
 
 def _ivf(index: Any) -> Any:

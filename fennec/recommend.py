@@ -444,20 +444,40 @@ class Workspace:
         return cls(home, manifest, space, index, tasks, hub)
 
 
+#: Loaded workspaces of this process, by folder, with the ``fit.json`` stamp they were loaded at:
+#: a service that calls recommend() repeatedly loads the index once and reloads it after a refit.
+_LOADED: dict[Path, tuple[tuple[int, int], Workspace]] = {}
+
+
+def _load_cached(home: Path) -> Workspace:
+    path = home / _SPACE_DIR / _MANIFEST
+    try:
+        st = path.stat()
+        stamp = (st.st_mtime_ns, st.st_ino)
+    except OSError:
+        return Workspace.load(home)  # raises the "run fennec fit" error
+    hit = _LOADED.get(home.resolve())
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    ws = Workspace.load(home)
+    _LOADED[home.resolve()] = (stamp, ws)
+    return ws
+
+
 def _workspace_for(hub: str | None, home: str | Path | None, *, progress: bool, device: Any) -> Workspace:
     if hub == ZOO_HUB:
-        return Workspace.load(zoo_workspace(home, progress=progress, device=device))
+        return _load_cached(zoo_workspace(home, progress=progress, device=device))
     if hub is not None:
         raise InvalidInputError(
             f"hub={hub!r}: recommend() ranks the models of a fitted workspace. Use hub='zoo' for the embedded zoo, "
             f"or fit a workspace for that hub first (`fennec reindex --hub {hub}`, `fennec import-results ...`, "
             f"`fennec fit --hub {hub}`) and pass its folder as home=.")
     home = Path(home) if home is not None else constants.fennec_home()
-    if _read_manifest(home) is not None:
-        return Workspace.load(home)
+    if (home / _SPACE_DIR / _MANIFEST).exists():
+        return _load_cached(home)
     if home == constants.fennec_home():
         LOG.info("No space fitted in %s: using the embedded zoo", home)
-        return Workspace.load(zoo_workspace(None, progress=progress, device=device))
+        return _load_cached(zoo_workspace(None, progress=progress, device=device))
     return Workspace.load(home)  # raises the "run fennec fit" error
 
 

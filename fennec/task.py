@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from fennec.errors import InvalidInputError
 from fennec.metrics._validation import check_features_labels
@@ -111,6 +112,13 @@ def describe(embeddings: Any, labels: Any) -> np.ndarray:
             metric validation).
     """
     checked = check_features_labels(embeddings, labels, metric="describe", min_per_class=2, device="cpu")
+    # Small products: one BLAS thread is several times faster than a pool on a busy machine
+    # (150 ms vs 22 ms for 1000 x 256 on 2 shared cores), and never slower here.
+    with threadpool_limits(1):
+        return _describe(checked)
+
+
+def _describe(checked: Any) -> np.ndarray:
     x = checked.values.numpy()
     y = checked.labels.numpy()
     n_classes = checked.n_classes
@@ -146,8 +154,10 @@ def describe(embeddings: Any, labels: Any) -> np.ndarray:
     sims[np.arange(n), y] = own
     ncc_acc = float((sims.argmax(axis=1) == y).mean())
 
-    eig = np.clip(np.linalg.eigvalsh(resid.T @ resid / n), 0.0, None)
-    eff_rank = float(eig.sum() ** 2 / max((eig**2).sum(), 1e-24)) / d
+    # participation ratio (Σλ)² / Σλ² of the within-class covariance's eigenvalues, without an
+    # eigendecomposition: Σλ = tr(C), Σλ² = ‖C‖_F².
+    cov = resid.T @ resid / n
+    eff_rank = float(np.trace(cov) ** 2 / max(float((cov * cov).sum()), 1e-24)) / d
 
     scalars = np.array([np.log(n_classes), np.log(n / n_classes), np.log1p(fisher), class_cos,
                         ncc_acc, eff_rank])
