@@ -40,7 +40,8 @@ def test_held_out_model_never_sees_its_own_results():
     after = pcs.cold_predictions(changed, sides, config=CONFIG)
     for placement in pcs.COLD:
         assert after[placement]["m3"] == before[placement]["m3"]
-        assert after[placement]["m0"] != before[placement]["m0"]  # others do see m3's history
+    for placement in ("archi2vec+metadata", "metadata"):  # others do see m3's history
+        assert after[placement]["m0"] != before[placement]["m0"]
 
 
 def test_architecture_signal_is_recovered_and_beats_the_baselines():
@@ -126,3 +127,14 @@ def test_diagnostic_projection_is_fitted_on_training_models_only():
     for m in train:
         np.testing.assert_array_equal(after[m].archi2vec, before[m].archi2vec)
     assert not np.array_equal(after["m5"].archi2vec, before["m5"].archi2vec)
+
+
+def test_centring_removes_the_fold_offset_on_tables_with_missing_cells():
+    results, sides = _table(n_models=8, n_tasks=4)
+    for j, task in enumerate(sorted(results)):  # each task misses two models
+        del results[task][f"m{2 * j}"], results[task][f"m{2 * j + 1}"]
+    centred = pcs.cold_predictions(results, sides, config=pcs.Config(dim=2, diagnostic=False))
+    values = {round(v, 9) for row in centred["uninformed"].values() for v in row.values()}
+    assert values == {0.0}
+    raw = pcs.cold_predictions(results, sides, config=pcs.Config(dim=2, diagnostic=False, centre=False))
+    assert len({round(v, 9) for row in raw["uninformed"].values() for v in row.values()}) > 1
