@@ -193,9 +193,16 @@ def model_sides(catalog: Any) -> dict[str, Any]:
     return out
 
 
-def _task_datasets(catalog: Any, tasks: Sequence[str]) -> dict[str, str]:
+def _task_datasets(catalog: Any, sources: Mapping[str, str]) -> dict[str, str]:
+    """``{task key: dataset}`` for the result tasks whose catalog metadata names their dataset."""
     meta = {t["task_id"]: t["metadata"] for t in catalog.tasks()}
-    return {t: meta[t]["dataset"] for t in tasks if isinstance(meta.get(t, {}).get("dataset"), str)}
+    out = {}
+    for key, source in sources.items():
+        task_id = key[len(source) + 1:] if key.startswith(f"{source}/") else key
+        dataset = meta.get(task_id, {}).get("dataset")
+        if isinstance(dataset, str):
+            out[key] = dataset
+    return out
 
 
 def describe_tasks(task_datasets: Mapping[str, str], *, proxy: str, hub: Any, max_samples: int = DEFAULT_MAX_SAMPLES,
@@ -273,7 +280,7 @@ def fit(*, home: str | Path | None = None, hub: str | None = None, proxy: str | 
                 f"{home}: none of the catalog's {len(sides)} models has fine-tuning results to learn from; import "
                 "some with `fennec import-results` (published tables whose models are in the catalog, or the zoo "
                 "ground truth).")
-        datasets = _task_datasets(catalog, list(results))
+        datasets = _task_datasets(catalog, sources)
     described = describe_tasks(datasets, proxy=proxy, hub=hub_obj, max_samples=max_samples, seed=seed,
                                device=device, progress=progress) if datasets else {}
     task_sides = {t: TaskSide(task_id=t, descriptor=d.vector, n_classes=d.n_classes, n_samples=d.n_samples)

@@ -136,3 +136,31 @@ def test_results_table_keys_published_tasks_by_source(tmp_path):
         assert table == {"paper_a/cifar10": {"m1": 0.9, "m2": 0.8}, "t-x": {"m1": 0.5}}
         assert sources == {"paper_a/cifar10": "paper_a", "t-x": "zoo_ground_truth"}
         assert rec_mod.results_table(cat, {"m2"})[0] == {"paper_a/cifar10": {"m2": 0.8}}
+
+
+def test_own_workspace_with_published_and_described_tasks(zoo_env, tmp_path):
+    """A FENNEC_HOME workspace: models reindexed from a hub folder, a published table (no images:
+    shapes the model vectors only) and tasks whose dataset is known (described by the proxy)."""
+    from fennec.catalog import Catalog
+    from fennec.hub import open_hub
+    from fennec.reindex import Archi2VecEmbedder, reindex
+    from zoo_fixtures import TRUTH
+
+    home = tmp_path / "home"
+    with Catalog(home / "catalog.sqlite") as cat:
+        reindex(hub=open_hub(str(zoo_env / "hub")), catalog=cat, index_dir=home / "index",
+                embedder=Archi2VecEmbedder())
+        cat.import_table("paper", {"results": {"cifar10": {"lab/resnet-a": 70.0, "lab/vit-a": 90.0,
+                                                           "lab/vit-b": 85.0, "not/in-catalog": 99.0}}},
+                         metric="acc %", protocol="p")
+        cat.import_table("mine", {"results": {t: TRUTH[t] for t in ("t-one", "t-three")}}, metric="acc",
+                         protocol="p")
+        for t in ("t-one", "t-three"):
+            cat.upsert_task(t, metadata={"dataset": str(zoo_env / "datasets" / t)})
+    summary = fit(home=home, hub=str(zoo_env / "hub"), proxy=OFFLINE_PROXY)
+    assert summary.n_tasks == 3 and summary.n_described == 2
+    assert summary.n_models == len(MODELS)  # the proxy is excluded, the unknown model ignored
+    manifest = json.loads((home / "space" / "fit.json").read_text())
+    assert set(manifest["tasks"]) == {"paper/cifar10", "mine/t-one", "mine/t-three"}
+    recs = recommend(zoo_env / "datasets" / "t-new", home=home, top_k=3, refine=False)
+    assert len(recs) == 3 and {t.task_id for t in recs.closest_tasks} <= {"mine/t-one", "mine/t-three"}
