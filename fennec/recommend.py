@@ -598,7 +598,8 @@ class Recommendations(Sequence[Recommendation]):
                      f"{self.forward_passes} image forward passes; {sum(self.timings.values()):.1f} s")
         if self.closest_tasks:
             lines.append("closest known tasks: " + "; ".join(
-                f"{t.task_id} (similarity {t.similarity:.2f}"
+                f"{t.task_id} ({'the same data as this dataset, ' if t.similarity >= 0.999 else ''}"
+                f"similarity {t.similarity:.2f}"
                 + (f", best: {t.best_model} {t.best_value:.3f})" if t.best_model else ")")
                 for t in self.closest_tasks))
         return "\n".join(lines)
