@@ -56,10 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--top-k", type=int, default=5)
     args = p.parse_args(argv)
 
-    import fennec  # noqa: F401
-    from fennec import constants
+    import fennec  # noqa: F401  (the torchvision shim)
     from fennec.index import ModelIndex
-    from fennec.recommend import Workspace, recommend, zoo_dir, zoo_workspace
+    from fennec.recommender import recommend
+    from fennec.workspace import Workspace, zoo_dir, zoo_workspace
 
     base = zoo_workspace()
     tmp = Path(tempfile.mkdtemp(prefix="fennec-latency-"))

@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     import fennec  # noqa: F401
     from fennec.bench import load_zoo_data, score_zoo
     from fennec.metrics import list_metrics
-    from fennec.recommend import DEFAULT_MAX_SAMPLES
+    from fennec.workspace import DEFAULT_MAX_SAMPLES
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--targets", nargs="*", default=None)

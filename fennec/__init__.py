@@ -11,4 +11,7 @@ _ensure_torchvision_importable()
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["__version__"]
+from fennec.recommender import Recommendation, Recommendations, recommend  # noqa: E402
+from fennec.workspace import fit  # noqa: E402
+
+__all__ = ["Recommendation", "Recommendations", "__version__", "fit", "recommend"]

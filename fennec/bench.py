@@ -11,7 +11,7 @@ Methods, side by side:
 - ``largest``: by parameter count (0);
 - ``metric:<name>``: every transferability metric of :mod:`fennec.metrics`, scoring every
   model (one forward pass per model and image);
-- ``fennec-paper``: the Fennec paper's recipe (:class:`fennec.space.FennecBaseline`: NMF k=5,
+- ``fennec-paper``: the Fennec paper's recipe (:class:`fennec.baseline.FennecBaseline`: NMF k=5,
   a random forest from proxy image embeddings to task vectors, meta-features; proxy only);
 - ``fennec-index``: fennec's transfer space and proxy descriptor alone (proxy only);
 - ``fennec-refine``: fennec-index, then the top ``C`` candidates re-ranked with a metric and
@@ -89,7 +89,7 @@ class ZooData:
 
 
 def _cache_dir() -> Path:
-    from fennec.recommend import zoo_dir
+    from fennec.workspace import zoo_dir
 
     return zoo_dir() / "cache" / "bench"
 
@@ -118,7 +118,7 @@ def load_zoo_data(*, max_samples: int, seed: int = 0, device: Any = None, target
     from fennec.data import load_sample
     from fennec.features import model_features
     from fennec.hub import open_hub
-    from fennec.recommend import _zoo_ground_truth, model_sides, zoo_dir, zoo_workspace
+    from fennec.workspace import _zoo_ground_truth, model_sides, zoo_dir, zoo_workspace
     from fennec.task import DESCRIPTOR_VERSION, OFFLINE_PROXY, TaskDescriptor, describe
 
     zoo = zoo_dir()
@@ -238,7 +238,7 @@ def _order_scores(order: Sequence[str]) -> dict[str, float]:
 
 
 def _fit_space(data: ZooData, train: Sequence[str], *, use_archi2vec: bool = True) -> Any:
-    from fennec.recommend import DEFAULT_DIM
+    from fennec.workspace import DEFAULT_DIM
     from fennec.space import TaskSide, TransferSpace
 
     results = {t: data.truth[t] for t in train}
@@ -271,9 +271,11 @@ def run_benchmark(*, targets: Sequence[str] | None = None, out: str | Path = RES
                   progress: bool = False) -> str:
     """Run the leave-one-task-out benchmark; write the results; return the markdown report."""
     from fennec.metrics import list_metrics
-    from fennec.recommend import DEFAULT_FUSION_WEIGHT, DEFAULT_MAX_SAMPLES
+    from fennec.recommender import DEFAULT_FUSION_WEIGHT
+    from fennec.workspace import DEFAULT_MAX_SAMPLES
     from fennec.refine import DEFAULT_METRIC
-    from fennec.space import FennecBaseline, TaskSide
+    from fennec.baseline import FennecBaseline
+    from fennec.space import TaskSide
 
     t_start = time.perf_counter()
     max_samples = max_samples or DEFAULT_MAX_SAMPLES

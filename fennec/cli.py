@@ -220,7 +220,8 @@ def _progress(args: argparse.Namespace) -> bool:
 
 
 def _recommend(args: argparse.Namespace) -> int:
-    from fennec.recommend import DEFAULT_FUSION_WEIGHT, DEFAULT_MAX_SAMPLES, recommend
+    from fennec.recommender import DEFAULT_FUSION_WEIGHT, recommend
+    from fennec.workspace import DEFAULT_MAX_SAMPLES
 
     recs = recommend(args.dataset, top_k=args.top_k, candidates=args.candidates, refine=not args.no_refine,
                      metric=args.metric, hub=args.hub, home=args.home, device=args.device, split=args.split,
@@ -233,7 +234,7 @@ def _recommend(args: argparse.Namespace) -> int:
 
 
 def _fit(args: argparse.Namespace) -> int:
-    from fennec.recommend import fit, zoo_workspace
+    from fennec.workspace import fit, zoo_workspace
 
     if args.zoo:
         home = zoo_workspace(args.home, progress=_progress(args), device=args.device)

@@ -315,7 +315,7 @@ __all__ += ["CandidateFailedWarning", "FeatureExtractionError"]
 
 
 # ---------------------------------------------------------------------------------------
-# WORKSPACE ERRORS (fennec.recommend)
+# WORKSPACE ERRORS (fennec.workspace)
 # ---------------------------------------------------------------------------------------
 
 

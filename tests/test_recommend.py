@@ -1,4 +1,4 @@
-"""fennec.recommend / fennec fit / fennec recommend on a tiny zoo built in a temp folder.
+"""fennec.recommend() / fennec fit / fennec recommend on a tiny zoo built in a temp folder.
 
 The tiny zoo has the embedded zoo's layout (``hub/``, ``datasets/``, plus its own
 ``ground_truth.json``) and is selected with ``FENNEC_ZOO``, so the real code path of the
@@ -9,16 +9,16 @@ describe the historical tasks with the proxy, fit the space, search, refine, fus
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 from zoo_fixtures import MODELS, TASKS, tiny_zoo  # noqa: F401  (the fixture)
 
-from fennec import recommend as rec_mod
+from fennec import workspace as ws_mod
 from fennec.cli import main
 from fennec.errors import InvalidInputError, UnknownMetricError, WorkspaceError
-from fennec.recommend import Recommendations, fit, recommend, zoo_workspace
+from fennec.recommender import Recommendations, recommend
+from fennec.workspace import fit, zoo_workspace
 from fennec.task import OFFLINE_PROXY
 
 @pytest.fixture
@@ -132,10 +132,10 @@ def test_results_table_keys_published_tasks_by_source(tmp_path):
                                      "results_linear": {"cifar10": {"m1": 0.7}}}, metric="acc", protocol="p")
         cat.import_table("zoo_ground_truth", {"seed0": {"t-x": {"m1": 0.5}}, "seed1": {"t-x": {"m1": 0.6}}},
                          metric="acc", protocol="p", task_kind="zoo")
-        table, sources = rec_mod.results_table(cat, {"m1", "m2"})
+        table, sources = ws_mod.results_table(cat, {"m1", "m2"})
         assert table == {"paper_a/cifar10": {"m1": 0.9, "m2": 0.8}, "t-x": {"m1": 0.5}}
         assert sources == {"paper_a/cifar10": "paper_a", "t-x": "zoo_ground_truth"}
-        assert rec_mod.results_table(cat, {"m2"})[0] == {"paper_a/cifar10": {"m2": 0.8}}
+        assert ws_mod.results_table(cat, {"m2"})[0] == {"paper_a/cifar10": {"m2": 0.8}}
 
 
 def test_own_workspace_with_published_and_described_tasks(zoo_env, tmp_path):

@@ -10,9 +10,9 @@ import pytest
 import scipy.stats
 
 from fennec.errors import FallbackWarning, FennecWarning, InvalidInputError, NotFittedError, SpaceVersionError
+from fennec.baseline import FennecBaseline
 from fennec.space import (
     SPACE_VERSION,
-    FennecBaseline,
     ModelSide,
     TaskSide,
     TransferSpace,
