@@ -8,7 +8,8 @@ Subcommands:
 - ``fennec import-results``: import published transfer-result tables or the zoo's ground truth.
 - ``fennec fit``: fit the transfer space from the catalog and rebuild the model and task indexes.
 - ``fennec recommend DATASET``: the ranked models for a dataset (``--json`` for machines).
-- ``fennec bench``: the leave-one-task-out benchmark on the embedded zoo.
+- ``fennec bench``: the leave-one-task-out benchmark on the embedded zoo (``--published``: also
+  leave-one-model-out cold start on the published tables).
 
 The catalog and the index live in ``FENNEC_HOME`` (``--home``), by default
 ``$HF_HOME/fennec``. Known errors are printed as one line; exit codes: 0 success, 1 error,
@@ -132,6 +133,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--device", help="device for forward passes and scoring")
     b.add_argument("--threads", type=_positive, help="torch CPU threads (1 is fastest on a machine shared with "
                    "other jobs)")
+    b.add_argument("--published", action="store_true", help="also run the leave-one-model-out cold-start "
+                   "benchmark on the published tables (benchmark/published_cold_start.py, source tree only)")
     b.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
@@ -257,7 +260,26 @@ def _bench(args: argparse.Namespace) -> int:
     kwargs = {k: v for k, v in (("max_samples", args.max_samples), ("out", args.out)) if v is not None}
     report = run_benchmark(targets=args.targets, device=args.device, progress=_progress(args), **kwargs)
     print(report)
+    if args.published:
+        return _bench_published(args.out)
     return 0
+
+
+def _bench_published(out: Path | None) -> int:
+    """Run benchmark/published_cold_start.py of the source tree (it is not part of the package)."""
+    import importlib.util
+
+    from fennec.errors import WorkspaceError
+
+    script = Path(__file__).resolve().parents[1] / "benchmark" / "published_cold_start.py"
+    if not script.exists():
+        raise WorkspaceError(f"{script} not found: the published-tables benchmark ships with fennec's source "
+                             "tree, not with the installed package; run it from a checkout.")
+    spec = importlib.util.spec_from_file_location("published_cold_start", script)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
+    spec.loader.exec_module(module)
+    return int(module.main(["--out", str(out)] if out is not None else []) or 0)
 
 
 def main(argv: list[str] | None = None) -> int:
