@@ -34,8 +34,8 @@ __all__ = ["DEFAULT_METRIC", "CandidateScore", "fuse", "score_candidates"]
 LOG = logging.getLogger(__name__)
 
 #: The metric :func:`score_candidates` uses unless told otherwise: the best single metric of the
-#: zoo benchmark (mean weighted τ over the 10 targets, benchmark/results/zoo_metrics.md; 0.720
-#: on the partial ground truth of 2026-11-22, ahead of LogME 0.701 and SFDA 0.445). ``fennec
+#: zoo benchmark (mean weighted τ over the 10 targets, benchmark/results/zoo_metrics.md: 0.703
+#: on the complete ground truth, ahead of LogME 0.660 and SFDA 0.515). ``fennec
 #: bench`` re-selects it without the held-out target for every target it evaluates.
 DEFAULT_METRIC = "hscore_regularized"
 
