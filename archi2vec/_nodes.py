@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 __all__ = ["canonical_op", "node_label", "spatial_size", "shape_of", "clean_module_path"]
 
@@ -165,7 +168,7 @@ PASSTHROUGH_OPS = frozenset({
 })
 
 
-def simplify_graph(g: "nx.DiGraph") -> "nx.DiGraph":
+def simplify_graph(g: nx.DiGraph) -> nx.DiGraph:
     """The data path of a captured graph, renumbered 0..n-1 in execution order.
 
     1. Pass-through operators (``PASSTHROUGH_OPS``, and indexing that keeps the shape, such
@@ -192,7 +195,7 @@ def simplify_graph(g: "nx.DiGraph") -> "nx.DiGraph":
     return out
 
 
-def _contract_and_prune(h: "nx.DiGraph") -> "nx.DiGraph":
+def _contract_and_prune(h: nx.DiGraph) -> nx.DiGraph:
     import networkx as nx  # noqa: PLC0415
 
     for node in sorted(h.nodes):

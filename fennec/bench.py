@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from fennec._files import save_json_atomic
 from fennec.errors import InvalidInputError
 
 __all__ = ["ZooData", "load_zoo_data", "run_benchmark", "score_zoo"]
@@ -104,10 +105,7 @@ def _load_json(path: Path) -> dict[str, Any]:
 
 
 def _save_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
-    tmp.replace(path)
+    save_json_atomic(path, data, sort_keys=True)
 
 
 def load_zoo_data(*, max_samples: int, seed: int = 0, device: Any = None, targets: Sequence[str] | None = None,

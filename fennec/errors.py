@@ -19,6 +19,11 @@ __all__ = [
 class FennecError(Exception):
     """Base class of every error fennec raises on purpose."""
 
+    def __str__(self) -> str:
+        # One message, printed as is: OSError subclasses would format errno/filename and
+        # KeyError subclasses would quote it otherwise.
+        return str(self.args[0]) if len(self.args) == 1 else super().__str__()
+
 
 # ---------------------------------------------------------------------------------------
 # INPUT ERRORS
@@ -90,9 +95,6 @@ class HubError(FennecError):
         self.revision = revision
         self.message = message
         super().__init__(message)
-
-    def __str__(self) -> str:  # OSError subclasses would format errno/filename otherwise
-        return self.message
 
 
 class HubUnavailableError(HubError, ConnectionError):
@@ -255,9 +257,6 @@ class DatasetError(InvalidInputError):
         self.dataset = dataset
         self.message = message
         super().__init__(message)
-
-    def __str__(self) -> str:  # OSError subclasses would format errno/filename otherwise
-        return self.message
 
 
 class DatasetNotFoundError(DatasetError, FileNotFoundError):

@@ -38,9 +38,7 @@ import dataclasses
 import hashlib
 import logging
 import math
-import os
 import re
-import tempfile
 import time
 import zipfile
 from collections.abc import Sequence
@@ -51,6 +49,7 @@ import numpy as np
 import torch
 
 from fennec import constants
+from fennec._files import save_npz_atomic
 from fennec._hub_common import ModelFiles, Preprocessing
 from fennec.errors import FeatureExtractionError, InvalidInputError, UnsupportedModelError
 from fennec.metrics._validation import resolve_device
@@ -535,23 +534,11 @@ class FeatureCache:
         if probabilities is not None:
             probabilities = np.ascontiguousarray(probabilities, dtype=np.float32)
         _check_arrays(features, probabilities)
-        path = self.path(model_sha, fingerprint)
-        path.parent.mkdir(parents=True, exist_ok=True)
         arrays = {"features": features, "model_sha": np.array(model_sha), "fingerprint": np.array(fingerprint),
                   "format": np.array(CACHE_FORMAT)}
         if probabilities is not None:
             arrays["probabilities"] = probabilities
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **arrays)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return save_npz_atomic(self.path(model_sha, fingerprint), arrays)
 
 
 def _check_arrays(features: np.ndarray, probabilities: np.ndarray | None) -> None:

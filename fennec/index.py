@@ -32,7 +32,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -44,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from fennec._files import sha256_file
 from fennec.errors import IndexCorruptedError, IndexMismatchError, InvalidInputError
 
 __all__ = ["FORMAT_VERSION", "IndexMeta", "ModelIndex", "open_index"]
@@ -96,14 +96,6 @@ class IndexMeta:
                     "It was built by another version of fennec's embedder or transfer space; "
                     "rebuild it from the catalog (open_index(..., rebuild=True), or "
                     "`fennec reindex --rebuild-index`).", field=field, expected=want, found=found)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class ModelIndex:
@@ -328,7 +320,7 @@ class ModelIndex:
         meta = {"format": FORMAT_VERSION, **dataclasses.asdict(self.meta), "count": len(self),
                 "extra": self.extra,
                 "files": {"index": index_name, "ids": ids_name},
-                "sha256": {"index": _sha256(folder / index_name), "ids": _sha256(folder / ids_name)}}
+                "sha256": {"index": sha256_file(folder / index_name), "ids": sha256_file(folder / ids_name)}}
         tmp = folder / f".meta.json.{token}.tmp"
         _write_durable(tmp, json.dumps(meta, indent=1, sort_keys=True).encode())
         os.replace(tmp, folder / "meta.json")  # the commit point
@@ -372,7 +364,7 @@ class ModelIndex:
             path = folder / files[key]
             if not path.is_file():
                 raise IndexCorruptedError(f"{path} is missing.", path=str(folder))
-            if _sha256(path) != sums[key]:
+            if sha256_file(path) != sums[key]:
                 raise IndexCorruptedError(f"{path} is damaged (checksum mismatch).", path=str(folder))
         try:
             index = faiss.read_index(str(folder / files["index"]))

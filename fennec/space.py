@@ -94,7 +94,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -103,6 +102,7 @@ from typing import Any
 import numpy as np
 import scipy.stats
 
+from fennec._files import save_npz_atomic
 from fennec.errors import (
     FallbackWarning,
     FennecWarning,
@@ -834,18 +834,7 @@ class TransferSpace:
         if self._descriptors is not None:
             arrays.update(descriptors=self._descriptors, desc_mean=self._desc_mean, desc_scale=self._desc_scale,
                           described=self._described)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **arrays)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return save_npz_atomic(path, arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> TransferSpace:

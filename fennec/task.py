@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from fennec._files import save_json_atomic, save_npz_atomic
 from fennec.errors import InvalidInputError
 from fennec.metrics._validation import check_features_labels
 
@@ -314,14 +315,9 @@ class TaskIndex:
     def save(self, folder: str | Path) -> Path:
         """Write ``descriptors.npz`` + ``tasks.json`` into ``folder`` (each atomically)."""
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / "descriptors.tmp.npz"
-        np.savez(tmp, descriptors=self._raw)
-        tmp.replace(folder / "descriptors.npz")
-        meta = {"task_ids": self.task_ids, "proxy": self.proxy, "version": self.version}
-        tmpj = folder / "tasks.json.tmp"
-        tmpj.write_text(json.dumps(meta, indent=1), encoding="utf-8")
-        tmpj.replace(folder / "tasks.json")
+        save_npz_atomic(folder / "descriptors.npz", {"descriptors": self._raw})
+        save_json_atomic(folder / "tasks.json",
+                         {"task_ids": self.task_ids, "proxy": self.proxy, "version": self.version})
         return folder
 
     @classmethod

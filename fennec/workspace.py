@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from fennec._files import sha256_file
 from fennec import constants
 from fennec.errors import InvalidInputError, WorkspaceError
 
@@ -89,14 +90,6 @@ def _zoo_ground_truth() -> Path:
     if own.exists():
         return own
     return Path(__file__).resolve().parents[1] / "benchmark" / "results" / "zoo_ground_truth.json"
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _resolve_task_dataset(spec: str) -> str:
@@ -361,7 +354,7 @@ def zoo_workspace(home: str | Path | None = None, *, progress: bool = False, dev
     if not truth.exists():
         raise WorkspaceError(f"The zoo's ground truth {truth} is missing; rebuild it with "
                              "`python scripts/build_benchmark.py` (see benchmark/README.md).")
-    truth_sha = _sha256_file(truth)
+    truth_sha = sha256_file(truth)
     with Catalog(home / "catalog.sqlite") as catalog:
         stamp = _tree_stamp(zoo / "hub")
         if catalog.get_state("zoo_hub_stamp") != stamp:

@@ -30,7 +30,6 @@ import dataclasses
 import json
 import logging
 import math
-import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -226,8 +225,6 @@ def _seed_of(name: str) -> int:
 def pretrain(spec: ZooSpec, *, steps: int | None = None, datasets_dir: Path = DATASETS_DIR,
              batch: int = BATCH, eval_limit: int | None = None):
     """Build and pre-train `spec`; return (model, class names, provenance record)."""
-    import transformers as T
-
     steps = spec.steps if steps is None else steps
     source = "union" if spec.source == "none" else spec.source  # the random baseline keeps union's label space
     xtr, ytr, classes = load_source(source, "train", datasets_dir)
