@@ -92,13 +92,33 @@ def _has_images(p: Path) -> bool:
     return any(_is_image_file(c) for c in p.iterdir())
 
 
+#: Folder names read as splits (case-insensitive), as ``datasets``' imagefolder does; any
+#: other folder under the root is a class, whose images may sit in nested folders.
+SPLIT_FOLDER_NAMES = frozenset({"train", "training", "test", "testing", "validation", "valid", "val", "dev",
+                                "eval"})
+
+
+def _has_images_deep(p: Path) -> bool:
+    return any(_is_image_file(c) for c in p.rglob("*"))
+
+
 def _image_folder_splits(root: Path) -> dict[str, Path] | None:
-    """``{split: folder of class folders}``, or None when ``root`` is not an ImageFolder."""
+    """``{split: folder of class folders}``, or None when ``root`` is not an ImageFolder.
+
+    ``<root>/<split>/<class>/…`` when the root's folders are split names
+    (:data:`SPLIT_FOLDER_NAMES`) holding class folders with images; otherwise
+    ``<root>/<class>/…`` (one split, ``"train"``) when the root's folders hold images at any depth.
+    """
     children = _subdirs(root)
     if any(_has_images(c) for c in children):
         return {"train": root}
-    splits = {c.name: c for c in children if any(_has_images(g) for g in _subdirs(c))}
-    return splits or None
+    splits = {c.name: c for c in children
+              if c.name.lower() in SPLIT_FOLDER_NAMES and any(_has_images_deep(g) for g in _subdirs(c))}
+    if splits:
+        return splits
+    if any(_has_images_deep(c) for c in children):
+        return {"train": root}
+    return None
 
 
 def _image_folder(dataset: str, root: Path, splits: dict[str, Path], split: str | None) -> Split:

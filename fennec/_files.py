@@ -7,14 +7,19 @@ never half of one, and a crash leaves no partial file behind under the final nam
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+LOG = logging.getLogger(__name__)
 
 
 def write_bytes_atomic(path: str | Path, write: Any) -> Path:
@@ -52,3 +57,29 @@ def sha256_file(path: str | Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+@contextlib.contextmanager
+def file_lock(path: str | Path, *, waiting: str | None = None) -> Iterator[None]:
+    """An exclusive lock on ``path`` (``fcntl.flock``), waiting for it if another process holds it.
+
+    Released on exit, and by the system if the process dies. Not re-entrant: a process that
+    takes the same lock twice waits for itself. ``waiting`` is logged when it has to wait.
+    """
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            LOG.warning("%s (lock %s)", waiting or "Waiting for a lock", path)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

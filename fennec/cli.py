@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from fennec import constants
-from fennec.errors import FennecError, ReindexLockedError
+from fennec.errors import FennecError, InvalidInputError, ReindexLockedError
 
 __all__ = ["main"]
 
@@ -46,6 +46,13 @@ def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
     return value
 
 
@@ -109,8 +116,9 @@ def _parser() -> argparse.ArgumentParser:
     rec.add_argument("--config", help="dataset config (Hub datasets)")
     rec.add_argument("--image-column")
     rec.add_argument("--label-column")
-    rec.add_argument("--max-samples", type=_positive, help="images sampled, stratified (default 1000)")
-    rec.add_argument("--seed", type=int, default=0, help="sampling seed")
+    rec.add_argument("--max-samples", type=_positive, help="images sampled, stratified (default: as the "
+                     "workspace's known tasks were sampled, 1000)")
+    rec.add_argument("--seed", type=_non_negative, help="sampling seed (default: the workspace's, 0)")
     rec.add_argument("--json", action="store_true", help="print one JSON document")
     rec.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -118,12 +126,15 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--home", type=Path, help="workspace (default: FENNEC_HOME)")
     f.add_argument("--hub", help="where weights and the proxy come from: 'zoo', a folder or an endpoint URL "
                    "(default: the previous fit's)")
-    f.add_argument("--proxy", help="proxy model id (default: the previous fit's, else facebook/dinov2-large)")
-    f.add_argument("--dim", type=_positive, help="transfer-space dimension")
-    f.add_argument("--max-samples", type=_positive, help="images per historical task for its descriptor")
-    f.add_argument("--exclude", nargs="*", default=[], help="models never to recommend")
+    f.add_argument("--proxy", help="proxy model id (default: the previous fit's, else facebook/dinov2-large; "
+                   "fennec/resnet-proxy-union-long with --hub zoo)")
+    f.add_argument("--dim", type=_positive, help="transfer-space dimension (default: the previous fit's, else 6)")
+    f.add_argument("--max-samples", type=_positive, help="images per historical task for its descriptor "
+                   "(default: the previous fit's, else 1000)")
+    f.add_argument("--exclude", nargs="*", help="models never to recommend (default: the previous fit's)")
     f.add_argument("--device", help="device for the proxy")
-    f.add_argument("--zoo", action="store_true", help="(re)build the embedded zoo's workspace instead")
+    f.add_argument("--zoo", action="store_true", help="(re)build the embedded zoo's workspace instead (fixed "
+                   "settings: only --home, --device and --no-progress apply)")
     f.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     b = sub.add_parser("bench", parents=[common], help="leave-one-task-out benchmark on the embedded zoo")
@@ -224,12 +235,11 @@ def _progress(args: argparse.Namespace) -> bool:
 
 def _recommend(args: argparse.Namespace) -> int:
     from fennec.recommender import DEFAULT_FUSION_WEIGHT, recommend
-    from fennec.workspace import DEFAULT_MAX_SAMPLES
 
     recs = recommend(args.dataset, top_k=args.top_k, candidates=args.candidates, refine=not args.no_refine,
                      metric=args.metric, hub=args.hub, home=args.home, device=args.device, split=args.split,
                      config=args.config, image_column=args.image_column, label_column=args.label_column,
-                     max_samples=args.max_samples or DEFAULT_MAX_SAMPLES, seed=args.seed,
+                     max_samples=args.max_samples, seed=args.seed,
                      fusion_weight=DEFAULT_FUSION_WEIGHT if args.fusion_weight is None else args.fusion_weight,
                      progress=_progress(args))
     print(json.dumps(recs.to_dict(), indent=1) if args.json else recs.table())
@@ -240,12 +250,17 @@ def _fit(args: argparse.Namespace) -> int:
     from fennec.workspace import fit, zoo_workspace
 
     if args.zoo:
+        given = [flag for flag, v in (("--hub", args.hub), ("--proxy", args.proxy), ("--dim", args.dim),
+                                      ("--max-samples", args.max_samples), ("--exclude", args.exclude))
+                 if v is not None]
+        if given:
+            raise InvalidInputError(f"fennec fit --zoo builds the embedded zoo with fixed settings; {', '.join(given)} "
+                                    "cannot be combined with it. Drop them, or fit your own workspace without --zoo.")
         home = zoo_workspace(args.home, progress=_progress(args), device=args.device)
         print(f"embedded zoo workspace ready: {home}")
         return 0
-    kwargs = {k: v for k, v in (("dim", args.dim), ("max_samples", args.max_samples)) if v is not None}
-    summary = fit(home=args.home, hub=args.hub, proxy=args.proxy, exclude=args.exclude, device=args.device,
-                  progress=_progress(args), **kwargs)
+    summary = fit(home=args.home, hub=args.hub, proxy=args.proxy, dim=args.dim, max_samples=args.max_samples,
+                  exclude=args.exclude, device=args.device, progress=_progress(args))
     print(summary.line())
     return 0
 

@@ -7,8 +7,10 @@ balanced over classes, small, reproducible, and identified by a content fingerpr
 :func:`load_sample` accepts, and detects in this order:
 
 1. a local folder in ImageFolder layout: ``<root>/<class>/<image>`` (one split, called
-   ``"train"``) or ``<root>/<split>/<class>/<image>``; class names are the folder names,
-   sorted; images may sit in nested folders under their class folder;
+   ``"train"``) or ``<root>/<split>/<class>/<image>``, where split folders are recognised by
+   their name (train, test, validation, valid, val, dev, eval, training, testing, as in
+   ``datasets``' imagefolder; any other folder is a class); class names are the folder
+   names, sorted; images may sit in nested folders under their class folder;
 2. a local parquet file, or a folder of parquet files in the Hub layout
    (``data/<split>-00000-of-00001.parquet``, ``<split>.parquet``, ``<config>/<split>-*.parquet``
    or ``<config>/<split>/*.parquet``);

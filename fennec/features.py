@@ -454,6 +454,8 @@ def extract_features(model_or_files: torch.nn.Module | ModelFiles, images: Seque
             x = preprocess(images[start:start + batch_size], preprocessing)
             if dev.type == "cuda":
                 x = x.pin_memory().to(dev, non_blocking=True)
+            elif dev.type != "cpu":
+                x = x.to(dev)
             f, z = forward(x)
             feats.append(f.flatten(1).float().cpu())
             if z is not None:
@@ -627,5 +629,9 @@ def _features_of(files: ModelFiles, sample: SampleLike, *, hub: Any, store: Feat
     features, probabilities = extract_features(files, list(sample.images), device=device,
                                                batch_size=batch_size, progress=progress)
     if store is not None:
-        store.put(files.sha, sample.fingerprint, features, probabilities)
+        try:
+            store.put(files.sha, sample.fingerprint, features, probabilities)
+        except OSError as e:  # a full or read-only cache folder must not throw good features away
+            LOG.warning("Could not cache the features of %s in %s (%s); they are used but not kept",
+                        repo_id, store.root, e)
     return ExtractedFeatures(repo_id, files.sha, features, probabilities, n, time.perf_counter() - started, False)

@@ -5,8 +5,10 @@ The path of one call (DESIGN.md):
 1. :func:`fennec.data.load_sample` draws a stratified sample of the dataset;
 2. the workspace's proxy model embeds it once and :func:`fennec.task.describe` turns the
    embeddings into a task descriptor, which the fitted transfer space
-   (:class:`fennec.space.TransferSpace`) maps to a task vector — by way of the closest
-   historical tasks, which are returned as evidence;
+   (:class:`fennec.space.TransferSpace`) maps to a task vector as a weighted combination of
+   the historical tasks' vectors (``placement``: the weights that were used); the
+   historical tasks with the most similar descriptors come back as evidence
+   (``closest_tasks``), with the model that fine-tuned best on each;
 3. the FAISS index of model vectors returns the ``candidates`` models with the highest
    predicted transferability ``u_m · v_task`` (every indexed model has a vector: from its
    fine-tuning history, or placed from its architecture and metadata when it has none);
@@ -26,14 +28,17 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import logging
+import math
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from fennec.errors import InvalidInputError
+from fennec.errors import FallbackWarning, InvalidInputError
 from fennec.workspace import DEFAULT_MAX_SAMPLES, Workspace, _workspace_for
 
 __all__ = [
@@ -43,6 +48,8 @@ __all__ = [
     "Recommendations",
     "recommend",
 ]
+
+LOG = logging.getLogger(__name__)
 
 #: Weight of the metric in the fusion (``fennec.refine.fuse``); the zoo benchmark's
 #: leave-one-task-out choice is reported in benchmark/results/zoo_recommend.md.
@@ -86,12 +93,13 @@ class Recommendation:
 
 @dataclasses.dataclass(frozen=True)
 class KnownTask:
-    """A historical task close to the new one: the evidence behind its task vector.
+    """A historical task whose proxy descriptor is close to the new one's (evidence).
 
     Attributes:
         task_id: the task.
-        similarity: cosine similarity of the standardised descriptors.
-        best_model, best_value: the model that fine-tuned best on it, and its result.
+        similarity: cosine similarity of the standardised descriptors (1 = the same data).
+        best_model, best_value: the recommendable model that fine-tuned best on it, and its
+            result (None when none of its models is in the index).
     """
 
     task_id: str
@@ -104,17 +112,23 @@ class Recommendations(Sequence[Recommendation]):
     """The ranked :class:`Recommendation` records of one call, with their evidence.
 
     A sequence (``recs[0]`` is the best model); also carries ``dataset`` (the sample's
-    summary), ``closest_tasks`` (:class:`KnownTask`), ``n_candidates`` and ``n_refined``,
-    ``forward_passes`` (images run through the proxy and the refined models, cache misses
-    only), ``timings`` (seconds per step) and ``workspace``.
+    summary), ``closest_tasks`` (:class:`KnownTask`), ``placement`` (how the task vector was
+    formed: ``{"predictor": "knn" | "ridge" | "mean", "n_tasks": T, "weights": [(task id,
+    weight), …]}``, largest weights first), ``n_candidates``, ``n_refined`` (candidates the
+    metric scored; failed ones excluded), ``n_failed``, ``forward_passes`` (images run through
+    the proxy and the refined models, cache misses only), ``timings`` (seconds per step) and
+    ``workspace``.
     """
 
     def __init__(self, items: list[Recommendation], *, dataset: str, closest_tasks: list[KnownTask],
                  n_candidates: int, n_refined: int, metric: str | None, forward_passes: int,
-                 timings: dict[str, float], workspace: str, n_indexed: int):
+                 timings: dict[str, float], workspace: str, n_indexed: int,
+                 placement: dict[str, Any] | None = None, n_failed: int = 0):
         self._items = items
         self.dataset = dataset
         self.closest_tasks = closest_tasks
+        self.placement = placement or {}
+        self.n_failed = n_failed
         self.n_candidates = n_candidates
         self.n_refined = n_refined
         self.metric = metric
@@ -139,7 +153,8 @@ class Recommendations(Sequence[Recommendation]):
     def to_dict(self) -> dict[str, Any]:
         return {"dataset": self.dataset, "workspace": self.workspace, "n_indexed": self.n_indexed,
                 "n_candidates": self.n_candidates, "n_refined": self.n_refined, "metric": self.metric,
-                "forward_passes": self.forward_passes, "timings": self.timings,
+                "n_failed": self.n_failed, "forward_passes": self.forward_passes, "timings": self.timings,
+                "placement": self.placement,
                 "closest_tasks": [dataclasses.asdict(t) for t in self.closest_tasks],
                 "recommendations": [r.to_dict() for r in self._items]}
 
@@ -154,9 +169,12 @@ class Recommendations(Sequence[Recommendation]):
                          f"{r.predicted_score:9.3f}  {metric}  {r.final_score:7.3f}")
         lines.append("")
         lines.append(f"dataset: {self.dataset}")
+        failed = f" ({self.n_failed} failed)" if self.n_failed else ""
         lines.append(f"ranked {self.n_indexed} indexed models; {self.n_candidates} candidates from the index, "
-                     f"{self.n_refined} re-ranked with {self.metric or 'no metric'}; "
+                     f"{self.n_refined} re-ranked with {self.metric or 'no metric'}{failed}; "
                      f"{self.forward_passes} image forward passes; {sum(self.timings.values()):.1f} s")
+        if self.placement:
+            lines.append(_placement_line(self.placement))
         if self.closest_tasks:
             lines.append("closest known tasks: " + "; ".join(
                 f"{t.task_id} ({'the same data as this dataset, ' if t.similarity >= 0.999 else ''}"
@@ -164,6 +182,19 @@ class Recommendations(Sequence[Recommendation]):
                 + (f", best: {t.best_model} {t.best_value:.3f})" if t.best_model else ")")
                 for t in self.closest_tasks))
         return "\n".join(lines)
+
+
+def _placement_line(placement: dict[str, Any]) -> str:
+    kind, n = placement.get("predictor"), placement.get("n_tasks", 0)
+    weights = ", ".join(f"{t} {w:+.2f}" for t, w in placement.get("weights", [])[:3])
+    if kind == "mean":
+        return (f"task vector: the mean of the {n} known tasks (on held-out known tasks, descriptors did not "
+                "place tasks better than the mean)")
+    if kind == "ridge":
+        return f"task vector: ridge regression from descriptors over {n} known tasks; largest weights: {weights}"
+    if kind == "knn":
+        return f"task vector: weighted average of the nearest of {n} known tasks: {weights}"
+    return "task vector: the mean known task (the space was fitted without task descriptors)"
 
 
 def _fmt_params(n: int | None) -> str:
@@ -185,7 +216,7 @@ def recommend(dataset: str | Path | Any, *, top_k: int = 5, candidates: int = 20
               metric: str | None = None, hub: str | None = None, home: str | Path | None = None,
               device: Any = None, split: str | None = None, config: str | None = None,
               image_column: str | None = None, label_column: str | None = None,
-              max_samples: int = DEFAULT_MAX_SAMPLES, seed: int = 0,
+              max_samples: int | None = None, seed: int | None = None,
               fusion_weight: float = DEFAULT_FUSION_WEIGHT, cache: Any = None,
               progress: bool = False) -> Recommendations:
     """Rank the workspace's models by how well they are expected to fine-tune on ``dataset``.
@@ -205,8 +236,11 @@ def recommend(dataset: str | Path | Any, *, top_k: int = 5, candidates: int = 20
         device: ``"cuda"``, ``"cpu"`` … for forward passes and scoring (default: CUDA if
             available).
         split, config, image_column, label_column, max_samples, seed: how the dataset is read and
-            sampled (:func:`fennec.data.load_sample`).
-        fusion_weight: weight of the metric in the fused score (:func:`fennec.refine.fuse`).
+            sampled (:func:`fennec.data.load_sample`). ``max_samples`` and ``seed`` default to
+            the values the workspace's known tasks were described with (``fit.json``; 1000 and
+            0), so that the new descriptor is comparable with theirs; other values are honoured
+            with a warning.
+        fusion_weight: the metric's share in the fused score, in [0, 1] (:func:`fennec.refine.fuse`).
         cache: feature cache (:class:`fennec.features.FeatureCache`; None = the default
             folder, False = none).
         progress: progress bars for the long steps.
@@ -225,8 +259,15 @@ def recommend(dataset: str | Path | Any, *, top_k: int = 5, candidates: int = 20
 
     top_k = _check_positive("top_k", top_k)
     candidates = _check_positive("candidates", candidates)
-    if not 0.0 <= float(fusion_weight) <= 1.0:
-        raise InvalidInputError(f"fusion_weight must be in [0, 1], got {fusion_weight!r}.")
+    if (isinstance(fusion_weight, bool) or not isinstance(fusion_weight, (int, float))
+            or not 0.0 <= float(fusion_weight) <= 1.0):
+        raise InvalidInputError(f"fusion_weight must be a number in [0, 1] (the metric's share of the fused "
+                                f"score), got {fusion_weight!r}.")
+    for name, value in (("max_samples", max_samples), ("seed", seed)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or value < (1 if name == "max_samples" else 0)):
+            raise InvalidInputError(f"{name} must be a{' positive' if name == 'max_samples' else ' non-negative'} "
+                                    f"int or None, got {value!r}.")
     metric = metric or DEFAULT_METRIC
     metric_info(metric)  # an unknown metric fails before any work
     timings: dict[str, float] = {}
@@ -236,6 +277,7 @@ def recommend(dataset: str | Path | Any, *, top_k: int = 5, candidates: int = 20
     timings["workspace"] = time.perf_counter() - t
 
     t = time.perf_counter()
+    max_samples, seed = _sampling(ws, max_samples, seed)
     if hasattr(dataset, "images") and hasattr(dataset, "fingerprint"):
         sample = dataset
     else:
@@ -244,9 +286,10 @@ def recommend(dataset: str | Path | Any, *, top_k: int = 5, candidates: int = 20
     timings["sample"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    desc = task_descriptor(sample, proxy=ws.manifest["proxy"], hub=ws.hub, device=device, cache=cache,
-                           progress=progress)
-    task_vec, _ = ws.space.task_vector(desc.vector)
+    desc = task_descriptor(sample, proxy=ws.manifest["proxy"], hub=ws.hub, revision=ws.manifest.get("proxy_sha"),
+                           device=device, cache=cache, progress=progress)
+    task_vec, weights = ws.space.task_vector(desc.vector)
+    placement = _placement(ws, weights)
     timings["task"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -268,21 +311,46 @@ def recommend(dataset: str | Path | Any, *, top_k: int = 5, candidates: int = 20
         timings["refine"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    if metric_scores:
+    n_scored = sum(1 for v in metric_scores.values() if v is not None)
+    n_failed = len(metric_scores) - n_scored
+    if metric_scores and not n_scored:
+        warnings.warn(f"{metric} failed on all {len(metric_scores)} candidates (see the warnings above): the "
+                      "ranking is the transfer space's alone.", FallbackWarning, stacklevel=2)
+    if n_scored:
         fused = fuse({m: predicted[m] for m in metric_scores}, metric_scores, weight=fusion_weight)
-        refined = sorted(fused, key=lambda m: (-fused[m], m))
         rest = [m for m, _ in hits if m not in fused]
-        order = [(m, fused[m]) for m in refined] + [(m, predicted[m]) for m in rest]
+        order = list(fused.items()) + [(m, predicted[m]) for m in rest]  # fuse's order and tie-break
     else:
         order = [(m, s) for m, s in hits]
+    used_metric = metric if refine and n_scored else None
     records = _records(ws, order[:top_k], predicted, metric_scores, shas, metric if refine else None)
     closest = _closest_tasks(ws, desc.vector)
     timings["rank"] = time.perf_counter() - t
     return Recommendations(records, dataset=_dataset_summary(sample), closest_tasks=closest,
-                           n_candidates=min(candidates, len(hits)), n_refined=len(metric_scores),
-                           metric=metric if refine else None, forward_passes=forward,
+                           n_candidates=min(candidates, len(hits)), n_refined=n_scored, n_failed=n_failed,
+                           metric=used_metric, forward_passes=forward, placement=placement,
                            timings={k: round(v, 4) for k, v in timings.items()}, workspace=str(ws.home),
                            n_indexed=len(ws.index))
+
+
+def _sampling(ws: Workspace, max_samples: int | None, seed: int | None) -> tuple[int, int]:
+    """The sample size and seed: the caller's, else the ones the known tasks were described with."""
+    fitted_n = ws.manifest.get("max_samples", DEFAULT_MAX_SAMPLES)
+    fitted_seed = ws.manifest.get("seed", 0)
+    if max_samples is not None and max_samples != fitted_n:
+        LOG.warning("Sampling at most %d images, but the workspace's known tasks were described from samples of "
+                    "at most %d: the descriptor's sample-size statistics differ, which can shift the task's "
+                    "placement. Leave max_samples unset to match them.", max_samples, fitted_n)
+    return (fitted_n if max_samples is None else max_samples), (fitted_seed if seed is None else seed)
+
+
+def _placement(ws: Workspace, weights: list[tuple[str, float]]) -> dict[str, Any]:
+    predictor = getattr(ws.space, "task_predictor_", None) or {}
+    kind = predictor.get("kind") if weights else None
+    n_tasks = len(ws.tasks) if ws.tasks is not None else 0
+    top = sorted(weights, key=lambda tw: -abs(tw[1]))
+    return {"predictor": kind, "n_tasks": n_tasks,
+            "weights": [(t, round(float(w), 4)) for t, w in top if math.isfinite(w)]}
 
 
 def _dataset_summary(sample: Any) -> str:
@@ -321,15 +389,11 @@ def _records(ws: Workspace, order: list[tuple[str, float]], predicted: dict[str,
 
 
 def _closest_tasks(ws: Workspace, descriptor: np.ndarray, k: int = 3) -> list[KnownTask]:
-    from fennec.catalog import Catalog
-
     if ws.tasks is None:
         return []
+    best = ws.best_models()
     out = []
-    with Catalog(ws.home / "catalog.sqlite") as catalog:
-        for task_id, sim in ws.tasks.search(descriptor, k=k):
-            rows = [r for r in catalog.transfer_results(task=task_id) if r.variant in ("seed0", "results")]
-            best = max(rows, key=lambda r: r.value) if rows else None
-            out.append(KnownTask(task_id, round(float(sim), 4), best.model if best else None,
-                                 float(best.value) if best else None))
+    for task_id, sim in ws.tasks.search(descriptor, k=k):
+        model, value = best.get(task_id, (None, None))
+        out.append(KnownTask(task_id, round(float(sim), 4), model, value))
     return out

@@ -191,8 +191,8 @@ class TaskDescriptor:
     seconds: float = 0.0
 
 
-def embed_task(sample: Any, *, proxy: str = OFFLINE_PROXY, hub: Any, device: Any = None,
-               cache: Any = None, batch_size: int = 64, progress: bool = False) -> Any:
+def embed_task(sample: Any, *, proxy: str = OFFLINE_PROXY, hub: Any, revision: str | None = None,
+               device: Any = None, cache: Any = None, batch_size: int = 64, progress: bool = False) -> Any:
     """The proxy's embeddings of a sample: :class:`fennec.features.ExtractedFeatures`.
 
     The embedding is the proxy's penultimate representation (the input of its
@@ -201,22 +201,25 @@ def embed_task(sample: Any, *, proxy: str = OFFLINE_PROXY, hub: Any, device: Any
     """
     from fennec.features import model_features
 
-    return model_features(proxy, sample, hub=hub, cache=cache, device=device,
+    return model_features(proxy, sample, hub=hub, revision=revision, cache=cache, device=device,
                           batch_size=batch_size, progress=progress)
 
 
-def task_descriptor(sample: Any, *, proxy: str = OFFLINE_PROXY, hub: Any, device: Any = None,
-                    cache: Any = None, batch_size: int = 64, progress: bool = False) -> TaskDescriptor:
+def task_descriptor(sample: Any, *, proxy: str = OFFLINE_PROXY, hub: Any, revision: str | None = None,
+                    device: Any = None, cache: Any = None, batch_size: int = 64,
+                    progress: bool = False) -> TaskDescriptor:
     """Embed ``sample`` with ``proxy`` and describe it (:func:`describe`).
 
     Args:
         sample: a :class:`fennec.data.DatasetSample` (images, labels, fingerprint).
         proxy: the proxy model id on ``hub``.
         hub: where the proxy's weights come from (:func:`fennec.hub.open_hub`).
+        revision: the proxy's commit (default: the main branch). A fitted workspace pins the
+            commit its historical descriptors were computed with, so new ones are comparable.
         device, cache, batch_size, progress: as for :func:`fennec.features.model_features`.
     """
     t0 = time.perf_counter()
-    feats = embed_task(sample, proxy=proxy, hub=hub, device=device, cache=cache,
+    feats = embed_task(sample, proxy=proxy, hub=hub, revision=revision, device=device, cache=cache,
                        batch_size=batch_size, progress=progress)
     labels = np.asarray(sample.labels)
     vector = describe(feats.features, labels)

@@ -25,7 +25,9 @@ import hashlib
 import json
 import logging
 import shutil
+import tempfile
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,9 +35,9 @@ from typing import Any
 
 import numpy as np
 
-from fennec._files import sha256_file
+from fennec._files import file_lock, save_json_atomic, sha256_file
 from fennec import constants
-from fennec.errors import InvalidInputError, WorkspaceError
+from fennec.errors import FallbackWarning, InvalidInputError, WorkspaceError
 
 __all__ = [
     "DEFAULT_DIM",
@@ -208,8 +210,8 @@ def describe_tasks(task_datasets: Mapping[str, str], *, proxy: str, hub: Any, ma
 
 
 def fit(*, home: str | Path | None = None, hub: str | None = None, proxy: str | None = None,
-        dim: int = DEFAULT_DIM, max_samples: int = DEFAULT_MAX_SAMPLES, seed: int = 0,
-        exclude: Sequence[str] = (), device: Any = None, progress: bool = False,
+        dim: int | None = None, max_samples: int | None = None, seed: int | None = None,
+        exclude: Sequence[str] | None = None, device: Any = None, progress: bool = False,
         _extra_manifest: Mapping[str, Any] | None = None) -> FitSummary:
     """Fit the transfer space of a workspace and rebuild its model and task indexes.
 
@@ -226,25 +228,47 @@ def fit(*, home: str | Path | None = None, hub: str | None = None, proxy: str | 
             :func:`fennec.hub.open_hub`).
         proxy: the proxy model (default: the previous fit's, else :data:`fennec.task.ONLINE_PROXY`,
             or :data:`fennec.task.OFFLINE_PROXY` for the zoo).
-        dim: transfer-space dimension.
-        max_samples, seed: how each historical task's dataset is sampled for its descriptor.
-        exclude: models never to recommend (the proxy is always excluded).
+        dim: transfer-space dimension (default: the previous fit's, else :data:`DEFAULT_DIM`).
+        max_samples, seed: how each historical task's dataset is sampled for its descriptor
+            (default: the previous fit's, else :data:`DEFAULT_MAX_SAMPLES` and 0);
+            :func:`fennec.recommend` samples new datasets the same way.
+        exclude: models never to recommend (default: the previous fit's; the proxy is always
+            excluded).
         device: for the proxy's forward passes.
         progress: progress bars.
 
     Raises:
         WorkspaceError: no indexed models, or no fine-tuning results for them.
     """
+    home = Path(home) if home is not None else constants.fennec_home()
+    with _fit_lock(home):
+        return _fit(home=home, hub=hub, proxy=proxy, dim=dim, max_samples=max_samples, seed=seed,
+                    exclude=exclude, device=device, progress=progress, _extra_manifest=_extra_manifest)
+
+
+def _fit_lock(home: Path) -> Any:
+    """Fits of one workspace (and builds of the zoo) run one at a time, across processes."""
+    home.mkdir(parents=True, exist_ok=True)
+    return file_lock(home / ".fit.lock", waiting=f"Waiting for another fennec fit of {home} to finish")
+
+
+def _fit(*, home: Path, hub: str | None, proxy: str | None, dim: int | None, max_samples: int | None,
+         seed: int | None, exclude: Sequence[str] | None, device: Any, progress: bool,
+         _extra_manifest: Mapping[str, Any] | None) -> FitSummary:
+    """:func:`fit`, with the workspace's fit lock held."""
     from fennec.catalog import Catalog
-    from fennec.index import IndexMeta, ModelIndex
     from fennec.space import SPACE_VERSION, TaskSide, TransferSpace
-    from fennec.task import DESCRIPTOR_VERSION, OFFLINE_PROXY, ONLINE_PROXY, TaskIndex
+    from fennec.task import DESCRIPTOR_VERSION, OFFLINE_PROXY, ONLINE_PROXY
 
     t0 = time.perf_counter()
-    home = Path(home) if home is not None else constants.fennec_home()
     previous = _read_manifest(home) or {}
     hub_spec = hub if hub is not None else previous.get("hub", "")
     proxy = proxy or previous.get("proxy") or (OFFLINE_PROXY if hub_spec == ZOO_HUB else ONLINE_PROXY)
+    dim = dim if dim is not None else previous.get("dim", DEFAULT_DIM)
+    max_samples = max_samples if max_samples is not None else previous.get("max_samples", DEFAULT_MAX_SAMPLES)
+    seed = seed if seed is not None else previous.get("seed", 0)
+    if exclude is None:  # the previous fit's exclusions, less its proxy (unless it is still the proxy)
+        exclude = [m for m in previous.get("excluded", []) if m != previous.get("proxy")]
     hub_obj = _open_hub(hub_spec) if hub_spec else _open_hub_env()
     with Catalog(home / "catalog.sqlite") as catalog:
         sides = model_sides(catalog)
@@ -269,33 +293,44 @@ def fit(*, home: str | Path | None = None, hub: str | None = None, proxy: str | 
     vectors = space.model_vectors([sides[m] for m in ids]).astype(np.float32)
     proxy_sha = next(iter(described.values())).proxy_sha if described else None
 
-    tmp = home / f".{_SPACE_DIR}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    space.save(tmp / "space.npz")
-    meta = IndexMeta(vectors.shape[1], metric="ip", kind="transfer",
-                     embedder_version=_single_version(catalog_path=home / "catalog.sqlite"),
-                     space_version=SPACE_VERSION)
-    ModelIndex.from_vectors(ids, vectors, meta).save(tmp / "index")
-    if described:
-        TaskIndex(sorted(described), np.stack([described[t].vector for t in sorted(described)]),
-                  proxy=proxy).save(tmp / "tasks")
-    history = {m for row in results.values() for m in row}
-    manifest = {
-        "space_version": SPACE_VERSION, "descriptor_version": DESCRIPTOR_VERSION, "hub": hub_spec,
-        "proxy": proxy, "proxy_sha": proxy_sha, "dim": dim, "seed": seed, "max_samples": max_samples,
-        "fitted_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "n_models": len(ids), "n_with_history": len(history & set(ids)), "n_tasks": len(results),
-        "tasks": {t: {"source": sources[t], "dataset": datasets.get(t)} for t in sorted(results)},
-        "excluded": sorted({proxy, *exclude}),
-        **(_extra_manifest or {}),
-    }
-    (tmp / _MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-    _swap_in(tmp, home / _SPACE_DIR)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{_SPACE_DIR}.", suffix=".tmp", dir=home))
+    try:
+        _write_space(tmp, space=space, ids=ids, vectors=vectors, described=described, proxy=proxy, home=home)
+        history = {m for row in results.values() for m in row}
+        manifest = {
+            "space_version": SPACE_VERSION, "descriptor_version": DESCRIPTOR_VERSION, "hub": hub_spec,
+            "proxy": proxy, "proxy_sha": proxy_sha, "dim": dim, "seed": seed, "max_samples": max_samples,
+            "fitted_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "n_models": len(ids), "n_with_history": len(history & set(ids)), "n_tasks": len(results),
+            "tasks": {t: {"source": sources[t], "dataset": datasets.get(t)} for t in sorted(results)},
+            "excluded": sorted({proxy, *exclude}),
+            **(_extra_manifest or {}),
+        }
+        save_json_atomic(tmp / _MANIFEST, manifest)
+        _swap_in(tmp, home / _SPACE_DIR)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     summary = FitSummary(home, len(ids), manifest["n_with_history"], len(results), len(described), proxy,
                          time.perf_counter() - t0)
     LOG.info("%s", summary.line())
     return summary
+
+
+def _write_space(folder: Path, *, space: Any, ids: list[str], vectors: np.ndarray, described: Mapping[str, Any],
+                 proxy: str, home: Path) -> None:
+    """The fitted space, its FAISS model index and (with descriptors) the task index, into ``folder``."""
+    from fennec.index import IndexMeta, ModelIndex
+    from fennec.space import SPACE_VERSION
+    from fennec.task import TaskIndex
+
+    space.save(folder / "space.npz")
+    meta = IndexMeta(vectors.shape[1], metric="ip", kind="transfer",
+                     embedder_version=_single_version(catalog_path=home / "catalog.sqlite"),
+                     space_version=SPACE_VERSION)
+    ModelIndex.from_vectors(ids, vectors, meta).save(folder / "index")
+    if described:
+        TaskIndex(sorted(described), np.stack([described[t].vector for t in sorted(described)]),
+                  proxy=proxy).save(folder / "tasks")
 
 
 def _single_version(*, catalog_path: Path) -> str | None:
@@ -307,9 +342,11 @@ def _single_version(*, catalog_path: Path) -> str | None:
 
 
 def _swap_in(new: Path, target: Path) -> None:
-    """Replace folder ``target`` by ``new``: rename the old one away first, so a crash leaves
-    either the old or the new folder in place (the leftover is removed by the next fit)."""
-    old = target.with_name(f".{target.name}.old")
+    """Replace folder ``target`` by ``new``: the old one is renamed away first and deleted
+    last. A crash between the two renames leaves no ``target`` but the old folder beside it,
+    which :func:`_restore_interrupted` puts back; so a reader finds the old fit or the new one."""
+    old = _old_of(target)
+    _restore_interrupted(target)
     shutil.rmtree(old, ignore_errors=True)
     if target.exists():
         target.rename(old)
@@ -317,7 +354,23 @@ def _swap_in(new: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _old_of(target: Path) -> Path:
+    return target.with_name(f".{target.name}.old")
+
+
+def _restore_interrupted(target: Path) -> None:
+    """Put back the previous fit if a swap was interrupted after moving it away."""
+    old = _old_of(target)
+    if not target.exists() and (old / _MANIFEST).exists():
+        try:
+            old.rename(target)
+            LOG.warning("Restored the previous fit %s (a fit was interrupted while replacing it)", target)
+        except OSError:  # another process restored it first
+            pass
+
+
 def _read_manifest(home: Path) -> dict[str, Any] | None:
+    _restore_interrupted(home / _SPACE_DIR)
     path = home / _SPACE_DIR / _MANIFEST
     if not path.exists():
         return None
@@ -341,15 +394,20 @@ def zoo_workspace(home: str | Path | None = None, *, progress: bool = False, dev
     Args:
         home: where to keep it (default ``FENNEC_HOME/zoo``).
     """
+    zoo = zoo_dir()
+    home = Path(home) if home is not None else constants.fennec_home() / "zoo"
+    with _fit_lock(home):
+        return _zoo_workspace(zoo, home, progress=progress, device=device)
+
+
+def _zoo_workspace(zoo: Path, home: Path, *, progress: bool, device: Any) -> Path:
+    """:func:`zoo_workspace`, with the workspace's fit lock held."""
     from fennec.catalog import Catalog
     from fennec.hub import open_hub
     from fennec.reindex import Archi2VecEmbedder, reindex
     from fennec.space import SPACE_VERSION
     from fennec.task import DESCRIPTOR_VERSION, OFFLINE_PROXY
 
-    zoo = zoo_dir()
-    home = Path(home) if home is not None else constants.fennec_home() / "zoo"
-    home.mkdir(parents=True, exist_ok=True)
     truth = _zoo_ground_truth()
     if not truth.exists():
         raise WorkspaceError(f"The zoo's ground truth {truth} is missing; rebuild it with "
@@ -365,24 +423,33 @@ def zoo_workspace(home: str | Path | None = None, *, progress: bool = False, dev
             catalog.set_state("zoo_hub_stamp", stamp)
         if catalog.get_state("zoo_ground_truth_sha256") != truth_sha:
             summary = catalog.import_zoo_ground_truth(truth)
+            catalog.set_state("zoo_ground_truth_sha256", truth_sha)
+            LOG.info("Imported the zoo ground truth: %d results", summary.n_results)
+        # The targets' datasets (not the regenerable src-* pre-training sources): their
+        # descriptors are recomputed by the refit below when any of them changes.
+        data_stamp = _tree_stamp(zoo / "datasets", skip_prefix="src-")
+        if catalog.get_state("zoo_datasets_stamp") != f"{data_stamp}:{truth_sha}":
             for t in sorted({r.task_id for r in catalog.transfer_results(source="zoo_ground_truth")}):
                 if (zoo / "datasets" / t).is_dir():
                     catalog.upsert_task(t, kind="zoo", metadata={"dataset": f"{_ZOO_TASK_PREFIX}{t}"})
-            catalog.set_state("zoo_ground_truth_sha256", truth_sha)
-            LOG.info("Imported the zoo ground truth: %d results", summary.n_results)
+            catalog.set_state("zoo_datasets_stamp", f"{data_stamp}:{truth_sha}")
     manifest = _read_manifest(home) or {}
-    wanted = {"zoo_stamp": stamp, "zoo_ground_truth_sha256": truth_sha, "space_version": SPACE_VERSION,
-              "descriptor_version": DESCRIPTOR_VERSION}
+    stamps = {"zoo_stamp": stamp, "zoo_datasets_stamp": data_stamp, "zoo_ground_truth_sha256": truth_sha}
+    wanted = {**stamps, "space_version": SPACE_VERSION, "descriptor_version": DESCRIPTOR_VERSION}
     if any(manifest.get(k) != v for k, v in wanted.items()):
-        fit(home=home, hub=ZOO_HUB, proxy=OFFLINE_PROXY, device=device, progress=progress,
-            _extra_manifest={"zoo_stamp": stamp, "zoo_ground_truth_sha256": truth_sha})
+        _fit(home=home, hub=ZOO_HUB, proxy=OFFLINE_PROXY, dim=DEFAULT_DIM, max_samples=DEFAULT_MAX_SAMPLES,
+             seed=0, exclude=(), device=device, progress=progress, _extra_manifest=stamps)
     return home
 
 
-def _tree_stamp(folder: Path) -> str:
-    """A cheap change detector for a folder: sha256 of every file's path, size and mtime."""
+def _tree_stamp(folder: Path, *, skip_prefix: str | None = None) -> str:
+    """A cheap change detector for a folder: sha256 of every file's path, size and mtime
+    (top-level entries named ``skip_prefix…`` are left out)."""
     h = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+    files = (p for p in folder.rglob("*") if p.is_file())
+    if skip_prefix:
+        files = (p for p in files if not p.relative_to(folder).parts[0].startswith(skip_prefix))
+    for path in sorted(files):
         st = path.stat()
         h.update(f"{path.relative_to(folder)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()
@@ -401,6 +468,7 @@ class Workspace:
     index: Any
     tasks: Any  # TaskIndex or None
     hub: Any
+    _best: dict[str, tuple[str, float]] | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @classmethod
     def load(cls, home: str | Path) -> Workspace:
@@ -428,6 +496,17 @@ class Workspace:
         tasks = TaskIndex.load(folder / "tasks", proxy=manifest["proxy"]) if (folder / "tasks").exists() else None
         hub = _open_hub(manifest["hub"]) if manifest.get("hub") else _open_hub_env()
         return cls(home, manifest, space, index, tasks, hub)
+
+    def best_models(self) -> dict[str, tuple[str, float]]:
+        """``{known task: (model, result)}``: the indexed model that fine-tuned best on each
+        task (keys as in :func:`results_table`), read from the catalog once per workspace."""
+        from fennec.catalog import Catalog
+
+        if self._best is None:
+            with Catalog(self.home / "catalog.sqlite") as catalog:
+                table, _ = results_table(catalog, set(self.index.ids))
+            self._best = {t: max(row.items(), key=lambda mv: (mv[1], mv[0])) for t, row in table.items() if row}
+        return self._best
 
 
 #: Loaded workspaces of this process, by folder, with the ``fit.json`` stamp they were loaded at:
@@ -462,7 +541,13 @@ def _workspace_for(hub: str | None, home: str | Path | None, *, progress: bool, 
     if (home / _SPACE_DIR / _MANIFEST).exists():
         return _load_cached(home)
     if home == constants.fennec_home():
-        LOG.info("No space fitted in %s: using the embedded zoo", home)
+        if (home / "catalog.sqlite").exists():
+            warnings.warn(f"{home} has a catalog but no fitted transfer space, so the embedded zoo's models are "
+                          "ranked instead of yours. Run `fennec fit` (after `fennec import-results`) to rank the "
+                          "catalog's models, or pass hub='zoo' to use the zoo on purpose.", FallbackWarning,
+                          stacklevel=3)
+        else:
+            LOG.info("No space fitted in %s: using the embedded zoo", home)
         return _load_cached(zoo_workspace(None, progress=progress, device=device))
     return Workspace.load(home)  # raises the "run fennec fit" error
 

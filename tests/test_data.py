@@ -99,6 +99,19 @@ def test_image_folder_split_layout_and_split_choice(tmp_path):
     assert e.value.available == ("test", "train") and e.value.split == "validation"
 
 
+def test_image_folder_with_images_nested_under_their_class_folders(tmp_path):
+    make_image_folder(tmp_path / "ds" / "cat" / "indoor", {"x": 3})
+    make_image_folder(tmp_path / "ds" / "dog" / "park", {"y": 2}, seed=1)
+    s = load_sample(tmp_path / "ds", max_samples=None)
+    assert s.split == "train" and s.class_names == ("cat", "dog") and s.class_counts().tolist() == [3, 2]
+    # the same nesting under split folders
+    make_image_folder(tmp_path / "split" / "train" / "cat" / "indoor", {"x": 2})
+    make_image_folder(tmp_path / "split" / "train" / "dog" / "park", {"y": 2}, seed=1)
+    make_image_folder(tmp_path / "split" / "test" / "cat" / "indoor", {"x": 1})
+    s = load_sample(tmp_path / "split", max_samples=None)
+    assert s.split == "train" and s.class_names == ("cat", "dog") and s.class_counts().tolist() == [2, 2]
+
+
 def test_split_fallback_only_split_or_error_listing_them(tmp_path):
     make_image_folder(tmp_path / "one" / "val", {"a": 2, "b": 2})
     assert load_sample(tmp_path / "one").split == "val"

@@ -283,6 +283,19 @@ def test_corrupt_or_mismatching_cache_file_is_ignored_and_rewritten(hub, sample,
     assert not list(path.parent.glob("*.tmp"))
 
 
+def test_a_cache_that_cannot_be_written_keeps_the_features(hub, sample, tmp_path, caplog, monkeypatch):
+    cache = FeatureCache(tmp_path / "cache")
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cache, "put", full_disk)
+    with caplog.at_level(logging.WARNING, logger="fennec.features"):
+        out = model_features("org/tiny-resnet", sample, hub=hub, cache=cache)
+    assert out.features.shape[0] == len(sample.images) and not out.cached
+    assert "Could not cache the features of org/tiny-resnet" in caplog.text
+
+
 def test_cache_false_writes_nothing(hub, sample, tmp_path):
     out = model_features("org/tiny-resnet", sample, hub=hub, cache=False)
     again = model_features("org/tiny-resnet", sample, hub=hub, cache=False)

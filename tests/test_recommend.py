@@ -94,6 +94,10 @@ def test_fit_refuses_an_empty_workspace_and_recommend_names_the_fix(tmp_path, zo
     ({"top_k": 0}, InvalidInputError, "top_k"),
     ({"candidates": -1}, InvalidInputError, "candidates"),
     ({"fusion_weight": 1.5}, InvalidInputError, "fusion_weight"),
+    ({"fusion_weight": "0.5"}, InvalidInputError, "fusion_weight"),
+    ({"fusion_weight": True}, InvalidInputError, "fusion_weight"),
+    ({"max_samples": 0}, InvalidInputError, "max_samples"),
+    ({"seed": -1}, InvalidInputError, "seed"),
     ({"metric": "no-such-metric"}, UnknownMetricError, "no-such-metric"),
     ({"hub": "https://example.org"}, InvalidInputError, "fennec fit --hub"),
 ])
@@ -164,3 +168,68 @@ def test_own_workspace_with_published_and_described_tasks(zoo_env, tmp_path):
     assert set(manifest["tasks"]) == {"paper/cifar10", "mine/t-one", "mine/t-three"}
     recs = recommend(zoo_env / "datasets" / "t-new", home=home, top_k=3, refine=False)
     assert len(recs) == 3 and {t.task_id for t in recs.closest_tasks} <= {"mine/t-one", "mine/t-three"}
+    # the best model of a published task is looked up under its <source>/<task> key
+    best = {t.task_id: t.best_model for t in recs.closest_tasks}
+    assert best.get("mine/t-one", "lab/resnet-a") == "lab/resnet-a"
+    assert best.get("mine/t-three", "lab/vit-a") == "lab/vit-a"
+    assert all(b is not None for b in best.values())
+
+    # a refit without --exclude keeps the previous exclusions (and the sampling settings)
+    fit(home=home, exclude=["lab/vit-b"])
+    fit(home=home)
+    manifest = json.loads((home / "space" / "fit.json").read_text())
+    assert "lab/vit-b" in manifest["excluded"] and manifest["max_samples"] == 1000
+    assert "lab/vit-b" not in {r.model_id for r in recommend(zoo_env / "datasets" / "t-new", home=home,
+                                                              top_k=10, refine=False)}
+
+
+def test_the_task_vector_placement_is_reported(zoo_env):
+    recs = recommend(zoo_env / "datasets" / "t-new", top_k=2, refine=False)
+    placement = recs.placement
+    assert placement["predictor"] in ("knn", "ridge", "mean") and placement["n_tasks"] == len(TASKS)
+    assert {t for t, _ in placement["weights"]} <= set(TASKS)
+    assert "task vector:" in recs.table() and json.dumps(recs.to_dict()["placement"])
+
+
+def test_when_the_metric_fails_on_every_candidate_the_index_order_is_kept(zoo_env, monkeypatch):
+    from fennec import refine
+    from fennec.errors import FallbackWarning
+
+    def failing(model_ids, sample, **kwargs):
+        return [refine.CandidateScore(m, None, kwargs["metric"], None, "RuntimeError: boom", 0, 0.0, False)
+                for m in model_ids]
+
+    monkeypatch.setattr(refine, "score_candidates", failing)
+    plain = recommend(zoo_env / "datasets" / "t-new", top_k=4, refine=False)
+    with pytest.warns(FallbackWarning, match="failed on all 3 candidates"):
+        recs = recommend(zoo_env / "datasets" / "t-new", top_k=4, candidates=3, fusion_weight=1.0)
+    assert [r.model_id for r in recs] == [r.model_id for r in plain]
+    assert recs.n_refined == 0 and recs.n_failed == 3 and recs.metric is None
+    assert "(3 failed)" in recs.table()
+
+
+def test_a_catalog_without_a_fit_warns_before_falling_back_to_the_zoo(zoo_env, tmp_path, monkeypatch):
+    from fennec.catalog import Catalog
+    from fennec.errors import FallbackWarning
+
+    monkeypatch.setenv("FENNEC_HOME", str(tmp_path / "home"))
+    Catalog(tmp_path / "home" / "catalog.sqlite").close()
+    with pytest.warns(FallbackWarning, match="fennec fit"):
+        recs = recommend(zoo_env / "datasets" / "t-new", top_k=1, refine=False)
+    assert recs.workspace == str(tmp_path / "home" / "zoo")
+
+
+def test_an_interrupted_refit_leaves_the_previous_fit_readable(zoo_env, tmp_path):
+    home = zoo_workspace(tmp_path / "ws")
+    before = json.loads((home / "space" / "fit.json").read_text())
+    (home / "space").rename(home / ".space.old")  # a crash between the two renames of the swap
+    assert not (home / "space").exists()
+    assert ws_mod._read_manifest(home) == before
+    assert (home / "space" / "fit.json").exists() and not (home / ".space.old").exists()
+    leftovers = [p.name for p in home.iterdir() if p.name.startswith(".space.") and p.name.endswith(".tmp")]
+    assert leftovers == []
+
+
+def test_fit_zoo_rejects_settings_it_would_ignore(zoo_env, capsys):
+    assert main(["fit", "--zoo", "--dim", "3"]) == 1
+    assert "--dim" in capsys.readouterr().err
