@@ -11,13 +11,15 @@ Methods, side by side:
 - ``largest``: by parameter count (0);
 - ``metric:<name>``: every transferability metric of :mod:`fennec.metrics`, scoring every
   model (one forward pass per model and image);
+- ``metric-ensemble``: the mean z-score of the three metrics with the best mean weighted τ
+  over the training targets (chosen without the held-out target), scoring every model;
 - ``fennec-paper``: the Fennec paper's recipe (:class:`fennec.baseline.FennecBaseline`: NMF k=5,
   a random forest from proxy image embeddings to task vectors, meta-features; proxy only);
 - ``fennec-index``: fennec's transfer space and proxy descriptor alone (proxy only);
 - ``fennec-refine``: fennec-index, then the top ``C`` candidates re-ranked with a metric and
   fused (proxy + C models). The metric (the best single metric over the training targets) and
-  the fusion weight (by an inner leave-one-task-out on the training targets) are chosen
-  without the held-out target; the whole curve over C is reported too.
+  the fusion weight (for each C, by an inner leave-one-task-out on the training targets) are
+  chosen without the held-out target; the whole curve over C is reported too.
 
 Measures per target: weighted τ, Kendall τ, top-1 regret, top-3 hit (the true best model is
 among the first three), forward passes (images through any network, as a multiple of the
@@ -60,6 +62,8 @@ BUDGETS = (2, 4, 6, 8, 12, 18, 24)
 #: The headline configuration: proxy + 6 candidates = 7/36 of scoring every zoo model.
 HEADLINE_CANDIDATES = 6
 FUSION_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
+#: Metrics averaged (z-scores) by the ``metric-ensemble`` method.
+ENSEMBLE_SIZE = 3
 
 
 @dataclasses.dataclass
@@ -294,6 +298,7 @@ def run_benchmark(*, targets: Sequence[str] | None = None, out: str | Path = RES
     curve: dict[str, dict[int, dict[str, float | None]]] = {}
     evidence: dict[str, list] = {}
     chosen_weights: dict[str, float] = {}
+    chosen_ensembles: dict[str, list[str]] = {}
     rng = np.random.default_rng(seed)
     for t in held:
         truth = data.truth[t]
@@ -333,15 +338,24 @@ def run_benchmark(*, targets: Sequence[str] | None = None, out: str | Path = RES
         row["fennec-index (no archi2vec)"] = _evaluate(_index_scores(space_nosides, data, t)[0], truth) | {
             "forward_passes": 1.0, "seconds": data.proxy_seconds[t] + fit_s}
 
-        refine_metric = _inner_metric(metric_tau, train, metrics)
+        top3 = _inner_metrics(metric_tau, train, metrics, k=ENSEMBLE_SIZE)
+        ensemble = _ensemble({m: scores[t][m] for m in data.models}, top3)
+        row["metric-ensemble"] = _evaluate(ensemble, truth) | {
+            "forward_passes": float(n_models),
+            "seconds": sum(extract_s[t].values()) + sum(metric_s[t][m][x] for m in data.models for x in top3)}
+        chosen_ensembles[t] = top3
+
+        refine_metric = top3[0]
         chosen_metrics[t] = refine_metric
         metric_map = {m: scores[t][m][refine_metric] for m in data.models}
-        weight = _inner_weight(data, train, scores, refine_metric, headline) if len(train) >= 3 else 0.5
-        chosen_weights[t] = weight
+        budgets = sorted({min(c, n_models) for c in (*BUDGETS, headline, n_models)})
+        weights = (_inner_weights(data, train, scores, refine_metric, budgets) if len(train) >= 3
+                   else dict.fromkeys(budgets, 0.5))
+        chosen_weights[t] = weights[headline]
         curve[t] = {}
-        for c in sorted({min(c, n_models) for c in (*BUDGETS, headline, n_models)}):
+        for c in budgets:
             pool = sorted(index, key=lambda m: (-index[m], m))[:c]
-            res = _evaluate(_refined(index, metric_map, c, weight), truth)
+            res = _evaluate(_refined(index, metric_map, c, weights[c]), truth) | {"fusion_weight": weights[c]}
             curve[t][c] = res | {"forward_passes": 1.0 + c,
                                  "seconds": data.proxy_seconds[t] + fit_s + sum(extract_s[t][m] for m in pool)
                                  + sum(metric_s[t][m][refine_metric] for m in pool)}
@@ -352,7 +366,7 @@ def run_benchmark(*, targets: Sequence[str] | None = None, out: str | Path = RES
             "forward_passes": row["fennec-refine"]["forward_passes"], "seconds": row["fennec-refine"]["seconds"]}
         rows[t] = row
         LOG.info("%s: index τw %s, refine τw %s (%s, w=%.2f)", t, row["fennec-index"]["weighted_tau"],
-                 row["fennec-refine"]["weighted_tau"], refine_metric, weight)
+                 row["fennec-refine"]["weighted_tau"], refine_metric, weights[headline])
 
     summary = _summarise(rows, n_models)
     result = {
@@ -362,6 +376,7 @@ def run_benchmark(*, targets: Sequence[str] | None = None, out: str | Path = RES
         "max_samples": max_samples, "seed": seed, "default_metric": DEFAULT_METRIC,
         "default_fusion_weight": DEFAULT_FUSION_WEIGHT,
         "headline_candidates": headline, "fusion_weights": chosen_weights, "refine_metrics": chosen_metrics,
+        "ensemble_metrics": chosen_ensembles,
         "metric_chosen_on_all_targets": _inner_metric(metric_tau, all_targets, metrics),
         "forward_passes_unit": "images through one network, as a multiple of the sample size; scoring every "
                                f"candidate = {n_models}",
@@ -392,26 +407,47 @@ def _subsample(x: np.ndarray, n: int, seed: int) -> np.ndarray:
 def _inner_metric(metric_tau: Mapping[str, Mapping[str, float | None]], train: Sequence[str],
                   metrics: Sequence[str]) -> str:
     """The metric with the highest mean weighted τ (alone, every model) over ``train``."""
+    return _inner_metrics(metric_tau, train, metrics, k=1)[0]
+
+
+def _inner_metrics(metric_tau: Mapping[str, Mapping[str, float | None]], train: Sequence[str],
+                   metrics: Sequence[str], *, k: int) -> list[str]:
+    """The ``k`` metrics with the highest mean weighted τ (alone, every model) over ``train``, best first."""
     def mean(name: str) -> float:
         v = [metric_tau[x][name] for x in train if metric_tau[x][name] is not None]
         return float(np.mean(v)) if v else -np.inf
-    return max(sorted(metrics), key=mean)
+    return sorted(sorted(metrics), key=lambda name: -mean(name))[:k]
 
 
-def _inner_weight(data: ZooData, train: Sequence[str], scores: dict, metric: str, n_candidates: int) -> float:
-    """The fusion weight that maximises the mean weighted τ of leave-one-out over ``train``."""
-    per_w = {w: [] for w in FUSION_GRID}
+def _ensemble(model_scores: Mapping[str, Mapping[str, float | None]], names: Sequence[str]) -> dict[str, float]:
+    """Mean z-score (over the models) of several metrics; a model's failed metric counts as 0."""
+    from fennec.refine import _zscore
+
+    out = dict.fromkeys(model_scores, 0.0)
+    for name in names:
+        ok = [m for m in model_scores if model_scores[m].get(name) is not None]
+        z = _zscore(np.array([model_scores[m][name] for m in ok], dtype=np.float64))
+        for m, v in zip(ok, z):
+            out[m] += float(v) / len(names)
+    return out
+
+
+def _inner_weights(data: ZooData, train: Sequence[str], scores: dict, metric: str,
+                   budgets: Sequence[int]) -> dict[int, float]:
+    """For each candidate budget, the fusion weight that maximises the mean weighted τ of
+    leave-one-out over ``train`` (the inner spaces are fitted once for all budgets)."""
+    per = {(c, w): [] for c in budgets for w in FUSION_GRID}
     for inner in train:
         rest = [x for x in train if x != inner]
-        space = _fit_space(data, rest)
-        index, _ = _index_scores(space, data, inner)
+        index, _ = _index_scores(_fit_space(data, rest), data, inner)
         metric_map = {m: scores[inner][m][metric] for m in data.models}
-        for w in FUSION_GRID:
-            tau = _evaluate(_refined(index, metric_map, n_candidates, w), data.truth[inner])["weighted_tau"]
-            if tau is not None:
-                per_w[w].append(tau)
-    means = {w: float(np.mean(v)) if v else -np.inf for w, v in per_w.items()}
-    return max(FUSION_GRID, key=lambda w: (means[w], -abs(w - 0.5)))
+        for c in budgets:
+            for w in FUSION_GRID:
+                tau = _evaluate(_refined(index, metric_map, c, w), data.truth[inner])["weighted_tau"]
+                if tau is not None:
+                    per[c, w].append(tau)
+    means = {cw: float(np.mean(v)) if v else -np.inf for cw, v in per.items()}
+    return {c: max(FUSION_GRID, key=lambda w: (means[c, w], -abs(w - 0.5))) for c in budgets}
 
 
 def _summarise(rows: dict, n_models: int) -> dict[str, dict[str, float | None]]:
@@ -481,17 +517,23 @@ def _markdown(res: dict) -> str:
               f"- ≤ 1/5 of the forward passes of scoring every candidate ({_fmt(chk['forward_fraction'], 3)}): "
               f"**{_yes(chk['forward_passes_at_most_one_fifth'])}**", "",
               "## Weighted τ per held-out target", ""]
-    methods = ["random", "largest", "fennec-paper", "fennec-index", "fennec-refine", chk["best_single_metric"]]
-    methods = list(dict.fromkeys(m for m in methods if m))
-    lines.append("| target | " + " | ".join(methods) + " | refine metric | fusion weight | closest known tasks |")
+    methods = ["random", "largest", "fennec-paper", "fennec-index", "fennec-refine", chk["best_single_metric"],
+               "metric-ensemble"]
+    methods = list(dict.fromkeys(m for m in methods if m and m in res["summary"]))
+    lines.append("| target | " + " | ".join(methods)
+                 + " | refine metric | fusion weight | task placement (largest weights) |")
     lines.append("|---" * (len(methods) + 4) + "|")
     for t in res["targets"]:
         r = res["per_target"][t]
         ev = ", ".join(f"{n} ({w})" for n, w in res["closest_tasks"].get(t, []))
         lines.append(f"| {t} | " + " | ".join(_fmt(r[m]["weighted_tau"]) for m in methods)
                      + f" | {res['refine_metrics'].get(t, '-')} | {res['fusion_weights'].get(t, '-')} | {ev} |")
+    if res.get("ensemble_metrics"):
+        lines += ["", f"`metric-ensemble` averaged the z-scores of: {_counts({t: ' + '.join(v) for t, v in res['ensemble_metrics'].items()})}."]
     lines += ["", "## Quality against forward passes (fennec-refine, mean over targets)", "",
-              "| candidates refined | forward passes (fraction) | weighted τ | top-1 regret | top-3 hit |", "|---|---|---|---|---|"]
+              "The fusion weight is chosen for each number of candidates by the inner leave-one-task-out.", "",
+              "| candidates refined | forward passes (fraction) | weighted τ | top-1 regret | top-3 hit "
+              "| mean fusion weight |", "|---|---|---|---|---|---|"]
     cs = sorted({int(c) for t in res["budget_curve"] for c in res["budget_curve"][t]})
     for c in cs:
         vals = [res["budget_curve"][t][str(c)] for t in res["budget_curve"] if str(c) in res["budget_curve"][t]]
@@ -500,7 +542,8 @@ def _markdown(res: dict) -> str:
             return float(np.mean(v)) if v else None
         fp = mean("forward_passes")
         lines.append(f"| {c} | {_fmt(fp, 0)} ({_fmt(fp / res['n_models'] if fp else None, 2)}) | "
-                     f"{_fmt(mean('weighted_tau'))} | {_fmt(mean('top1_regret'))} | {_fmt(mean('top3_hit'), 2)} |")
+                     f"{_fmt(mean('weighted_tau'))} | {_fmt(mean('top1_regret'))} | {_fmt(mean('top3_hit'), 2)} "
+                     f"| {_fmt(mean('fusion_weight'), 2)} |")
     lines += ["", "![weighted tau per target](zoo_recommend_tau.png)", "",
               "![quality against forward passes](zoo_recommend_budget.png)", ""]
     return "\n".join(lines)

@@ -24,7 +24,7 @@ def test_leave_one_task_out_writes_every_method_and_counts_forward_passes(zoo_en
     res = json.loads((tmp_path / "zoo_recommend.json").read_text())
     assert res["targets"] == sorted(TASKS) and res["n_models"] == len(MODELS)
     methods = set(res["summary"])
-    assert {"random", "largest", "fennec-paper", "fennec-index", "fennec-refine"} <= methods
+    assert {"random", "largest", "fennec-paper", "fennec-index", "fennec-refine", "metric-ensemble"} <= methods
     assert {f"metric:{m}" for m in list_metrics()} <= methods
     s = res["summary"]
     n = len(MODELS)
@@ -38,6 +38,9 @@ def test_leave_one_task_out_writes_every_method_and_counts_forward_passes(zoo_en
             assert -1.0 <= row[meth]["weighted_tau"] <= 1.0
             assert row[meth]["top3_hit"] in (0.0, 1.0)
         assert res["fusion_weights"][t] in bench.FUSION_GRID
+        assert all(v["fusion_weight"] in bench.FUSION_GRID for v in res["budget_curve"][t].values())
+        assert len(res["ensemble_metrics"][t]) == bench.ENSEMBLE_SIZE
+        assert res["ensemble_metrics"][t][0] == res["refine_metrics"][t]
         # refining every model with weight 1 is the metric alone: same order as metric:<default>
         assert str(n) in res["budget_curve"][t]
     assert set(res["targets_check"]) >= {"beats_best_metric_by_0.05", "beats_index_only_by_0.10",
@@ -66,3 +69,14 @@ def test_evaluate_and_fusion_helpers():
     assert list(bench._refined(index, metric, 3, 0.0)) == ["m5", "m4", "m3", "m2", "m1", "m0"]
     # weight 1: the top 3 of the index re-ordered by the metric, the rest in index order
     assert list(bench._refined(index, metric, 3, 1.0)) == ["m3", "m4", "m5", "m2", "m1", "m0"]
+
+
+def test_metric_ensemble_is_the_mean_z_score_and_ignores_failures():
+    scores = {"a": {"x": 1.0, "y": 10.0}, "b": {"x": 2.0, "y": None}, "c": {"x": 3.0, "y": 30.0}}
+    ens = bench._ensemble(scores, ["x", "y"])
+    # z(x) = (-1.22, 0, 1.22); z(y) over a and c only = (-1, 1); b's failed y counts as 0
+    assert ens["a"] == pytest.approx((-1.2247 - 1) / 2, abs=1e-3)
+    assert ens["b"] == pytest.approx(0.0)
+    assert ens["c"] == pytest.approx((1.2247 + 1) / 2, abs=1e-3)
+    tau = {"t1": {"x": 0.5, "y": 0.7, "z": 0.1}, "t2": {"x": 0.6, "y": 0.6, "z": None}}
+    assert bench._inner_metrics(tau, ["t1", "t2"], ["x", "y", "z"], k=2) == ["y", "x"]
