@@ -129,6 +129,18 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE models ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
     """,
+    # 3 -> 4: why a model is unsupported (``error_type``: ``remote_code``, ``malformed``,
+    # ``archi2vec`` …) and, when the embedder could not embed it, that embedder's version
+    # (``unsupported_by``), so that a new embedder version retries it. Older rows kept
+    # only the message: archi2vec verdicts get the version 'unknown' (retried once).
+    """
+    ALTER TABLE models ADD COLUMN unsupported_by TEXT;
+    UPDATE models SET error_type = 'archi2vec', unsupported_by = 'unknown'
+        WHERE status = 'unsupported' AND last_error LIKE '%archi2vec cannot embed it%';
+    UPDATE models SET error_type = 'remote_code'
+        WHERE status = 'unsupported' AND error_type = 'unsupported'
+        AND last_error LIKE '%needs custom code%';
+    """,
 )
 #: The schema version this fennec writes.
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -182,6 +194,7 @@ class CatalogModel:
     next_attempt_at: datetime | None
     updated_at: datetime
     tags: tuple[str, ...] = ()
+    unsupported_by: str | None = None  # the embedder version that could not embed it
 
     @property
     def datasets(self) -> tuple[str, ...]:
@@ -250,11 +263,19 @@ class Catalog:
                 self._db.execute("PRAGMA synchronous = NORMAL")
             self._migrate()
         except sqlite3.DatabaseError as e:
-            with contextlib.suppress(Exception):
-                self._db.close()
+            self._close_quietly()
             raise CatalogError(f"{self.path} is not a usable fennec catalog ({e}). Move it away; "
                                "it will be recreated (the index is rebuilt from it).",
                                path=self.path) from e
+        except BaseException:  # CatalogVersionError, a failed migration, Ctrl-C: no leaked connection
+            self._close_quietly()
+            raise
+
+    def _close_quietly(self) -> None:
+        db = getattr(self, "_db", None)
+        if db is not None:
+            with contextlib.suppress(Exception):
+                db.close()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -287,24 +308,40 @@ class Catalog:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            else:
                 self._db.execute("COMMIT")
+            except BaseException:
+                # a failed COMMIT (e.g. a deferred constraint) leaves the transaction open:
+                # roll it back, or later transactions would silently join it. SQLite may
+                # have rolled back already (I/O error, disk full): a second ROLLBACK would
+                # raise and hide the original error.
+                if self._db.in_transaction:
+                    try:
+                        self._db.execute("ROLLBACK")
+                    except sqlite3.Error as rollback_error:
+                        LOG.error("%s: ROLLBACK failed (%s)", self.path, rollback_error)
+                raise
+
+    def _check_version(self, version: int) -> None:
+        if version > SCHEMA_VERSION:
+            raise CatalogVersionError(
+                f"{self.path} has catalog schema version {version}, but this fennec supports "
+                f"up to {SCHEMA_VERSION}. Upgrade fennec, or use another FENNEC_HOME.",
+                path=self.path, found=version, supported=SCHEMA_VERSION)
 
     def _migrate(self) -> None:
         with self._lock:
             version = self.schema_version
-            if version > SCHEMA_VERSION:
-                raise CatalogVersionError(
-                    f"{self.path} has catalog schema version {version}, but this fennec supports "
-                    f"up to {SCHEMA_VERSION}. Upgrade fennec, or use another FENNEC_HOME.",
-                    path=self.path, found=version, supported=SCHEMA_VERSION)
+            self._check_version(version)
             for target in range(version + 1, SCHEMA_VERSION + 1):
-                LOG.info("Migrating %s: schema %d -> %d", self.path, target - 1, target)
                 try:
                     with self.transaction() as db:
+                        # read again under the write lock: another process opening the same
+                        # file may have applied this step since the read above
+                        current = self.schema_version
+                        self._check_version(current)
+                        if current >= target:
+                            continue
+                        LOG.info("Migrating %s: schema %d -> %d", self.path, target - 1, target)
                         for statement in _statements(MIGRATIONS[target - 1]):
                             db.execute(statement)
                         db.execute(f"PRAGMA user_version = {target}")
@@ -316,13 +353,15 @@ class Catalog:
 
     def upsert_model(self, record: Any, *, status: str = "ok", family: str | None = None,
                      vector: Any = None, vector_version: str | None = None,
-                     last_error: str | None = None, error_type: str | None = None) -> None:
+                     last_error: str | None = None, error_type: str | None = None,
+                     unsupported_by: str | None = None) -> None:
         """Insert or replace a model from a record with the attributes of
         :class:`fennec.hub.ModelRecord` (``repo_id``, ``sha``, ``library`` …).
 
         A successful upsert (``status="ok"``) clears the error and retry state. With
         ``vector=None`` an existing vector is kept if the sha did not change. ``family``
-        defaults to the record's ``model_type``.
+        defaults to the record's ``model_type``. ``unsupported_by`` (status ``unsupported``
+        only) is the embedder version that could not embed the model.
 
         Raises:
             InvalidInputError: unknown status, a bad vector, or a vector without a version.
@@ -344,8 +383,8 @@ class Catalog:
                 """INSERT OR REPLACE INTO models (repo_id, sha, library, pipeline_tag, created_at,
                    last_modified, downloads, likes, parameters, family, vector, vector_dim,
                    vector_version, status, last_error, error_type, attempts, next_attempt_at, updated_at,
-                   tags)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)""",
+                   tags, unsupported_by)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)""",
                 (record.repo_id, record.sha, getattr(record, "library", None),
                  getattr(record, "pipeline_tag", None), _iso(getattr(record, "created_at", None)),
                  _iso(getattr(record, "last_modified", None)), int(getattr(record, "downloads", 0) or 0),
@@ -353,7 +392,8 @@ class Catalog:
                  family or getattr(record, "model_type", None),
                  blob, dim, vector_version if blob is not None else None, status,
                  last_error, error_type, attempts, _iso(_now()),
-                 json.dumps([str(t) for t in (getattr(record, "tags", None) or ())])))
+                 json.dumps([str(t) for t in (getattr(record, "tags", None) or ())]),
+                 unsupported_by if status == "unsupported" else None))
 
     def record_failure(self, repo_id: str, error: BaseException | str, *, sha: str = "",
                        now: datetime | None = None, base_delay: timedelta = timedelta(hours=1),
@@ -361,7 +401,8 @@ class Catalog:
         """Record that a model failed; it becomes due again after an exponential backoff.
 
         The n-th consecutive failure schedules the next attempt ``base_delay * 2**(n-1)``
-        later (capped at ``max_delay``). An existing vector and metadata are kept.
+        later (capped at ``max_delay``). Metadata is kept, and so is the vector unless
+        ``sha`` names another commit than the one it was computed from.
 
         Returns:
             The updated row.
@@ -370,21 +411,44 @@ class Catalog:
         message = str(error) if not isinstance(error, str) else error
         kind = type(error).__name__ if not isinstance(error, str) else None
         with self.transaction() as db:
-            old = db.execute("SELECT attempts FROM models WHERE repo_id = ?", (repo_id,)).fetchone()
+            old = db.execute("SELECT attempts, sha FROM models WHERE repo_id = ?", (repo_id,)).fetchone()
             attempts = (old["attempts"] if old is not None else 0) + 1
             delay = min(base_delay * (2 ** min(attempts - 1, 30)), max_delay)
             if old is None:
                 db.execute("INSERT INTO models (repo_id, sha, status, updated_at) VALUES (?, ?, 'failed', ?)",
                            (repo_id, sha, _iso(now)))
             db.execute("""UPDATE models SET status = 'failed', last_error = ?, error_type = ?,
-                          attempts = ?, next_attempt_at = ?, updated_at = ?,
+                          attempts = ?, next_attempt_at = ?, updated_at = ?, unsupported_by = NULL,
                           sha = CASE WHEN ? != '' THEN ? ELSE sha END WHERE repo_id = ?""",
                        (message[:2000], kind, attempts, _iso(now + delay), _iso(now), sha, sha, repo_id))
+            if old is not None and sha and sha != old["sha"]:  # that vector is another commit's
+                db.execute("UPDATE models SET vector = NULL, vector_dim = NULL, vector_version = NULL "
+                           "WHERE repo_id = ?", (repo_id,))
         return self.get_model(repo_id)  # type: ignore[return-value]
 
-    def mark_unsupported(self, record: Any, reason: str) -> None:
-        """Record a model fennec cannot use (e.g. it needs remote code); it is not retried."""
-        self.upsert_model(record, status="unsupported", last_error=reason, error_type="unsupported")
+    def mark_unsupported(self, record: Any, reason: str, *, kind: str = "unsupported",
+                         embedder_version: str | None = None) -> None:
+        """Record a model fennec cannot use, with why.
+
+        Args:
+            record: the model (:class:`fennec.hub.ModelRecord`).
+            reason: the message (``last_error``).
+            kind: the reason's name (``error_type``), e.g. ``remote_code``, ``malformed``
+                or ``archi2vec``.
+            embedder_version: the embedder version that could not embed the model, when
+                the verdict is the embedder's: :meth:`unsupported_by_other_embedder` then
+                returns it once the embedder changes. None for verdicts that depend on the
+                commit alone (remote code, a malformed config), retried only on a new commit.
+        """
+        self.upsert_model(record, status="unsupported", last_error=reason, error_type=kind,
+                          unsupported_by=embedder_version)
+
+    def unsupported_by_other_embedder(self, embedder_version: str) -> list[str]:
+        """Unsupported models that another embedder version could not embed (to retry)."""
+        rows = self._db.execute(
+            "SELECT repo_id FROM models WHERE status = 'unsupported' AND unsupported_by IS NOT NULL "
+            "AND unsupported_by != ? ORDER BY repo_id", (embedder_version,)).fetchall()
+        return [r["repo_id"] for r in rows]
 
     def due_for_retry(self, *, now: datetime | None = None) -> list[str]:
         """Failed models whose backoff has expired, oldest first."""
@@ -644,7 +708,7 @@ def _model(row: sqlite3.Row) -> CatalogModel:
         family=row["family"], vector=vector, vector_version=row["vector_version"], status=row["status"],
         last_error=row["last_error"], error_type=row["error_type"], attempts=row["attempts"],
         next_attempt_at=_dt(row["next_attempt_at"]), updated_at=_dt(row["updated_at"]),
-        tags=tuple(json.loads(row["tags"] or "[]")),
+        tags=tuple(json.loads(row["tags"] or "[]")), unsupported_by=row["unsupported_by"],
     )
 
 

@@ -32,13 +32,13 @@ def cat(tmp_path):
 
 
 def test_new_catalog_is_wal_and_current(cat, tmp_path):
-    assert cat.schema_version == SCHEMA_VERSION == 3
+    assert cat.schema_version == SCHEMA_VERSION == 4
     db = sqlite3.connect(tmp_path / "catalog.sqlite")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"models", "tasks", "sources", "transfer_results", "reindex_state"} <= names
     assert Catalog(":memory:").schema_version == SCHEMA_VERSION
-    assert "schema_version=3" in repr(cat)
+    assert "schema_version=4" in repr(cat)
 
 
 def test_model_roundtrip_vector_and_family(cat):
@@ -100,6 +100,26 @@ def test_failures_back_off_exponentially_and_success_clears(cat):
     assert cat.count_models() == {"ok": 1, "unsupported": 1, "failed": 1}
 
 
+def test_a_failure_on_a_new_commit_drops_the_old_commits_vector(cat):
+    cat.upsert_model(rec("org/a"), vector=[1.0, 2.0], vector_version="e1")
+    m = cat.record_failure("org/a", "timeout", sha="b" * 40, now=T0)
+    assert m.sha == "b" * 40 and m.vector is None and m.vector_version is None
+    cat.upsert_model(rec("org/c"), vector=[1.0, 2.0], vector_version="e1")
+    assert cat.record_failure("org/c", "timeout", sha="a" * 40, now=T0).vector is not None  # same commit
+
+
+def test_unsupported_keeps_its_reason_and_the_embedder_version(cat):
+    cat.mark_unsupported(rec("org/a"), "archi2vec cannot embed it: x", kind="archi2vec", embedder_version="e1")
+    cat.mark_unsupported(rec("org/b"), "needs custom code", kind="remote_code")
+    a = cat.get_model("org/a")
+    assert (a.status, a.error_type, a.unsupported_by) == ("unsupported", "archi2vec", "e1")
+    assert cat.get_model("org/b").unsupported_by is None
+    assert cat.unsupported_by_other_embedder("e1") == []
+    assert cat.unsupported_by_other_embedder("e2") == ["org/a"]  # org/b: only a new commit helps
+    cat.upsert_model(rec("org/a"), vector=[1.0], vector_version="e2")
+    assert cat.get_model("org/a").unsupported_by is None and cat.unsupported_by_other_embedder("e3") == []
+
+
 def test_listing_searching_and_removing(cat):
     for i, name in enumerate(["org/vit_a", "org/vitXa", "timm/resnet", "org/50%"]):
         cat.upsert_model(rec(name, downloads=i, last_modified=T0 + timedelta(days=i),
@@ -149,6 +169,27 @@ def test_transactions_roll_back_and_nest(cat):
         with cat.transaction():
             cat.set_state("k", "v")
     assert cat.get_model("org/a") is not None and cat.get_state("k") == "v"
+
+
+def test_a_failed_commit_is_rolled_back_and_later_writes_are_committed(cat, tmp_path):
+    with pytest.raises(sqlite3.IntegrityError):
+        with cat.transaction() as db:
+            db.execute("PRAGMA defer_foreign_keys = ON")  # checked at COMMIT, which then fails
+            db.execute("INSERT INTO transfer_results VALUES ('no-source', 'v', 't', 'm', 1.0, NULL, NULL)")
+    cat.set_state("k", "v")  # its own transaction, not one nested in a still-open one
+    with Catalog(tmp_path / "catalog.sqlite") as other:
+        assert other.get_state("k") == "v" and other.transfer_results() == []
+
+
+def test_a_rollback_sqlite_already_did_does_not_hide_the_error(cat):
+    with pytest.raises(RuntimeError, match="the original error"):
+        with cat.transaction() as db:
+            cat.upsert_model(rec("org/a"))
+            db.execute("ROLLBACK")  # as SQLite does itself on some I/O errors
+            raise RuntimeError("the original error")
+    assert cat.get_model("org/a") is None
+    cat.upsert_model(rec("org/b"))
+    assert cat.get_model("org/b") is not None
 
 
 def test_watermark_only_moves_forward(cat):
@@ -230,6 +271,63 @@ def test_a_failed_migration_is_rolled_back(tmp_path, monkeypatch):
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA user_version").fetchone()[0] == 1
     assert "attempts" not in {r[1] for r in db.execute("PRAGMA table_info(models)")}
+
+
+def test_two_processes_migrating_a_fresh_catalog_do_not_collide(tmp_path, monkeypatch):
+    path = tmp_path / "fresh.sqlite"
+    real = Catalog.transaction
+    raced = []
+
+    def other_process_migrates_first(self):
+        if not raced:  # between this one's version check and its first migration step
+            raced.append(1)
+            Catalog(path).close()
+        return real(self)
+
+    monkeypatch.setattr(Catalog, "transaction", other_process_migrates_first)
+    with Catalog(path) as cat:  # the steps already applied are skipped, not re-run
+        assert raced and cat.schema_version == SCHEMA_VERSION
+        cat.upsert_model(rec("org/a"))
+
+
+def test_a_refused_catalog_closes_its_connection(tmp_path, monkeypatch):
+    newer = tmp_path / "newer.sqlite"
+    db = sqlite3.connect(newer)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.close()
+    opened = []
+    real_connect = sqlite3.connect
+
+    def connect(*args, **kwargs):
+        opened.append(real_connect(*args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(sqlite3, "connect", connect)
+    with pytest.raises(CatalogVersionError):
+        Catalog(newer)
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        opened[0].execute("SELECT 1")
+
+
+def test_migrating_a_version_3_catalog_keeps_why_models_are_unsupported(tmp_path):
+    path = tmp_path / "v3.sqlite"
+    db = sqlite3.connect(path)
+    for script in MIGRATIONS[:3]:
+        db.executescript(script)
+    for repo_id, error in (("org/a", "org/a: archi2vec cannot embed it: no tracer"),
+                           ("org/r", "org/r needs custom code from its repository"),
+                           ("org/m", "org/m: config.json is not valid JSON")):
+        db.execute("INSERT INTO models (repo_id, sha, status, last_error, error_type, updated_at) "
+                   "VALUES (?, 'a', 'unsupported', ?, 'unsupported', '2024-01-01T00:00:00+00:00')",
+                   (repo_id, error))
+    db.execute("PRAGMA user_version = 3")
+    db.commit()
+    db.close()
+    with Catalog(path) as cat:
+        kinds = {m.repo_id: (m.error_type, m.unsupported_by) for m in cat.models()}
+        assert kinds == {"org/a": ("archi2vec", "unknown"), "org/r": ("remote_code", None),
+                         "org/m": ("unsupported", None)}
+        assert cat.unsupported_by_other_embedder("e1") == ["org/a"]  # retried once
 
 
 def test_newer_and_damaged_files_are_refused(tmp_path):
