@@ -2,12 +2,15 @@
 
 One run:
 
-1. takes an exclusive lock (``reindex.lock`` beside the catalog), so two runs never overlap;
+1. takes an exclusive lock (``reindex.lock`` beside the catalog file), so two runs on one
+   catalog never overlap;
 2. opens the index, rebuilding it from the catalog if it is missing, damaged, or does not
    reflect the catalog's last committed batch (a crash between the two writes);
 3. lists the models modified since the watermark (configs only, no weights), oldest first,
-   plus the failed models whose retry backoff has expired, skipping those already indexed
-   at the same commit;
+   plus the failed models whose retry backoff has expired and the models to re-embed for
+   a new embedder version, skipping those already indexed at the same commit; ``limit``
+   applies to this list, and the models not in the listing are looked up only when their
+   batch runs;
 4. per batch: fetches each config, embeds it with the embedder (archi2vec by default),
    then commits the batch to the catalog in one transaction together with the advanced
    watermark and a generation counter, then updates the index in memory; the index is
@@ -18,10 +21,12 @@ One run:
 A crash or Ctrl-C therefore loses at most the batch in flight, and the next run resumes
 from the watermark without duplicates (upserts are keyed by model id, already-indexed
 commits are skipped). A model that fails is recorded with its error and retried after an
-exponential backoff; one that fennec cannot use (remote code, malformed or unbuildable
-config) is recorded as unsupported and retried only when a new commit changes it. If the
-Hub stays unavailable after the hub's own retries, the run stops without committing the
-batch in flight.
+exponential backoff; one that fennec cannot use (remote code, malformed config) is recorded
+as unsupported and retried only when a new commit changes it, or, when the embedder could
+not embed it, also when the embedder version changes. A model for which the Hub stays
+unavailable after the hub's own retries is a failure like any other; when that happens to
+``HUB_DOWN_AFTER`` models in a row the Hub is down, and the run stops without committing
+the batch in flight.
 
 Example:
     >>> with Catalog(fennec_home() / "catalog.sqlite") as cat:  # doctest: +SKIP
@@ -37,6 +42,7 @@ import dataclasses
 import logging
 import os
 import re
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
@@ -69,6 +75,14 @@ GENERATION_KEY = "catalog_generation"
 #: Listing starts this much before the watermark, so that models sharing the watermark's
 #: timestamp are not missed after a crash; already-indexed commits are skipped.
 WATERMARK_OVERLAP = timedelta(seconds=1)
+#: This many models in a row for which the Hub stayed unavailable (after its own retries)
+#: mean the Hub is down: the run stops. Fewer are failures of those models (one broken
+#: repository must not stop every run at the same place), retried after their backoff.
+HUB_DOWN_AFTER = 3
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 class Embedder(Protocol):
@@ -207,42 +221,54 @@ def _open_consistent_index(index_dir: Path, catalog: Catalog, meta: IndexMeta, *
     return open_index(index_dir, catalog, meta, rebuild=True, stamp=stamp), True
 
 
+@dataclasses.dataclass(frozen=True)
+class _Work:
+    """One model to process: from the listing (``record`` set; it moves the watermark), or
+    from the catalog (``record`` None: looked up on the hub when its batch runs)."""
+
+    repo_id: str
+    record: ModelRecord | None
+    when: datetime  # for the oldest-first order
+
+
+_EPOCH = datetime.min.replace(tzinfo=timezone.utc)
+
+
 def _work_list(hub: Hub, catalog: Catalog, *, since: datetime | None, limit: int | None,
                retry_failed: bool, now: datetime, summary: ReindexSummary,
-               vector_version: str) -> list[ModelRecord]:
+               vector_version: str) -> list[_Work]:
+    """What to process, oldest first, at most ``limit``. Lists the hub but looks nothing up
+    and writes nothing: the models to redo come from the catalog."""
     listing_since = since - WATERMARK_OVERLAP if since is not None else None
-    work: dict[str, ModelRecord] = {}
+    listed: dict[str, ModelRecord] = {}
     for record in hub.list_models(sort="lastModified", since=listing_since):
         summary.listed += 1
         known = catalog.get_model(record.repo_id)
         if known is not None and known.sha == record.sha and (
                 (known.status == "ok" and known.vector_version == vector_version)
-                or known.status == "unsupported"
+                or (known.status == "unsupported" and known.unsupported_by in (None, vector_version))
                 or (known.next_attempt_at is not None and known.next_attempt_at > now)):
             summary.skipped += 1
             continue
-        work[record.repo_id] = record
-    # models embedded by another embedder version (after --rebuild-index), and failed
-    # models whose backoff has expired: neither is necessarily newer than the watermark
-    again = catalog.stale_models(vector_version)
+        seen = listed.get(record.repo_id)  # a listing restarted after a new commit gives both
+        if seen is None or (record.last_modified or _EPOCH) >= (seen.last_modified or _EPOCH):
+            listed[record.repo_id] = record
+    work = [_Work(r.repo_id, r, r.last_modified or _EPOCH) for r in listed.values()]
+    # models embedded by another embedder version (after --rebuild-index), models another
+    # embedder version could not embed, and failed models whose backoff has expired: none
+    # is necessarily newer than the watermark
+    again = catalog.stale_models(vector_version) + catalog.unsupported_by_other_embedder(vector_version)
     if retry_failed:
         again += catalog.due_for_retry(now=now)
-    for repo_id in again:
-        if repo_id in work:
-            continue
-        try:
-            work[repo_id] = hub.model_info(repo_id)
-        except HubUnavailableError:
-            raise
-        except HubError as e:
-            catalog.record_failure(repo_id, e, now=now)
-            summary.failed += 1
-            summary.failures.append((repo_id, str(e)))
-            continue
-        summary.retried += 1
-    epoch = datetime.min.replace(tzinfo=timezone.utc)
-    ordered = sorted(work.values(), key=lambda r: (r.last_modified or epoch, r.repo_id))
-    return ordered[:limit] if limit is not None else ordered
+    for repo_id in dict.fromkeys(again):
+        if repo_id not in listed:
+            known = catalog.get_model(repo_id)
+            work.append(_Work(repo_id, None, (known.last_modified if known else None) or _EPOCH))
+    work.sort(key=lambda w: (w.when, w.repo_id))
+    if limit is not None:
+        work = work[:limit]
+    summary.retried += sum(1 for w in work if w.record is None)
+    return work
 
 
 def reindex(*, hub: Hub, catalog: Catalog, index_dir: str | Path, embedder: Embedder,
@@ -260,14 +286,17 @@ def reindex(*, hub: Hub, catalog: Catalog, index_dir: str | Path, embedder: Embe
         embedder: config → vector (:class:`Archi2VecEmbedder`).
         limit: process at most this many models (oldest first), e.g. to spread a first run.
         since: list models modified after this aware datetime instead of the watermark.
-        dry_run: only list and count; write nothing.
+        dry_run: only list and count; write nothing (and look nothing up beyond the listing).
         batch_size: models per committed batch (the most a crash can lose).
         retry_failed: also retry failed models whose backoff has expired.
         progress: show a tqdm progress bar.
-        lock_path: the lock file; ``reindex.lock`` beside ``index_dir`` by default.
-        now: the time used for backoff decisions (tests); the current time by default.
+        lock_path: the lock file; ``reindex.lock`` beside the catalog file by default
+            (beside ``index_dir`` for an in-memory catalog).
+        now: a fixed time for every backoff decision (tests); by default the current time,
+            read again for each failure recorded.
         rebuild_index: replace a saved index built by another embedder version (after an
-            archi2vec upgrade); models embedded by another version are re-embedded.
+            archi2vec upgrade); models embedded by another version are re-embedded, and
+            models another version could not embed are tried again.
         index_save_interval: seconds between index saves (also saved at the end of the
             run, and when it stops on an error or Ctrl-C). The catalog is committed after
             every batch; an index that missed batches (kill -9) is rebuilt from it.
@@ -278,7 +307,8 @@ def reindex(*, hub: Hub, catalog: Catalog, index_dir: str | Path, embedder: Embe
 
     Raises:
         ReindexLockedError: another run holds the lock.
-        HubUnavailableError: the hub kept failing; committed batches stay committed.
+        HubUnavailableError: the listing kept failing, or the hub stayed unavailable for
+            ``HUB_DOWN_AFTER`` models in a row; committed batches stay committed.
         IndexMismatchError: the saved index was built by another embedder version.
     """
     if batch_size < 1:
@@ -286,33 +316,40 @@ def reindex(*, hub: Hub, catalog: Catalog, index_dir: str | Path, embedder: Embe
     if limit is not None and limit < 1:
         raise InvalidInputError(f"limit must be >= 1 or None, got {limit}.")
     index_dir = Path(index_dir)
-    lock_path = Path(lock_path) if lock_path is not None else index_dir.parent / "reindex.lock"
+    if lock_path is None:  # one lock per catalog, wherever its index lives
+        beside = Path(catalog.path).parent if catalog.path != ":memory:" else index_dir.parent
+        lock_path = beside / "reindex.lock"
+
+    def clock() -> datetime:  # read at each decision: a run may last hours
+        return now if now is not None else _utcnow()
+
     summary = ReindexSummary(dry_run=dry_run)
     t0 = time.perf_counter()
     with reindex_lock(lock_path):
-        now = now or datetime.now(timezone.utc)
         start = since if since is not None else catalog.watermark
         meta = IndexMeta(embedder.dim, embedder_version=embedder.version)
         index = None
         if not dry_run:
             index, summary.index_rebuilt = _open_consistent_index(index_dir, catalog, meta,
                                                                   rebuild=rebuild_index)
-        work = _work_list(hub, catalog, since=start, limit=limit, retry_failed=retry_failed and not dry_run,
-                          now=now, summary=summary, vector_version=embedder.version)
+        work = _work_list(hub, catalog, since=start, limit=limit, retry_failed=retry_failed,
+                          now=clock(), summary=summary, vector_version=embedder.version)
         LOG.info("%d models to process (%d listed since %s, %d skipped)", len(work), summary.listed,
                  start, summary.skipped)
         if dry_run:
-            summary.added = sum(1 for r in work if catalog.get_model(r.repo_id) is None)
+            summary.added = sum(1 for w in work if catalog.get_model(w.repo_id) is None)
             summary.updated = len(work) - summary.added
             summary.seconds = time.perf_counter() - t0
             summary.watermark = catalog.watermark
             return summary
         bar = _progress(len(work), progress)
         saved_at, dirty = time.monotonic(), False
+        unavailable = 0  # models in a row for which the hub was unavailable
         try:
             for batch in iter_batches(work, batch_size):
-                _run_batch(batch, hub=hub, catalog=catalog, index=index, index_dir=index_dir,
-                           embedder=embedder, now=now, summary=summary, bar=bar)
+                unavailable = _run_batch(batch, hub=hub, catalog=catalog, index=index,
+                                         embedder=embedder, clock=clock, summary=summary, bar=bar,
+                                         unavailable=unavailable)
                 dirty = True
                 if time.monotonic() - saved_at >= index_save_interval:
                     index.save(index_dir)
@@ -333,26 +370,56 @@ def reindex(*, hub: Hub, catalog: Catalog, index_dir: str | Path, embedder: Embe
     return summary
 
 
-def _run_batch(batch: list[ModelRecord], *, hub: Hub, catalog: Catalog, index: ModelIndex,
-               index_dir: Path, embedder: Embedder, now: datetime, summary: ReindexSummary,
-               bar: Any) -> None:
-    outcomes: list[tuple[str, ModelRecord, Any]] = []  # (kind, record, vector or error)
-    for record in batch:
+def _run_batch(batch: list[_Work], *, hub: Hub, catalog: Catalog, index: ModelIndex,
+               embedder: Embedder, clock: Callable[[], datetime], summary: ReindexSummary,
+               bar: Any, unavailable: int) -> int:
+    """Process one batch and commit it; returns how many models in a row, up to the end of
+    this batch, the hub was unavailable for (``unavailable`` carries it between batches).
+
+    Raises:
+        HubUnavailableError: for ``HUB_DOWN_AFTER`` models in a row, or not about one
+            model: the hub is down; nothing of this batch is committed.
+    """
+    # (kind, repo_id, record or None, vector or error, embedder version of an unsupported verdict)
+    outcomes: list[tuple[str, str, ModelRecord | None, Any, str | None]] = []
+    for item in batch:
+        record, embedding = item.record, False
         try:
+            if record is None:  # from the catalog: what is its current commit?
+                record = hub.model_info(item.repo_id)
             files = hub.fetch(record.repo_id, revision=record.sha)
+            embedding = True
             vector = _embed(embedder, files, record)
-            outcomes.append(("ok", record, vector))
         except (UnsupportedModelError, MalformedModelError) as e:
-            outcomes.append(("unsupported", record, e))
-        except HubUnavailableError:
-            raise  # the hub is down: commit nothing of this batch; the next run resumes
+            unavailable = 0
+            if record is None:  # cannot happen with fennec's hubs; a failure then
+                outcomes.append(("failed", item.repo_id, None, e, None))
+            else:
+                outcomes.append(("unsupported", item.repo_id, record, e,
+                                 embedder.version if embedding else None))
+        except HubUnavailableError as e:
+            unavailable += 1
+            if e.repo_id is None:
+                raise  # not about one model: the hub itself
+            if unavailable >= HUB_DOWN_AFTER:
+                raise HubUnavailableError(
+                    f"The hub stayed unavailable for {unavailable} models in a row (the last: "
+                    f"{e}); stopping. Committed batches are kept; the next run resumes.",
+                    status=e.status) from e
+            LOG.warning("%s: recorded as failed, retried after its backoff (%s)", item.repo_id, e)
+            outcomes.append(("failed", item.repo_id, record, e, None))
         except (GatedModelError, ModelAccessError, ModelNotFoundError, HubError, _EmbedderFailure) as e:
-            outcomes.append(("failed", record, e.__cause__ if isinstance(e, _EmbedderFailure) else e))
+            unavailable = 0
+            outcomes.append(("failed", item.repo_id, record,
+                             e.__cause__ if isinstance(e, _EmbedderFailure) else e, None))
+        else:
+            unavailable = 0
+            outcomes.append(("ok", item.repo_id, record, vector, None))
         bar.update(1)
     removed: list[str] = []
     with catalog.transaction():
-        for kind, record, payload in outcomes:
-            known = catalog.get_model(record.repo_id)
+        for kind, repo_id, record, payload, unsupported_by in outcomes:
+            known = catalog.get_model(repo_id)
             if kind == "ok":
                 catalog.upsert_model(record, vector=payload, vector_version=embedder.version)
                 if known is None or known.status != "ok":
@@ -360,23 +427,29 @@ def _run_batch(batch: list[ModelRecord], *, hub: Hub, catalog: Catalog, index: M
                 else:
                     summary.updated += 1
             elif kind == "unsupported":
-                catalog.mark_unsupported(record, str(payload))
+                reason = getattr(payload, "reason", None) or (
+                    "malformed" if isinstance(payload, MalformedModelError) else "unsupported")
+                catalog.mark_unsupported(record, str(payload), kind=reason,
+                                         embedder_version=unsupported_by)
                 summary.unsupported += 1
-                removed.append(record.repo_id)
+                removed.append(repo_id)
             else:
-                if known is None:  # keep what the listing said about it
+                if known is None and record is not None:  # keep what the listing said about it
                     catalog.upsert_model(record, status="failed")
-                catalog.record_failure(record.repo_id, payload, sha=record.sha, now=now)
+                catalog.record_failure(repo_id, payload, sha=record.sha if record is not None else "",
+                                       now=clock())
                 summary.failed += 1
-                summary.failures.append((record.repo_id, str(payload)))
-                removed.append(record.repo_id)
-        listed = [r.last_modified for r in batch if r.last_modified is not None]
+                summary.failures.append((repo_id, str(payload)))
+                removed.append(repo_id)
+        # only the listing moves the watermark: models looked up from the catalog are older
+        listed = [w.record.last_modified for w in batch
+                  if w.record is not None and w.record.last_modified is not None]
         if listed:
             catalog.advance_watermark(max(listed))
         generation = str(int(catalog.get_state(GENERATION_KEY, "0")) + 1)
         catalog.set_state(GENERATION_KEY, generation)
     # the catalog is committed; now the index (a crash here is repaired on the next run)
-    ok = [(r.repo_id, v) for kind, r, v in outcomes if kind == "ok"]
+    ok = [(repo_id, v) for kind, repo_id, _, v, _ in outcomes if kind == "ok"]
     if ok:
         index.upsert([m for m, _ in ok], np.stack([v for _, v in ok]))
     index.remove(removed)
@@ -384,6 +457,7 @@ def _run_batch(batch: list[ModelRecord], *, hub: Hub, catalog: Catalog, index: M
     # through carries the previous generation, and is rebuilt on the next run
     index.extra[GENERATION_KEY] = generation
     summary.batches += 1
+    return unavailable
 
 
 class _EmbedderFailure(Exception):
@@ -450,8 +524,9 @@ def run_every(interval: float, run: Callable[[], Any], *, sleep: Callable[[float
               max_runs: int | None = None) -> int:
     """Call ``run`` every ``interval`` seconds (start to start) in the foreground.
 
-    A run that raises is logged and the loop goes on (the next run resumes); Ctrl-C stops
-    the loop. Returns the number of runs.
+    A run that fails on the hub, the file system or the catalog (``database is locked``
+    when another process holds a long write) is logged and the loop goes on: the next run
+    resumes. Ctrl-C stops the loop. Returns the number of runs.
     """
     runs = 0
     while max_runs is None or runs < max_runs:
@@ -460,7 +535,7 @@ def run_every(interval: float, run: Callable[[], Any], *, sleep: Callable[[float
             run()
         except ReindexLockedError as e:
             LOG.warning("Skipping this run: %s", e)
-        except (HubError, OSError) as e:
+        except (HubError, OSError, sqlite3.OperationalError) as e:
             LOG.error("Run failed (%s: %s); the next run resumes from the watermark", type(e).__name__, e)
         runs += 1
         if max_runs is not None and runs >= max_runs:

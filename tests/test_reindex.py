@@ -23,6 +23,7 @@ from fennec.hub import HfHub, LocalHub, RetryPolicy
 from fennec.index import IndexMeta, ModelIndex
 from fennec.reindex import (
     GENERATION_KEY,
+    HUB_DOWN_AFTER,
     ReindexSummary,
     parse_duration,
     reindex,
@@ -201,6 +202,104 @@ def test_a_new_embedder_version_needs_rebuild_index_and_re_embeds(tiny_zoo, cata
     assert run(hub, catalog, home, embedder=V2()).processed == 0
 
 
+class CountingHub(LocalHub):
+    """A LocalHub that counts metadata look-ups."""
+
+    def __init__(self, root):
+        super().__init__(root)
+        self.lookups: list[str] = []
+
+    def model_info(self, repo_id, *, revision=None):
+        self.lookups.append(repo_id)
+        return super().model_info(repo_id, revision=revision)
+
+
+class V2(ConfigDigestEmbedder):
+    version = "test-digest-v2"
+
+
+def test_limit_applies_before_looking_up_the_models_to_redo(tiny_zoo, catalog, home):
+    run(LocalHub(tiny_zoo["hub"]), catalog, home)
+    hub = CountingHub(tiny_zoo["hub"])
+    s = run(hub, catalog, home, embedder=V2(), rebuild_index=True, limit=2)
+    # five stale models, but only the two processed are looked up
+    assert s.processed == 2 and s.retried == 2 and len(hub.lookups) == 2
+
+
+def test_dry_run_looks_nothing_up_and_writes_nothing_for_models_to_redo(tiny_zoo, catalog, home, tmp_path):
+    root = copy_zoo(tiny_zoo["hub"], tmp_path / "hub")
+    run(LocalHub(root), catalog, home)
+    import shutil
+
+    shutil.rmtree(root / "org/tiny-resnet")  # gone from the hub: its look-up would fail
+    before = [(m.repo_id, m.sha, m.status, m.attempts, m.last_error, m.updated_at) for m in catalog.models()]
+    hub = CountingHub(root)
+    s = run(hub, catalog, home, embedder=V2(), dry_run=True)
+    assert s.dry_run and s.updated == 6 and s.retried == 5 and hub.lookups == []
+    after = [(m.repo_id, m.sha, m.status, m.attempts, m.last_error, m.updated_at) for m in catalog.models()]
+    assert after == before
+
+
+def test_models_the_embedder_could_not_embed_are_retried_by_a_new_embedder_version(tiny_zoo, catalog, home):
+    from fennec.errors import UnsupportedModelError
+
+    class NoResnet(ConfigDigestEmbedder):
+        def __call__(self, files, record):
+            if record.repo_id == "org/tiny-resnet":
+                raise UnsupportedModelError("org/tiny-resnet: archi2vec cannot embed it: no tracer",
+                                            repo_id=record.repo_id, reason="archi2vec")
+            return super().__call__(files, record)
+
+    hub = LocalHub(tiny_zoo["hub"])
+    assert run(hub, catalog, home, embedder=NoResnet()).unsupported == 3
+    resnet = catalog.get_model("org/tiny-resnet")
+    assert (resnet.status, resnet.error_type, resnet.unsupported_by) == (
+        "unsupported", "archi2vec", ConfigDigestEmbedder.version)
+    remote = catalog.get_model("org/remote-code")  # the commit's verdict, whatever the embedder
+    assert (remote.error_type, remote.unsupported_by) == ("remote_code", None)
+    assert catalog.get_model("org/malformed").error_type == "malformed"
+    assert run(hub, catalog, home, embedder=NoResnet()).processed == 0  # same version: not retried
+    v2 = V2()
+    s = run(hub, catalog, home, embedder=v2, rebuild_index=True)
+    assert catalog.get_model("org/tiny-resnet").status == "ok" and "org/tiny-resnet" in v2.calls
+    assert "org/remote-code" not in v2.calls and s.unsupported == 0
+    check_consistent(catalog, home, embedder_version="test-digest-v2")
+
+
+def test_the_default_lock_is_beside_the_catalog(tiny_zoo, tmp_path):
+    with Catalog(tmp_path / "db/catalog.sqlite") as cat:
+        with reindex_lock(tmp_path / "db/reindex.lock"):
+            with pytest.raises(ReindexLockedError):
+                reindex(hub=LocalHub(tiny_zoo["hub"]), catalog=cat, index_dir=tmp_path / "elsewhere/index",
+                        embedder=ConfigDigestEmbedder())
+
+
+def test_backoff_starts_when_the_failure_happens_not_when_the_run_started(tiny_zoo, catalog, home,
+                                                                          monkeypatch):
+    import fennec.reindex as reindex_module
+
+    start = datetime(2030, 1, 1, tzinfo=timezone.utc)
+    clock = {"now": start}
+
+    class FakeDatetime(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return clock["now"]
+
+    class Slow(ConfigDigestEmbedder):
+        def __call__(self, files, record):
+            clock["now"] += timedelta(hours=5)  # a long run
+            if record.repo_id == "org/tiny-vit":
+                raise RuntimeError("crash")
+            return super().__call__(files, record)
+
+    monkeypatch.setattr(reindex_module, "datetime", FakeDatetime)
+    run(LocalHub(tiny_zoo["hub"]), catalog, home, embedder=Slow(), batch_size=1)
+    failed = catalog.get_model("org/tiny-vit")
+    # tiny-vit is the 4th model embedded (oldest first): it failed 4 x 5 h into the run
+    assert failed.status == "failed" and failed.next_attempt_at == start + timedelta(hours=4 * 5 + 1)
+
+
 # ---------------------------------------------------------------------------------------
 # Reliability through the local Hub server
 # ---------------------------------------------------------------------------------------
@@ -226,23 +325,44 @@ def test_gated_failures_back_off_then_succeed_with_a_token(online, catalog, home
 def test_hub_outage_mid_run_keeps_committed_batches_and_resumes(online, catalog, home):
     hub = HfHub(retry=FAST)
     embedder = ConfigDigestEmbedder()
-    # the 4th model in date order fails for good: batches of 2 → one batch committed before it
-    f = online.add_fault(r"^/api/models/org/tiny-resnet", status=503, times=None)
-    with pytest.raises(HubUnavailableError):
-        run(hub, catalog, home, batch_size=2, embedder=embedder)
-    assert f.hits == FAST.attempts
+    faults = []
+
+    def outage_after_the_first_batch(summary):
+        if not faults:  # every model's metadata fails from now on: the Hub is down
+            faults.append(online.add_fault(r"^/api/models/", status=503, times=None))
+
+    with pytest.raises(HubUnavailableError, match=f"{HUB_DOWN_AFTER} models in a row"):
+        run(hub, catalog, home, batch_size=3, embedder=embedder, on_batch=outage_after_the_first_batch)
+    assert faults[0].hits == HUB_DOWN_AFTER * FAST.attempts
     committed = {m.repo_id for m in catalog.models()}
-    assert committed == {"org/remote-code", "org/vit-features"}
+    # the first batch in date order; nothing of the batch in flight, not even as failures
+    assert committed == {"org/remote-code", "org/vit-features", "timm/tiny-timm"}
     check_consistent(catalog, home)
     online.clear_faults()
     online.add_fault(r"/resolve/.*/config\.json", status=500, times=1)  # a transient one
     resumed = ConfigDigestEmbedder()
-    s = run(hub, catalog, home, batch_size=2, embedder=resumed)
-    assert s.processed == 5 and {m.repo_id for m in catalog.models()} == committed | OK_MODELS | {
+    s = run(hub, catalog, home, batch_size=3, embedder=resumed)
+    assert s.processed == 4 and {m.repo_id for m in catalog.models()} == committed | OK_MODELS | {
         "org/malformed", "org/gated-vit"}
-    # only the batch in flight (tiny-timm, tiny-resnet) was lost and redone
-    assert set(resumed.calls).isdisjoint(committed) and "timm/tiny-timm" in embedder.calls
+    # only the batch in flight (tiny-resnet, tiny-vit, malformed) was lost and redone
+    assert set(resumed.calls).isdisjoint(committed) and "org/tiny-resnet" in resumed.calls
     check_consistent(catalog, home)
+
+
+def test_one_permanently_broken_model_does_not_stop_every_run(online, catalog, home):
+    # 502 on one model, forever: its failure is recorded and the run goes on
+    f = online.add_fault(r"^/api/models/org/tiny-resnet", status=502, times=None)
+    hub = HfHub(retry=FAST)
+    s = run(hub, catalog, home, batch_size=2)
+    assert f.hits >= FAST.attempts and (s.added, s.unsupported, s.failed) == (3, 2, 2)
+    broken = catalog.get_model("org/tiny-resnet")
+    assert broken.status == "failed" and broken.error_type == "HubUnavailableError"
+    assert broken.next_attempt_at is not None and broken.attempts == 1
+    # the watermark moved past it, to the newest listed model
+    assert catalog.watermark == max(r.last_modified for r in hub.list_models())
+    check_consistent(catalog, home)
+    again = run(hub, catalog, home)  # backing off: the next run neither stops nor retries it
+    assert again.processed == 0
 
 
 def test_timeouts_mid_run_are_retried(online, catalog, home):
@@ -409,6 +529,19 @@ def test_run_every_keeps_going_after_failures():
 
     assert run_every(60, job, sleep=sleeps.append, max_runs=3) == 3
     assert len(calls) == 3 and len(sleeps) == 2 and all(0 <= s <= 60 for s in sleeps)
+
+
+def test_run_every_survives_a_locked_database():
+    import sqlite3
+
+    calls = []
+
+    def job():
+        calls.append(1)
+        if len(calls) == 1:
+            raise sqlite3.OperationalError("database is locked")
+
+    assert run_every(60, job, sleep=lambda s: None, max_runs=2) == 2 and len(calls) == 2
 
 
 def test_summary_line():
