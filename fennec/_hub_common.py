@@ -148,10 +148,23 @@ class Preprocessing:
         mean = timm_cfg.get("mean") or preprocessor.get("image_mean") or _IMAGENET_MEAN
         std = timm_cfg.get("std") or preprocessor.get("image_std") or _IMAGENET_STD
         interp = timm_cfg.get("interpolation") or _RESAMPLE.get(preprocessor.get("resample"), "bicubic")
-        crop = timm_cfg.get("crop_pct") or preprocessor.get("crop_pct") or (
-            1.0 if preprocessor and not preprocessor.get("do_center_crop") else 0.875)
+        crop = timm_cfg.get("crop_pct") or preprocessor.get("crop_pct") or _crop_pct(preprocessor)
         return cls(input_size=input_size, mean=tuple(float(v) for v in mean),  # type: ignore[arg-type]
                    std=tuple(float(v) for v in std), interpolation=str(interp), crop_pct=float(crop))
+
+
+def _crop_pct(preprocessor: dict[str, Any]) -> float:
+    """timm's crop_pct (crop size / resize size) of a transformers preprocessor config that
+    does not state it: e.g. CLIP resizes the shortest edge to 224 and center-crops 224 (1.0);
+    a resize to 256 then a 224 crop is 0.875; no center crop is 1.0."""
+    if not preprocessor:
+        return 0.875  # nothing known: timm's default
+    if not preprocessor.get("do_center_crop"):
+        return 1.0
+    crop, resize = _size(preprocessor.get("crop_size")), _size(preprocessor.get("size"))
+    if crop is None or resize is None or min(resize) <= 0:
+        return 0.875
+    return min(crop[0] / resize[0], crop[1] / resize[1])
 
 
 def _size(value: Any) -> tuple[int, int] | None:
@@ -256,10 +269,12 @@ def _merge(streams: list[Iterator[ModelRecord]], *, sort: str, since: datetime |
            limit: int | None) -> Iterator[ModelRecord]:
     """Merge per-(tag, library) listings, each sorted descending, into one without duplicates.
 
+    A duplicate is the same model at the same commit: a model that got a new commit while
+    it was being listed may come twice, once per commit.
     With ``since`` and a date sort, stops as soon as every stream is older than ``since``.
     """
     merged = heapq.merge(*streams, key=lambda r: (_sort_key(r, sort), r.repo_id), reverse=True)
-    seen: set[str] = set()
+    seen: set[tuple[str, str]] = set()
     n = 0
     for record in merged:
         if since is not None:
@@ -268,9 +283,9 @@ def _merge(streams: list[Iterator[ModelRecord]], *, sort: str, since: datetime |
                 if sort in ("lastModified", "createdAt"):
                     return  # everything after is older
                 continue
-        if record.repo_id in seen:
+        if (record.repo_id, record.sha) in seen:
             continue
-        seen.add(record.repo_id)
+        seen.add((record.repo_id, record.sha))
         yield record
         n += 1
         if limit is not None and n >= limit:

@@ -3,6 +3,7 @@ import :class:`fennec.hub.LocalHub`."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,7 +21,9 @@ from fennec._hub_common import (
     _read_config,
     _sort_key,
 )
-from fennec.errors import HubFileNotFoundError, MalformedModelError, ModelNotFoundError
+from fennec.errors import HubError, HubFileNotFoundError, MalformedModelError, ModelNotFoundError
+
+LOG = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------------------------------
@@ -90,15 +93,19 @@ class LocalHub:
     def list_models(self, *, pipeline_tags: Iterable[str] = constants.PIPELINE_TAGS,
                     libraries: Iterable[str] = constants.LIBRARIES, sort: str = "lastModified",
                     since: datetime | None = None, limit: int | None = None) -> Iterator[ModelRecord]:
-        """Same contract as :meth:`HfHub.list_models`."""
+        """Same contract as :meth:`HfHub.list_models`. A repository that cannot be read (a
+        malformed ``.hub.json``, a file vanishing while it is read) is skipped with a warning."""
         _check_list_args(sort, since, limit)
         tags, libs = set(pipeline_tags), set(libraries)
         records = []
         for rid in self._store.repo_ids("model"):
-            repo = self._store.get("model", rid)
-            if repo is None or repo.pipeline_tag not in tags or repo.library_name not in libs:
-                continue
-            records.append(self._record(repo))
+            try:
+                repo = self._store.get("model", rid)
+                if repo is None or repo.pipeline_tag not in tags or repo.library_name not in libs:
+                    continue
+                records.append(self._record(repo))
+            except HubError as e:
+                LOG.warning("Local hub %s: skipping %s: %s", self.root, rid, e)
         records.sort(key=lambda r: (_sort_key(r, sort), r.repo_id), reverse=True)
         return _merge([iter(records)], sort=sort, since=since, limit=limit)
 

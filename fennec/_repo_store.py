@@ -17,6 +17,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from fennec.errors import HubError, MalformedModelError
+
 __all__ = ["FileEntry", "Repo", "RepoStore", "as_list", "front_matter", "iso_date",
            "safetensors_parameters"]
 
@@ -167,6 +169,8 @@ class Repo:
 
 
 def _parse_ts(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a date")
     if isinstance(value, (int, float)):
         return float(value)
     s = str(value).replace("Z", "+00:00")
@@ -176,13 +180,49 @@ def _parse_ts(value: Any) -> float:
     return dt.timestamp()
 
 
+#: Files an organisation folder may hold beside its repositories (they do not make it one).
+_DOC_SUFFIXES = (".md", ".txt", ".rst")
+#: A subfolder holding one of these directly is a repository (a model config, a card).
+_REPO_MARKERS = ("config.json", "README.md")
+
+
+def _is_doc(name: str) -> bool:
+    return name.lower().endswith(_DOC_SUFFIXES) or name.upper().startswith(("LICENSE", "LICENCE"))
+
+
+def _visible(folder: Path) -> tuple[list[Path], list[Path]]:
+    """The non-hidden files and folders directly in ``folder`` (none if it vanished)."""
+    try:
+        entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    except OSError:
+        return [], []
+    return [p for p in entries if p.is_file()], [p for p in entries if p.is_dir()]
+
+
+def _is_org_folder(folder: Path) -> bool:
+    """Whether a folder directly under the root is an organisation: it holds no files but
+    documents (``org/README.md``), and subfolders that are repositories (a ``config.json``
+    or a ``README.md`` in them)."""
+    files, folders = _visible(folder)
+    return all(_is_doc(p.name) for p in files) and any(
+        (sub / marker).is_file() for sub in folders for marker in _REPO_MARKERS)
+
+
+def _is_one_level_repo(folder: Path) -> bool:
+    """Whether a folder directly under the root is a repository itself: it holds files and
+    is not an organisation."""
+    return bool(_visible(folder)[0]) and not _is_org_folder(folder)
+
+
 class RepoStore:
     """Finds and describes the repositories under a models folder and a datasets folder.
 
     A repository is a folder holding at least one (non-hidden) file, either one level
     down (id ``org/name``) or directly under the root (id ``<namespace>/name``, since
     huggingface_hub's file system needs a namespace; bare ``name`` when ``namespace`` is
-    None). File hashes are cached by (path, size, mtime), so a large zoo is hashed once.
+    None). A folder under the root that holds only documents (``README.md``, ``LICENSE``)
+    beside subfolders with a ``config.json`` or a ``README.md`` is an organisation, not a
+    repository. File hashes are cached by (path, size, mtime), so a large zoo is hashed once.
 
     Args:
         models_dir: folder of model repositories, or None.
@@ -206,24 +246,30 @@ class RepoStore:
         if root is None or not root.is_dir():
             return []
         ids = []
-        for first in sorted(root.iterdir()):
-            if not first.is_dir() or first.name.startswith("."):
-                continue
-            if any(p.is_file() and not p.name.startswith(".") for p in first.iterdir()):
+        for first in _visible(root)[1]:
+            if _is_one_level_repo(first):
                 ids.append(f"{self.namespace}/{first.name}" if self.namespace else first.name)
                 continue
-            for second in sorted(first.iterdir()):
-                if second.is_dir() and not second.name.startswith("."):
-                    ids.append(f"{first.name}/{second.name}")
+            ids += [f"{first.name}/{second.name}" for second in _visible(first)[1]]
         return ids
 
     def get(self, repo_type: str, repo_id: str) -> Repo | None:
+        """The repository ``repo_id``, or None if there is none.
+
+        Raises:
+            MalformedModelError: its ``.hub.json`` is not a JSON object of the documented
+                fields (the message names the file and the field).
+            HubError: a file vanished or could not be read while the repository was read
+                (it is being changed); the message names it.
+        """
         root = self.roots.get(repo_type)
         if root is None or ".." in repo_id.split("/") or repo_id.count("/") > 1 or not repo_id:
             return None
         folder = root / repo_id
         if (self.namespace and repo_id.startswith(self.namespace + "/") and not folder.is_dir()):
             folder = root / repo_id.split("/", 1)[1]  # a one-level repository
+            if _is_org_folder(folder):
+                return None  # an organisation, not a repository
         elif self.namespace and "/" not in repo_id:
             return None  # one-level repositories are only known by their namespaced id
         if not folder.is_dir() or any(part.startswith(".") for part in repo_id.split("/")):
@@ -233,7 +279,7 @@ class RepoStore:
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for name in sorted(filenames):
                 full = Path(dirpath) / name
-                st = full.stat()
+                st = self._read(full, repo_id, Path.stat)
                 rel = full.relative_to(folder).as_posix()
                 stats.append((rel, st.st_size, st.st_mtime_ns))
         if not stats:
@@ -249,9 +295,10 @@ class RepoStore:
         for rel, size, mtime_ns in stats:
             if any(part.startswith(".") for part in rel.split("/")):
                 continue
-            sha256, blob_id = self._hashes(folder / rel, size, mtime_ns)
+            sha256, blob_id = self._read(folder / rel, repo_id,
+                                         lambda p: self._hashes(p, size, mtime_ns))
             files.append(FileEntry(rel, size, sha256, blob_id, mtime_ns / 1e9))
-        extra = json.loads(extra_path.read_text()) if extra_path.exists() else {}
+        extra = _read_extra(extra_path, repo_id) if extra_path.exists() else {}
         sha = extra.get("sha") or hashlib.sha1(
             "".join(f"{f.path}\0{f.sha256}\n" for f in files).encode()).hexdigest()
         card: dict[str, Any] = {}
@@ -270,6 +317,16 @@ class RepoStore:
             self._repo_cache[(repo_type, repo_id)] = (signature, repo)
         return repo
 
+    @staticmethod
+    def _read(path: Path, repo_id: str, read: Any) -> Any:
+        """``read(path)``, with an error naming the file if it vanished or is unreadable."""
+        try:
+            return read(path)
+        except OSError as e:
+            raise HubError(f"{repo_id}: cannot read {path} ({type(e).__name__}: {e}); was the "
+                           "repository being changed? Try again once it is complete.",
+                           repo_id=repo_id) from e
+
     def _hashes(self, path: Path, size: int, mtime_ns: int) -> tuple[str, str]:
         key = (str(path), size, mtime_ns)
         with self._lock:
@@ -285,3 +342,33 @@ class RepoStore:
         with self._lock:
             self._hash_cache[key] = value
         return value
+
+
+def _read_extra(path: Path, repo_id: str) -> dict[str, Any]:
+    """A repository's ``.hub.json``, checked.
+
+    Raises:
+        MalformedModelError: not a JSON object, or a date or counter that cannot be read.
+    """
+    fix = "Fix or delete the file (see fennec.hub_server for its fields)."
+    try:
+        extra = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise MalformedModelError(f"{path}: cannot read it as JSON ({e}). {fix}", repo_id=repo_id) from e
+    if not isinstance(extra, dict):
+        raise MalformedModelError(f"{path}: expected a JSON object, found a JSON "
+                                  f"{type(extra).__name__}. {fix}", repo_id=repo_id)
+    for key in ("createdAt", "lastModified"):
+        if extra.get(key) is not None:
+            try:
+                datetime.fromtimestamp(_parse_ts(extra[key]), tz=timezone.utc)
+            except (ValueError, TypeError, OverflowError, OSError) as e:
+                raise MalformedModelError(
+                    f"{path}: {key} is {extra[key]!r}, not a date; write a POSIX timestamp or an "
+                    f"ISO 8601 date such as 2024-01-31T12:00:00Z ({e}). {fix}", repo_id=repo_id) from e
+    for key in ("downloads", "likes"):
+        value = extra.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+            raise MalformedModelError(f"{path}: {key} is {value!r}; expected a count (a number "
+                                      f">= 0). {fix}", repo_id=repo_id)
+    return extra

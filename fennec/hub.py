@@ -192,7 +192,6 @@ class HfHub:
         return None  # type: ignore[return-value]
 
     def _is_transient(self, e: BaseException) -> bool:
-        import httpx2
         from huggingface_hub import errors as hf
 
         if isinstance(e, hf.HfHubHTTPError):
@@ -203,8 +202,7 @@ class HfHub:
             cause = e.__cause__ or e.__context__
             return cause is not None and not isinstance(cause, hf.OfflineModeIsEnabled) and (
                 self._is_transient(cause))
-        return isinstance(e, (httpx2.TimeoutException, httpx2.NetworkError,
-                              httpx2.RemoteProtocolError, TimeoutError, ConnectionError)) and not (
+        return isinstance(e, (*_transport_errors(), TimeoutError, ConnectionError)) and not (
             isinstance(e, hf.OfflineModeIsEnabled))
 
     def _call(self, fn: Callable[[], _T], *, repo_id: str | None = None,
@@ -245,11 +243,20 @@ class HfHub:
     # -- the interface --------------------------------------------------------------------
 
     def _record(self, info: Any) -> ModelRecord:
+        """A :class:`ModelRecord` of a huggingface_hub ``ModelInfo``.
+
+        Raises:
+            HubError: the answer has no commit sha (nothing could be pinned to it).
+        """
+        if not info.sha:
+            raise HubError(f"{info.id}: {self.endpoint} gave no commit sha for it, so its files "
+                           "cannot be pinned to a commit. Retry later; if it persists, the "
+                           "endpoint does not implement the Hub's model API fully.", repo_id=info.id)
         config = info.config or {}
         tags = tuple(info.tags or ())
         st = getattr(info, "safetensors", None)
         return ModelRecord(
-            repo_id=info.id, sha=info.sha or "", library=info.library_name,
+            repo_id=info.id, sha=info.sha, library=info.library_name,
             pipeline_tag=info.pipeline_tag, created_at=info.created_at,
             last_modified=info.last_modified, downloads=int(info.downloads or 0),
             likes=int(info.likes or 0), parameters=int(st.total) if st is not None else None,
@@ -288,8 +295,14 @@ class HfHub:
         return _merge(streams, sort=sort, since=since, limit=limit)
 
     def _stream(self, pipeline_tag: str, library: str, sort: str) -> Iterator[ModelRecord]:
-        """One listing, restarted (skipping what it already gave) after a transient failure."""
-        yielded: set[str] = set()
+        """One listing, restarted after a transient failure.
+
+        A restart lists from the start again and skips the (model, commit) pairs it already
+        gave, so a model that got a new commit meanwhile comes again at that commit. The
+        failure budget (``retry.attempts``) counts failures without progress in between: it
+        is reset once the restarted listing gives a model it had not given yet.
+        """
+        yielded: set[tuple[str, str]] = set()
         failures = 0
         while True:
             try:
@@ -299,10 +312,15 @@ class HfHub:
                                                         "tags", "gated", "private", "safetensors",
                                                         "config"]))
                 for info in it:
-                    if info.id in yielded:
+                    if (info.id, info.sha) in yielded:
                         continue
-                    record = self._record(info)
-                    yielded.add(info.id)
+                    try:
+                        record = self._record(info)
+                    except HubError as e:  # one bad entry must not end the listing
+                        LOG.warning("Listing %s/%s: skipping %s", pipeline_tag, library, e)
+                        continue
+                    yielded.add((info.id, info.sha))
+                    failures = 0  # progress: a later failure gets the whole budget again
                     yield record
                 return
             except Exception as e:
@@ -344,12 +362,17 @@ class HfHub:
                                    local_files_only=self.offline)
 
         if self.offline:
+            from huggingface_hub import errors as hf
+
             try:
                 return Path(go())
-            except Exception as e:
+            except (hf.LocalEntryNotFoundError, hf.OfflineModeIsEnabled) as e:  # not cached
                 raise HubOfflineError(f"{repo_id}@{sha}: {filename} is not in the cache "
                                       f"({self.cache_dir}) and HF_HUB_OFFLINE is on.",
                                       repo_id=repo_id) from e
+            except hf.EntryNotFoundError as e:  # the cache knows the file does not exist
+                raise HubFileNotFoundError(f"{repo_id}@{sha} has no file {filename!r}.",
+                                           repo_id=repo_id, revision=sha, filename=filename) from e
         return Path(self._call(go, repo_id=repo_id, revision=sha, filename=filename,
                                what=f"{repo_id}/{filename}"))
 
@@ -386,13 +409,21 @@ class HfHub:
         config_path = self._download(repo_id, CONFIG_NAME, sha)
         config = _read_config(config_path, repo_id=repo_id, revision=sha, tags=tags)
         pre = None
+        not_cached = False
         for name in PREPROCESSOR_NAMES:
             if record is None or name in record.files:
                 try:
                     pre = self._download(repo_id, name, sha)
                     break
-                except (HubFileNotFoundError, HubOfflineError):
+                except HubFileNotFoundError:
                     pre = None
+                except HubOfflineError:
+                    pre, not_cached = None, True
+        if pre is None and not_cached:  # offline: whether it has one is unknown
+            LOG.warning("%s@%s: offline and no %s in the cache %s; its preprocessing comes from "
+                        "config.json alone, with ImageNet defaults for what that does not say. "
+                        "Fetch the model once online to cache it.", repo_id, sha,
+                        " or ".join(PREPROCESSOR_NAMES), self.cache_dir)
         weights_path = None
         if weights:
             candidates = [n for n in WEIGHT_NAMES if record is None or n in record.files]
@@ -460,6 +491,20 @@ class HfHub:
         return self._call(lambda: fs.open(f"datasets/{repo_id}@{sha}/{path}", "rb", cache_type="none"),
                           repo_id=repo_id, revision=sha, filename=path,
                           what=f"dataset {repo_id}: {path}")
+
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """The HTTP library's timeout and connection errors (httpx2 under huggingface_hub 2.x);
+    none if it cannot be imported (the builtin TimeoutError/ConnectionError still count)."""
+    try:
+        from huggingface_hub.utils import httpx as http  # the module huggingface_hub uses
+    except ImportError:
+        try:
+            import httpx2 as http
+        except ImportError:
+            return ()
+    return tuple(getattr(http, name) for name in ("TimeoutException", "NetworkError",
+                                                   "RemoteProtocolError") if hasattr(http, name))
 
 
 def _status(e: BaseException | None) -> int | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -99,6 +99,103 @@ def test_listing_restarts_after_a_failure_in_the_middle_without_duplicates(hub, 
     assert e.value.status == 500
 
 
+class FakeListingApi:
+    """Stands in for HfApi.list_models: each call replays the next scripted listing, each a
+    list of (id, sha, minutes since t0) ending, or not, with a transient error."""
+
+    def __init__(self, *listings):
+        self.listings = list(listings)
+        self.calls = 0
+
+    def list_models(self, **kwargs):
+        from types import SimpleNamespace
+
+        script = self.listings[min(self.calls, len(self.listings) - 1)]
+        self.calls += 1
+        for entry in script:
+            if isinstance(entry, BaseException):
+                raise entry
+            repo_id, sha, minutes = entry
+            when = datetime(2024, 1, 1, tzinfo=timezone.utc) + timedelta(minutes=minutes)
+            yield SimpleNamespace(id=repo_id, sha=sha, config={"model_type": "vit"}, tags=[],
+                                  safetensors=None, library_name="transformers",
+                                  pipeline_tag="image-classification", created_at=when,
+                                  last_modified=when, downloads=0, likes=0, gated=False,
+                                  private=False, siblings=None)
+
+
+def _fake_hub(api, attempts=2):
+    hub = HfHub(endpoint="http://127.0.0.1:9", retry=RetryPolicy(attempts=attempts, base_delay=0.0),
+                offline=False)
+    hub._api = api
+    return hub
+
+
+def _listed(hub):
+    return [(r.repo_id, r.sha) for r in hub.list_models(pipeline_tags=["image-classification"],
+                                                        libraries=["transformers"])]
+
+
+def test_listing_failure_budget_resets_after_progress():
+    down = TimeoutError("read timed out")
+    # each restart gets further: 3 failures in all, never 2 without progress in between
+    api = FakeListingApi([("a", "s1", 9), down], [("a", "s1", 9), ("b", "s1", 8), down],
+                         [("a", "s1", 9), ("b", "s1", 8), ("c", "s1", 7), down],
+                         [("a", "s1", 9), ("b", "s1", 8), ("c", "s1", 7), ("d", "s1", 6)])
+    assert _listed(_fake_hub(api, attempts=2)) == [("a", "s1"), ("b", "s1"), ("c", "s1"), ("d", "s1")]
+    stuck = FakeListingApi([("a", "s1", 9), down], [("a", "s1", 9), down])  # no progress: gives up
+    with pytest.raises(HubUnavailableError):
+        _listed(_fake_hub(stuck, attempts=2))
+
+
+def test_a_restarted_listing_gives_a_model_again_at_its_new_commit():
+    down = TimeoutError("read timed out")
+    # "a" gets a new commit while the listing is down: on restart it comes first, at s2
+    api = FakeListingApi([("a", "s1", 9), ("b", "s1", 8), down],
+                         [("a", "s2", 20), ("b", "s1", 8), ("c", "s1", 7)])
+    assert _listed(_fake_hub(api)) == [("a", "s1"), ("b", "s1"), ("a", "s2"), ("c", "s1")]
+
+
+def test_a_model_without_a_sha_is_an_error_naming_it():
+    from types import SimpleNamespace
+
+    class NoShaApi(FakeListingApi):
+        def model_info(self, repo_id, **kwargs):
+            return SimpleNamespace(id=repo_id, sha=None)
+
+    api = NoShaApi([("a", "s1", 9), ("nosha/m", None, 8), ("c", "s1", 7)])
+    hub = _fake_hub(api)
+    with pytest.raises(HubError, match="nosha/m.*no commit sha") as e:
+        hub.model_info("nosha/m")
+    assert e.value.repo_id == "nosha/m"
+    assert _listed(hub) == [("a", "s1"), ("c", "s1")]  # the listing skips it and goes on
+
+
+def test_transient_errors_are_recognised_without_httpx2(monkeypatch):
+    import importlib
+    import sys
+
+    hub = HfHub(endpoint="http://127.0.0.1:9")
+    monkeypatch.setitem(sys.modules, "httpx2", None)  # import httpx2 -> ImportError
+    with pytest.raises(ImportError):  # huggingface_hub's own alias resolves it lazily
+        importlib.import_module("huggingface_hub.utils").httpx
+    assert hub._is_transient(TimeoutError("t")) and hub._is_transient(ConnectionResetError())
+    assert not hub._is_transient(KeyError("k"))
+
+
+def test_declared_huggingface_hub_floor_has_what_hub_uses():
+    import re
+
+    from huggingface_hub import errors as hf
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    spec = next(d for d in project["project"]["dependencies"] if d.startswith("huggingface_hub"))
+    floor = tuple(int(v) for v in re.search(r">=\s*([\d.]+)", spec).group(1).split(".")[:2])
+    assert floor >= (2, 0), spec  # 2.0 moved to httpx2 (hub.py's transport errors)
+    assert hasattr(hf, "RemoteEntryNotFoundError")
+
+
 # ---------------------------------------------------------------------------------------
 # Model info and downloads
 # ---------------------------------------------------------------------------------------
@@ -178,6 +275,31 @@ def test_offline_mode_uses_the_cache_only(hub, online, monkeypatch):
         with pytest.raises(HubOfflineError):
             call()
     assert len(online.requests) == n  # nothing reached the server
+
+
+def test_offline_fetch_warns_when_the_preprocessor_is_not_cached(hub, online, monkeypatch, caplog):
+    files = hub.fetch("org/tiny-vit")
+    files.preprocessor_path.unlink()  # the snapshot's link: the cache lost it
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with caplog.at_level("WARNING", logger="fennec.hub"):
+        again = HfHub(retry=FAST).fetch("org/tiny-vit")
+    assert again.preprocessor_path is None
+    assert any("org/tiny-vit" in r.getMessage() and "preprocessor_config.json" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_offline_download_errors_other_than_not_cached_are_not_hidden(hub, online, monkeypatch):
+    import huggingface_hub
+
+    sha = hub.fetch("org/tiny-vit").sha
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+    def broken_cache(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", "/hf/hub/models--org--tiny-vit")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", broken_cache)
+    with pytest.raises(PermissionError):
+        HfHub(retry=FAST).fetch("org/tiny-vit", revision=sha)
 
 
 # ---------------------------------------------------------------------------------------
@@ -272,6 +394,25 @@ def test_preprocessing_and_license(tiny_zoo, tmp_path):
     assert ModelRecord(repo_id="a", sha="b").license is None
 
 
+@pytest.mark.parametrize("preprocessor, input_size, crop_pct", [
+    # CLIP: shortest edge to 224, then a 224 center crop: nothing is cropped away
+    ({"size": {"shortest_edge": 224}, "crop_size": {"height": 224, "width": 224},
+      "do_center_crop": True, "do_resize": True}, (3, 224, 224), 1.0),
+    ({"size": {"shortest_edge": 224}, "crop_size": 224, "do_center_crop": True}, (3, 224, 224), 1.0),
+    # ViT: resized to exactly 384 x 384, no crop
+    ({"size": {"height": 384, "width": 384}, "do_resize": True}, (3, 384, 384), 1.0),
+    # ConvNeXt: states its crop_pct
+    ({"size": {"shortest_edge": 224}, "crop_pct": 0.875, "do_resize": True}, (3, 224, 224), 0.875),
+    # resize to 256, crop 224
+    ({"size": 256, "crop_size": 224, "do_center_crop": True}, (3, 224, 224), 0.875),
+])
+def test_crop_pct_from_transformers_preprocessors(preprocessor, input_size, crop_pct):
+    from fennec.hub import Preprocessing
+
+    pre = Preprocessing.from_configs({"model_type": "x"}, preprocessor)
+    assert pre.input_size == input_size and pre.crop_pct == pytest.approx(crop_pct)
+
+
 # ---------------------------------------------------------------------------------------
 # check_config
 # ---------------------------------------------------------------------------------------
@@ -354,6 +495,54 @@ def test_only_hub_imports_huggingface_hub():
     offenders = [p.name for p in root.rglob("*.py") if p.name != "hub.py"
                  and ("import huggingface_hub" in p.read_text() or "from huggingface_hub" in p.read_text())]
     assert offenders == []
+
+
+@pytest.mark.parametrize("hub_json, match", [
+    ("{not json", "cannot read it as JSON"),
+    ("[1, 2]", "expected a JSON object, found a JSON list"),
+    ('{"lastModified": "yesterday"}', "lastModified is 'yesterday', not a date"),
+    ('{"downloads": "many"}', "downloads is 'many'"),
+])
+def test_local_hub_skips_a_malformed_repository_and_names_its_file(tmp_path, caplog, hub_json, match):
+    write_model(tmp_path, "org/good", config=TINY_VIT)
+    write_model(tmp_path, "org/bad", config=TINY_VIT)
+    (tmp_path / "org/bad/.hub.json").write_text(hub_json)
+    local = LocalHub(tmp_path)
+    with caplog.at_level("WARNING"):
+        assert [r.repo_id for r in local.list_models()] == ["org/good"]
+    assert any("org/bad/.hub.json" in r.getMessage() for r in caplog.records)
+    with pytest.raises(MalformedModelError, match=match) as e:
+        local.model_info("org/bad")
+    assert str(tmp_path / "org/bad/.hub.json") in str(e.value) and e.value.repo_id == "org/bad"
+
+
+def test_local_hub_skips_a_repository_whose_file_vanishes_while_listing(tmp_path, caplog, monkeypatch):
+    from fennec._repo_store import RepoStore
+
+    write_model(tmp_path, "org/good", config=TINY_VIT)
+    write_model(tmp_path, "org/going", config=TINY_VIT)
+    real_hashes = RepoStore._hashes
+
+    def vanishing(self, path, size, mtime_ns):
+        if "org/going" in str(path):
+            path.unlink()  # deleted between os.walk and reading it
+        return real_hashes(self, path, size, mtime_ns)
+
+    monkeypatch.setattr(RepoStore, "_hashes", vanishing)
+    with caplog.at_level("WARNING"):
+        assert [r.repo_id for r in LocalHub(tmp_path).list_models()] == ["org/good"]
+    assert any("org/going" in r.getMessage() and "cannot read" in r.getMessage() for r in caplog.records)
+
+
+def test_an_org_folder_with_a_readme_is_still_an_org(tmp_path):
+    write_model(tmp_path, "org/a", config=TINY_VIT)
+    write_model(tmp_path, "org/b", config=TINY_VIT)
+    (tmp_path / "org/README.md").write_text("# our models\n")
+    write_model(tmp_path, "bare", config=TINY_VIT)  # a repository directly under the root
+    local = LocalHub(tmp_path)
+    assert sorted(r.repo_id for r in local.list_models()) == ["local/bare", "org/a", "org/b"]
+    with pytest.raises(ModelNotFoundError):
+        local.model_info("local/org")
 
 
 def test_local_hub_sha_changes_with_content(tmp_path):
