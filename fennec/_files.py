@@ -13,7 +13,8 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -60,11 +61,14 @@ def sha256_file(path: str | Path) -> str:
 
 
 @contextlib.contextmanager
-def file_lock(path: str | Path, *, waiting: str | None = None) -> Iterator[None]:
-    """An exclusive lock on ``path`` (``fcntl.flock``), waiting for it if another process holds it.
+def file_lock(path: str | Path, *, waiting: str | None = None,
+              busy: Callable[[str | None], None] | None = None) -> Iterator[None]:
+    """An exclusive lock on ``path`` (``fcntl.flock``), released on exit and by the system if
+    the process dies. Not re-entrant: a process that takes the same lock twice waits for itself.
 
-    Released on exit, and by the system if the process dies. Not re-entrant: a process that
-    takes the same lock twice waits for itself. ``waiting`` is logged when it has to wait.
+    While held, the file names its holder (pid and start time). When another process holds it,
+    ``busy(holder)`` is called first (raise from it not to wait); then ``waiting`` is logged
+    and the lock is waited for.
     """
     import fcntl
 
@@ -75,11 +79,16 @@ def file_lock(path: str | Path, *, waiting: str | None = None) -> Iterator[None]
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            if busy is not None:
+                busy(path.read_text(errors="replace").strip() or None)
             LOG.warning("%s (lock %s)", waiting or "Waiting for a lock", path)
             fcntl.flock(fd, fcntl.LOCK_EX)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} since {datetime.now(timezone.utc).isoformat(timespec='seconds')}".encode())
         try:
             yield
         finally:
+            os.ftruncate(fd, 0)
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)

@@ -40,17 +40,17 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import os
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
+from fennec._files import file_lock
 from fennec.catalog import Catalog, iter_batches
 from fennec.errors import (
     GatedModelError,
@@ -169,35 +169,17 @@ class ReindexSummary:
 # ---------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def reindex_lock(path: str | Path) -> Iterator[None]:
+def reindex_lock(path: str | Path) -> contextlib.AbstractContextManager[None]:
     """An exclusive, non-blocking lock on ``path`` (``fcntl.flock``; released if the process dies).
 
     Raises:
         ReindexLockedError: another process holds it.
     """
-    import fcntl
+    def busy(holder: str | None) -> None:
+        raise ReindexLockedError(f"Another reindex is running ({holder or 'unknown holder'}; lock {path}). "
+                                 "Wait for it, or stop it.", lock_path=str(path), holder=holder)
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = Path(path).read_text(errors="replace").strip() or None
-            raise ReindexLockedError(f"Another reindex is running ({holder or 'unknown holder'}; "
-                                     f"lock {path}). Wait for it, or stop it.",
-                                     lock_path=str(path), holder=holder) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()} since {datetime.now(timezone.utc).isoformat(timespec='seconds')}".encode())
-        try:
-            yield
-        finally:
-            os.ftruncate(fd, 0)
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+    return file_lock(path, busy=busy)
 
 
 # ---------------------------------------------------------------------------------------
