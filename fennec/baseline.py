@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from fennec.errors import InvalidInputError, NotFittedError
-from fennec.space import ModelSide, TaskSide, _check_params, _check_vector, _matrix, _sides, normalise_results
+from fennec._space_side import ModelSide, TaskSide, _check_params, _check_vector, _sides
+from fennec.space import _matrix, normalise_results
 
 __all__ = ["FennecBaseline"]
 
