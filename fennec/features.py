@@ -51,7 +51,8 @@ import torch
 from fennec import constants
 from fennec._files import save_npz_atomic
 from fennec._hub_common import ModelFiles, Preprocessing
-from fennec.errors import FeatureExtractionError, InvalidInputError, UnsupportedModelError
+from fennec._model_loading import _Spec, _spec_of, load_model
+from fennec.errors import FeatureExtractionError, InvalidInputError
 from fennec.metrics._validation import resolve_device
 
 __all__ = [
@@ -68,11 +69,6 @@ LOG = logging.getLogger(__name__)
 
 #: Bumped when the cached arrays would differ for the same (model, sample) key.
 CACHE_FORMAT = 1
-
-# Head attributes of transformers classifiers, in the order they are looked for.
-# ``cls_classifier``: DeiTForImageClassificationWithTeacher, whose logits average a class-token
-# head and a distillation-token head; fine-tuning DeiT keeps only the class-token head.
-_HEAD_NAMES = ("classifier", "cls_classifier")
 
 _INTERPOLATION = {
     "nearest": 0, "lanczos": 1, "bilinear": 2, "bicubic": 3, "box": 4, "hamming": 5,
@@ -114,176 +110,6 @@ class ExtractedFeatures:
     forward_passes: int
     seconds: float
     cached: bool
-
-
-# ---------------------------------------------------------------------------------------
-# Loading
-# ---------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class _Spec:
-    """How to read features off a loaded model (attached to it as ``_fennec_spec``)."""
-
-    kind: str  # "classifier" | "backbone" | "timm"
-    repo_id: str
-    head: str | None = None  # attribute name of the hooked head ("classifier" models)
-    head_loaded: bool = True  # the head's weights came from the checkpoint
-    pooler_loaded: bool = True  # the pooler's weights came from the checkpoint ("backbone")
-
-
-def load_model(files: ModelFiles, *, device: str | torch.device | None = None) -> torch.nn.Module:
-    """Build a model from its local files, in eval mode, float32, on ``device``.
-
-    Args:
-        files: from ``hub.fetch(repo_id, weights=True)``.
-        device: ``"cpu"``, ``"cuda"``, a torch.device, or None (CUDA when available).
-
-    Returns:
-        The model. It carries how fennec reads its features; pass it to
-        :func:`extract_features` with ``preprocessing=files.preprocessing()``.
-
-    Raises:
-        UnsupportedModelError: neither a transformers vision model nor a timm model, no
-            weights, or timm is not installed for a timm model.
-        InvalidInputError: ``device`` is not valid here.
-    """
-    dev = resolve_device(device)
-    config = files.config
-    if files.weights_path is None:
-        raise UnsupportedModelError(
-            f"{files.repo_id}: no weights were fetched; call hub.fetch({files.repo_id!r}, weights=True).",
-            repo_id=files.repo_id, revision=files.sha, reason="no_weights")
-    if isinstance(config.get("architecture"), str) and not isinstance(config.get("model_type"), str):
-        model = _load_timm(files)
-    elif isinstance(config.get("model_type"), str):
-        model = _load_transformers(files)
-    else:
-        raise UnsupportedModelError(
-            f"{files.repo_id}: config.json has neither 'model_type' (transformers) nor 'architecture' "
-            "(timm); fennec can only extract features from transformers and timm vision models.",
-            repo_id=files.repo_id, revision=files.sha, reason="unknown_library")
-    return model.float().eval().to(dev)
-
-
-def _load_transformers(files: ModelFiles) -> torch.nn.Module:
-    import transformers
-
-    from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES
-
-    config = files.config
-    archs = [a for a in config.get("architectures") or [] if isinstance(a, str)]
-    has_head = any("ForImageClassification" in a for a in archs)
-    if has_head and config["model_type"] not in MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES:
-        raise UnsupportedModelError(
-            f"{files.repo_id}: transformers has no image-classification class for model_type "
-            f"{config['model_type']!r} (architectures {archs}); upgrade transformers or pick another model.",
-            repo_id=files.repo_id, revision=files.sha, reason="unsupported_architecture")
-    auto = transformers.AutoModelForImageClassification if has_head else transformers.AutoModel
-    bars = transformers.utils.logging.is_progress_bar_enabled()
-    transformers.utils.logging.disable_progress_bar()  # one "Loading weights" bar per candidate is noise
-    try:
-        model, info = auto.from_pretrained(str(files.folder), dtype=torch.float32, local_files_only=True,
-                                           output_loading_info=True)
-    except (ValueError, KeyError) as e:  # an unknown model_type / config class
-        raise UnsupportedModelError(
-            f"{files.repo_id}: transformers cannot build model_type {config['model_type']!r} with "
-            f"{auto.__name__} ({e}).", repo_id=files.repo_id, revision=files.sha,
-            reason="unsupported_architecture") from e
-    finally:
-        if bars:
-            transformers.utils.logging.enable_progress_bar()
-    if getattr(model, "main_input_name", None) != "pixel_values":
-        raise UnsupportedModelError(
-            f"{files.repo_id}: {type(model).__name__} takes {getattr(model, 'main_input_name', None)!r}, "
-            "not images (pixel_values); fennec only ranks vision models.", repo_id=files.repo_id,
-            revision=files.sha, reason="not_a_vision_model")
-    missing = set(info.get("missing_keys") or ())
-    n_keys = len(model.state_dict())
-    if len(missing) > n_keys // 2:  # transformers would silently run a randomly initialised model
-        raise UnsupportedModelError(
-            f"{files.repo_id}: the checkpoint lacks {len(missing)} of the {n_keys} weights of "
-            f"{type(model).__name__} (e.g. {sorted(missing)[:3]}); it does not match its config.",
-            repo_id=files.repo_id, revision=files.sha, reason="weights_mismatch")
-    if has_head:
-        head_name, _ = _find_head(model, files.repo_id)
-        head_loaded = not any(k.startswith(head_name + ".") for k in missing)
-        if not head_loaded:
-            LOG.warning("%s: the checkpoint has no weights for the head %r; its probabilities are "
-                        "unusable and will be None", files.repo_id, head_name)
-        spec = _Spec("classifier", files.repo_id, head=head_name, head_loaded=head_loaded)
-    else:
-        spec = _Spec("backbone", files.repo_id, pooler_loaded=not any(k.startswith("pooler.") for k in missing))
-    model._fennec_spec = spec  # type: ignore[assignment]
-    return model
-
-
-def _load_timm(files: ModelFiles) -> torch.nn.Module:
-    try:
-        import timm
-    except ImportError as e:
-        raise UnsupportedModelError(
-            f"{files.repo_id} is a timm model and timm is not installed: pip install 'fennec[timm]'.",
-            repo_id=files.repo_id, revision=files.sha, reason="timm_missing") from e
-    config = files.config
-    arch = config["architecture"]
-    if not timm.is_model(arch):
-        raise UnsupportedModelError(
-            f"{files.repo_id}: timm {timm.__version__} has no architecture {arch!r}; upgrade timm.",
-            repo_id=files.repo_id, revision=files.sha, reason="unsupported_architecture")
-    kwargs = dict(config.get("model_args") or {})
-    if "num_classes" in config:
-        kwargs["num_classes"] = int(config["num_classes"])
-    model = timm.create_model(arch, pretrained=False, **kwargs)
-    path = Path(files.weights_path)  # type: ignore[arg-type]
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state = load_file(str(path))
-    else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        raise UnsupportedModelError(
-            f"{files.repo_id}: its weights do not fit timm's {arch!r} ({str(e)[:300]}).",
-            repo_id=files.repo_id, revision=files.sha, reason="weights_mismatch") from e
-    model._fennec_spec = _Spec("timm", files.repo_id)  # type: ignore[assignment]
-    return model
-
-
-def _find_head(model: torch.nn.Module, repo_id: str) -> tuple[str, torch.nn.Module]:
-    """The (attribute name, module) of a transformers classifier's head."""
-    for name in _HEAD_NAMES:
-        head = getattr(model, name, None)
-        if isinstance(head, torch.nn.Module):
-            return name, head
-    get_out = getattr(model, "get_output_embeddings", None)
-    head = get_out() if callable(get_out) else None
-    if isinstance(head, torch.nn.Module):
-        name = next(n for n, m in model.named_modules() if m is head)
-        return name, head
-    raise UnsupportedModelError(
-        f"{repo_id}: cannot find the classification head of {type(model).__name__} (looked for "
-        f"{', '.join(_HEAD_NAMES)} and get_output_embeddings()).", repo_id=repo_id,
-        reason="no_head")
-
-
-def _spec_of(model: torch.nn.Module) -> _Spec:
-    """The spec attached by :func:`load_model`, or one inferred for a model built elsewhere."""
-    spec = getattr(model, "_fennec_spec", None)
-    if isinstance(spec, _Spec):
-        return spec
-    name = type(model).__name__
-    if callable(getattr(model, "forward_head", None)) and callable(getattr(model, "forward_features", None)):
-        return _Spec("timm", name)
-    if "ForImageClassification" in name:
-        return _Spec("classifier", name, head=_find_head(model, name)[0])
-    if hasattr(model, "config") and hasattr(model, "base_model_prefix"):
-        return _Spec("backbone", name)
-    raise UnsupportedModelError(
-        f"Cannot extract features from a {name}: pass a transformers image model, a timm model, "
-        "or ModelFiles from hub.fetch(..., weights=True).", reason="unsupported_architecture")
 
 
 # ---------------------------------------------------------------------------------------
