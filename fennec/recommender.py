@@ -168,6 +168,8 @@ class Recommendations(Sequence[Recommendation]):
             lines.append(f"{r.rank:>4}  {r.model_id:<{width}}  {_fmt_params(r.parameters):>8}  "
                          f"{r.predicted_score:9.3f}  {metric}  {r.final_score:7.3f}")
         lines.append("")
+        lines.append("predicted: transfer-space score (standard deviations above an average model); metric: "
+                     f"{self.metric or 'not run'} on the sample; final: the fused score the ranking sorts by")
         lines.append(f"dataset: {self.dataset}")
         failed = f" ({self.n_failed} failed)" if self.n_failed else ""
         lines.append(f"ranked {self.n_indexed} indexed models; {self.n_candidates} candidates from the index, "
