@@ -169,7 +169,8 @@ class Recommendations(Sequence[Recommendation]):
                          f"{r.predicted_score:9.3f}  {metric}  {r.final_score:7.3f}")
         lines.append("")
         lines.append("predicted: transfer-space score (standard deviations above an average model); metric: "
-                     f"{self.metric or 'not run'} on the sample; final: what the ranking sorts by (fused z-scores for re-ranked models)")
+                     f"{self.metric or 'not run'} on the sample; final: what the ranking sorts by "
+                     "(fused z-scores for re-ranked models)")
         lines.append(f"dataset: {self.dataset}")
         failed = f" ({self.n_failed} failed)" if self.n_failed else ""
         lines.append(f"ranked {self.n_indexed} indexed models; {self.n_candidates} candidates from the index, "
