@@ -48,7 +48,7 @@ def main() -> int:
 
     warnings.filterwarnings("ignore", category=UserWarning)
     data = B.load_zoo_data(max_samples=DEFAULT_MAX_SAMPLES)
-    scores, _, _ = B.score_zoo(data, list_metrics())
+    scores, _, _, _ = B.score_zoo(data, list_metrics())
     targets = sorted(data.truth)
     index = {t: B._index_scores(B._fit_space(data, [x for x in targets if x != t]), data, t)[0] for t in targets}
 

@@ -153,9 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     data = load_zoo_data(max_samples=args.max_samples, device=args.device, targets=args.targets)
     if args.targets:
         data.truth = {t: data.truth[t] for t in args.targets}
-    raw, extract_s, metric_s = score_zoo(data, metrics, device=args.device)
+    raw, extract_s, metric_s, errors = score_zoo(data, metrics, device=args.device)
     scores = {t: {m: {x: ({"score": v, "seconds": round(metric_s[t][m][x], 4)} if v is not None
-                          else {"error": "failed (see zoo/cache/bench/scores.json)"})
+                          else {"error": errors[t][m].get(x) or "failed (no message)"})
                       for x, v in per.items()} for m, per in row.items()} for t, row in raw.items()}
     gt = json.loads(GROUND_TRUTH.read_text()) if GROUND_TRUTH.exists() else {}
     truth = gt.get("test_accuracy_seed0", {})

@@ -161,11 +161,13 @@ def load_zoo_data(*, max_samples: int, seed: int = 0, device: Any = None, target
 
 
 def score_zoo(data: ZooData, metrics: Sequence[str], *, device: Any = None,
-              progress: bool = False) -> tuple[dict, dict, dict]:
-    """Every metric on every (target, model): ``(scores, extract_seconds, metric_seconds)``.
+              progress: bool = False) -> tuple[dict, dict, dict, dict]:
+    """Every metric on every (target, model): ``(scores, extract_seconds, metric_seconds, errors)``.
 
-    ``scores[t][m][metric]`` is a float or None (the metric failed: the error is logged);
-    cached in ``zoo/cache/bench/scores.json`` by model sha and sample fingerprint.
+    ``scores[t][m][metric]`` is a float or None (the metric failed: ``errors[t][m][metric]``
+    says why, and the error is logged). Cached in ``zoo/cache/bench/scores.json`` by model
+    sha and sample fingerprint, with a hash of each metric's source file: a changed metric is
+    recomputed, and so is a failure (it is never served from the cache).
     """
     from fennec.features import model_features
     from fennec.metrics import metric_info
@@ -175,6 +177,8 @@ def score_zoo(data: ZooData, metrics: Sequence[str], *, device: Any = None,
     scores: dict = {}
     extract_s: dict = {}
     metric_s: dict = {}
+    errors: dict = {}
+    code = {x: _metric_code(x) for x in metrics}
     pairs = [(t, m) for t in sorted(data.truth) for m in data.models]
     from tqdm.auto import tqdm
 
@@ -184,7 +188,8 @@ def score_zoo(data: ZooData, metrics: Sequence[str], *, device: Any = None,
         sha = data.hub.model_info(m).sha
         key = f"{sha}|{sample.fingerprint}"
         entry = cache.setdefault(key, {"model": m, "target": t, "metrics": {}, "seconds": {}})
-        missing = [x for x in metrics if x not in entry["metrics"]]
+        stored_code = entry.setdefault("code", {})
+        missing = [x for x in metrics if entry["metrics"].get(x) is None or stored_code.get(x) != code[x]]
         if missing or "extract_seconds" not in entry:
             feats = model_features(m, sample, hub=data.hub, device=device)
             if not feats.cached:
@@ -196,6 +201,8 @@ def score_zoo(data: ZooData, metrics: Sequence[str], *, device: Any = None,
                 info = metric_info(name)
                 x = feats.probabilities if info.input == "probabilities" else feats.features
                 t0 = time.perf_counter()
+                stored_code[name] = code[name]
+                entry.setdefault("errors", {}).pop(name, None)
                 try:
                     if x is None:
                         raise InvalidInputError(f"{m} has no classification head for {name}")
@@ -209,11 +216,23 @@ def score_zoo(data: ZooData, metrics: Sequence[str], *, device: Any = None,
             if dirty % 20 == 0:
                 _save_json(path, cache)
         scores.setdefault(t, {})[m] = {x: entry["metrics"].get(x) for x in metrics}
+        errors.setdefault(t, {})[m] = {x: entry.get("errors", {}).get(x) for x in metrics
+                                       if entry["metrics"].get(x) is None}
         extract_s.setdefault(t, {})[m] = float(entry["extract_seconds"])
         metric_s.setdefault(t, {})[m] = {x: float(entry["seconds"].get(x, 0.0)) for x in metrics}
     if dirty:
         _save_json(path, cache)
-    return scores, extract_s, metric_s
+    return scores, extract_s, metric_s, errors
+
+
+def _metric_code(name: str) -> str:
+    """sha256 (12 hex) of the source file that defines a metric: the cache key of its scores."""
+    import inspect
+
+    from fennec._files import sha256_file
+    from fennec.metrics import metric_info
+
+    return sha256_file(inspect.getsourcefile(metric_info(name).func))[:12]
 
 
 # -- evaluation ------------------------------------------------------------------------
@@ -284,7 +303,7 @@ def run_benchmark(*, targets: Sequence[str] | None = None, out: str | Path = RES
     max_samples = max_samples or DEFAULT_MAX_SAMPLES
     data = load_zoo_data(max_samples=max_samples, seed=seed, device=device, targets=targets, progress=progress)
     metrics = list_metrics()
-    scores, extract_s, metric_s = score_zoo(data, metrics, device=device, progress=progress)
+    scores, extract_s, metric_s, _ = score_zoo(data, metrics, device=device, progress=progress)
     all_targets = sorted(data.truth)
     held = sorted(targets) if targets else all_targets
     n_models = len(data.models)

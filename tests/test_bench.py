@@ -80,3 +80,25 @@ def test_metric_ensemble_is_the_mean_z_score_and_ignores_failures():
     assert ens["c"] == pytest.approx((1.2247 + 1) / 2, abs=1e-3)
     tau = {"t1": {"x": 0.5, "y": 0.7, "z": 0.1}, "t2": {"x": 0.6, "y": 0.6, "z": None}}
     assert bench._inner_metrics(tau, ["t1", "t2"], ["x", "y", "z"], k=2) == ["y", "x"]
+
+
+def test_score_cache_recomputes_changed_metrics_and_failures(zoo_env, monkeypatch):
+    data = bench.load_zoo_data(max_samples=12)
+    scores, _, _, errors = bench.score_zoo(data, ["logme"])
+    path = zoo_env / "cache" / "bench" / "scores.json"
+    cache = json.loads(path.read_text())
+    assert all(e["code"]["logme"] == bench._metric_code("logme") for e in cache.values())
+
+    monkeypatch.setattr(bench, "_metric_code", lambda name: "changed-code")  # a new version of the metric
+    again, _, _, _ = bench.score_zoo(data, ["logme"])
+    cache = json.loads(path.read_text())
+    assert all(e["code"]["logme"] == "changed-code" for e in cache.values())
+    assert again == scores  # same code path, same numbers
+
+    # a failure is reported with its message and recomputed next time, not served from the cache
+    key = next(iter(cache))
+    cache[key]["metrics"]["logme"] = None
+    cache[key]["errors"] = {"logme": "RuntimeError: boom"}
+    path.write_text(json.dumps(cache))
+    third, _, _, errors = bench.score_zoo(data, ["logme"])
+    assert third == scores and all(not e for row in errors.values() for e in row.values())
