@@ -33,6 +33,7 @@ import sys
 import time
 import zlib
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
@@ -129,11 +130,11 @@ def is_done(path: Path, protocol: Protocol = PROTOCOL, *, hub_dir: Path = HUB_DI
         record = json.loads(path.read_text())
         if record["protocol"]["version"] != protocol.version:
             return False
-        if record.get("head_reinit") is None and checkpoint_labels(hub_dir / record["model"]) == record["num_classes"]:
-            return False
-        return True
     except (ValueError, KeyError, OSError):
         return False  # a corrupt file is redone
+    if record.get("head_reinit") is None and (hub_dir / record["model"] / "config.json").exists():
+        return checkpoint_labels(hub_dir / record["model"]) != record.get("num_classes")
+    return True
 
 
 def checkpoint_labels(model_dir: Path) -> int | None:
@@ -325,47 +326,51 @@ def _init_worker():
         pass
 
 
-def _claim(path: Path) -> Path | None:
-    """Claim a job with an O_EXCL lock file, so two queues on one machine never run the same job."""
+def _claim(path: Path) -> int | None:
+    """Claim a job: an exclusive ``flock`` on its lock file, held while the job runs.
+
+    Two queues on one machine never run the same job, and a killed worker's claim is released
+    by the kernel (no stale lock to take over). Returns the lock's file descriptor, or None when
+    another process holds it.
+    """
+    import fcntl
+
     lock = path.parent / ".claims" / (path.name + ".lock")
     lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
     try:
-        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
-        try:
-            host, pid = lock.read_text().split(":")
-            if host == socket.gethostname() and not _pid_alive(int(pid)):
-                lock.unlink()  # stale claim of a dead process
-                return _claim(path)
-        except (ValueError, OSError):
-            pass
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
         return None
-    with os.fdopen(fd, "w") as fh:
-        fh.write(f"{socket.gethostname()}:{os.getpid()}")
-    return lock
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{socket.gethostname()}:{os.getpid()}".encode())
+    return fd
 
 
-def _pid_alive(pid: int) -> bool:
+def _release(fd: int) -> None:
+    import fcntl
+
     try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def _claimed_job(model, target, seed, runs_dir):
     path = job_path(model, target, seed, runs_dir)
     if is_done(path):
         return None
-    lock = _claim(path)
-    if lock is None:
+    fd = _claim(path)
+    if fd is None:
+        LOG.info("skip %s %s seed%d: another queue is running it", model, target, seed)
         return None
     try:
+        if is_done(path):  # finished by another queue between the check and the claim
+            return None
         return run_job(model, target, seed, runs_dir=runs_dir)
     finally:
-        lock.unlink(missing_ok=True)
+        _release(fd)
 
 
 def run_queue(*, workers: int = 2, max_hours: float | None = None, runs_dir: Path = RUNS_DIR,
@@ -378,31 +383,47 @@ def run_queue(*, workers: int = 2, max_hours: float | None = None, runs_dir: Pat
     LOG.info("%d models x %d targets; %d jobs pending; %d worker(s)", len(models), len(targets), len(jobs), workers)
     deadline = time.time() + 3600 * max_hours if max_hours else math.inf
     done = 0
-    with ProcessPoolExecutor(workers, initializer=_init_worker) as ex:
-        pending: dict = {}
-        queue = iter(jobs)
-        while True:
-            while len(pending) < workers and time.time() < deadline:
-                job = next(queue, None)
-                if job is None:
+    queue = list(jobs)
+    kills: dict = {}
+    while queue and time.time() < deadline:
+        # A worker killed from outside (out of memory, kill -9) breaks the whole pool: the jobs
+        # in flight go back to the queue and a new pool continues.
+        with ProcessPoolExecutor(workers, initializer=_init_worker) as ex:
+            pending: dict = {}
+            broken = False
+            while not broken:
+                while len(pending) < workers and queue and time.time() < deadline:
+                    job = queue.pop(0)
+                    pending[ex.submit(_claimed_job, *job, runs_dir)] = job
+                if not pending:
                     break
-                pending[ex.submit(_claimed_job, *job, runs_dir)] = job
-            if not pending:
-                break
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for f in finished:
-                job = pending.pop(f)
-                try:
-                    rec = f.result()
-                except Exception:  # noqa: BLE001 - one broken job must not stop the queue; it is logged and retried next run
-                    LOG.exception("job %s failed", job)
-                    continue
-                if rec is not None:
-                    done += 1
-                    LOG.info("done %s %s seed%d: test %.4f (lr %g) in %.0fs (%.0f CPU s)", *job, rec["test_accuracy"],
-                             rec["lr"], rec["seconds"], rec["cpu_seconds"])
-                    if done % 10 == 0:
-                        write_status(runs_dir)
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for f in finished:
+                    job = pending.pop(f)
+                    try:
+                        rec = f.result()
+                    except BrokenProcessPool:
+                        # every job in flight is suspect; one that breaks the pool twice is dropped
+                        suspects = [job, *pending.values()]
+                        for j in suspects:
+                            kills[j] = kills.get(j, 0) + 1
+                        retry = [j for j in suspects if kills[j] < 2]
+                        LOG.error("a worker died while running %s; restarting the pool (dropped for this run: %s)",
+                                  suspects, [j for j in suspects if kills[j] >= 2] or "none")
+                        queue[:0] = retry
+                        broken = True
+                        break
+                    except Exception:  # noqa: BLE001 - one broken job must not stop the queue; logged, retried next run
+                        LOG.exception("job %s failed", job)
+                        continue
+                    if rec is not None:
+                        done += 1
+                        LOG.info("done %s %s seed%d: test %.4f (lr %g) in %.0fs (%.0f CPU s)", *job,
+                                 rec["test_accuracy"], rec["lr"], rec["seconds"], rec["cpu_seconds"])
+                        if done % 10 == 0:
+                            write_status(runs_dir)
+            if broken:
+                write_status(runs_dir)
     write_status(runs_dir)
     return done
 

@@ -170,3 +170,40 @@ def test_harness_evaluation_table():
     assert table["t-a"]["good"]["weighted_tau"] == pytest.approx(1.0)
     assert table["t-a"]["bad"]["weighted_tau"] == pytest.approx(-1.0)
     assert table["t-a"]["good"]["top1_regret"] == pytest.approx(0.0)
+
+
+def test_a_claimed_job_is_not_claimed_twice_and_is_released(tmp_path):
+    gt = pytest.importorskip("build_ground_truth")
+    path = tmp_path / "runs" / "m__t__seed0.json"
+    fd = gt._claim(path)
+    assert fd is not None
+    assert gt._claim(path) is None  # held (flock is per open file, so this holds within a process too)
+    gt._release(fd)
+    again = gt._claim(path)
+    assert again is not None
+    gt._release(again)
+
+
+def test_the_head_is_reinitialised_when_the_label_count_matches(toy_world, tmp_path):
+    gt = pytest.importorskip("build_ground_truth")
+    transformers = pytest.importorskip("transformers")
+    import torch
+
+    model_dir = toy_world["hub"] / toy_world["model"]
+    n = gt.checkpoint_labels(model_dir)
+    assert n == 52
+    model = transformers.AutoModelForImageClassification.from_pretrained(model_dir, num_labels=n,
+                                                                         ignore_mismatched_sizes=True)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    assert gt.reinit_head(model) == ["classifier"]
+    changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed and all(k.startswith("classifier.") for k in changed)
+
+    # a result written before the fix, with a matching label count, is redone; others are kept
+    runs = tmp_path / "runs"
+    record = {"model": toy_world["model"], "protocol": {"version": gt.PROTOCOL.version}, "num_classes": 52}
+    gt.write_atomic(runs / "a.json", record)
+    assert not gt.is_done(runs / "a.json", hub_dir=toy_world["hub"])
+    gt.write_atomic(runs / "b.json", {**record, "head_reinit": "explicit"})
+    gt.write_atomic(runs / "c.json", {**record, "num_classes": 6})
+    assert gt.is_done(runs / "b.json", hub_dir=toy_world["hub"]) and gt.is_done(runs / "c.json", hub_dir=toy_world["hub"])
