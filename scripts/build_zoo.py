@@ -30,6 +30,7 @@ import dataclasses
 import json
 import logging
 import math
+import shutil
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -398,8 +399,12 @@ def build_one(spec: ZooSpec, *, hub_dir: Path = HUB_DIR, datasets_dir: Path = DA
     else:
         model, classes, record = pretrain(spec, steps=steps, datasets_dir=datasets_dir, eval_limit=eval_limit)
         image_size, mean, std = 32, list(MEAN), list(STD)
-    out = hub_dir / spec.org / spec.name
-    out.mkdir(parents=True, exist_ok=True)
+    final = hub_dir / spec.org / spec.name
+    # Built and verified in a temporary folder, then swapped in: ``fennec_zoo.json`` (what a
+    # resumed build checks) only ever appears beside weights that passed verify_repo.
+    out = final.with_name(f".{spec.name}.building")
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
     model = model.to(torch.float16)
     model.save_pretrained(out, safe_serialization=True)
     proc = T.ViTImageProcessor(do_resize=True, size={"height": image_size, "width": image_size}, resample=2,
@@ -414,6 +419,12 @@ def build_one(spec: ZooSpec, *, hub_dir: Path = HUB_DIR, datasets_dir: Path = DA
     (out / "fennec_zoo.json").write_text(json.dumps(record, indent=1) + "\n")
     (out / "README.md").write_text(_card(spec, record, n_params, size_mb))
     verify_repo(out)
+    old = final.with_name(f".{spec.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
+    out.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
     return record
 
 
@@ -435,7 +446,7 @@ def verify_repo(path: Path) -> None:
 def write_manifest(hub_dir: Path = HUB_DIR) -> dict:
     """zoo/zoo.json: every built repo's provenance record, plus totals."""
     models = {}
-    for f in sorted(hub_dir.glob("*/*/fennec_zoo.json")):
+    for f in sorted(p for p in hub_dir.glob("*/*/fennec_zoo.json") if not p.parent.name.startswith(".")):
         rec = json.loads(f.read_text())
         models[rec["repo_id"]] = rec
     total = sum(m["safetensors_mb"] for m in models.values())
@@ -500,18 +511,33 @@ def main(argv: list[str] | None = None) -> int:
     # the fine-tuned zoo first (longest first, so two workers finish together), the proxy last
     todo.sort(key=lambda n: (ALL_SPECS[n] == PROXY, -(ALL_SPECS[n].steps * (2 if ALL_SPECS[n].size != "tiny" else 1))))
     LOG.info("%d of %d models to build with %d worker(s)", len(todo), len(names), args.workers)
+    keys = ("params", "safetensors_mb", "build_seconds", "source_val_accuracy")
+    failed = []
     if args.workers <= 1:
         for n in todo:
-            rec = build_one(ALL_SPECS[n], steps=args.steps)
-            LOG.info("built %s: %s", n, {k: rec.get(k) for k in ("params", "safetensors_mb", "build_seconds", "source_val_accuracy")})
+            try:
+                rec = build_one(ALL_SPECS[n], steps=args.steps)
+            except Exception:  # noqa: BLE001 - the other models still build; reported at the end
+                LOG.exception("building %s failed", n)
+                failed.append(n)
+                continue
+            LOG.info("built %s: %s", n, {k: rec.get(k) for k in keys})
     else:
         with ProcessPoolExecutor(args.workers) as ex:
-            futs = [ex.submit(_worker, n, args.steps) for n in todo]
+            futs = {ex.submit(_worker, n, args.steps): n for n in todo}
             for f in as_completed(futs):
-                n, rec = f.result()
-                LOG.info("built %s: %s", n, {k: rec.get(k) for k in ("params", "safetensors_mb", "build_seconds", "source_val_accuracy")})
+                try:
+                    n, rec = f.result()
+                except Exception:  # noqa: BLE001 - the other models still build; reported at the end
+                    LOG.exception("building %s failed", futs[f])
+                    failed.append(futs[f])
+                    continue
+                LOG.info("built %s: %s", n, {k: rec.get(k) for k in keys})
     m = write_manifest()
     LOG.info("zoo: %d models, %.1f MB, families %s", m["count"], m["total_safetensors_mb"], m["families"])
+    if failed:
+        LOG.error("%d model(s) failed to build and are not in the zoo: %s", len(failed), ", ".join(sorted(failed)))
+        return 1
     return 0
 
 
