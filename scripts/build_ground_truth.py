@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
@@ -121,8 +122,10 @@ def job_path(model: str, target: str, seed: int, runs_dir: Path = RUNS_DIR) -> P
     return runs_dir / f"{model.replace('/', '--')}__{target}__seed{seed}.json"
 
 
-def is_done(path: Path, protocol: Protocol = PROTOCOL, *, hub_dir: Path = HUB_DIR) -> bool:
-    """A finished result of this protocol version. Results whose head kept the checkpoint's
+def is_done(path: Path, protocol: Protocol = PROTOCOL, *, hub_dir: Path = HUB_DIR,
+            datasets_dir: Path = DATASETS_DIR) -> bool:
+    """A finished result of this protocol version, for the model weights and target pixels
+    that are there now (:func:`stale_reason`). Results whose head kept the checkpoint's
     weights (before the head re-initialisation fix: see ``checkpoint_labels``) are redone."""
     if not path.exists():
         return False
@@ -132,9 +135,40 @@ def is_done(path: Path, protocol: Protocol = PROTOCOL, *, hub_dir: Path = HUB_DI
             return False
     except (ValueError, KeyError, OSError):
         return False  # a corrupt file is redone
+    if stale_reason(record, hub_dir=hub_dir, datasets_dir=datasets_dir):
+        return False
     if record.get("head_reinit") is None and (hub_dir / record["model"] / "config.json").exists():
         return checkpoint_labels(hub_dir / record["model"]) != record.get("num_classes")
     return True
+
+
+def stale_reason(record: dict, *, hub_dir: Path = HUB_DIR, datasets_dir: Path = DATASETS_DIR) -> str | None:
+    """Why a result no longer describes the zoo (None if it does): the model's weights or the
+    target's pixels differ from the ones it was fine-tuned on. Models or targets that are not
+    there are not judged."""
+    weights = hub_dir / record.get("model", "") / "model.safetensors"
+    if record.get("model_sha256") and weights.is_file():
+        st = weights.stat()
+        if _weights_sha(str(weights), st.st_mtime_ns, st.st_size) != record["model_sha256"]:
+            return f"the weights of {record['model']} changed since it was fine-tuned"
+    data = datasets_dir / record.get("target", "")
+    if record.get("dataset_sha256") and (data / "data").is_dir():
+        if _dataset_fingerprint(str(data)) != record["dataset_sha256"]:
+            return f"the pixels of {record['target']} changed since it was fine-tuned on"
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def _weights_sha(path: str, mtime_ns: int, size: int) -> str:
+    return _sha256(Path(path))
+
+
+@functools.lru_cache(maxsize=None)
+def _dataset_fingerprint(folder: str) -> str:
+    """The fingerprint of a stored target, computed from its decoded pixels and labels."""
+    from build_datasets import SPLITS, fingerprint, load_split_arrays
+
+    return fingerprint({s: load_split_arrays(Path(folder), s) for s in SPLITS})
 
 
 def checkpoint_labels(model_dir: Path) -> int | None:
@@ -304,11 +338,10 @@ def run_job(model: str, target: str, seed: int, *, runs_dir: Path = RUNS_DIR, hu
 
     model_dir = hub_dir / model
     res = finetune(model_dir, target, seed, protocol=protocol, datasets_dir=datasets_dir)
-    fps = json.loads((datasets_dir.parent / "fingerprints.json").read_text()) if (datasets_dir.parent / "fingerprints.json").exists() else {}
     record = {"model": model, "target": target, "seed": seed, **res,
               "protocol": dataclasses.asdict(protocol),
               "model_sha256": _sha256(model_dir / "model.safetensors"),
-              "dataset_sha256": fps.get("datasets", {}).get(target, {}).get("sha256"),
+              "dataset_sha256": _dataset_fingerprint(str(datasets_dir / target)),  # the pixels it ran on
               "finished_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
               "host": socket.gethostname(), "machine": platform.machine(), "cpu_count": os.cpu_count(),
               "torch": torch.__version__, "transformers": transformers.__version__}
@@ -357,18 +390,18 @@ def _release(fd: int) -> None:
         os.close(fd)
 
 
-def _claimed_job(model, target, seed, runs_dir):
+def _claimed_job(model, target, seed, runs_dir, hub_dir=HUB_DIR, datasets_dir=DATASETS_DIR):
     path = job_path(model, target, seed, runs_dir)
-    if is_done(path):
+    if is_done(path, hub_dir=hub_dir, datasets_dir=datasets_dir):
         return None
     fd = _claim(path)
     if fd is None:
         LOG.info("skip %s %s seed%d: another queue is running it", model, target, seed)
         return None
     try:
-        if is_done(path):  # finished by another queue between the check and the claim
+        if is_done(path, hub_dir=hub_dir, datasets_dir=datasets_dir):  # another queue finished it meanwhile
             return None
-        return run_job(model, target, seed, runs_dir=runs_dir)
+        return run_job(model, target, seed, runs_dir=runs_dir, hub_dir=hub_dir, datasets_dir=datasets_dir)
     finally:
         _release(fd)
 
@@ -432,7 +465,9 @@ def run_queue(*, workers: int = 2, max_hours: float | None = None, runs_dir: Pat
 # Aggregation
 # ----------------------------------------------------------------------------------------------
 
-def load_results(runs_dir: Path = RUNS_DIR) -> list[dict]:
+def load_results(runs_dir: Path = RUNS_DIR, *, hub_dir: Path = HUB_DIR, datasets_dir: Path = DATASETS_DIR) -> list[dict]:
+    """The results of this protocol version that still describe the zoo (stale ones are
+    logged and left out: the queue redoes them)."""
     out = []
     for f in sorted(runs_dir.glob("*__seed*.json")):
         try:
@@ -440,8 +475,13 @@ def load_results(runs_dir: Path = RUNS_DIR) -> list[dict]:
         except ValueError:
             LOG.warning("unreadable result %s skipped", f)
             continue
-        if rec.get("protocol", {}).get("version") == PROTOCOL.version:
-            out.append(rec)
+        if rec.get("protocol", {}).get("version") != PROTOCOL.version:
+            continue
+        why = stale_reason(rec, hub_dir=hub_dir, datasets_dir=datasets_dir)
+        if why:
+            LOG.warning("stale result %s left out: %s (the queue redoes it)", f.name, why)
+            continue
+        out.append(rec)
     return out
 
 

@@ -99,10 +99,17 @@ def test_job_queue_writes_atomically_and_skips_finished_jobs(toy_world, tmp_path
     assert json.loads(path.read_text())["test_accuracy"] == rec["test_accuracy"]
     assert 0.0 <= rec["test_accuracy"] <= 1.0 and rec["num_classes"] == 6
     assert not list(runs.glob("*.tmp")) and not list(runs.glob(".*.tmp"))
-    assert gt.is_done(path)
+    dirs = {"hub_dir": toy_world["hub"], "datasets_dir": toy_world["datasets"]}
+    assert gt.is_done(path, **dirs)
+    assert rec["dataset_sha256"] == gt._dataset_fingerprint(str(toy_world["datasets"] / "t-counting"))
     # a finished job is skipped: fine-tuning must not even be called
     monkeypatch.setattr(gt, "run_job", lambda *a, **k: pytest.fail("finished job was re-run"))
-    assert gt._claimed_job(toy_world["model"], "t-counting", 0, runs) is None
+    assert gt._claimed_job(toy_world["model"], "t-counting", 0, runs, **dirs) is None
+    # ... unless the weights it was fine-tuned from changed: then it is stale and redone
+    stale = {**json.loads(path.read_text()), "model_sha256": "0" * 64}
+    gt.write_atomic(path, stale)
+    assert "weights" in gt.stale_reason(stale, **dirs) and not gt.is_done(path, **dirs)
+    assert gt.load_results(runs, **dirs) == []
 
 
 def test_write_atomic_leaves_no_partial_file(tmp_path):
