@@ -302,8 +302,14 @@ def _fingerprint(images: Sequence[Any], labels: np.ndarray, class_names: Sequenc
 # ---------------------------------------------------------------------------------------
 
 
-def _check_args(max_samples: int | None, per_class: int | None, min_per_class: int,
-                seed: int) -> None:
+def check_sampling(*, max_samples: int | None = None, per_class: int | None = None, min_per_class: int = 1,
+                   seed: int = 0) -> None:
+    """The sampling arguments of :func:`load_sample`, checked (callers check them before other work).
+
+    Raises:
+        InvalidInputError: a seed that is not an int >= 0, a size that is not an int >= 1, or
+            ``per_class`` below ``min_per_class``.
+    """
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise InvalidInputError(f"seed must be an int >= 0 (the sample must be reproducible); got "
                                 f"{seed!r}.")
@@ -370,7 +376,7 @@ def load_sample(dataset: str | os.PathLike, *, split: str | None = None, config:
         >>> s.summary()  # doctest: +ELLIPSIS
         '.../t-digits [validation]: 30 images of 297 rows, 10 classes (3-3 per class), 0 skipped, ...'
     """
-    _check_args(max_samples, per_class, min_per_class, seed)
+    check_sampling(max_samples=max_samples, per_class=per_class, min_per_class=min_per_class, seed=seed)
     s = open_split(dataset, split, config, revision)
     image_column, label_column = _columns(s, image_column, label_column)
     names, codes = _encode_labels(s, label_column)

@@ -255,22 +255,15 @@ def recommend(dataset: str | Path | Any, *, top_k: int = 5, candidates: int = 20
         InvalidInputError / DatasetError: bad arguments or an unusable dataset.
         WorkspaceError: no fitted workspace (run ``fennec fit``).
     """
-    from fennec.data import load_sample
+    from fennec.data import check_sampling, load_sample
     from fennec.metrics import metric_info
-    from fennec.refine import DEFAULT_METRIC, fuse, score_candidates
+    from fennec.refine import DEFAULT_METRIC, check_weight, fuse, score_candidates
     from fennec.task import task_descriptor
 
     top_k = _check_positive("top_k", top_k)
     candidates = _check_positive("candidates", candidates)
-    if (isinstance(fusion_weight, bool) or not isinstance(fusion_weight, (int, float))
-            or not 0.0 <= float(fusion_weight) <= 1.0):
-        raise InvalidInputError(f"fusion_weight must be a number in [0, 1] (the metric's share of the fused "
-                                f"score), got {fusion_weight!r}.")
-    for name, value in (("max_samples", max_samples), ("seed", seed)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                  or value < (1 if name == "max_samples" else 0)):
-            raise InvalidInputError(f"{name} must be a{' positive' if name == 'max_samples' else ' non-negative'} "
-                                    f"int or None, got {value!r}.")
+    check_weight(fusion_weight, "fusion_weight")
+    check_sampling(max_samples=max_samples, seed=0 if seed is None else seed)  # before any work
     metric = metric or DEFAULT_METRIC
     metric_info(metric)  # an unknown metric fails before any work
     timings: dict[str, float] = {}
@@ -325,13 +318,12 @@ def recommend(dataset: str | Path | Any, *, top_k: int = 5, candidates: int = 20
         order = list(fused.items()) + [(m, predicted[m]) for m in rest]  # fuse's order and tie-break
     else:
         order = [(m, s) for m, s in hits]
-    used_metric = metric if refine and n_scored else None
     records = _records(ws, order[:top_k], predicted, metric_scores, shas, metric if refine else None)
     closest = _closest_tasks(ws, desc.vector)
     timings["rank"] = time.perf_counter() - t
     return Recommendations(records, dataset=_dataset_summary(sample), closest_tasks=closest,
                            n_candidates=min(candidates, len(hits)), n_refined=n_scored, n_failed=n_failed,
-                           metric=used_metric, forward_passes=forward, placement=placement,
+                           metric=metric if n_scored else None, forward_passes=forward, placement=placement,
                            timings={k: round(v, 4) for k, v in timings.items()}, workspace=str(ws.home),
                            n_indexed=len(ws.index))
 

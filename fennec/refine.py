@@ -148,6 +148,18 @@ def _is_number(x: Any) -> bool:
     return isinstance(x, Real) and not isinstance(x, bool)
 
 
+def check_weight(weight: Any, name: str = "weight") -> float:
+    """``weight`` as a float, if it is a number in [0, 1] (the metric's share in :func:`fuse`).
+
+    Raises:
+        InvalidInputError: anything else (a bool, a string, a number outside [0, 1]).
+    """
+    if not _is_number(weight) or not 0.0 <= float(weight) <= 1.0:
+        raise InvalidInputError(f"{name} must be a number in [0, 1] (the metric's share of the fused score), "
+                                f"got {weight!r}.")
+    return float(weight)
+
+
 def fuse(index_scores: Mapping[str, float], metric_scores: Mapping[str, float | None], *,
          weight: float = 0.5) -> dict[str, float]:
     """Combine transfer-space and transferability-metric scores into one ranking score.
@@ -186,8 +198,7 @@ def fuse(index_scores: Mapping[str, float], metric_scores: Mapping[str, float | 
         >>> {m: round(s, 3) for m, s in final.items()}  # z(index) = (1.22, 0, -1.22), z(metric) = (-1, 1, -)
         {'b': 0.5, 'a': 0.112, 'c': -0.612}
     """
-    if not _is_number(weight) or not 0.0 <= float(weight) <= 1.0:
-        raise InvalidInputError(f"weight must be a number in [0, 1] (the metric's share), got {weight!r}.")
+    w = check_weight(weight)
     ids = list(index_scores)
     extra = sorted(set(metric_scores) - set(ids))
     if extra:
@@ -201,7 +212,6 @@ def fuse(index_scores: Mapping[str, float], metric_scores: Mapping[str, float | 
     z_index = dict(zip(ids, _zscore(np.array([float(index_scores[m]) for m in ids]))))
     scored = [m for m in ids if _is_number(metric_scores.get(m)) and math.isfinite(metric_scores[m])]
     z_metric = dict(zip(scored, _zscore(np.array([float(metric_scores[m]) for m in scored]))))
-    w = float(weight)
     fused = {m: float(w * z_metric.get(m, 0.0) + (1.0 - w) * z_index[m]) for m in ids}
     order = sorted(ids, key=lambda m: (-fused[m], -float(index_scores[m]), m))
     return {m: fused[m] for m in order}
