@@ -538,6 +538,7 @@ def _workspace_for(hub: str | None, home: str | Path | None, *, progress: bool, 
             f"or fit a workspace for that hub first (`fennec reindex --hub {hub}`, `fennec import-results ...`, "
             f"`fennec fit --hub {hub}`) and pass its folder as home=.")
     home = Path(home) if home is not None else constants.fennec_home()
+    _restore_interrupted(home / _SPACE_DIR)  # before deciding whether anything is fitted here
     if (home / _SPACE_DIR / _MANIFEST).exists():
         return _load_cached(home)
     if home == constants.fennec_home():

@@ -219,7 +219,7 @@ def test_a_catalog_without_a_fit_warns_before_falling_back_to_the_zoo(zoo_env, t
     assert recs.workspace == str(tmp_path / "home" / "zoo")
 
 
-def test_an_interrupted_refit_leaves_the_previous_fit_readable(zoo_env, tmp_path):
+def test_an_interrupted_refit_leaves_the_previous_fit_readable(zoo_env, tmp_path, monkeypatch):
     home = zoo_workspace(tmp_path / "ws")
     before = json.loads((home / "space" / "fit.json").read_text())
     (home / "space").rename(home / ".space.old")  # a crash between the two renames of the swap
@@ -228,6 +228,11 @@ def test_an_interrupted_refit_leaves_the_previous_fit_readable(zoo_env, tmp_path
     assert (home / "space" / "fit.json").exists() and not (home / ".space.old").exists()
     leftovers = [p.name for p in home.iterdir() if p.name.startswith(".space.") and p.name.endswith(".tmp")]
     assert leftovers == []
+    # recommend() on FENNEC_HOME restores it too, instead of falling back to the embedded zoo
+    monkeypatch.setenv("FENNEC_HOME", str(home))
+    (home / "space").rename(home / ".space.old")
+    recs = recommend(zoo_env / "datasets" / "t-new", top_k=1, refine=False)
+    assert recs.workspace == str(home) and (home / "space" / "fit.json").exists()
 
 
 def test_fit_zoo_rejects_settings_it_would_ignore(zoo_env, capsys):
