@@ -23,7 +23,6 @@ import argparse
 import dataclasses
 import datetime as dt
 import functools
-import hashlib
 import json
 import logging
 import math
@@ -43,6 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _zoo_common  # noqa: E402
 
 _zoo_common.torchvision_compat()
+
+from fennec._files import sha256_file  # noqa: E402
 
 LOG = logging.getLogger("build_ground_truth")
 
@@ -160,15 +161,16 @@ def stale_reason(record: dict, *, hub_dir: Path = HUB_DIR, datasets_dir: Path = 
 
 @functools.lru_cache(maxsize=None)
 def _weights_sha(path: str, mtime_ns: int, size: int) -> str:
-    return _sha256(Path(path))
+    return sha256_file(path)
 
 
 @functools.lru_cache(maxsize=None)
 def _dataset_fingerprint(folder: str) -> str:
-    """The fingerprint of a stored target, computed from its decoded pixels and labels."""
-    from build_datasets import SPLITS, fingerprint, load_split_arrays
+    """The fingerprint of a stored target, computed from its decoded pixels and labels (the
+    arrays :func:`finetune` trains on: decoded once for both)."""
+    from build_datasets import fingerprint
 
-    return fingerprint({s: load_split_arrays(Path(folder), s) for s in SPLITS})
+    return fingerprint(_target_arrays(Path(folder).name, Path(folder).parent))
 
 
 def checkpoint_labels(model_dir: Path) -> int | None:
@@ -239,14 +241,6 @@ def _prep(x: np.ndarray, size: int, mean, std):
     if t.shape[-1] != size:
         t = torch.nn.functional.interpolate(t, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     return (t - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def finetune(model_dir: Path, target: str, seed: int, *, protocol: Protocol = PROTOCOL,
@@ -340,7 +334,7 @@ def run_job(model: str, target: str, seed: int, *, runs_dir: Path = RUNS_DIR, hu
     res = finetune(model_dir, target, seed, protocol=protocol, datasets_dir=datasets_dir)
     record = {"model": model, "target": target, "seed": seed, **res,
               "protocol": dataclasses.asdict(protocol),
-              "model_sha256": _sha256(model_dir / "model.safetensors"),
+              "model_sha256": sha256_file(model_dir / "model.safetensors"),
               "dataset_sha256": _dataset_fingerprint(str(datasets_dir / target)),  # the pixels it ran on
               "finished_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
               "host": socket.gethostname(), "machine": platform.machine(), "cpu_count": os.cpu_count(),
