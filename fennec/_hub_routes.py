@@ -9,16 +9,18 @@ import base64
 import hashlib
 import json
 import logging
+import os
 import re
 import socket
 import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
-from fennec._repo_store import FileEntry, Repo, as_list, iso_date, safetensors_parameters
+from fennec._repo_store import FileEntry, Repo, as_list, iso_date
+from fennec.errors import HubError, MalformedModelError
 
 if TYPE_CHECKING:
     from fennec.hub_server import Fault, HubServer
@@ -31,6 +33,32 @@ _SORT_KEYS = {"downloads", "likes", "lastModified", "createdAt", "trendingScore"
 # Files the Hub stores with LFS; their tree entries carry an "lfs" record.
 _LFS_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".parquet", ".arrow", ".h5",
                  ".msgpack", ".onnx", ".npz", ".zip", ".gz", ".tar")
+#: Largest request body read (``paths-info``); a larger one is refused with 413.
+MAX_BODY_BYTES = 1 << 20
+#: Most paths one ``paths-info`` request may ask about.
+MAX_PATHS = 10_000
+#: Longest header value sent (an error message that echoes a long path is cut).
+MAX_HEADER_CHARS = 8192
+
+
+def _header_safe(value: object) -> str:
+    """``value`` as text that cannot break out of its header line: printable ASCII only (CR,
+    LF, other control characters and anything past ASCII escaped as ``\\r``, ``\\xe9``,
+    ``\\u20ac``), cut to :data:`MAX_HEADER_CHARS`. Every header the server sends goes
+    through it (:meth:`_Handler.send_header`)."""
+    text = str(value)[:MAX_HEADER_CHARS]
+    if text.isascii() and text.isprintable():
+        return text
+    return "".join(c if " " <= c <= "~" else c.encode("unicode_escape").decode("ascii")
+                   for c in text)[:MAX_HEADER_CHARS]
+
+
+def _unsafe_part(part: str) -> bool:
+    """Whether a decoded path component could name something other than a plain name:
+    ``.``/``..`` (also inside a ``%2F``-joined component), a leading ``/``, a backslash or
+    a NUL."""
+    return "\0" in part or "\\" in part or part.startswith("/") or any(
+        piece in (".", "..") for piece in part.split("/"))
 
 
 class _HubError(Exception):
@@ -66,6 +94,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- plumbing -------------------------------------------------------------------------
 
+    def send_header(self, keyword: str, value: str) -> None:
+        """Every header, the standard library's included, through :func:`_header_safe`: a
+        request path or a file name echoed in a header cannot add a header nor make the
+        reply fail to encode."""
+        super().send_header(_header_safe(keyword), _header_safe(value))
+
     def send_response(self, code: int, message: str | None = None) -> None:
         # logged before the client can read the answer, so that a test reading the log right
         # after its request completes sees it
@@ -75,6 +109,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self, method: str) -> None:
         status = 500
         self._log_index: int | None = None
+        self._body_read = False
         try:
             fault = self.hub._take_fault(method, self.path)
             if fault is not None and fault.delay:
@@ -97,9 +132,13 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             status = 499
         except Exception as e:  # a server bug: answer 500 rather than hang the client
-            LOG.exception("Hub server error on %s %s", method, self.path)
-            self._send_json({"error": f"internal error: {e}"}, status=500)
+            LOG.exception("Hub server error on %s %s: %s", method, self.path, e)
+            self._send_json({"error": "internal error (the server's log says why)"}, status=500)
         finally:
+            if not self._body_read and (self.headers.get("Transfer-Encoding")
+                                        or self.headers.get("Content-Length", "0") != "0"):
+                # a body left unread would be taken for the next request on this connection
+                self.close_connection = True
             if self._log_index is None:
                 self.hub._log(method, self.path, status)
             else:  # e.g. 499 for a download cut off after its headers went out
@@ -126,10 +165,38 @@ class _Handler(BaseHTTPRequestHandler):
             raise _HubError(401, "Invalid credentials in Authorization header")
         return token
 
+    def _body(self) -> bytes:
+        """The request body: ``Content-Length`` bytes, at most :data:`MAX_BODY_BYTES`."""
+        self._body_read = True
+        if self.headers.get("Transfer-Encoding"):
+            self.close_connection = True
+            raise _HubError(411, "Chunked request bodies are not supported: send Content-Length")
+        length = (self.headers.get("Content-Length") or "0").strip()
+        if not length.isdigit():
+            self.close_connection = True
+            raise _HubError(400, f"Invalid Content-Length {length!r}: expected a number of bytes")
+        if int(length) > MAX_BODY_BYTES:
+            self.close_connection = True
+            raise _HubError(413, f"Request body of {length} bytes; at most {MAX_BODY_BYTES} are read")
+        return self.rfile.read(int(length))
+
+    def _get(self, repo_type: str, repo_id: str) -> Repo | None:
+        """``store.get``; a repository that cannot be read is logged and answered for."""
+        try:
+            return self.hub.store.get(repo_type, repo_id)
+        except MalformedModelError as e:
+            LOG.warning("Not serving repository %r: %s", repo_id, e)
+            raise _HubError(404, "Repository not found (it is malformed; the server's log says "
+                            "why)", "RepoNotFound") from None
+        except HubError as e:  # a file vanished while it was read
+            LOG.warning("Not serving repository %r now: %s", repo_id, e)
+            raise _HubError(503, "Repository is being changed; try again", headers={
+                "Retry-After": "1"}) from None
+
     def _repo(self, repo_type: str, repo_id: str, *, revision: str | None = None,
               for_file: bool = False) -> Repo:
         token = self._token()
-        repo = self.hub.store.get(repo_type, repo_id)
+        repo = self._get(repo_type, repo_id)
         if repo is None or repo.extra.get("disabled"):
             if repo is not None:
                 raise _HubError(403, "Access to this resource is disabled.")
@@ -151,9 +218,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _split_repo(self, repo_type: str, parts: list[str]) -> tuple[str, list[str]]:
         """Split path components into a repository id and the rest (longest known id)."""
-        if len(parts) >= 2 and self.hub.store.get(repo_type, f"{parts[0]}/{parts[1]}") is not None:
+        def known(repo_id: str) -> bool:
+            try:
+                return self.hub.store.get(repo_type, repo_id) is not None
+            except HubError:
+                return True  # it is there; _repo() answers why it cannot be served
+
+        if len(parts) >= 2 and known(f"{parts[0]}/{parts[1]}"):
             return f"{parts[0]}/{parts[1]}", parts[2:]
-        if parts and self.hub.store.get(repo_type, parts[0]) is not None:
+        if parts and known(parts[0]):
             return parts[0], parts[1:]
         n = 2 if len(parts) >= 2 else 1
         return "/".join(parts[:n]), parts[n:]
@@ -163,6 +236,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _route(self, method: str, fault: Fault | None) -> int:
         url = urlsplit(self.path)
         parts = [unquote(p) for p in url.path.split("/") if p]
+        bad = next((p for p in parts if _unsafe_part(p)), None)
+        if bad is not None:
+            raise _HubError(400, f"Invalid path component {bad!r}: repository ids, revisions and "
+                            "file paths are names separated by '/', without '.' or '..' "
+                            "components, backslashes or NUL bytes")
         query = parse_qs(url.query, keep_blank_values=True)
         if parts[:1] == ["api"] and len(parts) >= 2 and parts[1] in ("models", "datasets"):
             repo_type = parts[1][:-1]
@@ -217,11 +295,7 @@ class _Handler(BaseHTTPRequestHandler):
             d["modelId"] = repo.repo_id
             d["library_name"] = repo.library_name
             d["pipeline_tag"] = repo.pipeline_tag
-            weights = [f for f in repo.files if f.path.endswith(".safetensors")]
-            counts: dict[str, int] = {}
-            for f in weights:
-                for dtype, n in (safetensors_parameters(repo.root / f.path) or {}).items():
-                    counts[dtype] = counts.get(dtype, 0) + n
+            counts = repo.parameters
             if counts:
                 d["safetensors"] = {"parameters": counts, "total": sum(counts.values())}
             if config and repo.config is not None:
@@ -276,9 +350,9 @@ class _Handler(BaseHTTPRequestHandler):
         page = min(limit, self.hub.page_size)
         token = self._token()
         repos = []
-        for rid in self.hub.store.repo_ids(repo_type):
-            repo = self.hub.store.get(repo_type, rid)
-            if repo is None or (repo.private and token is None):
+        for repo in self.hub.store.repos(repo_type):  # unreadable ones skipped with a warning
+            rid = repo.repo_id
+            if repo.private and token is None:
                 continue
             tags = repo.tags
             if search and search not in rid.lower():
@@ -360,8 +434,7 @@ class _Handler(BaseHTTPRequestHandler):
         recursive = (query.get("recursive") or [""])[-1] in ("true", "True", "1")
         expand = (query.get("expand") or [""])[-1] in ("true", "True", "1")
         prefix = path.strip("/")
-        if prefix and repo.file(prefix) is None and not any(
-                f.path.startswith(prefix + "/") for f in repo.files):
+        if prefix and repo.file(prefix) is None and prefix not in repo.folders:
             raise _HubError(404, f"Entry not found: {prefix}", "EntryNotFound",
                             {"X-Repo-Commit": repo.sha})
         if repo.file(prefix) is not None:
@@ -386,24 +459,31 @@ class _Handler(BaseHTTPRequestHandler):
                                headers={"X-Repo-Commit": repo.sha})
 
     def _paths_info(self, repo_type: str, repo_id: str, revision: str) -> int:
+        body = self._body()
         repo = self._repo(repo_type, repo_id, revision=revision)
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length).decode() if length else ""
-        if "json" in (self.headers.get("Content-Type") or ""):
-            payload = json.loads(raw or "{}")
-            paths = as_list(payload.get("paths"))
-            expand = bool(payload.get("expand"))
-        else:
-            form = parse_qs(raw, keep_blank_values=True)
-            paths = form.get("paths", [])
-            expand = (form.get("expand") or [""])[-1] in ("true", "True", "1")
+        try:
+            raw = body.decode("utf-8")
+            if "json" in (self.headers.get("Content-Type") or ""):
+                payload = json.loads(raw or "{}")
+                if not isinstance(payload, dict):
+                    raise ValueError(f"expected a JSON object, found a JSON {type(payload).__name__}")
+                paths = as_list(payload.get("paths"))
+                expand = bool(payload.get("expand"))
+            else:
+                form = parse_qs(raw, keep_blank_values=True, max_num_fields=MAX_PATHS + 1)
+                paths = form.get("paths", [])
+                expand = (form.get("expand") or [""])[-1] in ("true", "True", "1")
+        except (ValueError, RecursionError) as e:
+            raise _HubError(400, f"Invalid paths-info request body: {e}") from None
+        if len(paths) > MAX_PATHS:
+            raise _HubError(400, f"{len(paths)} paths asked for; at most {MAX_PATHS} per request")
         out = []
         for p in paths:
             p = p.strip("/")
             f = repo.file(p)
             if f is not None:
                 out.append(self._entry(repo, f, expand))
-            elif p == "" or any(x.path.startswith(p + "/") for x in repo.files):
+            elif p == "" or p in repo.folders:
                 out.append(self._dir_entry(repo, p, expand))
         return self._send_json(out, headers={"X-Repo-Commit": repo.sha})
 
@@ -413,9 +493,24 @@ class _Handler(BaseHTTPRequestHandler):
                  fault: Fault | None) -> int:
         repo = self._repo(repo_type, repo_id, revision=revision, for_file=True)
         f = repo.file(path)
-        if f is None:
+        fh = None
+        if f is not None:
+            try:  # checked again: it may have become a link outside or a FIFO since listed
+                fh = repo.open(f.path)
+            except OSError as e:
+                LOG.warning("%s: not serving %r: %s", repo_id, path, e)
+        if f is None or fh is None:
             raise _HubError(404, f"Entry not found: {path}", "EntryNotFound",
                             {"X-Repo-Commit": repo.sha})
+        with fh:
+            if os.fstat(fh.fileno()).st_size != f.size:
+                raise _HubError(503, f"{path} is being changed; try again",
+                                headers={"Retry-After": "1"})
+            return self._send_file(repo, f, fh, fault)
+
+    def _send_file(self, repo: Repo, f: FileEntry, fh: BinaryIO, fault: Fault | None) -> int:
+        """Answer a ``resolve`` request with the open file ``fh`` (whole or a byte range),
+        streamed in 64 KiB chunks."""
         start, end = 0, f.size - 1
         status = 200
         rng = self.headers.get("Range")
@@ -443,35 +538,35 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Accept-Ranges", "bytes")
         self.send_header("Content-Length", str(length))
         self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Disposition", f'inline; filename="{quote(Path(path).name)}"')
+        self.send_header("Content-Disposition", f'inline; filename="{quote(Path(f.path).name)}"')
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{end}/{f.size}")
         self.end_headers()
         if self.command == "HEAD":
             return status
         budget = fault.truncate if fault is not None and fault.truncate is not None else None
-        with open(repo.root / f.path, "rb") as fh:
-            fh.seek(start)
-            remaining = length
-            while remaining > 0:
-                n = min(1 << 16, remaining)
-                if budget is not None:
-                    n = min(n, budget)
-                    if n <= 0:
-                        self.wfile.flush()
-                        self.close_connection = True
-                        # shut down the socket so the client sees a short body at once
-                        try:
-                            self.connection.shutdown(socket.SHUT_RDWR)
-                        except OSError:
-                            pass
-                        return 499
-                    budget -= n
-                chunk = fh.read(n)
-                if not chunk:
-                    break
-                self.wfile.write(chunk)
-                remaining -= len(chunk)
+        fh.seek(start)
+        remaining = length
+        while remaining > 0:
+            n = min(1 << 16, remaining)
+            if budget is not None:
+                n = min(n, budget)
+                if n <= 0:
+                    self.wfile.flush()
+                    self.close_connection = True
+                    # shut down the socket so the client sees a short body at once
+                    try:
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                    return 499
+                budget -= n
+            chunk = fh.read(n)
+            if not chunk:  # it shrank while being sent: the client must not wait for the rest
+                self.close_connection = True
+                return 499
+            self.wfile.write(chunk)
+            remaining -= len(chunk)
         return status
 
 

@@ -21,7 +21,7 @@ from fennec._hub_common import (
     _read_config,
     _sort_key,
 )
-from fennec.errors import HubError, HubFileNotFoundError, MalformedModelError, ModelNotFoundError
+from fennec.errors import HubFileNotFoundError, MalformedModelError, ModelNotFoundError
 
 LOG = logging.getLogger(__name__)
 
@@ -61,13 +61,7 @@ class LocalHub:
 
     def _record(self, repo: Any) -> ModelRecord:
         cfg = repo.config or {}
-        params = None
-        from fennec._repo_store import safetensors_parameters
-
-        counts = [(safetensors_parameters(repo.root / f.path) or {}) for f in repo.files
-                  if f.path.endswith(".safetensors")]
-        if any(counts):
-            params = sum(sum(c.values()) for c in counts)
+        params = sum(repo.parameters.values()) if repo.parameters else None
         return ModelRecord(
             repo_id=repo.repo_id, sha=repo.sha, library=repo.library_name,
             pipeline_tag=repo.pipeline_tag,
@@ -97,15 +91,8 @@ class LocalHub:
         malformed ``.hub.json``, a file vanishing while it is read) is skipped with a warning."""
         _check_list_args(sort, since, limit)
         tags, libs = set(pipeline_tags), set(libraries)
-        records = []
-        for rid in self._store.repo_ids("model"):
-            try:
-                repo = self._store.get("model", rid)
-                if repo is None or repo.pipeline_tag not in tags or repo.library_name not in libs:
-                    continue
-                records.append(self._record(repo))
-            except HubError as e:
-                LOG.warning("Local hub %s: skipping %s: %s", self.root, rid, e)
+        records = [self._record(repo) for repo in self._store.repos("model")
+                   if repo.pipeline_tag in tags and repo.library_name in libs]
         records.sort(key=lambda r: (_sort_key(r, sort), r.repo_id), reverse=True)
         return _merge([iter(records)], sort=sort, since=since, limit=limit)
 

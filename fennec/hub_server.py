@@ -46,14 +46,21 @@ Example:
     ...     server.add_fault(r"/api/models", status=500, times=2)
 
 Run it from a shell with ``python -m fennec.hub_server --models zoo/hub --datasets zoo/datasets``.
+
+It listens on 127.0.0.1 only, unless told otherwise: another interface (``--host 0.0.0.0``)
+is refused without ``--allow-remote`` (``allow_remote=True``), since it serves every file
+under the folders, over plain HTTP, to anyone who can reach the port. What it trusts and
+what it does not: docs/security.md ("The local Hub server").
 """
 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import logging
 import os
 import re
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -61,7 +68,7 @@ from typing import Any
 from fennec._hub_routes import MAX_PAGE_SIZE, _Handler
 from fennec._repo_store import Repo, RepoStore
 
-__all__ = ["Fault", "HubServer", "Repo", "RepoStore", "main"]
+__all__ = ["Fault", "HubServer", "Repo", "RepoStore", "is_loopback", "main"]
 
 LOG = logging.getLogger(__name__)
 
@@ -113,13 +120,19 @@ class HubServer:
     Args:
         models_dir: folder of model repositories (``<org>/<name>/`` or ``<name>/``).
         datasets_dir: folder of dataset repositories.
-        host: interface to bind; 127.0.0.1 by default.
+        host: interface to bind; 127.0.0.1 by default. One that is not a loopback address
+            is refused unless ``allow_remote`` is set.
         port: TCP port; 0 picks a free one (read it back from :attr:`url`).
         tokens: valid access tokens (``Authorization: Bearer <token>``); private repositories
             and gated files need one. An unknown token is refused with 401.
         page_size: default and largest page of the listing routes.
         namespace: organisation of the repositories that sit directly under a folder (the
             zoo's ``datasets/<name>/`` is served as ``local/<name>``).
+        allow_remote: bind a non-loopback ``host`` (with a warning): every file under the
+            folders is then served to the network, over plain HTTP.
+
+    Raises:
+        ValueError: ``host`` is not a loopback address and ``allow_remote`` is not set.
 
     Example:
         >>> server = HubServer(models_dir=tmp / "hub").start()  # doctest: +SKIP
@@ -130,9 +143,19 @@ class HubServer:
     def __init__(self, *, models_dir: str | os.PathLike | None = None,
                  datasets_dir: str | os.PathLike | None = None, host: str = "127.0.0.1",
                  port: int = 0, tokens: tuple[str, ...] | list[str] = (),
-                 page_size: int = MAX_PAGE_SIZE, namespace: str | None = "local"):
+                 page_size: int = MAX_PAGE_SIZE, namespace: str | None = "local",
+                 allow_remote: bool = False):
         if page_size < 1:
             raise ValueError(f"page_size must be >= 1, got {page_size}")
+        if not is_loopback(host):
+            if not allow_remote:
+                raise ValueError(
+                    f"host {host!r} is not a loopback address: the server would serve every file "
+                    "under its folders, over plain HTTP, to anyone who can reach the port. Bind "
+                    "127.0.0.1 (the default), or pass allow_remote=True (on the command line: "
+                    "--allow-remote) if that is what you want.")
+            LOG.warning("Hub server listening on %s, beyond this machine: every file under its "
+                        "folders (and any token sent to it) travels over plain HTTP", host)
         self.store = RepoStore(models_dir, datasets_dir, namespace=namespace)
         self.tokens = set(tokens)
         self.page_size = min(int(page_size), MAX_PAGE_SIZE)
@@ -203,6 +226,20 @@ class HubServer:
                 self.requests[index] = (method, path, status)
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or a name) binds only this machine's loopback interface;
+    a name counts if every address it resolves to is a loopback one."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None, socket.AF_INET)
+    except (OSError, UnicodeError):
+        return False
+    return bool(infos) and all(ipaddress.ip_address(info[4][0]).is_loopback for info in infos)
+
+
 def _make_handler(server: HubServer) -> type[BaseHTTPRequestHandler]:
     class Handler(_Handler):
         hub = server
@@ -217,15 +254,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fennec.hub_server", description=__doc__.split("\n")[0])
     parser.add_argument("--models", help="folder of model repositories (<org>/<name>/)")
     parser.add_argument("--datasets", help="folder of dataset repositories (<name>/)")
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="interface to listen on (default 127.0.0.1: this machine only)")
+    parser.add_argument("--allow-remote", action="store_true",
+                        help="allow a --host that is not a loopback address: every file under the "
+                             "folders is then served to the network, over plain HTTP")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--token", action="append", default=[], help="a valid access token (repeatable)")
     args = parser.parse_args(argv)
     if not args.models and not args.datasets:
         parser.error("give --models and/or --datasets")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    server = HubServer(models_dir=args.models, datasets_dir=args.datasets, host=args.host,
-                       port=args.port, tokens=args.token)
+    try:
+        server = HubServer(models_dir=args.models, datasets_dir=args.datasets, host=args.host,
+                           port=args.port, tokens=args.token, allow_remote=args.allow_remote)
+    except ValueError as e:  # a non-loopback --host without --allow-remote
+        parser.error(str(e))
     LOG.info("Serving on %s (set HF_ENDPOINT=%s); Ctrl-C stops", server.url, server.url)
     try:
         server._httpd.serve_forever()

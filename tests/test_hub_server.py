@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
+import socket
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
+from http.client import HTTPConnection
 from pathlib import Path
 
 import pytest
@@ -354,3 +359,267 @@ with torch.no_grad():
     print(json.dumps({{"diff": (loaded(x) - model(x)).abs().max().item()}}))
 """, env=_env(server, tmp_path))
     assert out["diff"] == 0.0
+
+
+# ---------------------------------------------------------------------------------------
+# A hostile folder and hostile requests (docs/security.md, "The local Hub server")
+# ---------------------------------------------------------------------------------------
+
+SECRET = b"TOP-SECRET-not-in-the-hub"
+
+
+def raw_request(server, target: str, *, method: str = "GET", headers: dict | None = None,
+                body: bytes = b"", close: bool = True) -> tuple[int, list[tuple[str, str]], bytes, bytes]:
+    """One request sent as written (no client library to normalise ``..`` or encode the
+    path); returns (status, header lines, body, the whole raw answer). Reads until the
+    server closes the connection (``Connection: close``), 10 s at most per read."""
+    host, port = server._httpd.server_address[:2]
+    head = {"Host": f"{host}:{port}", **({"Connection": "close"} if close else {}), **(headers or {})}
+    request = f"{method} {target} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in head.items())
+    with socket.create_connection((host, port), timeout=10) as s:
+        s.sendall(request.encode("latin-1") + b"\r\n" + body)
+        raw = b""
+        while chunk := s.recv(1 << 16):
+            raw += chunk
+    assert raw, f"no answer to {method} {target}"
+    head_block, _, payload = raw.partition(b"\r\n\r\n")
+    lines = head_block.decode("latin-1").split("\r\n")
+    fields = [tuple(x.strip() for x in line.split(":", 1)) for line in lines[1:]]
+    return int(lines[0].split()[1]), fields, payload, raw
+
+
+@pytest.fixture
+def hostile(tmp_path):
+    """A hub whose repositories reach outside it, and a server over it."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_bytes(SECRET)
+    (outside / "config.json").write_bytes(SECRET)
+    (outside / "README.md").write_bytes(SECRET)
+    hub, datasets = tmp_path / "hub", tmp_path / "datasets"
+    m = write_model(hub, "org/m", config=TINY_VIT)
+    (m / "passwd_link").symlink_to(outside / "secret.txt")            # a file outside
+    (m / "inside_link.json").symlink_to(m / "config.json")            # inside: still served
+    (m / "dangling").symlink_to(tmp_path / "nowhere")                 # left out, not an error
+    (m / "sub").mkdir()
+    (m / "sub" / "up").symlink_to(outside, target_is_directory=True)  # a folder outside
+    (hub / "org" / "evil").symlink_to(outside, target_is_directory=True)  # a whole repository
+    d = datasets / "d"
+    (d / "data").mkdir(parents=True)
+    (d / "README.md").write_text("---\ntags:\n- x\n---\n")
+    (d / "data" / "leak.parquet").symlink_to(outside / "secret.txt")
+    with HubServer(models_dir=hub, datasets_dir=datasets) as server:
+        yield {"server": server, "outside": outside, "hub": hub, "m": m}
+
+
+def test_files_and_repositories_reached_through_links_outside_the_root_are_never_served(hostile):
+    server = hostile["server"]
+    answers = {}
+    for method, target in [
+        ("GET", "/org/m/resolve/main/passwd_link"), ("HEAD", "/org/m/resolve/main/passwd_link"),
+        ("GET", "/org/m/resolve/main/sub/up/secret.txt"), ("GET", "/api/models/org/m"),
+        ("GET", "/api/models/org/m/tree/main?recursive=true"), ("GET", "/api/models/org/m/tree/main/sub"),
+        ("GET", "/api/models?full=true"), ("GET", "/api/models/org/evil"),
+        ("GET", "/org/evil/resolve/main/secret.txt"), ("GET", "/org/evil/resolve/main/config.json"),
+        ("GET", "/api/models/org/evil/tree/main"), ("GET", "/datasets/local/d/resolve/main/data/leak.parquet"),
+        ("GET", "/api/datasets/local/d/tree/main/data"), ("GET", "/api/datasets?full=true"),
+    ]:
+        answers[method, target] = raw_request(server, target, method=method)
+    for (method, target), (status, _, _, raw) in answers.items():
+        assert SECRET not in raw, (method, target)
+    for target in ("/org/m/resolve/main/passwd_link", "/org/m/resolve/main/sub/up/secret.txt",
+                   "/datasets/local/d/resolve/main/data/leak.parquet"):
+        assert answers["GET", target][0] == 404, target
+    assert answers["HEAD", "/org/m/resolve/main/passwd_link"][0] == 404
+    for target in ("/api/models/org/evil", "/org/evil/resolve/main/config.json", "/api/models/org/evil/tree/main"):
+        assert answers["GET", target][0] == 404, target
+    siblings = {s["rfilename"] for s in json.loads(answers["GET", "/api/models/org/m"][2])["siblings"]}
+    assert "passwd_link" not in siblings and "dangling" not in siblings and "inside_link.json" in siblings
+    tree = {e["path"] for e in json.loads(answers["GET", "/api/models/org/m/tree/main?recursive=true"][2])}
+    assert "passwd_link" not in tree and not any(p.startswith("sub/up") for p in tree)
+    assert {r["id"] for r in json.loads(answers["GET", "/api/models?full=true"][2])} == {"org/m"}
+    assert answers["GET", "/api/datasets/local/d/tree/main/data"][0] == 404  # the folder holds nothing served
+    # a link that stays inside the root is served
+    status, _, body, _ = raw_request(server, "/org/m/resolve/main/inside_link.json")
+    assert status == 200 and body == (hostile["m"] / "config.json").read_bytes()
+    # paths-info does not describe what it would not serve
+    status, _, body, _ = raw_request(server, "/api/models/org/m/paths-info/main", method="POST",
+                                     headers={"Content-Type": "application/json", "Content-Length": "37"},
+                                     body=b'{"paths": ["passwd_link", "sub/up"]} ')
+    assert status == 200 and json.loads(body) == []
+
+
+@pytest.mark.parametrize("target", [
+    "/org/m/resolve/main/../../outside/secret.txt",          # as sent, not normalised
+    "/org/m/resolve/main/%2e%2e/%2e%2e/outside/secret.txt",
+    "/org/m/resolve/main/..%2F..%2Foutside%2Fsecret.txt",
+    "/org/m/resolve/main/..%5C..%5Coutside%5Csecret.txt",    # backslashes
+    "/org/m/resolve/main/config.json%00.txt",                # NUL
+    "/%2Fetc/resolve/main/hostname",                         # an absolute repository id
+    "/api/models/%2Fetc",
+    "/api/models/%2Fetc/tree/main",
+    "/api/models/org/m/tree/main/..%2F..%2Foutside",
+    "/api/models/org/m/revision/..%2F..",
+    "/api/models/org%2F..%2F..%2Foutside",
+    "/datasets/local/d/resolve/main/%2e%2e%2f%2e%2e%2f%2e%2e%2foutside%2fsecret.txt",
+    "/api/datasets/local/%2e%2e",
+])
+def test_dot_dot_absolute_backslash_and_nul_paths_are_refused_in_every_route(hostile, target):
+    status, fields, body, raw = raw_request(hostile["server"], target)
+    assert status == 400, (status, body)
+    assert "Invalid path component" in json.loads(body)["error"]
+    assert SECRET not in raw
+
+
+def test_request_paths_echoed_in_headers_cannot_add_headers_or_break_the_reply(hub_server):
+    status, fields, body, raw = raw_request(
+        hub_server, "/org/tiny-vit/resolve/main/x%0d%0aSet-Cookie:%20session=evil%0d%0aX-Evil:%201")
+    assert status == 404
+    names = [name.lower() for name, *_ in fields]
+    assert "set-cookie" not in names and "x-evil" not in names
+    message = dict((k, v) for k, v in fields)["X-Error-Message"]
+    assert "Set-Cookie: session=evil" in message and "\\r\\n" in message  # escaped, on one line
+    # a character outside Latin-1 in a missing path: a complete, readable 404
+    status, fields, body, _ = raw_request(hub_server, "/org/tiny-vit/resolve/main/%E2%82%AC%C3%A9.bin")
+    assert status == 404 and json.loads(body) == {"error": "Entry not found: \u20ac\u00e9.bin"}
+    assert dict(fields)["X-Error-Message"] == "Entry not found: \\u20ac\\xe9.bin"
+    assert all(v.isascii() and v.isprintable() for _, v in fields)
+
+
+@pytest.mark.parametrize("case", ["downloads", "trendingScore", "sha", "granted", "deep-config",
+                                  "card-date", "deep-card", "safetensors-header"])
+def test_one_malformed_repository_does_not_break_the_listing(tmp_path, caplog, case):
+    write_model(tmp_path, "org/good", config=TINY_VIT)
+    bad = write_model(tmp_path, "org/bad", config=TINY_VIT)
+    hub_json = {"downloads": {"downloads": "many"}, "trendingScore": {"trendingScore": "hot"},
+                "sha": {"sha": "abc\r\nSet-Cookie: x=y"}, "granted": {"granted": "good-token"}}
+    if case in hub_json:
+        (bad / ".hub.json").write_text(json.dumps(hub_json[case]))
+    elif case == "deep-config":
+        (bad / "config.json").write_text("[" * 100_000 + "]" * 100_000)
+    elif case == "card-date":
+        (bad / "README.md").write_text("---\npipeline_tag: image-classification\ndate: 2024-01-31\n---\n")
+    elif case == "deep-card":
+        (bad / "README.md").write_text("---\npipeline_tag: image-classification\nx: " + "[" * 5000
+                                       + "]" * 5000 + "\n---\n")
+    else:  # a header whose shapes are not lists of integers
+        header = json.dumps({"w": {"dtype": ["F32"], "shape": "abc", "data_offsets": [0, 0]}}).encode()
+        (bad / "model.safetensors").write_bytes(len(header).to_bytes(8, "little") + header)
+    with HubServer(models_dir=tmp_path) as server, caplog.at_level("WARNING"):
+        status, fields, body, raw = raw_request(server, "/api/models?full=true&sort=trendingScore")
+        assert status == 200, body
+        listed = {r["id"]: r for r in json.loads(body)}
+        assert "org/good" in listed and b"Set-Cookie" not in raw
+        if case in hub_json:  # unreadable metadata: skipped, with a warning naming the file
+            assert "org/bad" not in listed
+            assert any("org/bad" in r.getMessage() and ".hub.json" in r.getMessage() for r in caplog.records)
+            status, fields, body, raw = raw_request(server, "/api/models/org/bad")
+            assert status == 404 and dict(fields)["X-Error-Code"] == "RepoNotFound"
+            assert str(tmp_path) not in body.decode()  # the server's paths stay in its log
+        elif case == "deep-config":  # described without its config, still served as is
+            assert "config" not in listed["org/bad"]
+            assert raw_request(server, "/org/bad/resolve/main/config.json")[0] == 200
+        elif case == "card-date":
+            assert listed["org/bad"]["cardData"]["date"] == "2024-01-31"
+        elif case == "deep-card":
+            assert "cardData" not in listed["org/bad"] and listed["org/bad"]["pipeline_tag"] is None
+        else:
+            assert "safetensors" not in listed["org/bad"] and "safetensors" in listed["org/good"]
+
+
+def test_card_metadata_is_bounded_as_if_expanded():
+    from fennec._repo_store import front_matter
+
+    # a YAML alias bomb: ten levels of nine references, 9**10 values once expanded
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    kept = front_matter("---\n" + "\n".join(lines) + "\npipeline_tag: x\n---\n") != {}
+    assert not kept  # (a bool: pytest would print the whole expansion on failure)
+    assert front_matter("---\nwhen: 2024-01-31\n---\n") == {"when": "2024-01-31"}
+
+
+def test_fifos_and_devices_are_not_served_and_do_not_hang_the_server(tmp_path):
+    m = write_model(tmp_path, "org/m", config=TINY_VIT)
+    os.mkfifo(m / "fifo.bin")                                  # an open() would wait for a writer
+    (m / "zero.safetensors").symlink_to("/dev/zero")           # endless
+    (tmp_path / "org" / "m" / ".hub.json").symlink_to("/dev/zero")
+    write_model(tmp_path, "org/n", config=TINY_VIT)
+    (tmp_path / "org" / "n" / "README.md").unlink()
+    (tmp_path / "org" / "n" / "README.md").symlink_to("/dev/zero")
+    with HubServer(models_dir=tmp_path) as server:
+        status, _, body, _ = raw_request(server, "/api/models?full=true")
+        assert status == 200
+        listed = {r["id"]: r for r in json.loads(body)}
+        assert set(listed) == {"org/n"}  # org/m's .hub.json cannot be read: skipped
+        assert "README.md" not in {s["rfilename"] for s in listed["org/n"]["siblings"]}
+        (tmp_path / "org" / "m" / ".hub.json").unlink()
+        status, _, body, _ = raw_request(server, "/api/models/org/m")
+        assert status == 200
+        assert {s["rfilename"] for s in json.loads(body)["siblings"]}.isdisjoint({"fifo.bin", "zero.safetensors"})
+        for name in ("fifo.bin", "zero.safetensors"):
+            assert raw_request(server, f"/org/m/resolve/main/{name}")[0] == 404
+
+
+def test_large_files_are_streamed_and_metadata_reads_are_bounded(tmp_path):
+    import tracemalloc
+
+    size = 64 << 20
+    m = write_model(tmp_path, "org/m", config=TINY_VIT)
+    with open(m / "README.md", "r+b") as f:  # sparse: costs no disk
+        f.truncate(size)
+    with open(m / "big.bin", "wb") as f:
+        f.truncate(size)
+    with HubServer(models_dir=tmp_path) as server:
+        tracemalloc.start()
+        try:  # the store reads the repository (hashes, card, config) on the first request
+            assert raw_request(server, "/api/models?full=true")[0] == 200
+            host, port = server._httpd.server_address[:2]
+            conn = HTTPConnection(host, port, timeout=10)
+            conn.request("GET", "/org/m/resolve/main/big.bin")
+            response, received = conn.getresponse(), 0
+            assert response.status == 200 and response.getheader("Content-Length") == str(size)
+            while chunk := response.read(1 << 16):
+                received += len(chunk)
+            conn.close()
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert received == size
+    assert peak < 8 << 20, f"{peak / 2**20:.1f} MiB held at once for 64 MiB files"
+
+
+def test_request_bodies_are_bounded_and_never_read_as_the_next_request(hub_server):
+    target = "/api/models/org/tiny-vit/paths-info/main"
+    status, _, body, _ = raw_request(hub_server, target, method="POST",
+                                     headers={"Content-Length": str(10**12)})
+    assert status == 413 and "at most" in json.loads(body)["error"]
+    for length in ("-1", "many"):
+        assert raw_request(hub_server, target, method="POST", headers={"Content-Length": length})[0] == 400
+    assert raw_request(hub_server, target, method="POST", headers={"Content-Type": "application/json",
+                                                                   "Content-Length": "2"}, body=b"[]")[0] == 400
+    # a body the route does not read is not taken for a second request on the connection
+    smuggled = b"GET /api/whoami-v2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    _, _, _, raw = raw_request(hub_server, "/api/models", method="POST", close=False,
+                               headers={"Content-Length": str(len(smuggled))}, body=smuggled)
+    assert raw.count(b"HTTP/1.1 ") == 1 and raw.startswith(b"HTTP/1.1 405")
+
+
+def test_the_server_binds_loopback_unless_remote_is_allowed(tmp_path, caplog):
+    from fennec.hub_server import is_loopback
+
+    write_model(tmp_path, "org/m", config=TINY_VIT)
+    with HubServer(models_dir=tmp_path) as server:
+        assert server.url.startswith("http://127.0.0.1:")
+    assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
+    assert not is_loopback("0.0.0.0") and not is_loopback("")
+    with pytest.raises(ValueError, match="allow_remote=True"):
+        HubServer(models_dir=tmp_path, host="0.0.0.0")
+    with caplog.at_level("WARNING"), HubServer(models_dir=tmp_path, host="0.0.0.0",
+                                               allow_remote=True) as server:
+        assert server._httpd.server_address[0] == "0.0.0.0"
+    assert any("plain HTTP" in r.getMessage() for r in caplog.records)
+    # the command line refuses it before listening (it would serve forever otherwise)
+    proc = subprocess.run([sys.executable, "-m", "fennec.hub_server", "--models", str(tmp_path),
+                           "--host", "0.0.0.0", "--port", "0"], capture_output=True, text=True,
+                          timeout=60, cwd=str(Path(__file__).resolve().parents[1]))
+    assert proc.returncode == 2 and "--allow-remote" in proc.stderr
