@@ -28,9 +28,11 @@ sample size) and wall time (proxy/feature extraction and metric time, measured o
 
 Writes ``zoo_recommend.{json,md}`` and plots ``zoo_recommend_tau.png`` (weighted τ per target
 and method) and ``zoo_recommend_budget.png`` (quality against forward passes) into
-``benchmark/results``. Feature extraction and metric scores are cached under
-``zoo/cache/bench`` (keyed by model sha, sample fingerprint and metric), so a re-run after new
-ground truth only re-evaluates.
+``benchmark/results`` of a source checkout, or ``./fennec-bench`` for an installed fennec
+(:func:`default_out`). Feature extraction and metric scores are cached under the zoo's
+``cache/bench`` (``FENNEC_HOME/zoo/cache/bench`` for the zoo packaged with an installed
+fennec, which is never written to), keyed by model sha, sample fingerprint and metric, so a
+re-run after new ground truth only re-evaluates.
 """
 
 from __future__ import annotations
@@ -50,12 +52,10 @@ from fennec._bench_report import _markdown, _plots
 from fennec._files import save_json_atomic
 from fennec.errors import InvalidInputError
 
-__all__ = ["ZooData", "load_zoo_data", "run_benchmark", "score_zoo"]
+__all__ = ["ZooData", "default_out", "load_zoo_data", "run_benchmark", "score_zoo"]
 
 LOG = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-RESULTS_DIR = REPO_ROOT / "benchmark" / "results"
 MIN_MODELS = 5
 RANDOM_DRAWS = 200
 #: Candidate counts on the quality-against-forward-passes curve.
@@ -94,10 +94,26 @@ class ZooData:
     coverage: dict[str, Any]
 
 
+def default_out() -> Path:
+    """Where the results go by default: ``benchmark/results`` of the source checkout fennec runs
+    from (the committed results), else ``./fennec-bench`` (an installed fennec writes nothing
+    outside the current folder and ``FENNEC_HOME``)."""
+    from fennec._paths import source_root
+
+    root = source_root()
+    return root / "benchmark" / "results" if root is not None else Path.cwd() / "fennec-bench"
+
+
 def _cache_dir() -> Path:
+    """The scores cache: in the zoo's folder, except for the zoo packaged with fennec (package
+    data is read-only): then under ``FENNEC_HOME/zoo``, beside the zoo's workspace."""
+    from fennec import constants
+    from fennec._paths import PACKAGED_ZOO
     from fennec.workspace import zoo_dir
 
-    return zoo_dir() / "cache" / "bench"
+    zoo = zoo_dir()
+    base = constants.fennec_home() / "zoo" if zoo.resolve() == PACKAGED_ZOO else zoo
+    return base / "cache" / "bench"
 
 
 def _load_json(path: Path) -> dict[str, Any]:
@@ -165,7 +181,7 @@ def score_zoo(data: ZooData, metrics: Sequence[str], *, device: Any = None,
     """Every metric on every (target, model): ``(scores, extract_seconds, metric_seconds, errors)``.
 
     ``scores[t][m][metric]`` is a float or None (the metric failed: ``errors[t][m][metric]``
-    says why, and the error is logged). Cached in ``zoo/cache/bench/scores.json`` by model
+    says why, and the error is logged). Cached in ``<zoo>/cache/bench/scores.json`` by model
     sha and sample fingerprint, with a hash of each metric's source file: a changed metric is
     recomputed, and so is a failure (it is never served from the cache).
     """
@@ -288,10 +304,11 @@ def _refined(index: Mapping[str, float], metric: Mapping[str, float | None], n_c
     return _order_scores(order)
 
 
-def run_benchmark(*, targets: Sequence[str] | None = None, out: str | Path = RESULTS_DIR,
+def run_benchmark(*, targets: Sequence[str] | None = None, out: str | Path | None = None,
                   max_samples: int | None = None, seed: int = 0, device: Any = None,
                   progress: bool = False) -> str:
-    """Run the leave-one-task-out benchmark; write the results; return the markdown report."""
+    """Run the leave-one-task-out benchmark; write the results into ``out`` (default
+    :func:`default_out`); return the markdown report."""
     from fennec.metrics import list_metrics
     from fennec.recommender import DEFAULT_FUSION_WEIGHT
     from fennec.workspace import DEFAULT_MAX_SAMPLES
@@ -405,7 +422,7 @@ def run_benchmark(*, targets: Sequence[str] | None = None, out: str | Path = RES
         "closest_tasks": evidence, "seconds": round(time.perf_counter() - t_start, 1),
     }
     result["targets_check"] = _targets_check(summary, n_models)
-    out = Path(out)
+    out = Path(out) if out is not None else default_out()
     out.mkdir(parents=True, exist_ok=True)
     _save_json(out / "zoo_recommend.json", result)
     report = _markdown(result)

@@ -139,7 +139,8 @@ def _parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", parents=[common], help="leave-one-task-out benchmark on the embedded zoo")
     b.add_argument("--targets", nargs="*", help="zoo targets to hold out (default: all with ground truth)")
-    b.add_argument("--out", type=Path, help="results folder (default: benchmark/results)")
+    b.add_argument("--out", type=Path, help="results folder (default: benchmark/results in a source checkout, "
+                   "else ./fennec-bench)")
     b.add_argument("--max-samples", type=_positive, help="images sampled per target")
     b.add_argument("--device", help="device for forward passes and scoring")
     b.add_argument("--threads", type=_positive, help="torch CPU threads (1 is fastest on a machine shared with "
@@ -272,24 +273,39 @@ def _bench(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    script = _published_script() if args.published else None  # refused before the long run, not after
     kwargs = {k: v for k, v in (("max_samples", args.max_samples), ("out", args.out)) if v is not None}
     report = run_benchmark(targets=args.targets, device=args.device, progress=_progress(args), **kwargs)
     print(report)
-    if args.published:
-        return _bench_published(args.out)
+    if script is not None:
+        return _bench_published(script, args.out)
     return 0
 
 
-def _bench_published(out: Path | None) -> int:
-    """Run benchmark/published_cold_start.py of the source tree (it is not part of the package)."""
-    import importlib.util
+def _published_script() -> Path:
+    """benchmark/published_cold_start.py of the source checkout fennec runs from.
 
+    It stays a benchmark script, not package code: its input, the published fine-tuning tables
+    (``../shared/data/transfer-results``), lives beside the checkout and ships with no package.
+    """
+    from fennec._paths import source_root
     from fennec.errors import WorkspaceError
 
-    script = Path(__file__).resolve().parents[1] / "benchmark" / "published_cold_start.py"
-    if not script.exists():
-        raise WorkspaceError(f"{script} not found: the published-tables benchmark ships with fennec's source "
-                             "tree, not with the installed package; run it from a checkout.")
+    root = source_root()
+    script = root / "benchmark" / "published_cold_start.py" if root is not None else None
+    if script is None or not script.exists():
+        raise WorkspaceError(
+            "fennec bench --published runs benchmark/published_cold_start.py of fennec's source checkout, on the "
+            "published tables beside it; this fennec " + ("is installed, not run from a checkout" if root is None
+                                                          else f"runs from {root}, which has no such file")
+            + ". Run it from a checkout (`pip install -e .` there), or drop --published.")
+    return script
+
+
+def _bench_published(script: Path, out: Path | None) -> int:
+    """Run the published-tables benchmark ``script`` (see :func:`_published_script`)."""
+    import importlib.util
+
     spec = importlib.util.spec_from_file_location("published_cold_start", script)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules

@@ -7,7 +7,8 @@ model vectors, the task index of historical descriptors and ``fit.json``). Two k
 
 - ``FENNEC_HOME`` (default ``$HF_HOME/fennec``): your catalog of Hub models;
 - the **embedded zoo** (``FENNEC_HOME/zoo``): built on first use, with no network, from the
-  zoo that ships in the source tree (``zoo/hub``, its ground truth and datasets), and refitted
+  zoo that ships with fennec (its models, their ground truth and the targets' training
+  splits: package data in a wheel, ``zoo/`` in a source checkout), and refitted
   when either changes (:func:`zoo_workspace`). It is what ``recommend()`` uses when no space
   has been fitted in ``FENNEC_HOME``.
 
@@ -36,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from fennec._files import file_lock, save_json_atomic, sha256_file
-from fennec import constants
+from fennec import _paths, constants
 from fennec.errors import FallbackWarning, InvalidInputError, WorkspaceError
 
 __all__ = [
@@ -68,30 +69,45 @@ _ZOO_TASK_PREFIX = "zoo:"
 
 
 def zoo_dir() -> Path:
-    """The embedded zoo: ``FENNEC_ZOO``, or ``zoo/`` of the source tree fennec runs from.
+    """The embedded zoo: ``FENNEC_ZOO``; else the zoo packaged with fennec (``fennec/_zoo``,
+    in a wheel); else ``zoo/`` of the source checkout fennec runs from. An installed fennec
+    never looks outside its package.
 
     Raises:
-        WorkspaceError: there is no zoo there (e.g. fennec was installed from a wheel).
+        WorkspaceError: there is no zoo there.
     """
     import os
 
     env = os.environ.get("FENNEC_ZOO")
-    root = Path(env).expanduser() if env else Path(__file__).resolve().parents[1] / "zoo"
-    if not (root / "hub").is_dir() or not (root / "datasets").is_dir():
+    source = _paths.source_root()
+    if env:
+        root = Path(env).expanduser()
+        fix = "Point FENNEC_ZOO at a zoo folder, or unset it to use the zoo that ships with fennec"
+    elif source is None or _is_zoo(_paths.PACKAGED_ZOO):
+        root = _paths.PACKAGED_ZOO
+        fix = ("This fennec was installed without its package data: reinstall it from a wheel or an sdist, "
+               "or set FENNEC_ZOO to a zoo folder")
+    else:
+        root = source / "zoo"
+        fix = "Restore zoo/ in this checkout (`git checkout zoo`), or set FENNEC_ZOO to a zoo folder"
+    if not _is_zoo(root):
         raise WorkspaceError(
-            f"No embedded zoo at {root} (expected {root / 'hub'} and {root / 'datasets'}). The zoo ships "
-            "with fennec's source tree: install fennec from a checkout (`pip install -e .`) or set "
-            "FENNEC_ZOO to the zoo folder; or fit your own workspace with `fennec reindex` + `fennec fit`.")
+            f"No embedded zoo at {root} (expected {root / 'hub'} and {root / 'datasets'}). {fix}; or fit your own "
+            "workspace with `fennec reindex` + `fennec fit`.")
     return root
+
+
+def _is_zoo(root: Path) -> bool:
+    return (root / "hub").is_dir() and (root / "datasets").is_dir()
 
 
 def _zoo_ground_truth() -> Path:
     """The zoo's fine-tuning ground truth: ``<zoo>/ground_truth.json`` if the zoo carries one
-    (a custom zoo in ``FENNEC_ZOO``), else the benchmark's ``zoo_ground_truth.json``."""
+    (the packaged zoo, or a custom zoo in ``FENNEC_ZOO``), else, in a source checkout only,
+    the benchmark's ``benchmark/results/zoo_ground_truth.json``."""
     own = zoo_dir() / "ground_truth.json"
-    if own.exists():
-        return own
-    return Path(__file__).resolve().parents[1] / "benchmark" / "results" / "zoo_ground_truth.json"
+    root = _paths.source_root()
+    return root / _paths.ZOO_GROUND_TRUTH if not own.exists() and root is not None else own
 
 
 def _resolve_task_dataset(spec: str) -> str:
@@ -410,8 +426,11 @@ def _zoo_workspace(zoo: Path, home: Path, *, progress: bool, device: Any) -> Pat
 
     truth = _zoo_ground_truth()
     if not truth.exists():
-        raise WorkspaceError(f"The zoo's ground truth {truth} is missing; rebuild it with "
-                             "`python scripts/build_benchmark.py` (see benchmark/README.md).")
+        fix = ("rebuild it with `python scripts/build_benchmark.py` (see benchmark/README.md)"
+               if truth.parent != zoo else
+               "a zoo carries its fine-tuning ground truth as ground_truth.json (the format of "
+               "benchmark/results/zoo_ground_truth.json in fennec's source tree)")
+        raise WorkspaceError(f"The zoo's ground truth {truth} is missing; {fix}.")
     truth_sha = sha256_file(truth)
     with Catalog(home / "catalog.sqlite") as catalog:
         stamp = _tree_stamp(zoo / "hub")
