@@ -3,11 +3,15 @@
 Every write goes to a temporary file in the destination folder, is flushed to disk, then
 renamed over the destination (``os.replace``): a reader sees the old file or the new one,
 never half of one, and a crash leaves no partial file behind under the final name.
+
+A write that fails because the disk is full or the folder is read-only becomes a
+:class:`fennec.errors.StorageError` that says so (:func:`storage_errors`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -20,7 +24,13 @@ from typing import Any
 
 import numpy as np
 
+from fennec.errors import StorageError
+
 LOG = logging.getLogger(__name__)
+
+#: errno values of a full disk, and of a folder this process cannot write.
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+NOT_WRITABLE = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
 
 
 def write_bytes_atomic(path: str | Path, write: Any) -> Path:
@@ -92,3 +102,46 @@ def file_lock(path: str | Path, *, waiting: str | None = None,
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def storage_error(error: OSError, *, doing: str, kept: str = "", path: str | Path | None = None) -> StorageError | None:
+    """The :class:`StorageError` for an ``OSError`` that means the disk is full or the folder
+    cannot be written (:data:`DISK_FULL`, :data:`NOT_WRITABLE`); None for any other error.
+
+    Args:
+        error: what the write raised.
+        doing: what fennec was doing, e.g. ``"fitting /data/fennec"``.
+        kept: what is intact despite the error (a sentence), e.g. the previous fit.
+        path: what could not be written (default: the error's file name).
+    """
+    if isinstance(error, StorageError):
+        return error
+    where = str(path or error.filename or "fennec's home")
+    kept = f" {kept.strip()}" if kept else ""
+    if error.errno in DISK_FULL:
+        message = (f"No space left on the device of {where} while {doing}.{kept} Free some space (or point "
+                   "FENNEC_HOME / --home at a larger disk) and run the command again.")
+    elif error.errno == errno.EROFS:
+        message = (f"{where} is on a read-only file system, so fennec cannot write there while {doing}.{kept} "
+                   "Remount it writable, or copy the folder (cp -a) to a writable place and point FENNEC_HOME "
+                   "(--home) at the copy; nothing in it needs to be deleted.")
+    elif error.errno in NOT_WRITABLE:
+        message = (f"Permission denied writing {where} while {doing}.{kept} Give this user write access to it, or "
+                   "copy the folder (cp -a) to a writable place and point FENNEC_HOME (--home) at the copy; "
+                   "nothing in it needs to be deleted.")
+    else:
+        return None
+    return StorageError(message, path=where, errno=error.errno)
+
+
+@contextlib.contextmanager
+def storage_errors(doing: str, *, kept: str = "") -> Iterator[None]:
+    """Turn an ``OSError`` of a full disk or an unwritable folder raised inside into a
+    :class:`StorageError` (:func:`storage_error`); every other exception passes unchanged."""
+    try:
+        yield
+    except OSError as e:
+        converted = storage_error(e, doing=doing, kept=kept)
+        if converted is None or converted is e:
+            raise
+        raise converted from e

@@ -20,6 +20,15 @@ The database runs in WAL mode (readers never block the writer), every write is a
 transaction, and opening an older database migrates it in place, one version at a time,
 each in its own transaction. A database from a newer fennec is refused.
 
+A new catalog is built under a temporary name and linked into place once its schema is
+written, so a catalog file is never half-made; an existing file that is not a fennec
+catalog (empty, not SQLite, another program's database, damaged) is refused and never
+overwritten (:class:`~fennec.errors.CatalogDamagedError`). :func:`check_catalog` says what
+is wrong with one (``fennec catalog check``), :func:`repair_catalog` copies what SQLite can
+still read into a new catalog and keeps the damaged file beside it (``fennec catalog
+repair``). A full disk or a read-only folder is a :class:`~fennec.errors.StorageError`;
+``Catalog(path, read_only=True)`` reads a catalog on read-only storage.
+
 Example:
     >>> with Catalog(fennec_home() / "catalog.sqlite") as cat:  # doctest: +SKIP
     ...     cat.import_published_tables("../shared/data/transfer-results")
@@ -30,10 +39,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import json
 import logging
 import math
+import os
 import sqlite3
+import tempfile
 import threading
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta, timezone
@@ -43,19 +55,26 @@ from typing import Any
 import numpy as np
 
 from fennec._catalog_schema import MIGRATIONS, SCHEMA_VERSION
-from fennec.errors import CatalogError, CatalogVersionError, InvalidInputError
+from fennec._files import storage_error
+from fennec.errors import CatalogDamagedError, CatalogError, CatalogVersionError, InvalidInputError, StorageError
 
 __all__ = [
     "SCHEMA_VERSION",
     "Catalog",
+    "CatalogCheck",
     "CatalogModel",
     "ImportSummary",
+    "RepairSummary",
     "TransferResult",
+    "check_catalog",
+    "repair_catalog",
 ]
 
 LOG = logging.getLogger(__name__)
 
 STATUSES = ("ok", "unsupported", "failed")
+#: The tables of every fennec catalog (schema 1 onwards), parents before children.
+TABLES = ("sources", "tasks", "models", "reindex_state", "transfer_results")
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -146,11 +165,16 @@ class Catalog:
     Args:
         path: the database file (created with its folder if absent), or ``":memory:"``.
         timeout: seconds to wait for another process's write lock.
+        read_only: open an existing catalog for reading only: nothing is created, migrated
+            or written, and a catalog on read-only storage can be read.
 
     Raises:
         CatalogVersionError: the file was written by a newer fennec.
-        CatalogError: the file is not an SQLite database, or a migration failed (the
-            database is then left at the last version that succeeded).
+        CatalogDamagedError: the file is not a fennec catalog (empty, not SQLite, without
+            the catalog's tables) or SQLite finds it damaged; it is left untouched.
+        StorageError: the folder is read-only or the disk is full (the catalog is intact).
+        CatalogError: a migration failed (the database is then left at the last version
+            that succeeded), or ``read_only`` and the file is missing or older.
 
     Example:
         >>> cat = Catalog(":memory:")
@@ -158,30 +182,61 @@ class Catalog:
         True
     """
 
-    def __init__(self, path: str | Path, *, timeout: float = 30.0):
+    def __init__(self, path: str | Path, *, timeout: float = 30.0, read_only: bool = False,
+                 _new: bool = False):
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.read_only = read_only
+        memory = self.path == ":memory:"
+        if not memory and not _new:
+            file = Path(self.path)
+            if not read_only and not file.exists():
+                try:
+                    file.parent.mkdir(parents=True, exist_ok=True)
+                    _create(file, timeout)
+                except OSError as e:
+                    raise _storage_error(e, self.path) from e
+            _check_file(file)
         self._lock = threading.RLock()
         try:
-            self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None,
-                                       check_same_thread=False)
-            self._db.row_factory = sqlite3.Row
+            self._db = _connect(self.path, timeout=timeout, read_only=read_only)
             self._db.execute("PRAGMA foreign_keys = ON")
-            if self.path != ":memory:":
+            if not memory and not _new:
+                self._check_schema()  # before any write: another program's database stays as it is
+            if not memory and not read_only:
                 mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
                 if mode.lower() != "wal":
                     LOG.warning("%s: journal mode is %s, not WAL", self.path, mode)
                 self._db.execute("PRAGMA synchronous = NORMAL")
-            self._migrate()
-        except sqlite3.DatabaseError as e:
+            if read_only:
+                self._check_version(self.schema_version)
+            else:
+                self._migrate()
+        except sqlite3.Error as e:  # not about the file itself (those are converted): e.g. busy
             self._close_quietly()
-            raise CatalogError(f"{self.path} is not a usable fennec catalog ({e}). Move it away; "
-                               "it will be recreated (the index is rebuilt from it).",
-                               path=self.path) from e
+            raise CatalogError(f"{self.path}: SQLite failed while opening the catalog ({e}). If this persists, "
+                               f"run `fennec catalog check {self.path}`.", path=self.path) from e
         except BaseException:  # CatalogVersionError, a failed migration, Ctrl-C: no leaked connection
             self._close_quietly()
             raise
+
+    def _check_schema(self) -> None:
+        """Refuse a database that is not a fennec catalog (schema version 0, or tables missing)."""
+        version = self.schema_version
+        self._check_version(version)  # a newer fennec's catalog may have other tables
+        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if version == 0:
+            found = f"tables {', '.join(sorted(tables))}" if tables else "no tables"
+            raise _damaged_error(self.path, f"it is an SQLite database with {found} and schema "
+                                               "version 0, not a fennec catalog")
+        missing = [t for t in TABLES if t not in tables]
+        if missing:
+            raise _damaged_error(self.path, f"schema version {version} but the tables "
+                                               f"{', '.join(missing)} are missing")
+        if self.read_only and version < SCHEMA_VERSION:
+            raise CatalogError(f"{self.path} has catalog schema version {version}, older than this fennec's "
+                               f"{SCHEMA_VERSION}, and is opened read-only, so it cannot be migrated. Run a "
+                               "command that writes it (e.g. `fennec fit`) once where it is writable.",
+                               path=self.path)
 
     def _close_quietly(self) -> None:
         db = getattr(self, "_db", None)
@@ -229,7 +284,7 @@ class Catalog:
                 if self._db.in_transaction:
                     try:
                         self._db.execute("ROLLBACK")
-                    except sqlite3.Error as rollback_error:
+                    except (sqlite3.Error, CatalogError, StorageError) as rollback_error:
                         LOG.error("%s: ROLLBACK failed (%s)", self.path, rollback_error)
                 raise
 
@@ -600,6 +655,158 @@ class Catalog:
             return current
 
 
+# -- opening, and the errors of damaged, full or read-only files ---------------------------
+
+
+def _damaged_error(path: str, reason: str) -> CatalogDamagedError:
+    return CatalogDamagedError(_damaged(path, reason), path=path, reason=reason)
+
+
+def _damaged(path: str, reason: str) -> str:
+    """The message for a file that is not a usable catalog: what, then how to recover."""
+    return (f"{path} is not a usable fennec catalog: {reason}. fennec does not overwrite it. "
+            f"`fennec catalog check {path}` says what is wrong; `fennec catalog repair {path}` copies what "
+            "SQLite can still read into a new catalog and keeps the damaged file beside it (renamed "
+            "*.damaged-<time>). Or move it aside yourself (with its -wal file, if any): the next command "
+            "then starts an empty catalog (re-import results with `fennec import-results`, re-index models "
+            "with `fennec reindex`).")
+
+
+def _storage_error(error: OSError, path: str) -> StorageError:
+    """A full disk or a read-only folder while writing the catalog ``path``."""
+    return storage_error(error, doing=f"writing the catalog {path}", path=path,
+                         kept="The catalog keeps its last committed transaction.") or StorageError(
+        f"Cannot write the catalog {path} ({error}). It keeps its last committed transaction.",
+        path=path, errno=error.errno)
+
+
+def _converted(error: sqlite3.Error, path: str) -> Exception | None:
+    """The fennec error for an SQLite error about the file itself (damaged, full, read-only,
+    cannot be opened, I/O); None for the others (busy, constraint, SQL errors)."""
+    code = getattr(error, "sqlite_errorcode", 0) & 0xFF
+    if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+        return _damaged_error(path, f"SQLite says {error}")
+    if code == sqlite3.SQLITE_FULL:
+        return _storage_error(OSError(errno.ENOSPC, str(error), path), path)
+    if code == sqlite3.SQLITE_READONLY:
+        return _storage_error(OSError(errno.EROFS, str(error), path), path)
+    if code == sqlite3.SQLITE_CANTOPEN:
+        return StorageError(
+            f"SQLite cannot open {path} ({error}): it or its folder is read-only, not accessible to this user, "
+            "or not a file. Commands that only read (`fennec recommend` on a fitted home) work on read-only "
+            "storage; to reindex, import or fit, make the folder writable or copy it (cp -a) to a writable "
+            "place and point FENNEC_HOME (--home) at the copy. Nothing in it needs to be deleted.",
+            path=path, errno=errno.EACCES)
+    if code == sqlite3.SQLITE_IOERR:
+        return StorageError(f"I/O error on the catalog {path} ({error}). The catalog keeps its last committed "
+                            f"transaction; check the disk (full, removed, failing), then run "
+                            f"`fennec catalog check {path}`.", path=path, errno=errno.EIO)
+    return None
+
+
+@contextlib.contextmanager
+def _sqlite_errors(path: str) -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.Error as e:
+        converted = _converted(e, path)
+        if converted is None:
+            raise
+        raise converted from e
+
+
+class _Cursor(sqlite3.Cursor):
+    """A cursor whose errors about the file (:func:`_converted`) are fennec errors."""
+
+    def execute(self, sql: str, parameters: Any = ()) -> _Cursor:  # type: ignore[override]
+        with _sqlite_errors(self.connection.fennec_path):  # type: ignore[attr-defined]
+            return super().execute(sql, parameters)
+
+    def fetchone(self) -> Any:
+        with _sqlite_errors(self.connection.fennec_path):  # type: ignore[attr-defined]
+            return super().fetchone()
+
+    def fetchall(self) -> list[Any]:
+        with _sqlite_errors(self.connection.fennec_path):  # type: ignore[attr-defined]
+            return super().fetchall()
+
+    def __next__(self) -> Any:
+        with _sqlite_errors(self.connection.fennec_path):  # type: ignore[attr-defined]
+            return super().__next__()
+
+
+class _Connection(sqlite3.Connection):
+    """A connection whose cursors are :class:`_Cursor`."""
+
+    fennec_path = ""
+
+    def cursor(self, factory: Any = _Cursor) -> Any:  # type: ignore[override]
+        return super().cursor(factory)
+
+    def execute(self, sql: str, parameters: Any = ()) -> Any:  # type: ignore[override]
+        return self.cursor().execute(sql, parameters)
+
+
+def _connect(path: str, *, timeout: float, read_only: bool) -> _Connection:
+    """A connection to ``path``. ``read_only`` opens the file with ``mode=ro``, or, when SQLite
+    cannot (a WAL database on read-only storage, whose shared-memory file cannot be created),
+    as ``immutable``: nothing can change it there."""
+    kwargs = dict(timeout=timeout, isolation_level=None, check_same_thread=False, factory=_Connection)
+    if path == ":memory:" or not read_only:
+        db = sqlite3.connect(path, **kwargs)
+    else:
+        uri = Path(path).resolve().as_uri()
+        db = sqlite3.connect(f"{uri}?mode=ro", uri=True, **kwargs)
+        try:
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except (sqlite3.OperationalError, StorageError) as e:
+            cause = e.__cause__ if isinstance(e, StorageError) else e
+            if getattr(cause, "sqlite_errorcode", 0) & 0xFF != sqlite3.SQLITE_CANTOPEN:
+                db.close()
+                raise
+            db.close()
+            LOG.info("%s: read-only storage, reading the catalog as immutable", path)
+            db = sqlite3.connect(f"{uri}?immutable=1", uri=True, **kwargs)
+    db.fennec_path = path  # type: ignore[attr-defined]
+    db.row_factory = sqlite3.Row
+    return db  # type: ignore[return-value]
+
+
+def _check_file(path: Path) -> None:
+    """Refuse, before SQLite touches it, a catalog path that is not a file or is empty (SQLite
+    would take an empty file for a new database)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise CatalogError(f"No catalog at {path}: build one with `fennec reindex` and `fennec import-results`.",
+                           path=str(path)) from None
+    if not path.is_file():
+        raise _damaged_error(str(path), "it is not a file")
+    if st.st_size == 0:
+        raise _damaged_error(str(path), "it is empty (0 bytes)")
+
+
+def _create(path: Path, timeout: float) -> None:
+    """A new, empty catalog at ``path``, never half-made: the schema is written to a temporary
+    file beside it that is then linked into place (if another process created ``path``
+    meanwhile, its catalog is kept)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".new", dir=path.parent)
+    os.close(fd)
+    try:
+        Catalog(tmp, timeout=timeout, _new=True).close()
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            LOG.debug("%s was created by another process meanwhile", path)
+        except OSError as e:  # a file system without hard links
+            if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV) or path.exists():
+                raise
+            os.rename(tmp, path)
+    finally:
+        for suffix in ("", "-wal", "-shm"):
+            Path(tmp + suffix).unlink(missing_ok=True)
+
+
 def _statements(script: str) -> list[str]:
     return [s.strip() for s in script.split(";") if s.strip()]
 
@@ -636,3 +843,271 @@ def iter_batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
             batch = []
     if batch:
         yield batch
+
+
+# -- checking and repairing a catalog file --------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class CatalogCheck:
+    """What :func:`check_catalog` found. ``problems`` is empty for a healthy catalog.
+
+    Attributes:
+        path: the file.
+        schema_version: its ``PRAGMA user_version`` (None: unreadable).
+        counts: rows per catalog table that could be counted.
+        problems: one sentence per problem found.
+    """
+
+    path: str
+    schema_version: int | None
+    counts: dict[str, int]
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def line(self) -> str:
+        if self.ok:
+            return (f"{self.path}: ok (schema {self.schema_version}, integrity ok; {self.counts.get('models', 0)} "
+                    f"models, {self.counts.get('transfer_results', 0)} transfer results from "
+                    f"{self.counts.get('sources', 0)} sources, {self.counts.get('tasks', 0)} tasks)")
+        return f"{self.path}: {'; '.join(self.problems)}"
+
+
+def _expected_columns(version: int) -> dict[str, set[str]]:
+    """``{table: columns}`` of the schema at ``version`` (the migrations, applied in memory)."""
+    db = sqlite3.connect(":memory:")
+    try:
+        for script in MIGRATIONS[:version]:
+            db.executescript(script)
+        return {t: {r[1] for r in db.execute(f"PRAGMA table_info({t})")} for t in TABLES}
+    finally:
+        db.close()
+
+
+def check_catalog(path: str | Path) -> CatalogCheck:
+    """Check a catalog file, writing nothing: that it is an SQLite database, that SQLite's
+    integrity and foreign-key checks pass, and that its schema version is one this fennec
+    reads, with every table and column of that version. ``fennec catalog check`` prints it.
+
+    Raises:
+        CatalogError: there is no file at ``path``.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise CatalogError(f"No catalog at {path}: nothing to check.", path=str(path))
+    version: int | None = None
+    counts: dict[str, int] = {}
+    problems: list[str] = []
+    try:
+        _check_file(path)
+        db = _connect(str(path), timeout=5.0, read_only=True)
+    except (CatalogError, StorageError) as e:
+        return CatalogCheck(str(path), None, {}, (_reason(e),))
+    try:
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        rows = [r[0] for r in db.execute("PRAGMA integrity_check(10)").fetchall()]
+        if rows != ["ok"]:
+            problems.append("SQLite's integrity check failed: " + " | ".join(rows))
+        if version == 0:
+            problems.append("schema version 0: an SQLite database, but not a fennec catalog")
+        elif version > SCHEMA_VERSION:
+            problems.append(f"schema version {version} is newer than this fennec's {SCHEMA_VERSION}: upgrade fennec")
+        else:
+            for table, columns in _expected_columns(version).items():
+                found = {r[1] for r in db.execute(f"PRAGMA table_info({table})").fetchall()}
+                if not found:
+                    problems.append(f"table {table} is missing")
+                elif columns - found:
+                    problems.append(f"table {table} lacks the columns {', '.join(sorted(columns - found))}")
+                else:
+                    counts[table] = int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+            orphans = db.execute("PRAGMA foreign_key_check").fetchall()
+            if orphans:
+                parents = sorted({r[2] for r in orphans})
+                problems.append(f"{len(orphans)} rows refer to missing rows of {', '.join(parents)}")
+    except (CatalogError, StorageError, sqlite3.Error) as e:
+        problems.append(_reason(e))
+    finally:
+        db.close()
+    return CatalogCheck(str(path), version, counts, tuple(problems))
+
+
+@dataclasses.dataclass(frozen=True)
+class RepairSummary:
+    """What :func:`repair_catalog` did.
+
+    Attributes:
+        path: the catalog file (now the recovered catalog, or untouched if it was healthy).
+        kept_as: where the damaged file was moved (None: nothing to repair).
+        recovered: rows copied into the new catalog, per table.
+        lost: per table, why rows could not be read (the rest of the table was copied).
+        placeholders: parent rows created for recovered results whose source or task row
+            was unreadable (so that no result is dropped).
+    """
+
+    path: str
+    kept_as: str | None
+    recovered: dict[str, int]
+    lost: dict[str, str]
+    placeholders: int = 0
+
+    def line(self) -> str:
+        if self.kept_as is None:
+            return f"{self.path}: healthy, nothing to repair"
+        copied = ", ".join(f"{n} {t}" for t, n in self.recovered.items()) or "no rows"
+        lost = "".join(f" ({why})" if t == "file" else f"; {t}: not every row was readable ({why})"
+                       for t, why in self.lost.items())
+        extra = f"; {self.placeholders} placeholder source/task rows" if self.placeholders else ""
+        return (f"repaired {self.path}: recovered {copied}{lost}{extra}. The damaged file is kept as "
+                f"{self.kept_as}.")
+
+
+def repair_catalog(path: str | Path) -> RepairSummary:
+    """Replace a damaged catalog by a new one holding every row SQLite can still read from it;
+    the damaged file (and its ``-wal``) is kept beside it as ``<name>.damaged-<UTC time>``.
+    Nothing is deleted. A file that is not SQLite at all (empty, garbage) yields an empty
+    catalog. ``fennec catalog repair`` runs it; stop other fennec commands on this home first
+    (a running reindex is refused).
+
+    Returns:
+        A :class:`RepairSummary` (``kept_as`` None: the catalog was healthy, nothing changed).
+
+    Raises:
+        CatalogError: no file at ``path``, or a reindex holds the home's lock.
+        CatalogVersionError: the catalog was written by a newer fennec (upgrade instead).
+    """
+    from fennec._files import file_lock
+
+    path = Path(path)
+    check = check_catalog(path)
+    if check.ok:
+        return RepairSummary(str(path), None, check.counts, {})
+    if check.schema_version is not None and check.schema_version > SCHEMA_VERSION:
+        raise CatalogVersionError(f"{path} has catalog schema version {check.schema_version}, newer than this "
+                                  f"fennec's {SCHEMA_VERSION}: upgrade fennec rather than repair it.",
+                                  path=str(path), found=check.schema_version, supported=SCHEMA_VERSION)
+
+    def busy(holder: str | None) -> None:
+        raise CatalogError(f"A reindex of {path} is running ({holder or 'unknown holder'}); stop it, then repair.",
+                           path=str(path))
+
+    with file_lock(path.parent / "reindex.lock", busy=busy):
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".repair", dir=path.parent)
+        os.close(fd)
+        try:
+            recovered, lost, placeholders = _copy_readable_rows(path, Path(tmp), check.schema_version)
+            Catalog(tmp, _new=True).close()  # migrates the copy to this fennec's schema
+            kept = path.with_name(f"{path.name}.damaged-{_now().strftime('%Y%m%dT%H%M%S%fZ')}")
+            os.rename(path, kept)
+            for suffix in ("-wal", "-shm"):
+                if Path(f"{path}{suffix}").exists():
+                    os.rename(f"{path}{suffix}", f"{kept}{suffix}")
+            os.rename(tmp, path)
+        except OSError as e:
+            raise _storage_error(e, str(path)) from e
+        finally:
+            for suffix in ("", "-wal", "-shm"):
+                Path(tmp + suffix).unlink(missing_ok=True)
+    summary = RepairSummary(str(path), str(kept), recovered, lost, placeholders)
+    LOG.info("%s", summary.line())
+    return summary
+
+
+def _copy_readable_rows(source: Path, target: Path, version: int | None) -> tuple[dict[str, int], dict[str, str], int]:
+    """Copy every row of the catalog tables SQLite can read from ``source`` into a new
+    database ``target`` of the same schema version; returns (rows per table, why the rest
+    of a table was unreadable, placeholder parent rows created)."""
+    version = version if version and 0 < version <= SCHEMA_VERSION else SCHEMA_VERSION
+    out = sqlite3.connect(target, isolation_level=None)
+    recovered: dict[str, int] = {}
+    lost: dict[str, str] = {}
+    try:
+        for script in MIGRATIONS[:version]:
+            out.executescript(script)
+        out.execute(f"PRAGMA user_version = {version}")
+        columns = _expected_columns(version)
+        try:
+            src = _connect(str(source), timeout=5.0, read_only=True)
+        except (CatalogError, StorageError):  # not SQLite at all: nothing to copy
+            return {}, {"file": "not an SQLite database"}, 0
+        try:
+            out.execute("BEGIN")
+            for table in TABLES:
+                try:
+                    have = {r[1] for r in src.execute(f"PRAGMA table_info({table})").fetchall()}
+                except (CatalogError, StorageError, sqlite3.Error) as e:
+                    lost[table] = _reason(e)
+                    continue
+                names = sorted(columns[table] & have)
+                if names:
+                    recovered[table], why = _copy_table(src, out, table, names)
+                    if why:
+                        lost[table] = why
+            placeholders = out.execute(
+                "INSERT OR IGNORE INTO sources (source_id, header, imported_at) SELECT DISTINCT source_id, "
+                "'{\"recovered\": \"its source row was unreadable\"}', ? FROM transfer_results",
+                (_iso(_now()),)).rowcount
+            placeholders += out.execute("INSERT OR IGNORE INTO tasks (task_id) SELECT DISTINCT task_id "
+                                        "FROM transfer_results").rowcount
+            out.execute("COMMIT")
+        finally:
+            src.close()
+    finally:
+        out.close()
+    return recovered, lost, placeholders
+
+
+#: Rows a repair probes one by one past a damaged page (rowids up to the table's largest).
+_MAX_PROBES = 10_000_000
+
+
+def _copy_table(src: sqlite3.Connection, out: sqlite3.Connection, table: str, names: list[str]) -> tuple[int, str]:
+    """Copy the readable rows of one table; returns (rows copied, why some were not: "" if all were).
+
+    A scan stops at the first damaged page; the rows after it are then looked up one by one,
+    by the rowids the table's indexes still hold and by every rowid up to the largest."""
+    insert = f"INSERT OR IGNORE INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+    select = f"SELECT rowid, {', '.join(names)} FROM {table}"
+    done: set[int] = set()
+    n = 0
+    try:
+        for row in src.execute(select + " ORDER BY rowid"):
+            done.add(row[0])
+            n += out.execute(insert, tuple(row)[1:]).rowcount
+        return n, ""
+    except (CatalogError, StorageError, sqlite3.Error) as e:
+        first = _reason(e)
+    candidates: set[int] = set()
+    for (index,) in _readable(src, f"SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = '{table}'") or []:
+        candidates.update(r[0] for r in _readable(src, f"SELECT rowid FROM {table} INDEXED BY \"{index}\"") or [])
+    top = _readable(src, f"SELECT max(rowid) FROM {table}")
+    if top and top[0][0] is not None and top[0][0] - max(done, default=0) <= _MAX_PROBES:
+        candidates.update(range(max(done, default=0) + 1, top[0][0] + 1))
+    unreadable = 0
+    for rowid in sorted(candidates - done):
+        rows = _readable(src, select + " WHERE rowid = ?", (rowid,))
+        if rows is None:
+            unreadable += 1
+        elif rows:
+            n += out.execute(insert, tuple(rows[0])[1:]).rowcount
+    return n, f"{first}; {unreadable} rows past it unreadable" if unreadable else first
+
+
+def _readable(db: sqlite3.Connection, sql: str, args: tuple = ()) -> list[Any] | None:
+    """The rows of a query, or as many as could be read before an error; None if the very
+    first read failed."""
+    rows: list[Any] = []
+    try:
+        for row in db.execute(sql, args):
+            rows.append(row)
+    except (CatalogError, StorageError, sqlite3.Error):
+        return rows or None
+    return rows
+
+
+def _reason(error: BaseException) -> str:
+    """What is wrong, without the advice a damaged-catalog message carries."""
+    return getattr(error, "reason", None) or str(error)

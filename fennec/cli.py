@@ -10,6 +10,9 @@ Subcommands:
 - ``fennec recommend DATASET``: the ranked models for a dataset (``--json`` for machines).
 - ``fennec bench``: the leave-one-task-out benchmark on the embedded zoo (``--published``: also
   leave-one-model-out cold start on the published tables).
+- ``fennec catalog check`` / ``fennec catalog repair``: check a catalog file (read-only), or
+  copy what SQLite can still read of a damaged one into a new catalog, keeping the damaged
+  file beside it.
 
 The catalog and the index live in ``FENNEC_HOME`` (``--home``), by default
 ``$HF_HOME/fennec``. Known errors are printed as one line; exit codes: 0 success, 1 error,
@@ -148,6 +151,16 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--published", action="store_true", help="also run the leave-one-model-out cold-start "
                    "benchmark on the published tables (benchmark/published_cold_start.py, source tree only)")
     b.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    c = sub.add_parser("catalog", help="check or repair the catalog file")
+    csub = c.add_subparsers(dest="action", required=True)
+    for name, text in (("check", "check the catalog (SQLite integrity, schema); writes nothing"),
+                       ("repair", "copy what can be read of a damaged catalog into a new one; the damaged "
+                        "file is kept beside it as catalog.sqlite.damaged-<time>")):
+        a = csub.add_parser(name, parents=[common], help=text, description=text)
+        a.add_argument("path", nargs="?", type=Path, help="the catalog file, or its folder (default: "
+                       "--home / FENNEC_HOME)")
+        a.add_argument("--home", type=Path, help="catalog folder (default: FENNEC_HOME)")
     return p
 
 
@@ -313,6 +326,40 @@ def _bench_published(script: Path, out: Path | None) -> int:
     return int(module.main(["--out", str(out)] if out is not None else []) or 0)
 
 
+def _catalog_command(args: argparse.Namespace) -> int:
+    from fennec.catalog import check_catalog, repair_catalog
+    from fennec.errors import CatalogDamagedError
+
+    path = args.path or (args.home or constants.fennec_home())
+    if path.is_dir():
+        path = path / "catalog.sqlite"
+    if args.action == "repair":
+        print(repair_catalog(path).line())
+        return 0
+    check = check_catalog(path)
+    if not check.ok:
+        raise CatalogDamagedError(f"{check.line()}. Run `fennec catalog repair {path}` to copy what can be read into "
+                                  "a new catalog (the damaged file is kept beside it).", path=str(path))
+    print(check.line())
+    return 0
+
+
+def _storage_or_sqlite_error(error: Exception, command: str) -> str | None:
+    """One line for an error of the disk or of SQLite that no fennec error explained: a full
+    disk, a read-only or foreign folder, a damaged database; None for any other error."""
+    import sqlite3
+
+    from fennec._files import storage_error
+
+    if isinstance(error, OSError):
+        converted = storage_error(error, doing=f"running `fennec {command}`")
+        return str(converted) if converted is not None else None
+    if isinstance(error, sqlite3.DatabaseError):
+        return (f"SQLite error: {error}. If it is about the catalog, `fennec catalog check` says what is wrong "
+                "with it and `fennec catalog repair` recovers what can be read (the damaged file is kept).")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``fennec`` command; returns the exit code."""
     args = _parser().parse_args(argv)
@@ -320,13 +367,20 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         commands = {"reindex": _reindex, "models": _models, "import-results": _import, "recommend": _recommend,
-                    "fit": _fit, "bench": _bench}
+                    "fit": _fit, "bench": _bench, "catalog": _catalog_command}
         return commands[args.command](args)
     except ReindexLockedError as e:
         print(f"fennec: {e}", file=sys.stderr)
         return EXIT_LOCKED
     except (FennecError, FileNotFoundError) as e:
         print(f"fennec: error: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:  # a full disk, a read-only folder, a damaged database: one line too
+        line = _storage_or_sqlite_error(e, args.command)
+        if line is None:
+            raise
+        LOG.debug("Details", exc_info=True)
+        print(f"fennec: error: {line}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("fennec: interrupted; committed batches are kept, the next run resumes", file=sys.stderr)

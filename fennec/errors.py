@@ -175,6 +175,29 @@ class CatalogVersionError(CatalogError):
         super().__init__(message, path=path)
 
 
+class CatalogDamagedError(CatalogError):
+    """The catalog file is not a fennec catalog (empty, not SQLite, another program's
+    database) or SQLite found it damaged. fennec never overwrites such a file: the message
+    names ``fennec catalog check`` / ``fennec catalog repair`` and how to move it aside.
+    ``reason`` is what is wrong, without that advice."""
+
+    def __init__(self, message: str, *, path: str | None = None, reason: str | None = None):
+        self.reason = reason
+        super().__init__(message, path=path)
+
+
+class StorageError(FennecError, OSError):
+    """fennec's files cannot be written: the disk is full, or the folder is read-only or not
+    ours. ``path`` names what could not be written and ``errno`` why (``ENOSPC``, ``EROFS``,
+    ``EACCES`` …); the message says what was kept and what to do. Committed data is never
+    lost to it: catalog writes are transactions, other files are replaced atomically."""
+
+    def __init__(self, message: str, *, path: str | None = None, errno: int | None = None):
+        super().__init__(message)
+        self.path = path
+        self.errno = errno
+
+
 class IndexMismatchError(FennecError, ValueError):
     """A saved index does not match what was asked for (dimension, metric or versions).
 
@@ -212,10 +235,10 @@ class ReindexLockedError(FennecError, RuntimeError):
 
 __all__ += [
     "ReindexLockedError",
-    "CatalogError", "CatalogVersionError", "GatedModelError", "HubError", "HubFileNotFoundError",
+    "CatalogDamagedError", "CatalogError", "CatalogVersionError", "GatedModelError", "HubError", "HubFileNotFoundError",
     "HubOfflineError", "HubUnavailableError", "IndexCorruptedError", "IndexMismatchError",
     "MalformedModelError", "ModelAccessError", "ModelNotFoundError", "RemoteCodeRequiredError",
-    "UnsupportedModelError",
+    "StorageError", "UnsupportedModelError",
 ]
 
 
