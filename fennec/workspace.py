@@ -12,6 +12,14 @@ model vectors, the task index of historical descriptors and ``fit.json``). Two k
   when either changes (:func:`zoo_workspace`). It is what ``recommend()`` uses when no space
   has been fitted in ``FENNEC_HOME``.
 
+Each fit is written to a new folder ``.space.v<N>`` and published by atomically replacing
+the symbolic link ``space`` with one to it. A reader holds a shared lock on the version it
+loads (its ``.readers`` file), so a fit never deletes a version being read: older versions
+are removed by the fit that replaces them, or by a later one when a reader still held them.
+A killed fit leaves only ``.space.*.tmp`` folders, removed by the next fit of that home
+(which holds the home's fit lock, so no live fit owns them). A read-only home that is
+fitted can still be read (``recommend``).
+
 Example:
     >>> from fennec.workspace import zoo_workspace, Workspace
     >>> ws = Workspace.load(zoo_workspace())   # doctest: +SKIP
@@ -21,22 +29,25 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import logging
+import os
+import re
 import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from fennec._files import file_lock, save_json_atomic, sha256_file
+from fennec._files import file_lock, save_json_atomic, sha256_file, storage_errors
 from fennec import _paths, constants
 from fennec.errors import FallbackWarning, InvalidInputError, WorkspaceError
 
@@ -62,6 +73,10 @@ DEFAULT_DIM = 6
 ZOO_HUB = "zoo"
 _SPACE_DIR = "space"
 _MANIFEST = "fit.json"
+#: In each fitted version: the file readers hold a shared lock on while they load it.
+_READERS = ".readers"
+#: Fitted versions: ``.space.v<N>``; the link ``space`` names the current one.
+_VERSION = re.compile(r"^\.space\.v(\d+)$")
 _ZOO_TASK_PREFIX = "zoo:"
 
 
@@ -257,7 +272,7 @@ def fit(*, home: str | Path | None = None, hub: str | None = None, proxy: str | 
         WorkspaceError: no indexed models, or no fine-tuning results for them.
     """
     home = Path(home) if home is not None else constants.fennec_home()
-    with _fit_lock(home):
+    with storage_errors(f"fitting {home}", kept="The previous fit and the catalog are intact."), _fit_lock(home):
         return _fit(home=home, hub=hub, proxy=proxy, dim=dim, max_samples=max_samples, seed=seed,
                     exclude=exclude, device=device, progress=progress, _extra_manifest=_extra_manifest)
 
@@ -277,7 +292,12 @@ def _fit(*, home: Path, hub: str | None, proxy: str | None, dim: int | None, max
     from fennec.task import DESCRIPTOR_VERSION, OFFLINE_PROXY, ONLINE_PROXY
 
     t0 = time.perf_counter()
-    previous = _read_manifest(home) or {}
+    _remove_leftovers(home)
+    try:
+        previous = _read_manifest(home) or {}
+    except WorkspaceError as e:  # a damaged fit.json: this fit replaces it
+        LOG.warning("%s Fitting with the settings given and the defaults.", e)
+        previous = {}
     hub_spec = hub if hub is not None else previous.get("hub", "")
     proxy = proxy or previous.get("proxy") or (OFFLINE_PROXY if hub_spec == ZOO_HUB else ONLINE_PROXY)
     dim = dim if dim is not None else previous.get("dim", DEFAULT_DIM)
@@ -323,9 +343,10 @@ def _fit(*, home: Path, hub: str | None, proxy: str | None, dim: int | None, max
             **(_extra_manifest or {}),
         }
         save_json_atomic(tmp / _MANIFEST, manifest)
-        _swap_in(tmp, home / _SPACE_DIR)
+        (tmp / _READERS).touch()
+        _publish(tmp, home)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)  # gone already unless the fit failed
     summary = FitSummary(home, len(ids), manifest["n_with_history"], len(results), len(described), proxy,
                          time.perf_counter() - t0)
     LOG.info("%s", summary.line())
@@ -357,43 +378,157 @@ def _single_version(*, catalog_path: Path) -> str | None:
     return versions.pop() if len(versions) == 1 else None
 
 
-def _swap_in(new: Path, target: Path) -> None:
-    """Replace folder ``target`` by ``new``: the old one is renamed away first and deleted
-    last. A crash between the two renames leaves no ``target`` but the old folder beside it,
-    which :func:`_restore_interrupted` puts back; so a reader finds the old fit or the new one."""
-    old = _old_of(target)
-    _restore_interrupted(target)
-    shutil.rmtree(old, ignore_errors=True)
-    if target.exists():
-        target.rename(old)
-    new.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
+def _versions(home: Path) -> list[tuple[int, Path]]:
+    """The fitted versions ``.space.v<N>`` in ``home``, newest first."""
+    try:
+        entries = list(home.iterdir())
+    except FileNotFoundError:
+        return []
+    found = [(int(m.group(1)), p) for p in entries if (m := _VERSION.match(p.name))]
+    return sorted(found, reverse=True)
 
 
-def _old_of(target: Path) -> Path:
-    return target.with_name(f".{target.name}.old")
+def _space_dir(home: Path) -> Path | None:
+    """The folder of ``home``'s current fit, or None if nothing is fitted. Reads only.
+
+    That is the folder the link ``space`` names (or ``space`` itself, as older fennec versions
+    wrote it). Without a usable ``space`` (a fit killed while replacing an older layout),
+    the newest complete version, else the ``.space.old`` an older fennec's interrupted
+    swap left."""
+    link = home / _SPACE_DIR
+    if (link / _MANIFEST).exists():
+        return link.resolve()
+    for _, folder in _versions(home):
+        if (folder / _MANIFEST).exists():
+            return folder
+    old = home / f".{_SPACE_DIR}.old"
+    return old.resolve() if (old / _MANIFEST).exists() else None
 
 
-def _restore_interrupted(target: Path) -> None:
-    """Put back the previous fit if a swap was interrupted after moving it away."""
-    old = _old_of(target)
-    if not target.exists() and (old / _MANIFEST).exists():
+@contextlib.contextmanager
+def _reading(home: Path) -> Iterator[Path | None]:
+    """The current fit's folder (None: nothing fitted), which no fit deletes while this is open.
+
+    Holds a shared lock on the version's ``.readers`` file (opened read-only, so a read-only
+    home can be read). A version that a fit removed between finding and locking it (removal
+    renames it first) is looked up again."""
+    import fcntl
+
+    for _ in range(10):
+        folder = _space_dir(home)
+        if folder is None:
+            yield None
+            return
         try:
-            old.rename(target)
-            LOG.warning("Restored the previous fit %s (a fit was interrupted while replacing it)", target)
-        except OSError:  # another process restored it first
-            pass
+            fd = os.open(folder / _READERS, os.O_RDONLY)
+        except FileNotFoundError:
+            if folder.exists() and not _VERSION.match(folder.name):  # an older fennec's layout: no lock
+                yield folder
+                return
+            continue  # removed meanwhile
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            if (folder / _MANIFEST).exists():
+                yield folder
+                return
+        finally:
+            os.close(fd)  # releases the lock
+    raise WorkspaceError(f"The fitted space of {home} kept being replaced while it was read; try again.")
+
+
+def _publish(new: Path, home: Path) -> Path:
+    """Make the complete fit in ``new`` the current one; returns its version folder.
+
+    ``new`` becomes ``.space.v<N+1>``, then the link ``space`` is replaced by one to it in a
+    single ``rename``: a reader finds the previous fit or this one, never neither. The
+    previous versions are removed unless a reader holds them. Fits hold the home's fit lock,
+    so versions are numbered without races."""
+    n = (_versions(home) or [(0, None)])[0][0] + 1
+    link = home / _SPACE_DIR
+    # older fennec versions: ``space`` a plain folder, or ``.space.old`` left by a killed swap
+    legacy = [p for p in (link, home / f".{_SPACE_DIR}.old") if p.is_dir() and not p.is_symlink()]
+    version = home / f".{_SPACE_DIR}.v{n + len(legacy)}"
+    new.rename(version)  # first: while ``space`` is moved aside below, readers take the newest version
+    for i, folder in enumerate(legacy):
+        folder.rename(home / f".{_SPACE_DIR}.v{n + i}")
+    pointer = home / f".{_SPACE_DIR}.link.{os.getpid()}.tmp"
+    pointer.unlink(missing_ok=True)
+    os.symlink(version.name, pointer)
+    os.replace(pointer, link)
+    old = home / f".{_SPACE_DIR}.old"
+    if old.is_symlink():
+        old.unlink()
+    for _, folder in _versions(home):
+        if folder != version:
+            _remove_unread(folder)
+    return version
+
+
+def _remove_unread(folder: Path) -> bool:
+    """Delete an old version unless a reader holds it; True if deleted. It is renamed first,
+    so a reader never finds it half-deleted."""
+    import fcntl
+
+    try:
+        fd = os.open(folder / _READERS, os.O_RDONLY)
+    except FileNotFoundError:
+        fd = None  # a version without readers' lock (an older fennec's layout)
+    try:
+        if fd is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                LOG.info("Keeping %s: a reader holds it; the next fit removes it", folder)
+                return False
+        trash = folder.with_name(f"{folder.name}.{os.getpid()}.trash")
+        folder.rename(trash)
+    finally:
+        if fd is not None:
+            os.close(fd)
+    shutil.rmtree(trash, ignore_errors=True)
+    return True
+
+
+def _remove_leftovers(home: Path) -> None:
+    """Remove what killed fits left: ``.space.*.tmp`` folders and links and ``.space.*.trash``
+    folders. Called with the home's fit lock held: no live fit owns them."""
+    try:
+        entries = list(home.iterdir())
+    except FileNotFoundError:
+        return
+    for path in entries:
+        if path.name.startswith(f".{_SPACE_DIR}.") and path.name.endswith((".tmp", ".trash")):
+            LOG.info("Removing %s, left by a fit that did not finish", path)
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
 
 
 def _read_manifest(home: Path) -> dict[str, Any] | None:
-    _restore_interrupted(home / _SPACE_DIR)
-    path = home / _SPACE_DIR / _MANIFEST
-    if not path.exists():
-        return None
+    """The current fit's ``fit.json`` (None: nothing fitted).
+
+    Raises:
+        WorkspaceError: it is damaged (``fennec fit`` replaces it).
+    """
+    with _reading(home) as folder:
+        if folder is None:
+            return None
+        return _load_manifest(folder, home)
+
+
+def _load_manifest(folder: Path, home: Path) -> dict[str, Any]:
+    path = folder / _MANIFEST
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(manifest, dict):
+            raise ValueError(f"a JSON {type(manifest).__name__}, not an object")
     except (OSError, ValueError) as e:
-        raise WorkspaceError(f"{path} is unreadable ({e}); run `fennec fit` again.") from e
+        raise WorkspaceError(
+            f"{path} is damaged ({e}). Run `fennec fit --home {home}` to fit the workspace again (its catalog is "
+            "intact; give --hub, --proxy, --dim or --exclude again if the previous fit used others than the "
+            "defaults: that file recorded them).") from e
+    return manifest
 
 
 def _open_hub_env() -> Any:
@@ -412,7 +547,8 @@ def zoo_workspace(home: str | Path | None = None, *, progress: bool = False, dev
     """
     zoo = zoo_dir()
     home = Path(home) if home is not None else constants.fennec_home() / "zoo"
-    with _fit_lock(home):
+    with storage_errors(f"building the embedded zoo's workspace in {home}",
+                        kept="What was already built there is intact."), _fit_lock(home):
         return _zoo_workspace(zoo, home, progress=progress, device=device)
 
 
@@ -452,7 +588,11 @@ def _zoo_workspace(zoo: Path, home: Path, *, progress: bool, device: Any) -> Pat
                 if (zoo / "datasets" / t).is_dir():
                     catalog.upsert_task(t, kind="zoo", metadata={"dataset": f"{_ZOO_TASK_PREFIX}{t}"})
             catalog.set_state("zoo_datasets_stamp", f"{data_stamp}:{truth_sha}")
-    manifest = _read_manifest(home) or {}
+    try:
+        manifest = _read_manifest(home) or {}
+    except WorkspaceError as e:  # a damaged fit.json: refitted below
+        LOG.warning("%s Refitting the embedded zoo.", e)
+        manifest = {}
     stamps = {"zoo_stamp": stamp, "zoo_datasets_stamp": data_stamp, "zoo_ground_truth_sha256": truth_sha}
     wanted = {**stamps, "space_version": SPACE_VERSION, "descriptor_version": DESCRIPTOR_VERSION}
     if any(manifest.get(k) != v for k, v in wanted.items()):
@@ -501,18 +641,18 @@ class Workspace:
         from fennec.task import DESCRIPTOR_VERSION, TaskIndex
 
         home = Path(home)
-        manifest = _read_manifest(home)
-        if manifest is None:
-            raise WorkspaceError(f"No fitted transfer space in {home}; run `fennec fit` (after `fennec reindex` "
-                                 "and `fennec import-results`), or use the embedded zoo (hub='zoo').")
-        for key, want in (("space_version", SPACE_VERSION), ("descriptor_version", DESCRIPTOR_VERSION)):
-            if manifest.get(key) != want:
-                raise WorkspaceError(f"{home}: the space was fitted with {key}={manifest.get(key)!r}; this fennec "
-                                     f"needs {want!r}. Run `fennec fit` again.")
-        folder = home / _SPACE_DIR
-        space = TransferSpace.load(folder / "space.npz")
-        index = ModelIndex.load(folder / "index")
-        tasks = TaskIndex.load(folder / "tasks", proxy=manifest["proxy"]) if (folder / "tasks").exists() else None
+        with _reading(home) as folder:  # no fit removes this version while it loads
+            if folder is None:
+                raise WorkspaceError(f"No fitted transfer space in {home}; run `fennec fit` (after `fennec reindex` "
+                                     "and `fennec import-results`), or use the embedded zoo (hub='zoo').")
+            manifest = _load_manifest(folder, home)
+            for key, want in (("space_version", SPACE_VERSION), ("descriptor_version", DESCRIPTOR_VERSION)):
+                if manifest.get(key) != want:
+                    raise WorkspaceError(f"{home}: the space was fitted with {key}={manifest.get(key)!r}; this "
+                                         f"fennec needs {want!r}. Run `fennec fit` again.")
+            space = TransferSpace.load(folder / "space.npz")
+            index = ModelIndex.load(folder / "index")
+            tasks = TaskIndex.load(folder / "tasks", proxy=manifest["proxy"]) if (folder / "tasks").exists() else None
         hub = _open_hub(manifest["hub"]) if manifest.get("hub") else _open_hub_env()
         return cls(home, manifest, space, index, tasks, hub)
 
@@ -522,7 +662,7 @@ class Workspace:
         from fennec.catalog import Catalog
 
         if self._best is None:
-            with Catalog(self.home / "catalog.sqlite") as catalog:
+            with Catalog(self.home / "catalog.sqlite", read_only=True) as catalog:
                 table, _ = results_table(catalog, set(self.index.ids))
             self._best = {t: max(row.items(), key=lambda mv: (mv[1], mv[0])) for t, row in table.items() if row}
         return self._best
@@ -534,11 +674,11 @@ _LOADED: dict[Path, tuple[tuple[int, int], Workspace]] = {}
 
 
 def _load_cached(home: Path) -> Workspace:
-    path = home / _SPACE_DIR / _MANIFEST
+    folder = _space_dir(home)
     try:
-        st = path.stat()
+        st = (folder / _MANIFEST).stat()  # type: ignore[operator]
         stamp = (st.st_mtime_ns, st.st_ino)
-    except OSError:
+    except (OSError, TypeError):
         return Workspace.load(home)  # raises the "run fennec fit" error
     hit = _LOADED.get(home.resolve())
     if hit is not None and hit[0] == stamp:
@@ -557,8 +697,7 @@ def _workspace_for(hub: str | None, home: str | Path | None, *, progress: bool, 
             f"or fit a workspace for that hub first (`fennec reindex --hub {hub}`, `fennec import-results ...`, "
             f"`fennec fit --hub {hub}`) and pass its folder as home=.")
     home = Path(home) if home is not None else constants.fennec_home()
-    _restore_interrupted(home / _SPACE_DIR)  # before deciding whether anything is fitted here
-    if (home / _SPACE_DIR / _MANIFEST).exists():
+    if _space_dir(home) is not None:  # also a fit interrupted while replacing an older layout
         return _load_cached(home)
     if home == constants.fennec_home():
         if (home / "catalog.sqlite").exists():

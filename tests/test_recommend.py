@@ -219,20 +219,27 @@ def test_a_catalog_without_a_fit_warns_before_falling_back_to_the_zoo(zoo_env, t
     assert recs.workspace == str(tmp_path / "home" / "zoo")
 
 
-def test_an_interrupted_refit_leaves_the_previous_fit_readable(zoo_env, tmp_path, monkeypatch):
+def test_an_older_fennecs_interrupted_swap_is_read_in_place_and_migrated_by_the_next_fit(zoo_env, tmp_path,
+                                                                                          monkeypatch):
+    import shutil
+
     home = zoo_workspace(tmp_path / "ws")
     before = json.loads((home / "space" / "fit.json").read_text())
-    (home / "space").rename(home / ".space.old")  # a crash between the two renames of the swap
-    assert not (home / "space").exists()
+    # the layout older fennec versions wrote (``space/`` a folder), killed between the two renames of their swap
+    current = (home / "space").resolve()
+    (home / "space").unlink()
+    shutil.copytree(current, home / ".space.old")
+    shutil.rmtree(current)
     assert ws_mod._read_manifest(home) == before
-    assert (home / "space" / "fit.json").exists() and not (home / ".space.old").exists()
-    leftovers = [p.name for p in home.iterdir() if p.name.startswith(".space.") and p.name.endswith(".tmp")]
-    assert leftovers == []
-    # recommend() on FENNEC_HOME restores it too, instead of falling back to the embedded zoo
+    assert not (home / "space").exists() and (home / ".space.old").is_dir()  # a reader writes nothing
+    # recommend() on FENNEC_HOME uses it too, instead of falling back to the embedded zoo
     monkeypatch.setenv("FENNEC_HOME", str(home))
-    (home / "space").rename(home / ".space.old")
     recs = recommend(zoo_env / "datasets" / "t-new", top_k=1, refine=False)
-    assert recs.workspace == str(home) and (home / "space" / "fit.json").exists()
+    assert recs.workspace == str(home)
+    fit(home=home)  # the next fit moves to the versioned layout and removes the old folder
+    assert (home / "space").is_symlink() and (home / "space" / "fit.json").exists()
+    assert not (home / ".space.old").exists()
+    assert [p.name for p in home.iterdir() if p.name.startswith(".space.")] == [(home / "space").resolve().name]
 
 
 def test_fit_zoo_rejects_settings_it_would_ignore(zoo_env, capsys):
