@@ -50,7 +50,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from fennec._files import file_lock
+from fennec._files import file_lock, storage_errors
 from fennec.catalog import Catalog, iter_batches
 from fennec.errors import (
     GatedModelError,
@@ -289,6 +289,8 @@ def reindex(*, hub: Hub, catalog: Catalog, index_dir: str | Path, embedder: Embe
 
     Raises:
         ReindexLockedError: another run holds the lock.
+        StorageError: the disk is full or the home is read-only; committed batches stay
+            committed.
         HubUnavailableError: the listing kept failing, or the hub stayed unavailable for
             ``HUB_DOWN_AFTER`` models in a row; committed batches stay committed.
         IndexMismatchError: the saved index was built by another embedder version.
@@ -307,7 +309,8 @@ def reindex(*, hub: Hub, catalog: Catalog, index_dir: str | Path, embedder: Embe
 
     summary = ReindexSummary(dry_run=dry_run)
     t0 = time.perf_counter()
-    with reindex_lock(lock_path):
+    with storage_errors(f"reindexing into {catalog.path} and {index_dir}",
+                        kept="Committed batches are kept; the next run resumes from them."), reindex_lock(lock_path):
         start = since if since is not None else catalog.watermark
         meta = IndexMeta(embedder.dim, embedder_version=embedder.version)
         index = None

@@ -270,6 +270,7 @@ def fit(*, home: str | Path | None = None, hub: str | None = None, proxy: str | 
 
     Raises:
         WorkspaceError: no indexed models, or no fine-tuning results for them.
+        StorageError: the disk is full or the home is read-only (the previous fit is intact).
     """
     home = Path(home) if home is not None else constants.fennec_home()
     with storage_errors(f"fitting {home}", kept="The previous fit and the catalog are intact."), _fit_lock(home):
@@ -527,7 +528,7 @@ def _load_manifest(folder: Path, home: Path) -> dict[str, Any]:
         raise WorkspaceError(
             f"{path} is damaged ({e}). Run `fennec fit --home {home}` to fit the workspace again (its catalog is "
             "intact; give --hub, --proxy, --dim or --exclude again if the previous fit used others than the "
-            "defaults: that file recorded them).") from e
+            "defaults: that file recorded them), or `fennec fit --zoo` for the embedded zoo's workspace.") from e
     return manifest
 
 
