@@ -357,13 +357,13 @@ def _dataset_summary(sample: Any) -> str:
 
 def _records(ws: Workspace, order: list[tuple[str, float]], predicted: dict[str, float],
              metric_scores: dict[str, float | None], shas: dict[str, str | None], metric: str | None) -> list[Recommendation]:
-    from fennec.catalog import Catalog
+    from fennec.workspace import _read_catalog
 
     out = []
     pred_rank = {m: i + 1 for i, m in enumerate(sorted(predicted, key=lambda m: (-predicted[m], m)))}
     scored = {m: s for m, s in metric_scores.items() if s is not None}
     metric_rank = {m: i + 1 for i, m in enumerate(sorted(scored, key=lambda m: (-scored[m], m)))}
-    with Catalog(ws.home / "catalog.sqlite", read_only=True) as catalog:
+    with _read_catalog(ws.home / "catalog.sqlite") as catalog:
         for rank, (model, final) in enumerate(order, start=1):
             info = catalog.get_model(model)
             parts = [f"transfer space #{pred_rank[model]} of {len(predicted)} candidates"]

@@ -548,9 +548,45 @@ def zoo_workspace(home: str | Path | None = None, *, progress: bool = False, dev
     """
     zoo = zoo_dir()
     home = Path(home) if home is not None else constants.fennec_home() / "zoo"
+    if _zoo_up_to_date(zoo, home):  # reads only: a built zoo workspace on read-only storage is usable
+        return home
     with storage_errors(f"building the embedded zoo's workspace in {home}",
                         kept="What was already built there is intact."), _fit_lock(home):
         return _zoo_workspace(zoo, home, progress=progress, device=device)
+
+
+def _zoo_up_to_date(zoo: Path, home: Path) -> bool:
+    """Whether ``home``'s fit is the one :func:`_zoo_workspace` would make now (same zoo,
+    ground truth and versions), checked without writing or locking anything. The fit is
+    published last, so a fit that matches has its catalog complete."""
+    from fennec.space import SPACE_VERSION
+    from fennec.task import DESCRIPTOR_VERSION
+
+    truth = _zoo_ground_truth()
+    if not truth.exists() or not (home / "catalog.sqlite").exists():
+        return False
+    try:
+        manifest = _read_manifest(home)
+    except WorkspaceError:
+        return False
+    wanted = {"zoo_stamp": _tree_stamp(zoo / "hub"),
+              "zoo_datasets_stamp": _tree_stamp(zoo / "datasets", skip_prefix="src-"),
+              "zoo_ground_truth_sha256": sha256_file(truth), "space_version": SPACE_VERSION,
+              "descriptor_version": DESCRIPTOR_VERSION}
+    return manifest is not None and all(manifest.get(k) == v for k, v in wanted.items())
+
+
+def _read_catalog(path: Path) -> Any:
+    """The catalog at ``path`` for reading: opened as usual (migrated if older), or read-only
+    when its storage is (:class:`~fennec.errors.StorageError`)."""
+    from fennec.catalog import Catalog
+    from fennec.errors import StorageError
+
+    try:
+        return Catalog(path)
+    except StorageError as e:
+        LOG.info("%s; reading the catalog read-only", e)
+        return Catalog(path, read_only=True)
 
 
 def _zoo_workspace(zoo: Path, home: Path, *, progress: bool, device: Any) -> Path:
@@ -660,10 +696,8 @@ class Workspace:
     def best_models(self) -> dict[str, tuple[str, float]]:
         """``{known task: (model, result)}``: the indexed model that fine-tuned best on each
         task (keys as in :func:`results_table`), read from the catalog once per workspace."""
-        from fennec.catalog import Catalog
-
         if self._best is None:
-            with Catalog(self.home / "catalog.sqlite", read_only=True) as catalog:
+            with _read_catalog(self.home / "catalog.sqlite") as catalog:
                 table, _ = results_table(catalog, set(self.index.ids))
             self._best = {t: max(row.items(), key=lambda mv: (mv[1], mv[0])) for t, row in table.items() if row}
         return self._best

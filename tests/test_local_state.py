@@ -475,8 +475,14 @@ def test_a_read_only_home_gives_one_line_for_fit_and_reindex(home, tiny_zoo, mon
     assert cli.main(_reindex_args(tiny_zoo, home)) == 1
     assert "read-only file system" in one_error_line(capsys)
     assert space_entries(home) == before
-    # reading still works: the readers' lock is opened read-only
+    # reading still works: the readers' lock is opened read-only, an up-to-date zoo workspace is
+    # used without its fit lock, and features that cannot be cached are used anyway
     assert Workspace.load(home).manifest == manifest(home)
+    assert zoo_workspace(home) == home
+    monkeypatch.setenv("FENNEC_HOME", str(home))
+    recs = recommend(tiny_zoo / "datasets" / "t-new", home=home, top_k=2, candidates=2)
+    assert len(recs) == 2 and recs.n_refined == 2 and not (home / "features").exists()
+    assert space_entries(home) == before
 
 
 def _read_only_mount_available() -> bool:
@@ -487,6 +493,7 @@ def _read_only_mount_available() -> bool:
     return probe.returncode == 0
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not _read_only_mount_available(), reason="needs unshare and mount (root in a Linux sandbox)")
 def test_a_really_read_only_home(home, tiny_zoo, tmp_path):
     """The home bind-mounted read-only in a private mount namespace: recommend works, fit,
