@@ -183,7 +183,7 @@ class Catalog:
     """
 
     def __init__(self, path: str | Path, *, timeout: float = 30.0, read_only: bool = False,
-                 _new: bool = False):
+                 _new: bool = False):  # _new: ``path`` is a file :func:`_create` is building
         self.path = str(path)
         self.read_only = read_only
         memory = self.path == ":memory:"
@@ -226,12 +226,12 @@ class Catalog:
         tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if version == 0:
             found = f"tables {', '.join(sorted(tables))}" if tables else "no tables"
-            raise _damaged_error(self.path, f"it is an SQLite database with {found} and schema "
-                                               "version 0, not a fennec catalog")
+            raise _damaged_error(self.path, f"it is an SQLite database with {found} and schema version 0, "
+                                            "not a fennec catalog")
         missing = [t for t in TABLES if t not in tables]
         if missing:
-            raise _damaged_error(self.path, f"schema version {version} but the tables "
-                                               f"{', '.join(missing)} are missing")
+            raise _damaged_error(self.path, f"schema version {version} but the tables {', '.join(missing)} "
+                                            "are missing")
         if self.read_only and version < SCHEMA_VERSION:
             raise CatalogError(f"{self.path} has catalog schema version {version}, older than this fennec's "
                                f"{SCHEMA_VERSION}, and is opened read-only, so it cannot be migrated. Run a "
@@ -888,9 +888,10 @@ def _expected_columns(version: int) -> dict[str, set[str]]:
 
 
 def check_catalog(path: str | Path) -> CatalogCheck:
-    """Check a catalog file, writing nothing: that it is an SQLite database, that SQLite's
-    integrity and foreign-key checks pass, and that its schema version is one this fennec
-    reads, with every table and column of that version. ``fennec catalog check`` prints it.
+    """Check a catalog file without changing it (it is opened read-only): that it is an SQLite
+    database, that SQLite's integrity and foreign-key checks pass, and that its schema version
+    is one this fennec reads, with every table and column of that version. ``fennec catalog
+    check`` prints it.
 
     Raises:
         CatalogError: there is no file at ``path``.
@@ -1081,7 +1082,8 @@ def _copy_table(src: sqlite3.Connection, out: sqlite3.Connection, table: str, na
     except (CatalogError, StorageError, sqlite3.Error) as e:
         first = _reason(e)
     candidates: set[int] = set()
-    for (index,) in _readable(src, f"SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = '{table}'") or []:
+    indexes = _readable(src, "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?", (table,))
+    for (index,) in indexes or []:
         candidates.update(r[0] for r in _readable(src, f"SELECT rowid FROM {table} INDEXED BY \"{index}\"") or [])
     top = _readable(src, f"SELECT max(rowid) FROM {table}")
     if top and top[0][0] is not None and top[0][0] - max(done, default=0) <= _MAX_PROBES:

@@ -154,7 +154,7 @@ def _parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("catalog", help="check or repair the catalog file")
     csub = c.add_subparsers(dest="action", required=True)
-    for name, text in (("check", "check the catalog (SQLite integrity, schema); writes nothing"),
+    for name, text in (("check", "check the catalog (SQLite integrity, schema); changes nothing"),
                        ("repair", "copy what can be read of a damaged catalog into a new one; the damaged "
                         "file is kept beside it as catalog.sqlite.damaged-<time>")):
         a = csub.add_parser(name, parents=[common], help=text, description=text)

@@ -27,10 +27,9 @@ from fennec import cli
 from fennec import workspace as ws_mod
 from fennec._files import file_lock, storage_error
 from fennec.catalog import SCHEMA_VERSION, Catalog, check_catalog, repair_catalog
-from fennec.errors import CatalogDamagedError, CatalogError, StorageError, WorkspaceError
-from fennec.hub import LocalHub, ModelRecord
+from fennec.errors import CatalogDamagedError, CatalogError, StorageError
+from fennec.hub import ModelRecord
 from fennec.recommender import recommend
-from fennec.reindex import reindex
 from fennec.workspace import Workspace, fit, zoo_workspace
 
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
