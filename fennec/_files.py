@@ -126,8 +126,8 @@ def storage_error(error: OSError, *, doing: str, kept: str = "", path: str | Pat
                    "Remount it writable, or copy the folder (cp -a) to a writable place and point FENNEC_HOME "
                    "(--home) at the copy; nothing in it needs to be deleted.")
     elif error.errno in NOT_WRITABLE:
-        message = (f"Permission denied writing {where} while {doing}.{kept} Give this user write access to it, or "
-                   "copy the folder (cp -a) to a writable place and point FENNEC_HOME (--home) at the copy; "
+        message = (f"Permission denied on {where} while {doing}.{kept} Give this user access to it, or copy the "
+                   "folder (cp -a) to a place this user can write and point FENNEC_HOME (--home) at the copy; "
                    "nothing in it needs to be deleted.")
     else:
         return None

@@ -749,8 +749,8 @@ class _Connection(sqlite3.Connection):
 
 def _connect(path: str, *, timeout: float, read_only: bool) -> _Connection:
     """A connection to ``path``. ``read_only`` opens the file with ``mode=ro``, or, when SQLite
-    cannot (a WAL database on read-only storage, whose shared-memory file cannot be created),
-    as ``immutable``: nothing can change it there."""
+    cannot (a WAL database on read-only storage, whose shared-memory file cannot be created)
+    and no WAL file holds commits, as ``immutable``: nothing can change it there."""
     kwargs = dict(timeout=timeout, isolation_level=None, check_same_thread=False, factory=_Connection)
     if path == ":memory:" or not read_only:
         db = sqlite3.connect(path, **kwargs)
@@ -761,7 +761,9 @@ def _connect(path: str, *, timeout: float, read_only: bool) -> _Connection:
             db.execute("SELECT count(*) FROM sqlite_master").fetchone()
         except (sqlite3.OperationalError, StorageError) as e:
             cause = e.__cause__ if isinstance(e, StorageError) else e
-            if getattr(cause, "sqlite_errorcode", 0) & 0xFF != sqlite3.SQLITE_CANTOPEN:
+            wal = Path(f"{path}-wal")
+            if getattr(cause, "sqlite_errorcode", 0) & 0xFF != sqlite3.SQLITE_CANTOPEN or (
+                    wal.exists() and wal.stat().st_size > 0):  # immutable would ignore commits in the WAL
                 db.close()
                 raise
             db.close()

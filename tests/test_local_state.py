@@ -520,3 +520,20 @@ def test_a_really_read_only_home(home, tiny_zoo, tmp_path):
     assert all("read-only" in line for line in errors), errors
     assert not any("Move it away" in line or "delete" in line.replace("needs to be deleted", "") for line in errors)
     assert {p: p.stat().st_mtime_ns for p in home.rglob("*")} == before
+
+
+def test_the_cli_prints_any_full_disk_or_sqlite_error_as_one_line(monkeypatch, tmp_path, capsys):
+    def raising(error):
+        def command(args):
+            raise error
+        return command
+
+    monkeypatch.setattr(cli, "_models", raising(OSError(errno.ENOSPC, "No space left on device", "/x/out.json")))
+    assert cli.main(["models", "--home", str(tmp_path)]) == 1
+    assert "No space left on the device of /x/out.json while running `fennec models`" in one_error_line(capsys)
+    monkeypatch.setattr(cli, "_models", raising(sqlite3.DatabaseError("database disk image is malformed")))
+    assert cli.main(["models", "--home", str(tmp_path)]) == 1
+    assert "fennec catalog check" in one_error_line(capsys)
+    monkeypatch.setattr(cli, "_models", raising(ValueError("a bug")))  # not a storage error: a traceback
+    with pytest.raises(ValueError, match="a bug"):
+        cli.main(["models", "--home", str(tmp_path)])
