@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
-import json
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
 from fennec import constants
+from fennec._hub_input import RejectedInput, read_json_file
 from fennec.errors import MalformedModelError, RemoteCodeRequiredError
 
 CONFIG_NAME = "config.json"
@@ -106,13 +106,11 @@ class ModelFiles:
         pre: dict[str, Any] = {}
         if self.preprocessor_path is not None:
             try:
-                pre = json.loads(Path(self.preprocessor_path).read_text(encoding="utf-8"))
-            except (OSError, ValueError) as e:
+                pre = read_json_file(self.preprocessor_path,
+                                     what=f"{self.repo_id}: {Path(self.preprocessor_path).name}")
+            except (OSError, RejectedInput) as e:
                 raise MalformedModelError(f"{self.repo_id}: unreadable preprocessor config ({e}).",
                                           repo_id=self.repo_id, revision=self.sha) from e
-            if not isinstance(pre, dict):
-                raise MalformedModelError(f"{self.repo_id}: the preprocessor config is not a JSON object.",
-                                          repo_id=self.repo_id, revision=self.sha)
         return Preprocessing.from_configs(self.config, pre)
 
 
@@ -220,10 +218,17 @@ def check_config(config: Any, *, repo_id: str, revision: str | None = None,
 
 
 def _read_config(path: Path, *, repo_id: str, revision: str | None, tags: Iterable[str]) -> dict:
+    """``config.json``, read within :data:`~fennec._hub_input.MAX_JSON_BYTES` and
+    :data:`~fennec._hub_input.MAX_JSON_DEPTH`, then checked (:func:`check_config`).
+
+    Raises:
+        MalformedModelError: too large, too deeply nested, not JSON, not a regular file, or
+            not a usable model config; a reindex records the model as unsupported with it.
+    """
     try:
-        config = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise MalformedModelError(f"{repo_id}: config.json is not valid JSON ({e}).",
+        config = read_json_file(path, what=f"{repo_id}: config.json", object_only=False)
+    except RejectedInput as e:
+        raise MalformedModelError(f"{e}; the model is recorded as unsupported.",
                                   repo_id=repo_id, revision=revision) from e
     return check_config(config, repo_id=repo_id, revision=revision, tags=tags)
 

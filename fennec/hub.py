@@ -26,14 +26,17 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import os
 import random
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote, urljoin, urlsplit
 
 from fennec import constants
 from fennec._hub_common import (
@@ -48,6 +51,15 @@ from fennec._hub_common import (
     _merge,
     _read_config,
     check_config,
+)
+from fennec._hub_input import (
+    MAX_JSON_BYTES,
+    RejectedInput,
+    check_commit_sha,
+    check_etag,
+    inside,
+    is_commit_sha,
+    loads_json,
 )
 from fennec._local_hub import LocalHub
 from fennec.errors import (
@@ -76,6 +88,11 @@ __all__ = [
 LOG = logging.getLogger(__name__)
 
 _RETRY_STATUS = (408, 429, 500, 502, 503, 504)
+#: Redirects followed for one file (the Hub redirects large files to a CDN, renamed repos
+#: to their new name).
+_MAX_REDIRECTS = 5
+#: The most bytes of an error answer read (for its message and X-Error-Code).
+_MAX_ERROR_BODY = 64 * 1024
 _T = TypeVar("_T")
 
 
@@ -222,7 +239,8 @@ class HfHub:
                 if fennec_error is not None:
                     raise fennec_error from e
                 if not self._is_transient(e):
-                    if isinstance(e, (ValueError, KeyError, TypeError)):  # an answer we cannot parse
+                    # an answer we cannot parse, or one nested past the parser's recursion
+                    if isinstance(e, (ValueError, KeyError, TypeError, RecursionError)):
                         raise HubError(f"{what or repo_id}: unexpected answer from {self.endpoint} "
                                        f"({type(e).__name__}: {str(e)[:200]}).", repo_id=repo_id,
                                        revision=revision) from e
@@ -245,13 +263,24 @@ class HfHub:
     def _record(self, info: Any) -> ModelRecord:
         """A :class:`ModelRecord` of a huggingface_hub ``ModelInfo``.
 
+        The repository id and the commit sha become parts of cache paths, so both are
+        checked: an id the Hub itself would refuse, or a sha that is not 40 hex digits
+        (``"../../x"``), is refused before anything uses it.
+
         Raises:
-            HubError: the answer has no commit sha (nothing could be pinned to it).
+            HubError: the answer has no commit sha (nothing could be pinned to it), or a bad
+                repository id or sha.
         """
         if not info.sha:
             raise HubError(f"{info.id}: {self.endpoint} gave no commit sha for it, so its files "
                            "cannot be pinned to a commit. Retry later; if it persists, the "
                            "endpoint does not implement the Hub's model API fully.", repo_id=info.id)
+        _check_repo_id(info.id, endpoint=self.endpoint)
+        try:
+            check_commit_sha(info.sha, what=f"{info.id}: the commit sha {self.endpoint} gave")
+        except RejectedInput as e:
+            raise HubError(f"{e}; refused (it would name a folder of the cache).",
+                           repo_id=info.id) from e
         config = info.config or {}
         tags = tuple(info.tags or ())
         st = getattr(info, "safetensors", None)
@@ -326,7 +355,7 @@ class HfHub:
             except Exception as e:
                 if not self._is_transient(e):
                     err = self._translate(e, repo_id=None, revision=None)
-                    if err is None and isinstance(e, (ValueError, KeyError, TypeError)):
+                    if err is None and isinstance(e, (ValueError, KeyError, TypeError, RecursionError)):
                         err = HubError(f"Listing {pipeline_tag}/{library} models: unexpected answer "
                                        f"from {self.endpoint} ({type(e).__name__}: {str(e)[:200]}).")
                     raise (err or e) from e
@@ -343,29 +372,75 @@ class HfHub:
     def model_info(self, repo_id: str, *, revision: str | None = None) -> ModelRecord:
         """Metadata of one model, pinned to the commit sha ``revision`` resolves to.
 
+        The answer is read within :data:`~fennec._hub_input.MAX_JSON_BYTES` and nesting
+        limits, and its sha and id are checked (:meth:`_record`).
+
         Raises:
             ModelNotFoundError, ModelAccessError, GatedModelError, HubUnavailableError,
-            HubOfflineError.
+            HubOfflineError; MalformedModelError: an answer too large or too deeply nested;
+            HubError: a bad sha, or another commit than the one asked for.
         """
-        info = self._call(lambda: self._api.model_info(repo_id, revision=revision,
-                                                       timeout=self.retry.timeout),
-                          repo_id=repo_id, revision=revision, what=f"model_info({repo_id})")
-        return self._record(info)
+        from huggingface_hub import ModelInfo
 
-    def _download(self, repo_id: str, filename: str, sha: str) -> Path:
+        _check_repo_id(repo_id, endpoint=self.endpoint)
+        url = f"{self.endpoint}/api/models/{repo_id}" + (
+            f"/revision/{quote(revision, safe='')}" if revision is not None else "")
+        what = f"model_info({repo_id})"
+        data = self._call(lambda: self._get_json(url, what=what, repo_id=repo_id, revision=revision),
+                          repo_id=repo_id, revision=revision, what=what)
+        record = self._record(self._parse(ModelInfo, data, what=what, repo_id=repo_id))
+        if is_commit_sha(revision) and record.sha != revision:
+            raise HubError(f"{repo_id}: asked for commit {revision}, {self.endpoint} answered with "
+                           f"commit {record.sha}; refused.", repo_id=repo_id, revision=revision)
+        return record
+
+    def _parse(self, cls: Any, data: dict[str, Any], *, what: str, repo_id: str) -> Any:
+        """A huggingface_hub ``ModelInfo``/``DatasetInfo`` of a checked JSON object."""
+        try:
+            return cls(**data)
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise HubError(f"{what}: unexpected answer from {self.endpoint} ({type(e).__name__}: "
+                           f"{str(e)[:200]}).", repo_id=repo_id) from e
+
+    def _headers(self) -> dict[str, str]:
+        from huggingface_hub.utils import build_hf_headers
+
+        return build_hf_headers(token=self.token or None, library_name="fennec")
+
+    def _get_json(self, url: str, *, what: str, repo_id: str, revision: str | None) -> dict[str, Any]:
+        """GET a JSON object from the endpoint: one request, no retry (:meth:`_call` retries),
+        at most :data:`~fennec._hub_input.MAX_JSON_BYTES` read, nesting bounded.
+
+        Raises:
+            MalformedModelError: the answer is too large, too deep or not a JSON object.
+            huggingface_hub's HTTP errors (translated by :meth:`_call`).
+        """
+        from huggingface_hub.utils import get_session
+
+        with get_session().stream("GET", url, headers=self._headers(), timeout=self.retry.timeout,
+                                  follow_redirects=True) as response:
+            _raise_for_status(response)
+            try:
+                data = _read_body(response, limit=MAX_JSON_BYTES, what=what)
+                return loads_json(data, what=f"{what}: the answer of {self.endpoint}")
+            except RejectedInput as e:
+                raise MalformedModelError(f"{e}; refused.", repo_id=repo_id, revision=revision) from e
+
+    def _download(self, repo_id: str, filename: str, sha: str, *, max_bytes: int | None = None) -> Path:
+        """One file of ``repo_id`` at commit ``sha``, in the Hugging Face cache.
+
+        Online, fennec downloads it itself (:meth:`_download_file`) so that nothing the
+        endpoint sends becomes a path unchecked; offline, huggingface_hub reads the cache.
+        """
         from huggingface_hub import hf_hub_download
-
-        def go() -> str:
-            return hf_hub_download(repo_id, filename, revision=sha, cache_dir=self.cache_dir,
-                                   endpoint=self.endpoint, token=self.token or None,
-                                   etag_timeout=self.retry.timeout,
-                                   local_files_only=self.offline)
 
         if self.offline:
             from huggingface_hub import errors as hf
 
             try:
-                return Path(go())
+                return Path(hf_hub_download(repo_id, filename, revision=sha, cache_dir=self.cache_dir,
+                                            endpoint=self.endpoint, token=self.token or None,
+                                            local_files_only=True))
             except (hf.LocalEntryNotFoundError, hf.OfflineModeIsEnabled) as e:  # not cached
                 raise HubOfflineError(f"{repo_id}@{sha}: {filename} is not in the cache "
                                       f"({self.cache_dir}) and HF_HUB_OFFLINE is on.",
@@ -373,8 +448,72 @@ class HfHub:
             except hf.EntryNotFoundError as e:  # the cache knows the file does not exist
                 raise HubFileNotFoundError(f"{repo_id}@{sha} has no file {filename!r}.",
                                            repo_id=repo_id, revision=sha, filename=filename) from e
-        return Path(self._call(go, repo_id=repo_id, revision=sha, filename=filename,
-                               what=f"{repo_id}/{filename}"))
+        return self._call(lambda: self._download_file(repo_id, filename, sha, max_bytes=max_bytes),
+                          repo_id=repo_id, revision=sha, filename=filename,
+                          what=f"{repo_id}/{filename}")
+
+    def _repo_cache(self, repo_id: str) -> Path:
+        return self.cache_dir / f"models--{repo_id.replace('/', '--')}"
+
+    def _download_file(self, repo_id: str, filename: str, sha: str, *, max_bytes: int | None) -> Path:
+        """Download one file into the cache layout huggingface_hub uses
+        (``blobs/<etag>``, ``snapshots/<sha>/<file>`` linking to it): one GET, no retry.
+
+        What the endpoint answers is checked before it names a path: ``X-Repo-Commit`` must
+        be the commit asked for, the ETag an opaque token (:func:`~fennec._hub_input.check_etag`);
+        a 40-hex ETag must be the file's git blob id and a 64-hex one its sha256. The blob is
+        written to a temporary file and renamed, so no partial file is left under its name.
+
+        Raises:
+            HubError: a bad or mismatched commit, ETag or content hash.
+            MalformedModelError: the file is larger than ``max_bytes``.
+            huggingface_hub's HTTP errors and transport errors (translated by :meth:`_call`).
+        """
+        from huggingface_hub.utils import get_session
+
+        check_commit_sha(sha, what=f"{repo_id}: the revision")
+        repo_dir = self._repo_cache(repo_id)
+        pointer = repo_dir / "snapshots" / sha / filename
+        if not inside(pointer, repo_dir / "snapshots" / sha):
+            raise HubError(f"{repo_id}: refusing the file name {filename!r}.", repo_id=repo_id)
+        if pointer.is_file():
+            return pointer
+        what = f"{repo_id}@{sha}: {filename}"
+        url = f"{self.endpoint}/{quote(repo_id, safe='/')}/resolve/{sha}/{quote(filename)}"
+        headers = self._headers()
+        session = get_session()
+        meta: Any = None  # the Hub's own answer (a CDN's carries no X-Repo-Commit)
+        for _ in range(_MAX_REDIRECTS + 1):
+            with session.stream("GET", url, headers=headers, timeout=self.retry.timeout,
+                                follow_redirects=False) as response:
+                if response.has_redirect_location:
+                    if meta is None and "X-Repo-Commit" in response.headers:
+                        meta = response.headers
+                    target = urljoin(url, response.headers["Location"])
+                    if _origin(target) != _origin(url):  # never send the token elsewhere
+                        headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+                    url = target
+                    continue
+                _raise_for_status(response)
+                meta = meta if meta is not None else response.headers
+                try:
+                    commit = meta.get("X-Repo-Commit")
+                    if commit != sha:
+                        raise RejectedInput(f"{what}: the answer is for commit {str(commit)[:80]!r}, "
+                                            f"not {sha}")
+                    etag = check_etag(meta.get("X-Linked-Etag") or meta.get("ETag"), what=what)
+                except RejectedInput as e:
+                    raise HubError(f"{e}; refused (it would name a path in the cache).",
+                                   repo_id=repo_id, revision=sha) from e
+                blobs = repo_dir / "blobs"
+                blob = blobs / etag
+                if not inside(blob, blobs):  # check_etag makes this impossible; kept as a guard
+                    raise HubError(f"{what}: refusing the ETag {etag!r}.", repo_id=repo_id)
+                _write_blob(response, blob, etag=etag, max_bytes=max_bytes, what=what,
+                            repo_id=repo_id, sha=sha)
+                _link(pointer, blob)
+                return pointer
+        raise HubError(f"{what}: more than {_MAX_REDIRECTS} redirects.", repo_id=repo_id, revision=sha)
 
     def fetch(self, repo_id: str, *, revision: str | None = None, weights: bool = False) -> ModelFiles:
         """Download ``config.json``, the preprocessor config and (if asked) the weights.
@@ -396,8 +535,9 @@ class HfHub:
             HubFileNotFoundError: ``weights=True`` and no weight file.
             and the errors of :meth:`model_info`.
         """
+        _check_repo_id(repo_id, endpoint=self.endpoint)
         if self.offline:
-            sha = revision if revision and len(revision) == 40 else self._cached_sha(repo_id, revision)
+            sha = revision if is_commit_sha(revision) else self._cached_sha(repo_id, revision)
             record = None
         else:
             record = self.model_info(repo_id, revision=revision)
@@ -406,14 +546,14 @@ class HfHub:
                 raise MalformedModelError(f"{repo_id}@{sha} has no config.json.",
                                           repo_id=repo_id, revision=sha)
         tags = record.tags if record is not None else ()
-        config_path = self._download(repo_id, CONFIG_NAME, sha)
+        config_path = self._download(repo_id, CONFIG_NAME, sha, max_bytes=MAX_JSON_BYTES)
         config = _read_config(config_path, repo_id=repo_id, revision=sha, tags=tags)
         pre = None
         not_cached = False
         for name in PREPROCESSOR_NAMES:
             if record is None or name in record.files:
                 try:
-                    pre = self._download(repo_id, name, sha)
+                    pre = self._download(repo_id, name, sha, max_bytes=MAX_JSON_BYTES)
                     break
                 except HubFileNotFoundError:
                     pre = None
@@ -444,7 +584,11 @@ class HfHub:
         return ModelFiles(repo_id, sha, config, config_path, pre, weights_path)
 
     def _ref_path(self, repo_id: str, revision: str) -> Path:
-        return self.cache_dir / f"models--{repo_id.replace('/', '--')}" / "refs" / revision
+        refs = self._repo_cache(repo_id) / "refs"
+        path = refs / revision
+        if not inside(path, refs):  # a revision is the caller's, but never leaves refs/
+            raise HubError(f"{repo_id}: refusing the revision {revision!r}.", repo_id=repo_id)
+        return path
 
     def _write_ref(self, repo_id: str, revision: str, sha: str) -> None:
         """Record ``revision → sha`` in the cache, as huggingface_hub does, for offline use."""
@@ -463,7 +607,11 @@ class HfHub:
         if not ref.is_file():
             raise HubOfflineError(f"{repo_id}: offline mode is on (HF_HUB_OFFLINE) and the model "
                                   f"is not in the cache {self.cache_dir}.", repo_id=repo_id)
-        return ref.read_text().strip()
+        sha = ref.read_text().strip()
+        if not is_commit_sha(sha):
+            raise HubOfflineError(f"{repo_id}: the cache's {ref} holds {sha[:80]!r}, not a commit "
+                                  "id; fetch the model once online to repair it.", repo_id=repo_id)
+        return sha
 
     # -- dataset repositories (fennec.data) -----------------------------------------------
 
@@ -474,9 +622,20 @@ class HfHub:
             ModelNotFoundError: no such repository or revision (the error names the repo).
             ModelAccessError, GatedModelError: private or gated; HubOfflineError, HubUnavailableError.
         """
-        info = self._call(lambda: self._api.dataset_info(repo_id, revision=revision, files_metadata=False),
-                          repo_id=repo_id, revision=revision, what=f"dataset {repo_id}")
-        return info.sha, tuple(s.rfilename for s in info.siblings or ())
+        from huggingface_hub import DatasetInfo
+
+        _check_repo_id(repo_id, endpoint=self.endpoint)
+        url = f"{self.endpoint}/api/datasets/{repo_id}" + (
+            f"/revision/{quote(revision, safe='')}" if revision is not None else "")
+        what = f"dataset {repo_id}"
+        data = self._call(lambda: self._get_json(url, what=what, repo_id=repo_id, revision=revision),
+                          repo_id=repo_id, revision=revision, what=what)
+        info = self._parse(DatasetInfo, data, what=what, repo_id=repo_id)
+        try:
+            sha = check_commit_sha(info.sha, what=f"{what}: the commit sha {self.endpoint} gave")
+        except RejectedInput as e:
+            raise HubError(f"{e}; refused.", repo_id=repo_id) from e
+        return sha, tuple(s.rfilename for s in info.siblings or ())
 
     def open_dataset_file(self, repo_id: str, path: str, *, sha: str) -> Any:
         """A seekable binary file of a dataset repository, read lazily over HTTP range requests.
@@ -491,6 +650,140 @@ class HfHub:
         return self._call(lambda: fs.open(f"datasets/{repo_id}@{sha}/{path}", "rb", cache_type="none"),
                           repo_id=repo_id, revision=sha, filename=path,
                           what=f"dataset {repo_id}: {path}")
+
+
+# ---------------------------------------------------------------------------------------
+# What an endpoint answers, checked
+# ---------------------------------------------------------------------------------------
+
+
+def _check_repo_id(repo_id: Any, *, endpoint: str) -> None:
+    """Refuse a repository id the Hub itself would refuse (it names a cache folder).
+
+    Raises:
+        HubError: not ``org/name`` of letters, digits, ``-``, ``_``, ``.`` (huggingface_hub's rule).
+    """
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except (ValueError, TypeError) as e:  # HFValidationError is a ValueError
+        raise HubError(f"{str(repo_id)[:120]!r} (from {endpoint}) is not a valid repository id: "
+                       f"{e}", repo_id=str(repo_id)[:120]) from e
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.hostname or "", parts.port
+
+
+def _read_body(response: Any, *, limit: int, what: str) -> bytes:
+    """The body of a streamed response, refused once it passes ``limit`` bytes (checked on
+    ``Content-Length`` before reading, then while reading).
+
+    Raises:
+        RejectedInput: larger than ``limit``.
+        ConnectionError: shorter than its ``Content-Length`` (a cut connection; retried).
+    """
+    declared = _content_length(response)
+    if declared is not None and declared > limit:
+        raise RejectedInput(f"{what} is {declared} bytes, more than the {limit} fennec reads")
+    chunks, size = [], 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise RejectedInput(f"{what} is more than the {limit} bytes fennec reads")
+        chunks.append(chunk)
+    if declared is not None and size < declared:
+        raise ConnectionError(f"{what}: the connection closed after {size} of {declared} bytes")
+    return b"".join(chunks)
+
+
+def _content_length(response: Any) -> int | None:
+    try:
+        value = int(response.headers.get("Content-Length", ""))
+    except ValueError:
+        return None
+    return value if value >= 0 else None
+
+
+def _raise_for_status(response: Any) -> None:
+    """huggingface_hub's typed HTTP error for an error answer, reading at most
+    ``_MAX_ERROR_BODY`` bytes of its body (a hostile error page may be huge)."""
+    if response.status_code < 400:
+        return
+    from huggingface_hub.utils import hf_raise_for_status
+
+    body = b""
+    for chunk in response.iter_bytes():
+        body += chunk
+        if len(body) >= _MAX_ERROR_BODY:
+            body = body[:_MAX_ERROR_BODY]
+            break
+    headers = {k: v for k, v in response.headers.items() if k.lower() not in
+               ("content-length", "content-encoding", "transfer-encoding")}
+    # the same response type (httpx2's), with the bounded body read
+    hf_raise_for_status(type(response)(response.status_code, headers=headers, content=body,
+                                       request=response.request))
+
+
+def _write_blob(response: Any, blob: Path, *, etag: str, max_bytes: int | None, what: str,
+                repo_id: str, sha: str) -> None:
+    """Stream a download into ``blob`` (a temporary file renamed into place), checking its
+    size against ``Content-Length`` and ``max_bytes`` and its hash against a hex ETag."""
+    declared = _content_length(response)
+    if max_bytes is not None and declared is not None and declared > max_bytes:
+        raise MalformedModelError(f"{what} is {declared} bytes, more than the {max_bytes} fennec "
+                                  "reads; the model is recorded as unsupported.",
+                                  repo_id=repo_id, revision=sha)
+    blob.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{blob.name[:40]}.", suffix=".incomplete", dir=blob.parent)
+    sha256, git = hashlib.sha256(), None
+    if declared is not None:  # a git blob id hashes the size first
+        git = hashlib.sha1(f"blob {declared}\0".encode())
+    size = 0
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if max_bytes is not None and size > max_bytes:
+                    raise MalformedModelError(f"{what} is more than the {max_bytes} bytes fennec "
+                                              "reads; the model is recorded as unsupported.",
+                                              repo_id=repo_id, revision=sha)
+                fh.write(chunk)
+                sha256.update(chunk)
+                if git is not None:
+                    git.update(chunk)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if declared is not None and size != declared:
+            raise ConnectionError(f"{what}: received {size} of the {declared} bytes announced")
+        if len(etag) == 64 and all(c in "0123456789abcdef" for c in etag) and sha256.hexdigest() != etag:
+            raise HubError(f"{what}: the content's sha256 is {sha256.hexdigest()}, its ETag says "
+                           f"{etag}; refused.", repo_id=repo_id, revision=sha)
+        if (len(etag) == 40 and all(c in "0123456789abcdef" for c in etag) and git is not None
+                and git.hexdigest() != etag):
+            raise HubError(f"{what}: the content's git blob id is {git.hexdigest()}, its ETag says "
+                           f"{etag}; refused.", repo_id=repo_id, revision=sha)
+        os.replace(tmp, blob)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _link(pointer: Path, blob: Path) -> None:
+    """``pointer`` → ``blob``: a relative symlink as huggingface_hub makes, or a copy where
+    links are not allowed; replaced atomically."""
+    pointer.parent.mkdir(parents=True, exist_ok=True)
+    tmp = pointer.with_name(f".{pointer.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.symlink(os.path.relpath(blob, pointer.parent), tmp)
+    except OSError:
+        import shutil
+
+        shutil.copyfile(blob, tmp)
+    os.replace(tmp, pointer)
 
 
 def _transport_errors() -> tuple[type[BaseException], ...]:
