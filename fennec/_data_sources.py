@@ -9,9 +9,9 @@ See :mod:`fennec.data` for the layouts and their limits.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
+import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,16 +19,18 @@ from typing import Any
 import numpy as np
 
 from fennec import constants
+from fennec._hub_input import RejectedInput, describe_file_type, loads_json
 from fennec.errors import (
     DatasetError,
     DatasetNotFoundError,
     DatasetSplitError,
+    HubError,
     HubOfflineError,
     ModelAccessError,
     ModelNotFoundError,
 )
 
-__all__ = ["IMAGE_EXTENSIONS", "Split", "open_split"]
+__all__ = ["IMAGE_EXTENSIONS", "Split", "open_regular", "open_split"]
 
 #: File extensions an ImageFolder (or a column of image paths) may use.
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm",
@@ -58,6 +60,50 @@ class Split:
     read_column: Callable[[str], list]
     read_rows: Callable[[str, np.ndarray], list]   # values at sorted row indices
     base_dir: Path | None = None  # where relative image paths are resolved
+    # where image files named by rows may be: None for a local dataset (the user's own
+    # files, anywhere); for a Hub dataset () (rows must carry image bytes) or, for
+    # datasets.load_dataset's result, the caches it downloaded the images to
+    path_roots: tuple[Path, ...] | None = None
+
+
+# -- files ------------------------------------------------------------------------------------
+
+
+def open_regular(path: str | os.PathLike, *, dataset: str, what: str = "") -> Any:
+    """A binary file object for a regular file; never blocks on a FIFO or a device.
+
+    The file is opened non-blocking and checked with ``fstat`` on the open descriptor (a
+    FIFO swapped in after a check is refused too), then switched back to blocking reads.
+
+    Raises:
+        DatasetError: not a regular file (the message names it and its type).
+        OSError: it cannot be opened.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise DatasetError(f"{what or 'The file'} {path} is {describe_file_type(mode)}, not a "
+                               "regular file; fennec reads only regular files (reading it could "
+                               "block for ever). Remove it or point the dataset elsewhere.",
+                               dataset=dataset)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _refuse_special(path: Path, dataset: str, what: str) -> None:
+    """Refuse an entry of a dataset folder that is neither a regular file nor a folder."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return  # a dangling link: not a file, skipped by the callers like any non-file
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise DatasetError(f"{what} {path} is {describe_file_type(mode)}, not a regular file; "
+                           "fennec reads only regular files (reading it could block for ever). "
+                           "Remove it.", dataset=dataset)
 
 
 def _pick_split(dataset: str, available: Sequence[str], split: str | None, what: str) -> str:
@@ -127,7 +173,10 @@ def _image_folder(dataset: str, root: Path, splits: dict[str, Path], split: str 
     name = _pick_split(dataset, sorted(splits), split, f"The ImageFolder {root}")
     paths, labels = [], []
     for cls in _subdirs(splits[name]):
-        files = sorted((p for p in cls.rglob("*") if _is_image_file(p)),
+        entries = list(cls.rglob("*"))
+        for p in entries:
+            _refuse_special(p, dataset, f"In the ImageFolder {root}, the entry")
+        files = sorted((p for p in entries if _is_image_file(p)),
                        key=lambda p: p.relative_to(cls).as_posix())
         paths += [str(p) for p in files]
         labels += [cls.name] * len(files)
@@ -188,16 +237,36 @@ def _group_parquet(dataset: str, rel_paths: Sequence[str], config: str | None,
 
 
 def _parquet(dataset: str, source: str, files: Sequence[str], split: str,
-             open_file: Callable[[str], Any], base_dir: Path | None) -> Split:
-    """One split made of parquet files; reads by column and by row group."""
+             open_file: Callable[[str], Any], base_dir: Path | None,
+             path_roots: tuple[Path, ...] | None = None) -> Split:
+    """One split made of parquet files; reads by column and by row group.
+
+    A file that is empty, corrupt or cut short is a :class:`DatasetError` naming it, whether
+    the footer (here) or a column chunk (when read) is bad.
+    """
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    handles = [pq.ParquetFile(open_file(f)) for f in files]
+    def failed(f: str, e: BaseException) -> DatasetError:
+        where = f"{source}: {f}" if not os.path.isabs(f) else f
+        return DatasetError(f"The parquet file {where} cannot be read ({type(e).__name__}: "
+                            f"{str(e)[:200]}); it is empty, corrupt or incomplete. Replace it.",
+                            dataset=dataset)
+
+    handles = []
+    for f in files:
+        try:
+            handles.append(pq.ParquetFile(open_file(f)))
+        except (HubError, DatasetError):
+            raise
+        except (pa.ArrowException, OSError, ValueError) as e:
+            raise failed(f, e) from e
     schema = handles[0].schema_arrow
     meta = (schema.metadata or {}).get(b"huggingface")
-    try:
-        features = json.loads(meta)["info"]["features"] if meta else {}
-    except (ValueError, KeyError, TypeError):
+    try:  # the features datasets wrote; hostile or broken metadata is ignored
+        features = loads_json(meta, what=f"{source}: parquet metadata")["info"]["features"] if meta else {}
+        features = features if isinstance(features, dict) else {}
+    except (RejectedInput, KeyError, TypeError):
         features = {}
     # global row index -> (file, row group); starts[k] = first global row of group k
     groups = [(f, g) for f, h in enumerate(handles) for g in range(h.num_row_groups)]
@@ -205,28 +274,45 @@ def _parquet(dataset: str, source: str, files: Sequence[str], split: str,
     starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
 
     def read_column(c: str) -> list:
-        return [v for h in handles for v in h.read(columns=[c]).column(c).to_pylist()]
+        out: list = []
+        for f, h in zip(files, handles):
+            try:
+                out += h.read(columns=[c]).column(c).to_pylist()
+            except HubError:
+                raise
+            except (pa.ArrowException, OSError, ValueError) as e:
+                raise failed(f, e) from e
+        return out
 
     def read_rows(c: str, idx: np.ndarray) -> list:
         out: list = []
         which = np.searchsorted(starts, idx, side="right") - 1
         for k in np.unique(which):
             f, g = groups[k]
-            col = handles[f].read_row_group(g, columns=[c]).column(c)
+            try:
+                col = handles[f].read_row_group(g, columns=[c]).column(c)
+            except HubError:
+                raise
+            except (pa.ArrowException, OSError, ValueError) as e:
+                raise failed(files[f], e) from e
             out += col.take(idx[which == k] - starts[k]).to_pylist()
         return out
 
     return Split(dataset=dataset, source=source, split=split, n_rows=int(starts[-1]),
                   columns=tuple(schema.names), features=features,
                   types={n: schema.field(n).type for n in schema.names},
-                  read_column=read_column, read_rows=read_rows, base_dir=base_dir)
+                  read_column=read_column, read_rows=read_rows, base_dir=base_dir,
+                  path_roots=path_roots)
 
 
 def _local_parquet(dataset: str, path: Path, split: str | None, config: str | None) -> Split | None:
+    def open_file(f: str) -> Any:
+        return open_regular(f, dataset=dataset, what="The parquet file")
+
     if path.is_file():
         _, name = _config_and_split(path.name)
         name = _pick_split(dataset, [name], split, f"The parquet file {path}")
-        return _parquet(dataset, str(path), [str(path)], name, lambda f: f, path.parent)
+        return _parquet(dataset, str(path), [str(path)], name, open_file, path.parent)
     rels = [p.relative_to(path).as_posix() for p in path.rglob("*.parquet")
             if not any(s.startswith(".") for s in p.relative_to(path).parts)]
     if not rels:
@@ -234,14 +320,14 @@ def _local_parquet(dataset: str, path: Path, split: str | None, config: str | No
     by_split = _group_parquet(dataset, rels, config, f"The parquet folder {path}")
     name = _pick_split(dataset, sorted(by_split), split, f"The parquet folder {path}")
     files = [str(path / r) for r in by_split[name]]
-    return _parquet(dataset, str(path), files, name, lambda f: f, path)
+    return _parquet(dataset, str(path), files, name, open_file, path)
 
 
 # -- 3. datasets (save_to_disk, or load_dataset's result) --------------------------------
 
 
 def _hf_dataset(dataset: str, source: str, ds: Any, split: str | None, what: str,
-                base_dir: Path | None = None) -> Split:
+                base_dir: Path | None = None, path_roots: tuple[Path, ...] | None = None) -> Split:
     import datasets
 
     if isinstance(ds, (datasets.DatasetDict, dict)):
@@ -261,12 +347,36 @@ def _hf_dataset(dataset: str, source: str, ds: Any, split: str | None, what: str
     return Split(dataset=dataset, source=source, split=name, n_rows=len(ds),
                   columns=tuple(ds.column_names), features=ds.features.to_dict(),
                   types={n: schema.field(n).type for n in schema.names},
-                  read_column=read_column, read_rows=read_rows, base_dir=base_dir)
+                  read_column=read_column, read_rows=read_rows, base_dir=base_dir,
+                  path_roots=path_roots)
 
 
 def _is_saved_dataset(path: Path) -> bool:
     return (path / "dataset_dict.json").is_file() or (
         (path / "state.json").is_file() and (path / "dataset_info.json").is_file())
+
+
+def _load_saved(dataset: str, root: Path) -> Any:
+    """``datasets.load_from_disk(root)``, after refusing what would hang it (a FIFO or a
+    device among its files) or what it would fail on unclearly (an empty ``.arrow`` file).
+
+    Raises:
+        DatasetError: such a file (named), or a folder datasets cannot read (its error quoted).
+    """
+    import datasets
+
+    for p in sorted(root.rglob("*")):
+        _refuse_special(p, dataset, f"In the saved dataset {root}, the entry")
+        if p.suffix == ".arrow" and p.is_file() and p.stat().st_size == 0:
+            raise DatasetError(f"The saved dataset {root} has an empty data file {p} (0 bytes); "
+                               "it was not written completely. Save the dataset again "
+                               "(Dataset.save_to_disk).", dataset=dataset)
+    try:
+        return datasets.load_from_disk(str(root))
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as e:  # ArrowInvalid is a ValueError
+        raise DatasetError(f"The saved dataset {root} cannot be read ({type(e).__name__}: "
+                           f"{str(e)[:300]}); a file in it is corrupt or missing. Save the "
+                           "dataset again (Dataset.save_to_disk).", dataset=dataset) from e
 
 
 # -- 4. the Hub -----------------------------------------------------------------------------
@@ -285,11 +395,11 @@ def _hub(dataset: str, repo_id: str, split: str | None, config: str | None,
     hub = HfHub()  # endpoint, token and offline mode from fennec.constants, now
     try:
         sha, files = hub.dataset_files(repo_id, revision=revision)  # every read uses this commit
-        parquet = [f for f in files if f.endswith(".parquet")]
+        parquet = _parquet_names(files)
         if not parquet and revision is None:  # the Hub's automatic parquet conversion
             try:
                 sha, files = hub.dataset_files(repo_id, revision="refs/convert/parquet")
-                parquet = [f for f in files if f.endswith(".parquet")]
+                parquet = _parquet_names(files)
             except ModelNotFoundError:
                 pass
     except ModelAccessError as e:
@@ -304,8 +414,23 @@ def _hub(dataset: str, repo_id: str, split: str | None, config: str | None,
     what = f"The Hub dataset {repo_id}"
     by_split = _group_parquet(dataset, parquet, config, what)
     name = _pick_split(dataset, sorted(by_split), split, what)
+    # path_roots=(): a Hub dataset's rows may only carry image bytes, never name a file
     return _parquet(dataset, source, by_split[name], name,
-                    lambda f: hub.open_dataset_file(repo_id, f, sha=sha), None)
+                    lambda f: hub.open_dataset_file(repo_id, f, sha=sha), None, path_roots=())
+
+
+def _parquet_names(files: Sequence[str]) -> list[str]:
+    """The parquet files of a Hub listing; names that are absolute or climb (``..``) are
+    dropped (they are hostile: the Hub never lists them)."""
+    return [f for f in files if f.endswith(".parquet") and not f.startswith("/")
+            and ".." not in f.split("/")]
+
+
+def _download_caches() -> tuple[Path, ...]:
+    """Where ``datasets.load_dataset`` puts the files it downloads (image rows may name them)."""
+    import datasets
+
+    return Path(datasets.config.HF_DATASETS_CACHE), constants.hf_hub_cache()
 
 
 def _hub_datasets(dataset: str, repo_id: str, source: str, split: str | None,
@@ -333,7 +458,8 @@ def _hub_datasets(dataset: str, repo_id: str, source: str, split: str | None,
             f"{dataset!r} is not a local path, and datasets.load_dataset({repo_id!r}) failed: "
             f"{type(e).__name__}: {str(e)[:300]}", dataset=dataset,
             tried=("local path", f"hub:{repo_id}")) from e
-    return _hf_dataset(dataset, source, loaded, split, f"The Hub dataset {repo_id}")
+    return _hf_dataset(dataset, source, loaded, split, f"The Hub dataset {repo_id}",
+                       path_roots=_download_caches())
 
 
 # -- detection ------------------------------------------------------------------------------
@@ -347,6 +473,8 @@ def open_split(dataset: str | os.PathLike, split: str | None, config: str | None
     if text.startswith("hub:"):
         return _hub(text, text[4:], split, config, revision)
     path = Path(text).expanduser()
+    if path.exists() and not (path.is_file() or path.is_dir()):
+        _refuse_special(path, text, "The dataset")
     if path.is_file():
         if path.suffix.lower() != ".parquet":
             raise DatasetError(f"{path} is a file but not a .parquet file; fennec reads an "
@@ -362,9 +490,7 @@ def open_split(dataset: str | os.PathLike, split: str | None, config: str | None
         if found is not None:
             return found
         if _is_saved_dataset(root):
-            import datasets
-
-            return _hf_dataset(text, str(root), datasets.load_from_disk(str(root)), split,
+            return _hf_dataset(text, str(root), _load_saved(text, root), split,
                                f"The saved dataset {root}", root)
         loose = " (it holds image files but no class sub-folders)" if _has_images(root) else ""
         raise DatasetError(

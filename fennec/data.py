@@ -34,8 +34,16 @@ only ``datasets``' cache is used. Hub reads are pinned to the commit sha listed 
 
 Limits: splits and configs of a parquet layout are read from file and folder names (the
 Hub's conventions), not from the README's ``configs:`` block; every parquet shard's footer
-is read (one or two small requests per shard on the Hub); image paths relative to a Hub
-repository (``{"bytes": None, "path": ...}``) are not fetched and count as unreadable.
+is read (one or two small requests per shard on the Hub).
+
+Hub input is untrusted: a Hub dataset's rows may only carry image bytes. A row that names
+a file (``{"bytes": None, "path": ...}`` or a column of paths), absolute or relative, is
+refused, never opened (a :class:`~fennec.errors.DatasetWarning` counts them; they count as
+skipped); for the ``load_dataset`` fallback, only files in the ``datasets`` and Hub caches
+it downloaded to are opened. Every file fennec opens for a dataset (images, parquet files,
+a ``save_to_disk`` folder's files) must be a regular file: a FIFO or a device is a
+:class:`~fennec.errors.DatasetError` naming it, as is an empty or corrupt parquet or
+``.arrow`` file.
 
 Sampling: classes with fewer than ``min_per_class`` labelled rows are dropped (with a
 :class:`~fennec.errors.DatasetWarning` naming them). Every kept class gets the same quota,
@@ -66,7 +74,7 @@ from typing import Any
 
 import numpy as np
 
-from fennec._data_sources import IMAGE_EXTENSIONS, Split, open_split
+from fennec._data_sources import IMAGE_EXTENSIONS, Split, open_regular, open_split
 from fennec.errors import (
     DatasetColumnError,
     DatasetError,
@@ -155,6 +163,8 @@ def _image_like(s: Split, name: str) -> bool:
     if pa.types.is_binary(t) or pa.types.is_large_binary(t):
         return True
     if pa.types.is_string(t) or pa.types.is_large_string(t):   # a column of image paths?
+        if s.path_roots == ():  # a Hub dataset: its rows may not name files
+            return False
         head = [v for v in s.read_rows(name, np.arange(min(s.n_rows, 5))) if v]
         return bool(head) and all(str(v).lower().endswith(IMAGE_EXTENSIONS) for v in head)
     return False
@@ -258,9 +268,25 @@ def _to_rgb(img: Any) -> Any:
     return img if img.mode == "RGB" else img.convert("RGB")
 
 
-def _decode(value: Any, base_dir: Path | None) -> Any:
+class _RefusedPath(Exception):
+    """A row of a Hub dataset named a file instead of carrying image bytes (``args[0]``)."""
+
+
+def _allowed(p: Path, roots: tuple[Path, ...]) -> bool:
+    """Whether ``p`` (symlinks resolved) lies in one of ``roots`` (resolved too)."""
+    real = Path(os.path.realpath(p))
+    return any(Path(os.path.realpath(r)) in real.parents for r in roots)
+
+
+def _decode(value: Any, base_dir: Path | None, path_roots: tuple[Path, ...] | None = None,
+            *, dataset: str | None = None) -> Any:
     """An RGB PIL image from bytes, a path, a {"bytes", "path"} dict or a PIL image; None if
-    it cannot be decoded."""
+    it cannot be decoded.
+
+    A path is opened only if ``path_roots`` is None (a local dataset) or it lies in one of
+    them; otherwise :class:`_RefusedPath` is raised. A path that is not a regular file (a
+    FIFO, a device) raises :class:`DatasetError` (reading it could block for ever).
+    """
     from PIL import Image
 
     try:
@@ -276,16 +302,22 @@ def _decode(value: Any, base_dir: Path | None) -> Any:
                 img = Image.open(io.BytesIO(data))
             elif path:
                 p = Path(path)
+                if path_roots is not None and not (p.is_absolute() and _allowed(p, path_roots)):
+                    raise _RefusedPath(str(path))  # a Hub dataset naming a file
                 if not p.is_absolute():      # never resolved against the working directory
                     if base_dir is None:
                         return None
                     p = base_dir / p
-                img = Image.open(p)
+                with open_regular(p, dataset=dataset, what="The image file") as fh:
+                    img = Image.open(fh)
+                    img.load()
             else:
                 return None
         img.load()
         return _to_rgb(img)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        if isinstance(e, DatasetError):      # a FIFO or device: a clear error, not a skip
+            raise
         return None
 
 
@@ -409,6 +441,7 @@ def load_sample(dataset: str | os.PathLike, *, split: str | None = None, config:
     taken: dict[int, list[tuple[int, Any]]] = {c: [] for c in order}
     pos = dict.fromkeys(order, 0)
     n_skipped = 0
+    refused: list[str] = []  # file paths named by rows of a Hub dataset
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -426,7 +459,11 @@ def load_sample(dataset: str | os.PathLike, *, split: str | None = None, config:
             batch.sort()
             rows = s.read_rows(image_column, np.array([i for i, _ in batch], dtype=np.int64))
             for (i, c), value in zip(batch, rows):
-                img = _decode(value, s.base_dir)
+                try:
+                    img = _decode(value, s.base_dir, s.path_roots, dataset=s.dataset)
+                except _RefusedPath as e:
+                    refused.append(e.args[0])
+                    img = None
                 if img is None:
                     n_skipped += 1
                     continue
@@ -436,8 +473,13 @@ def load_sample(dataset: str | os.PathLike, *, split: str | None = None, config:
     finally:
         if bar is not None:
             bar.close()
-    if n_skipped:
-        warnings.warn(f"{s.source} [{s.split}]: skipped {n_skipped} image(s) that could not be "
+    if refused:
+        warnings.warn(f"{s.source} [{s.split}]: refused {len(refused)} row(s) that name a file "
+                      f"(e.g. {refused[0][:200]!r}) instead of carrying image bytes: fennec never "
+                      "opens files named by a Hub dataset. They count as skipped.",
+                      DatasetWarning, stacklevel=2)
+    if n_skipped > len(refused):
+        warnings.warn(f"{s.source} [{s.split}]: skipped {n_skipped - len(refused)} image(s) that could not be "
                       f"decoded (column {image_column!r}).", DatasetWarning, stacklevel=2)
     if not any(taken.values()):
         raise DatasetError(f"{s.source} [{s.split}]: none of the {n_skipped} images tried in "
