@@ -11,6 +11,11 @@ Two hubs share one interface (:class:`Hub`):
   and ``HF_HUB_OFFLINE`` (read when the hub is opened, not when huggingface_hub is
   imported), retries 429, 5xx, timeouts and dropped connections with exponential backoff
   (and the server's ``Retry-After``), and downloads into the standard Hugging Face cache.
+  Its answers are hostile input: fennec fetches model and dataset info and downloads files
+  itself (one request per attempt: its retries are the only ones, none nested inside), reads
+  JSON within :data:`~fennec._hub_input.MAX_JSON_BYTES` and
+  :data:`~fennec._hub_input.MAX_JSON_DEPTH`, and checks every commit sha, ``ETag`` and
+  ``X-Repo-Commit`` before it becomes part of a cache path (docs/security-hub-input.md).
 - :class:`LocalHub` reads a folder of Hub-style repositories (``<org>/<name>/config.json``
   …), such as the benchmark zoo: the default when the Hub cannot be reached.
 
