@@ -36,6 +36,7 @@ import logging
 import os
 import random
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
@@ -410,7 +411,10 @@ class HfHub:
     def _headers(self) -> dict[str, str]:
         from huggingface_hub.utils import build_hf_headers
 
-        return build_hf_headers(token=self.token or None, library_name="fennec")
+        headers = build_hf_headers(token=self.token or None, library_name="fennec")
+        # no compression: the bytes read are the bytes announced (Content-Length) and bounded
+        headers["Accept-Encoding"] = "identity"
+        return headers
 
     def _get_json(self, url: str, *, what: str, repo_id: str, revision: str | None) -> dict[str, Any]:
         """GET a JSON object from the endpoint: one request, no retry (:meth:`_call` retries),
@@ -780,7 +784,7 @@ def _link(pointer: Path, blob: Path) -> None:
     """``pointer`` → ``blob``: a relative symlink as huggingface_hub makes, or a copy where
     links are not allowed; replaced atomically."""
     pointer.parent.mkdir(parents=True, exist_ok=True)
-    tmp = pointer.with_name(f".{pointer.name}.{os.getpid()}.tmp")
+    tmp = pointer.with_name(f".{pointer.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.unlink(missing_ok=True)
     try:
         os.symlink(os.path.relpath(blob, pointer.parent), tmp)

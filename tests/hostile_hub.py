@@ -78,7 +78,8 @@ class HostileModel:
         sha: the commit sha the model info gives (any string, hostile or not).
         files: file name -> content served under ``/resolve/``.
         headers: file name -> headers that replace the honest ones (``ETag``,
-            ``X-Repo-Commit`` …); a value None drops the header.
+            ``X-Repo-Commit`` …); a value None drops the header. A ``Location`` makes the
+            answer a 302 redirect (``/cdn/<repo_id>/<file>`` serves the bare content).
         info: a raw model-info body (bytes) served instead of the honest JSON.
         missing: file names listed in the model info but answered with 404 (its headers
             from ``headers`` too).
@@ -167,6 +168,9 @@ class HostileHub:
             model = self.models[m.group(1)]
             body = model.info if model.info is not None else json.dumps(model.info_json()).encode()
             return 200, {"Content-Type": "application/json"}, body
+        m = re.fullmatch(r"/cdn/([^/]+/[^/]+)/(.+)", route)  # where a redirect may point
+        if m and m.group(1) in self.models and unquote(m.group(2)) in self.models[m.group(1)].files:
+            return 200, {}, self.models[m.group(1)].files[unquote(m.group(2))]
         m = re.fullmatch(r"/([^/]+/[^/]+)/resolve/([^/]+)/(.+)", route)
         if m and m.group(1) in self.models:
             model, name = self.models[m.group(1)], unquote(m.group(3))
@@ -179,6 +183,8 @@ class HostileHub:
             if name in model.missing or name not in model.files:
                 headers["X-Error-Code"] = "EntryNotFound"
                 return 404, headers, b'{"error": "Entry not found"}'
+            if "Location" in headers:  # a redirect, as the Hub does to its CDN
+                return 302, headers, b""
             return 200, headers, model.files[name]
         return 404, {"X-Error-Code": "RepoNotFound"}, b'{"error": "Repository not found"}'
 

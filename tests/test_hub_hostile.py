@@ -46,7 +46,12 @@ def _outside(tmp_path: Path, cache: Path) -> list[str]:
 
 @pytest.fixture
 def hostile(monkeypatch):
+    """A started :class:`HostileHub`; huggingface_hub is let online (it reads HF_HUB_OFFLINE
+    when imported, so its cached value is patched too)."""
+    import huggingface_hub.constants as hf_constants
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
     monkeypatch.delenv("HF_TOKEN", raising=False)
     with HostileHub() as server:
         yield server
@@ -139,6 +144,20 @@ def test_a_good_download_lands_in_the_huggingface_cache_layout(hostile, tmp_path
     n = hostile.count("/resolve/")
     assert _hub(hostile, tmp_path).fetch("org/m", revision=GOOD_SHA).config_path == files.config_path
     assert hostile.count("/resolve/") == n  # cached: no second download
+
+
+def test_a_redirect_to_a_cdn_takes_the_checks_from_the_hubs_answer(hostile, tmp_path):
+    etag = _git_blob_id(CONFIG)
+    hostile.add_model("org/m", sha=GOOD_SHA, files={"config.json": CONFIG},
+                      headers={"config.json": {"ETag": f'"{etag}"', "Location": "/cdn/org/m/config.json"}})
+    files = _hub(hostile, tmp_path).fetch("org/m")
+    assert files.config["model_type"] == "vit" and files.config_path.resolve().name == etag
+    assert hostile.count("^/cdn/") == 1
+    hostile.add_model("org/n", sha=GOOD_SHA, files={"config.json": CONFIG},
+                      headers={"config.json": {"ETag": f'"{ESCAPE}"', "Location": "/cdn/org/n/config.json"}})
+    with pytest.raises(HubError, match="not an opaque token"):
+        _hub(hostile, tmp_path).fetch("org/n")
+    assert _outside(tmp_path, tmp_path / "cache") == []
 
 
 def test_a_cached_ref_that_is_not_a_commit_id_is_refused_offline(tmp_path):
