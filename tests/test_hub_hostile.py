@@ -320,8 +320,9 @@ def test_local_hub_refuses_a_hub_json_sha_and_special_files(tmp_path, caplog):
     os.mkfifo(folder / "weights.bin")  # hashing it would block for ever
     hub = LocalHub(tmp_path / "hub")
     listed = call_without_hanging(lambda: list(hub.list_models()), fifos=[folder / "weights.bin"])
-    assert [r.repo_id for r in listed] == ["org/good"]
-    assert "not a commit id" in caplog.text and "FIFO" in caplog.text
+    assert sorted(r.repo_id for r in listed) == ["org/fifo", "org/good"]  # org/sha skipped
+    assert "weights.bin" not in next(r for r in listed if r.repo_id == "org/fifo").files
+    assert "expected a commit sha" in caplog.text and "not a regular file" in caplog.text
 
 
 def test_read_regular_bytes_refuses_a_fifo_without_blocking(tmp_path):
