@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
+import math
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -101,7 +102,8 @@ class ModelFiles:
         (timm); ImageNet defaults (224 px, ImageNet mean/std) for what neither says.
 
         Raises:
-            MalformedModelError: the preprocessor config is not a JSON object.
+            MalformedModelError: the preprocessor config is not a JSON object, or its sizes
+                are unreadable or out of bounds (:meth:`Preprocessing.size_problem`).
         """
         pre: dict[str, Any] = {}
         if self.preprocessor_path is not None:
@@ -111,8 +113,24 @@ class ModelFiles:
             except (OSError, RejectedInput) as e:
                 raise MalformedModelError(f"{self.repo_id}: unreadable preprocessor config ({e}).",
                                           repo_id=self.repo_id, revision=self.sha) from e
-        return Preprocessing.from_configs(self.config, pre)
+        try:
+            out = Preprocessing.from_configs(self.config, pre)
+        except (TypeError, ValueError, OverflowError) as e:  # e.g. "size": {"height": "x"}
+            raise MalformedModelError(f"{self.repo_id}: unreadable image size or normalisation in its "
+                                      f"preprocessing config ({type(e).__name__}: {e}).",
+                                      repo_id=self.repo_id, revision=self.sha) from e
+        problem = out.size_problem()
+        if problem:
+            raise MalformedModelError(f"{self.repo_id}: {problem}", repo_id=self.repo_id, revision=self.sha)
+        return out
 
+
+#: The largest image side, in pixels, fennec resizes an image to for a model: both the input
+#: size (H, W) and the resize size before the centre crop (input / crop_pct) must be at most
+#: this. A preprocessor config asking more (a hostile ``"size": 60000`` would need ~14 GB
+#: per image) is refused with :class:`~fennec.errors.MalformedModelError`; real vision
+#: classifiers use 224-518 px.
+MAX_INPUT_SIDE = 1024
 
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -129,6 +147,31 @@ class Preprocessing:
     std: tuple[float, ...] = _IMAGENET_STD
     interpolation: str = "bicubic"
     crop_pct: float = 0.875
+
+    def resize_side(self) -> tuple[int, int]:
+        """(H, W) the image is resized to cover before the centre crop: ``input_size / crop_pct``."""
+        crop = self.crop_pct if self.crop_pct > 0 else 1.0
+        return math.floor(self.input_size[1] / crop), math.floor(self.input_size[2] / crop)
+
+    def size_problem(self) -> str | None:
+        """Why these sizes cannot be used (a sentence saying what and the bound), or None.
+
+        The input size must be 1 or 3 channels of 1 to :data:`MAX_INPUT_SIDE` pixels a side,
+        ``crop_pct`` finite and positive, and the resize size at most :data:`MAX_INPUT_SIDE`.
+        """
+        c, h, w = self.input_size
+        if c not in (1, 3) or not (1 <= h <= MAX_INPUT_SIDE and 1 <= w <= MAX_INPUT_SIDE):
+            return (f"the preprocessing asks for input size {c}x{h}x{w} (channels x height x width); fennec "
+                    f"accepts 1 or 3 channels and 1 to {MAX_INPUT_SIDE} px a side (MAX_INPUT_SIDE), so "
+                    "this config is refused rather than resizing every image to it.")
+        if not (math.isfinite(self.crop_pct) and self.crop_pct > 0):
+            return f"the preprocessing's crop_pct is {self.crop_pct!r}; it must be a finite number > 0."
+        rh, rw = self.resize_side()
+        if max(rh, rw) > MAX_INPUT_SIDE:
+            return (f"the preprocessing resizes images to {rh}x{rw} px before its {h}x{w} centre crop "
+                    f"(crop_pct {self.crop_pct:g}), above fennec's bound of {MAX_INPUT_SIDE} px a side "
+                    "(MAX_INPUT_SIDE); such a config is refused.")
+        return None
 
     @classmethod
     def from_configs(cls, config: dict[str, Any], preprocessor: dict[str, Any]) -> Preprocessing:

@@ -54,6 +54,13 @@ balanced. Within a class, rows are visited in a seeded random order (``numpy``
 counted, and replaced by the class's next row. The sample is ordered by class, then by row
 index in the split.
 
+Memory: images are decoded one at a time and kept downscaled (aspect ratio kept) to at most
+``image_side`` pixels on the shorter side and twice that on the longer (default
+:data:`DEFAULT_IMAGE_SIDE` = 512, at most :data:`MAX_IMAGE_SIDE` = 1024); JPEGs are decoded
+at reduced DCT scale (``PIL.Image.draft``). An image whose header declares more than
+:data:`MAX_IMAGE_PIXELS` pixels is refused with an error naming it (a decompression bomb).
+benchmark/sample_memory.py measures the peak memory on 12-megapixel photos.
+
 Example:
     >>> sample = load_sample("zoo/datasets/t-digits-fewshot", max_samples=50, seed=0)
     >>> sample.n_classes, len(sample), sample.class_counts().tolist()
@@ -67,6 +74,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -75,6 +83,7 @@ from typing import Any
 import numpy as np
 
 from fennec._data_sources import IMAGE_EXTENSIONS, Split, open_regular, open_split
+from fennec._hub_common import MAX_INPUT_SIDE
 from fennec.errors import (
     DatasetColumnError,
     DatasetError,
@@ -82,10 +91,26 @@ from fennec.errors import (
     InvalidInputError,
 )
 
-__all__ = ["IMAGE_EXTENSIONS", "LABEL_COLUMN_NAMES", "DatasetSample", "load_sample"]
+__all__ = ["DEFAULT_IMAGE_SIDE", "IMAGE_EXTENSIONS", "LABEL_COLUMN_NAMES", "MAX_IMAGE_PIXELS", "MAX_IMAGE_SIDE",
+           "DatasetSample", "load_sample"]
 
 #: Column names taken for the label when no column has the ``ClassLabel`` feature.
 LABEL_COLUMN_NAMES = ("label", "labels", "class", "target", "category")
+
+#: A sample keeps each image with its shorter side at most this many pixels (and its longer
+#: side at most twice that), aspect ratio kept, never enlarged. 512 covers the resize size
+#: of the usual classifiers (224 / 0.875 = 256, 384 / 1.0 = 384, 448 / 0.875 = 512), so
+#: their preprocessing sees the same content as from the original; a model asking for more
+#: gets the stored image enlarged. 1000 sampled 12-megapixel photos take ~1 GB instead of ~36 GB.
+DEFAULT_IMAGE_SIDE = 512
+#: The largest ``image_side`` :func:`load_sample` accepts (the same bound as a model's input,
+#: :data:`fennec._hub_common.MAX_INPUT_SIDE`).
+MAX_IMAGE_SIDE = MAX_INPUT_SIDE
+#: Decompression-bomb bound: an image whose header declares more pixels (128 Mi, e.g.
+#: 13000 x 10000) is refused with a :class:`~fennec.errors.DatasetError` naming it, before
+#: any pixel is decoded. PIL's own ``Image.MAX_IMAGE_PIXELS`` (a warning at 89 M pixels, an
+#: error at 179 M) is left as it is.
+MAX_IMAGE_PIXELS = 2**27
 
 
 # ---------------------------------------------------------------------------------------
@@ -98,20 +123,23 @@ class DatasetSample:
     """A stratified sample of a labelled image dataset (compare samples by ``fingerprint``).
 
     Attributes:
-        images: the sampled images as RGB ``PIL.Image.Image``, in sample order.
+        images: the sampled images as RGB ``PIL.Image.Image``, in sample order, downscaled to
+            at most ``image_side`` px on the shorter side (``2 * image_side`` on the longer).
         labels: ``(N,)`` int64 class indices in ``[0, n_classes)``, same order.
         class_names: the name of each class index (dropped classes are not in it).
         source: what was loaded: a resolved local path, or ``"hub:org/name[/config]"``.
         split: the split sampled.
         seed: the sampling seed.
         fingerprint: sha256 (hex) of the class names, then of every image's size, RGB pixels
-            and label, in order: the same pixels and labels give the same fingerprint
-            whatever the file format or source.
+            and label, in order, as stored (after the downscaling to ``image_side``): the same
+            stored pixels and labels give the same fingerprint whatever the file format or
+            source, and features (cached by fingerprint) are a function of exactly those pixels.
         n_available: rows in the split (None if unknown).
         n_skipped: images that could not be decoded and were skipped (replaced when the
             class had more rows).
         image_column: the column the images came from.
         label_column: the column the labels came from.
+        image_side: the bound the images were downscaled to (see ``images``).
     """
 
     images: list
@@ -125,6 +153,7 @@ class DatasetSample:
     n_skipped: int
     image_column: str
     label_column: str
+    image_side: int = DEFAULT_IMAGE_SIDE
 
     @property
     def n_classes(self) -> int:
@@ -278,14 +307,55 @@ def _allowed(p: Path, roots: tuple[Path, ...]) -> bool:
     return any(Path(os.path.realpath(r)) in real.parents for r in roots)
 
 
+def _bounded_size(width: int, height: int, image_side: int) -> tuple[int, int]:
+    """The size an image of ``width`` x ``height`` is kept at in a sample: aspect ratio kept,
+    never enlarged, shorter side at most ``image_side`` and longer side at most
+    ``2 * image_side`` (each side at least 1 px)."""
+    scale = min(1.0, image_side / min(width, height), 2 * image_side / max(width, height))
+    if scale >= 1.0:
+        return width, height
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+class _DecompressionBomb(Exception):
+    """An image whose header declares more than :data:`MAX_IMAGE_PIXELS` pixels."""
+
+
+def _bounded_rgb(img: Any, image_side: int) -> Any:
+    """An opened (not yet decoded) PIL image, decoded as RGB at most :func:`_bounded_size`.
+
+    The pixel count in the header is checked before any pixel is decoded; a JPEG is decoded
+    at the smallest DCT scale (1/2, 1/4, 1/8) that still covers the bounded size
+    (``Image.draft``), so a 12-megapixel photo never exists in memory at full size.
+
+    Raises:
+        _DecompressionBomb: the header declares more than :data:`MAX_IMAGE_PIXELS` pixels.
+    """
+    from PIL import Image
+
+    width, height = img.size
+    if width * height > MAX_IMAGE_PIXELS:
+        raise _DecompressionBomb(f"{width}x{height} = {width * height:,}")
+    target = _bounded_size(width, height, image_side)
+    if target != (width, height) and img.format == "JPEG":
+        img.draft("RGB", target)  # decode at 1/2, 1/4 or 1/8 scale, still >= target
+    img.load()
+    if img.mode in ("1", "P", "PA"):  # palette/bilevel: resample colours, not palette indices
+        img = _to_rgb(img)
+    if img.size != target:
+        img = img.resize(target, Image.Resampling.LANCZOS)
+    return _to_rgb(img)
+
+
 def _decode(value: Any, base_dir: Path | None, path_roots: tuple[Path, ...] | None = None,
-            *, dataset: str | None = None) -> Any:
-    """An RGB PIL image from bytes, a path, a {"bytes", "path"} dict or a PIL image; None if
-    it cannot be decoded.
+            *, dataset: str | None = None, image_side: int = DEFAULT_IMAGE_SIDE) -> Any:
+    """An RGB PIL image from bytes, a path, a {"bytes", "path"} dict or a PIL image, within
+    :func:`_bounded_size` (:func:`_bounded_rgb`); None if it cannot be decoded.
 
     A path is opened only if ``path_roots`` is None (a local dataset) or it lies in one of
     them; otherwise :class:`_RefusedPath` is raised. A path that is not a regular file (a
-    FIFO, a device) raises :class:`DatasetError` (reading it could block for ever).
+    FIFO, a device) raises :class:`DatasetError` (reading it could block for ever). An image
+    declaring more than :data:`MAX_IMAGE_PIXELS` pixels raises :class:`_DecompressionBomb`.
     """
     from PIL import Image
 
@@ -309,13 +379,14 @@ def _decode(value: Any, base_dir: Path | None, path_roots: tuple[Path, ...] | No
                         return None
                     p = base_dir / p
                 with open_regular(p, dataset=dataset, what="The image file") as fh:
-                    img = Image.open(fh)
-                    img.load()
+                    return _bounded_rgb(Image.open(fh), image_side)
             else:
                 return None
-        img.load()
-        return _to_rgb(img)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        return _bounded_rgb(img, image_side)
+    except Image.DecompressionBombError as e:  # PIL's own limit (2 x its MAX_IMAGE_PIXELS), met while opening
+        found = re.search(r"\((\d+) pixels\)", str(e))
+        raise _DecompressionBomb(f"{int(found.group(1)):,}" if found else "too many") from None
+    except (OSError, ValueError, SyntaxError) as e:
         if isinstance(e, DatasetError):      # a FIFO or device: a clear error, not a skip
             raise
         return None
@@ -332,6 +403,13 @@ def _fingerprint(images: Sequence[Any], labels: np.ndarray, class_names: Sequenc
 # ---------------------------------------------------------------------------------------
 # The public entry point
 # ---------------------------------------------------------------------------------------
+
+
+def _where(value: Any, row: int, column: str) -> str:
+    """The image's file when it has one, else its row and column, for error messages."""
+    path = value.get("path") if isinstance(value, dict) else value if isinstance(value, (str, os.PathLike)) else None
+    where = f"row {row} of column {column!r}"
+    return f"the image {os.fspath(path)!r} ({where})" if path else f"the image at {where}"
 
 
 def check_sampling(*, max_samples: int | None = None, per_class: int | None = None, min_per_class: int = 1,
@@ -367,7 +445,7 @@ def load_sample(dataset: str | os.PathLike, *, split: str | None = None, config:
                 image_column: str | None = None, label_column: str | None = None,
                 max_samples: int | None = 2000, per_class: int | None = None,
                 min_per_class: int = 2, seed: int = 0, revision: str | None = None,
-                progress: bool = False) -> DatasetSample:
+                image_side: int = DEFAULT_IMAGE_SIDE, progress: bool = False) -> DatasetSample:
     """Load a labelled image dataset and draw a stratified, seeded sample of it.
 
     Args:
@@ -387,6 +465,10 @@ def load_sample(dataset: str | os.PathLike, *, split: str | None = None, config:
             readable images) are dropped with a :class:`DatasetWarning`.
         seed: the sampling seed.
         revision: the Hub revision (branch, tag or commit).
+        image_side: each sampled image is kept with its shorter side at most this many
+            pixels and its longer side at most twice that (aspect ratio kept, never
+            enlarged; JPEGs are decoded at reduced scale); 1 to :data:`MAX_IMAGE_SIDE`.
+            The default, :data:`DEFAULT_IMAGE_SIDE`, covers models with inputs up to 448 px.
         progress: show a tqdm bar while decoding images.
 
     Returns:
@@ -396,10 +478,12 @@ def load_sample(dataset: str | os.PathLike, *, split: str | None = None, config:
         DatasetNotFoundError: not a local path and not a (reachable) Hub dataset.
         DatasetSplitError: no such split or config (``available`` lists them).
         DatasetColumnError: no, or several, image/label columns (``columns`` lists them).
-        DatasetError: no labels, fewer than two usable classes, no readable image, or a
-            folder in no known layout.
+        DatasetError: no labels, fewer than two usable classes, no readable image, a
+            folder in no known layout, or a sampled image declaring more than
+            :data:`MAX_IMAGE_PIXELS` pixels (named in the message).
         HubUnavailableError, HubOfflineError: the Hub could not be reached / offline mode.
-        InvalidInputError: bad ``max_samples`` / ``per_class`` / ``min_per_class`` / ``seed``.
+        InvalidInputError: bad ``max_samples`` / ``per_class`` / ``min_per_class`` / ``seed`` /
+            ``image_side``.
 
     Example:
         >>> s = load_sample("zoo/datasets/t-digits", split="validation", per_class=3, seed=1)
@@ -409,6 +493,11 @@ def load_sample(dataset: str | os.PathLike, *, split: str | None = None, config:
         '.../t-digits [validation]: 30 images of 297 rows, 10 classes (3-3 per class), 0 skipped, ...'
     """
     check_sampling(max_samples=max_samples, per_class=per_class, min_per_class=min_per_class, seed=seed)
+    if (not isinstance(image_side, (int, np.integer)) or isinstance(image_side, bool)
+            or not 1 <= image_side <= MAX_IMAGE_SIDE):
+        raise InvalidInputError(f"image_side must be an int from 1 to {MAX_IMAGE_SIDE} (pixels on an image's "
+                                f"shorter side in the sample); got {image_side!r}. The default is "
+                                f"{DEFAULT_IMAGE_SIDE}.")
     s = open_split(dataset, split, config, revision)
     image_column, label_column = _columns(s, image_column, label_column)
     names, codes = _encode_labels(s, label_column)
@@ -435,6 +524,8 @@ def load_sample(dataset: str | os.PathLike, *, split: str | None = None, config:
     else:
         quota = int(counts.max())
 
+    from PIL.Image import DecompressionBombWarning
+
     rng = np.random.default_rng(seed)
     order = {int(c): rng.permutation(np.flatnonzero(codes == c)) for c in kept}
     want = {c: min(quota, len(o)) for c, o in order.items()}
@@ -460,10 +551,18 @@ def load_sample(dataset: str | os.PathLike, *, split: str | None = None, config:
             rows = s.read_rows(image_column, np.array([i for i, _ in batch], dtype=np.int64))
             for (i, c), value in zip(batch, rows):
                 try:
-                    img = _decode(value, s.base_dir, s.path_roots, dataset=s.dataset)
+                    with warnings.catch_warnings():  # fennec's bound replaces PIL's bomb warning
+                        warnings.simplefilter("ignore", DecompressionBombWarning)
+                        img = _decode(value, s.base_dir, s.path_roots, dataset=s.dataset, image_side=image_side)
                 except _RefusedPath as e:
                     refused.append(e.args[0])
                     img = None
+                except _DecompressionBomb as e:
+                    raise DatasetError(
+                        f"{s.source} [{s.split}]: {_where(value, i, image_column)} declares {e} pixels, "
+                        f"more than fennec decodes (MAX_IMAGE_PIXELS = {MAX_IMAGE_PIXELS:,}): a decompression "
+                        "bomb, or a huge scan. Remove that image from the dataset, or downscale it below "
+                        "the bound.", dataset=s.dataset) from None
                 if img is None:
                     n_skipped += 1
                     continue
@@ -503,4 +602,4 @@ def load_sample(dataset: str | os.PathLike, *, split: str | None = None, config:
     return DatasetSample(images=images, labels=y, class_names=class_names, source=s.source,
                          split=s.split, seed=int(seed), fingerprint=_fingerprint(images, y, class_names),
                          n_available=s.n_rows, n_skipped=n_skipped, image_column=image_column,
-                         label_column=label_column)
+                         label_column=label_column, image_side=int(image_side))

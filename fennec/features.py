@@ -37,7 +37,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-import math
 import re
 import time
 import zipfile
@@ -178,10 +177,14 @@ def preprocess(images: Sequence[Any], preprocessing: Preprocessing) -> torch.Ten
         preprocessing: from ``ModelFiles.preprocessing()``.
 
     Raises:
-        InvalidInputError: not an image, or an unknown interpolation.
+        InvalidInputError: not an image, an unknown interpolation, or sizes above
+            :data:`fennec._hub_common.MAX_INPUT_SIDE` (:meth:`Preprocessing.size_problem`).
     """
     from PIL import Image
 
+    problem = preprocessing.size_problem()
+    if problem:  # bounds the memory of the resized batch, whoever built the Preprocessing
+        raise InvalidInputError(problem[0].upper() + problem[1:])
     channels, height, width = preprocessing.input_size
     try:
         resample = _INTERPOLATION[preprocessing.interpolation]
@@ -189,8 +192,7 @@ def preprocess(images: Sequence[Any], preprocessing: Preprocessing) -> torch.Ten
         raise InvalidInputError(
             f"Unknown interpolation {preprocessing.interpolation!r} in the model's preprocessing; "
             f"expected one of {sorted(_INTERPOLATION)}.") from None
-    crop_pct = preprocessing.crop_pct if preprocessing.crop_pct and preprocessing.crop_pct > 0 else 1.0
-    scale_h, scale_w = math.floor(height / crop_pct), math.floor(width / crop_pct)
+    scale_h, scale_w = preprocessing.resize_side()
     mode = "L" if channels == 1 else "RGB"
     arrays = []
     for i, img in enumerate(images):
