@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from fennec.errors import InvalidInputError
+from fennec.errors import InvalidInputError, MetricComputationError
 from fennec.metrics import get_metric, list_metrics, metric_info
 
 from conftest import make_blobs
@@ -187,6 +187,11 @@ def _bad_cases(name: str):
         ("one-hot labels", good, np.eye(2)[y], "one-hot"),
         ("fractional labels", good, y + 0.5, "fractional"),
         ("object labels", good, [None] * 40, "integers or strings"),
+        # np.asarray would turn these into strings: 1 and "1" one class
+        ("labels mixing str and int", good, [str(v) if i % 2 else int(v) for i, v in enumerate(y)],
+         "labels mix strings and other values: 20 str (e.g. ['"), 
+        ("object array mixing str and int", good, np.array(["a", 1] * 20, dtype=object),
+         "convert them first, e.g. [str(v) for v in labels]"),
         ("2-D labels column", good, y[:, None], "ravel"),
     ]
     if metric_info(name).input == "probabilities":
@@ -211,3 +216,52 @@ def test_bad_input_raises_helpful_error(name, case):
     message = str(info.value)
     assert fragment in message
     assert message.startswith(f"{name}:"), "errors name the metric that raised them"
+
+
+# Scale-dependent metrics compared at an extreme scale with an ordinary one in the same regime
+# (computed without any internal rescaling): SFDA's and PED's λ is 1 (tiny scatter) or its 1e-10
+# floor (large scatter) in both, PED's std floor binds at 1e-300 and 1e-5 alike, and TransRate's
+# ε is negligible against features of 1e4 as of 1e150. (NLEEP has no such pair here: its
+# absolute reg_covar=1e-6 still steadies the mixture at 1e4, and at 1e150 its fallback runs.)
+SAME_REGIME = {
+    "sfda": {1e-300: 1e-5, 1e150: 1e3},
+    "ped": {1e-300: 1e-5, 1e150: 1e3},
+    "transrate": {1e150: 1e4},
+}
+
+
+@pytest.mark.parametrize("name", METRICS)
+@pytest.mark.parametrize("scale", [1e-300, 1e150])
+@pytest.mark.filterwarnings("ignore::fennec.errors.FallbackWarning")  # NLEEP at 1e150: its documented fallback
+def test_extreme_feature_scales(name, scale, blobs):
+    """Features x 1e-300 or x 1e150: a scale-invariant metric gives the score of the unscaled
+    features; a scale-dependent one gives the score of its regime or raises an error that names
+    the scale as the cause. Never a false message ("features are identical", NaN), never a
+    silent 0.0."""
+    x, y = blobs
+    x = x.astype(np.float64)  # in float32, x 1e-300 would be 0 and x 1e150 inf before the metric sees them
+    info = metric_info(name)
+    if info.input == "probabilities":  # scaled probabilities are not probabilities
+        with pytest.raises(InvalidInputError, match="do not sum to 1"):
+            _score(name, _inputs(name, x) * scale, y)
+        return
+    try:
+        score = _score(name, x * scale, y)
+    except MetricComputationError as exc:
+        assert not info.scale_invariant, f"{name} is scale-invariant and must not fail on scale: {exc}"
+        message = str(exc)
+        assert message.startswith(f"{name}: ") and "at this feature scale (largest |value| about 1e" in message
+        assert "not scale-invariant" in message and "standardise them" in message
+        return
+    assert type(score) is float and math.isfinite(score) and score != 0.0
+    if info.scale_invariant:
+        assert math.isclose(score, _score(name, x, y), rel_tol=1e-6)
+    elif scale in SAME_REGIME.get(name, {}):
+        assert math.isclose(score, _score(name, x * SAME_REGIME[name][scale], y), rel_tol=1e-6)
+
+
+def test_scale_invariance_is_declared_for_the_invariant_metrics():
+    """The registry says which metrics are scale-invariant by definition (docs/metrics.md)."""
+    invariant = {n for n in METRICS if metric_info(n).scale_invariant}
+    assert {"hscore", "hscore_regularized", "parc"} <= invariant
+    assert not invariant & {"sfda", "ped", "logme", "transrate", "nleep", "leep", "nce"}

@@ -23,6 +23,10 @@ class MetricInfo:
             source-model class probabilities ``(N, C_s)`` (LEEP, NCE).
         summary: first line of the function's docstring.
         paper: citation with link.
+        scale_invariant: True when multiplying the features by any constant s > 0 leaves the
+            score unchanged by definition; fennec then gives the same score (to round-off)
+            for features scaled by 1e-300 or 1e150. False for scale-dependent metrics and for
+            probability metrics (whose inputs must sum to 1).
     """
 
     name: str
@@ -30,12 +34,14 @@ class MetricInfo:
     input: MetricInput
     summary: str
     paper: str
+    scale_invariant: bool = False
 
 
 _REGISTRY: dict[str, MetricInfo] = {}
 
 
-def register_metric(name: str, *, input: MetricInput = "features", paper: str = ""):
+def register_metric(name: str, *, input: MetricInput = "features", paper: str = "",
+                    scale_invariant: bool = False):
     """Decorator that registers a metric function under ``name``.
 
     Registering the same name twice is an error: it would silently shadow a metric.
@@ -45,7 +51,8 @@ def register_metric(name: str, *, input: MetricInput = "features", paper: str = 
         if name in _REGISTRY and _REGISTRY[name].func is not func:
             raise ValueError(f"A transferability metric named {name!r} is already registered.")
         summary = (func.__doc__ or "").strip().splitlines()[0] if func.__doc__ else ""
-        _REGISTRY[name] = MetricInfo(name=name, func=func, input=input, summary=summary, paper=paper)
+        _REGISTRY[name] = MetricInfo(name=name, func=func, input=input, summary=summary, paper=paper,
+                                     scale_invariant=scale_invariant)
         return func
 
     return decorator

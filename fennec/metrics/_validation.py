@@ -25,12 +25,19 @@ __all__ = [
     "check_features_labels",
     "check_probabilities",
     "finite_score",
+    "ldexp_",
+    "normalise_scale",
     "resolve_device",
+    "scale_error",
 ]
 
 # Rows of a probability matrix must sum to 1 within this tolerance: loose enough for
 # float16 softmax outputs, tight enough to catch logits or unnormalised scores.
 PROBABILITY_SUM_ATOL = 1e-3
+# Features whose largest magnitude lies in [2**-64, 2**64] are used as they are: their fourth
+# powers, summed over samples (the largest power any metric forms), stay well inside float64.
+# Outside that range :func:`normalise_scale` divides them by a power of two.
+_SAFE_SCALE_EXPONENT = 64
 
 
 @dataclass(frozen=True)
@@ -156,8 +163,31 @@ def _check_finite(t: torch.Tensor, *, name: str, metric: str) -> None:
     )
 
 
+def _check_label_types(labels: Any, *, metric: str) -> None:
+    """Refuse labels that mix strings with numbers: ``numpy.asarray(["1", 1])`` would silently
+    make both the string ``"1"`` (and merge two classes)."""
+    if isinstance(labels, (np.ndarray, torch.Tensor)) and getattr(labels, "dtype", None) != object:
+        return
+    try:
+        values = list(np.asarray(labels, dtype=object).ravel()) if not isinstance(labels, (list, tuple)) else labels
+    except (ValueError, TypeError):
+        return  # ragged: reported by the caller
+    strings = [v for v in values if isinstance(v, (str, np.str_))]
+    if not strings or len(strings) == len(values):
+        return
+    others = [v for v in values if not isinstance(v, (str, np.str_))]
+    kinds = sorted({type(v).__name__ for v in others})
+    raise InvalidInputError(
+        f"{metric}: labels mix strings and other values: {len(strings)} str (e.g. {strings[:3]!r}) and "
+        f"{len(others)} {'/'.join(kinds)} (e.g. {others[:3]!r}). Labels must be all class names (str) or "
+        "all class ids (int), or 1 and '1' would be merged into one class: convert them first, e.g. "
+        "[str(v) for v in labels]."
+    )
+
+
 def _check_labels(labels: Any, n: int, *, metric: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Returns (labels remapped to 0..C-1, original class values, counts per class)."""
+    _check_label_types(labels, metric=metric)
     if isinstance(labels, torch.Tensor):
         arr = labels.detach().cpu().numpy()
     else:
@@ -319,6 +349,52 @@ def check_probabilities(
         )
     _check_classes(counts, classes, metric=metric, min_classes=min_classes, min_per_class=min_per_class)
     return CheckedInput(p, torch.as_tensor(y, device=dev), len(counts), counts, classes)
+
+
+def normalise_scale(x: torch.Tensor) -> int:
+    """Bring features of extreme magnitude back to a safe range, in place; return the exponent.
+
+    When the largest ``|x|`` is outside ``[2**-64, 2**64]``, ``x`` is divided by ``2**e`` so
+    that it becomes ``[0.5, 1)`` and ``e`` is returned (the original features are
+    ``x * 2**e``); otherwise ``x`` is left as it is and 0 is returned. Dividing by a power of
+    two is exact (it changes exponents, not significands), so a scale-invariant metric
+    computes on the result directly and gives the same score as on the original features,
+    without the squares of 1e-300 underflowing or the fourth powers of 1e150 overflowing. A
+    scale-dependent metric puts ``2**e`` back where the scale enters its formula.
+
+    Args:
+        x: a validated, finite float64 tensor (a private copy: it is modified).
+    """
+    top = float(x.abs().max()) if x.numel() else 0.0
+    if top == 0.0 or 2.0 ** -_SAFE_SCALE_EXPONENT <= top <= 2.0 ** _SAFE_SCALE_EXPONENT:
+        return 0
+    e = math.frexp(top)[1]  # top = m · 2**e, m in [0.5, 1)
+    ldexp_(x, -e)
+    return e
+
+
+def ldexp_(x: torch.Tensor, e: int) -> torch.Tensor:
+    """``x *= 2**e`` in place, exactly (unless the result over- or underflows); returns ``x``.
+
+    Two steps, because ``2**e`` alone is not a float64 for ``|e| > 1023``.
+    """
+    if e:
+        x.mul_(2.0 ** (e // 2)).mul_(2.0 ** (e - e // 2))
+    return x
+
+
+def scale_error(metric: str, exponent: int, what: str) -> MetricComputationError:
+    """The error a scale-dependent metric raises when float64 cannot hold its computation at
+    the features' scale (``exponent`` from :func:`normalise_scale`): what happened, the scale,
+    and how to fix it."""
+    magnitude = f"about 1e{round(exponent * math.log10(2)):+d}"
+    return MetricComputationError(
+        metric,
+        f"{what}, at this feature scale (largest |value| {magnitude}). {metric} depends on the scale of "
+        "the features (it is not scale-invariant; see docs/metrics.md), so rescaling them inside would "
+        "change the score: pass the features as the model outputs them, or standardise them "
+        "((x - mean) / std per dimension) for every model you compare.",
+    )
 
 
 def finite_score(value: float | torch.Tensor | np.floating, *, metric: str) -> float:

@@ -21,7 +21,7 @@ import torch
 
 from ._common import class_means
 from ._registry import register_metric
-from ._validation import check_features_labels, finite_score
+from ._validation import check_features_labels, finite_score, normalise_scale
 
 __all__ = ["hscore", "hscore_regularized"]
 
@@ -65,6 +65,7 @@ def _ledoit_wolf(xc: torch.Tensor) -> tuple[torch.Tensor, float]:
 
 @register_metric(
     "hscore",
+    scale_invariant=True,
     paper=(
         "Bao, Li, Huang, Zheng. An Information-Theoretic Approach to Transferability in Task "
         "Transfer Learning. ICIP 2019. https://ieeexplore.ieee.org/document/8803726"
@@ -130,6 +131,7 @@ def hscore(features: Any, labels: Any, *, device: str | torch.device | None = No
     """
     checked = check_features_labels(features, labels, metric="hscore", device=device)
     x, y = checked.values, checked.labels
+    normalise_scale(x)  # scale-invariant: cov(f)⁺ scales by 1/s², cov(g) by s²
     xc = x - x.mean(dim=0)
     cov_f = xc.T @ xc / (x.shape[0] - 1)  # (D, D), unbiased like np.cov
     precision = torch.linalg.pinv(cov_f, rtol=_PINV_RCOND, hermitian=True)  # (D, D)
@@ -139,6 +141,7 @@ def hscore(features: Any, labels: Any, *, device: str | torch.device | None = No
 
 @register_metric(
     "hscore_regularized",
+    scale_invariant=True,
     paper=(
         "Ibrahim, Ponomareva, Mazumder. Newer is not always better: Rethinking transferability "
         "metrics, their peculiarities, stability and performance. ECML PKDD 2022. "
@@ -205,6 +208,7 @@ def hscore_regularized(features: Any, labels: Any, *, device: str | torch.device
     """
     checked = check_features_labels(features, labels, metric="hscore_regularized", device=device)
     x, y = checked.values, checked.labels
+    normalise_scale(x)  # scale-invariant (α is a ratio of s⁴ terms); keeps Σ‖x‖⁴ in range
     xc = x - x.mean(dim=0)  # centre first: Ledoit–Wolf's intensity assumes centred data
     cov_alpha, alpha = _ledoit_wolf(xc)
     precision = torch.linalg.pinv(cov_alpha, rtol=_PINV_RCOND, hermitian=True)

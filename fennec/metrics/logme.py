@@ -28,7 +28,7 @@ import torch
 
 from ._common import one_hot
 from ._registry import register_metric
-from ._validation import check_features_labels, finite_score
+from ._validation import check_features_labels, finite_score, ldexp_, normalise_scale, scale_error
 
 __all__ = ["logme"]
 
@@ -41,24 +41,26 @@ _EPS = 1e-5
 _ZERO_EIGENVALUE = 1e-20
 
 
-def _spectrum(f: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _spectrum(f: torch.Tensor, targets: torch.Tensor, scale_exponent: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Non-zero eigenvalues σ (k,) of FᵀF and the targets in the matching left singular basis (k, C).
 
     Uses the smaller Gram matrix: FᵀF (D×D) when N > D, FFᵀ (N×N) otherwise. Both share the
     non-zero eigenvalues; for FᵀF = V Σ Vᵀ the left singular vectors are U = F V Σ^-½.
+    ``f`` may be the features divided by ``2**scale_exponent``: the basis does not depend on
+    it, and σ (and the zero threshold) are in the features' own scale.
     """
     n, d = f.shape
     if n > d:
         evals, evecs = torch.linalg.eigh(f.T @ f)  # (D,), (D, D)
-        keep = evals > _ZERO_EIGENVALUE
+        keep = ldexp_(evals.clone(), 2 * scale_exponent) > _ZERO_EIGENVALUE
         sigma, v = evals[keep], evecs[:, keep]  # (k,), (D, k)
         x = (v.T @ (f.T @ targets)) / sigma.sqrt()[:, None]  # Uᵀt = Σ^-½ Vᵀ Fᵀ t, (k, C)
     else:
         evals, evecs = torch.linalg.eigh(f @ f.T)  # (N,), (N, N)
-        keep = evals > _ZERO_EIGENVALUE
+        keep = ldexp_(evals.clone(), 2 * scale_exponent) > _ZERO_EIGENVALUE
         sigma, u = evals[keep], evecs[:, keep]  # (k,), (N, k)
         x = u.T @ targets  # (k, C)
-    return sigma, x
+    return ldexp_(sigma, 2 * scale_exponent), x
 
 
 def _log_evidence(sigma: torch.Tensor, x: torch.Tensor, targets: torch.Tensor,
@@ -144,7 +146,17 @@ def logme(features: Any, labels: Any, *, device: str | torch.device | None = Non
     """
     checked = check_features_labels(features, labels, metric=_NAME, device=device)
     f = checked.values
+    e = normalise_scale(f)  # the Gram of f / 2**e cannot overflow; σ is put back in scale
     targets = one_hot(checked.labels, checked.n_classes, dtype=f.dtype)  # (N, C)
-    sigma, x = _spectrum(f, targets)
+    sigma, x = _spectrum(f, targets, e)
+    if sigma.numel() == 0:
+        raise scale_error(_NAME, e, "every singular value of the features is below 1e-10, the rank threshold of "
+                          "the reference, so they are numerically zero for LogME and its evidence is undefined")
+    if not bool(torch.isfinite(sigma).all()):
+        raise scale_error(_NAME, e, "the eigenvalues of FᵀF overflow float64")
     evidence, _, _ = _log_evidence(sigma, x, targets, f.shape[1])
-    return finite_score(evidence.mean(), metric=_NAME)
+    score = evidence.mean()
+    if not bool(torch.isfinite(score)) and e > 0:
+        raise scale_error(_NAME, e, f"the evidence overflows float64 (FᵀF's largest eigenvalue is "
+                          f"{float(sigma.max()):.1e})")
+    return finite_score(score, metric=_NAME)

@@ -20,7 +20,7 @@ import torch
 
 from ..errors import FallbackWarning, InvalidInputError, MetricComputationError
 from ._registry import register_metric
-from ._validation import check_features_labels, finite_score
+from ._validation import check_features_labels, finite_score, normalise_scale, scale_error
 from .leep import log_eep_score
 
 __all__ = ["nleep"]
@@ -29,6 +29,9 @@ _NAME = "nleep"
 # reg_covar of the fallback mixtures, relative to the mean per-dimension variance of the
 # PCA features (scikit-learn's default 1e-6 is absolute, so it depends on the feature scale).
 _FALLBACK_RELATIVE_REG = 1e-3
+# scikit-learn's default reg_covar, the reference setting: added to every covariance, in the
+# features' own units.
+_REFERENCE_REG = 1e-6
 
 
 def _pca_scores(x: torch.Tensor, variance: float) -> torch.Tensor:
@@ -70,12 +73,16 @@ def _pca_scores(x: torch.Tensor, variance: float) -> torch.Tensor:
     return scores * signs
 
 
-def _fit_mixture_posteriors(z: np.ndarray, n_components: int, seed: int) -> np.ndarray:
+def _fit_mixture_posteriors(z: np.ndarray, n_components: int, seed: int, scale_exponent: int = 0) -> np.ndarray:
     """Posteriors ``(N, K)`` of a Gaussian mixture fitted to ``z`` (N, k), with fallbacks.
 
     Tries, in order: full covariance with scikit-learn's default reg_covar=1e-6 (the
     reference setting); full covariance with reg_covar = 1e-3 · mean feature variance;
     diagonal covariance with that reg_covar. Each fallback emits a ``UserWarning`` naming it.
+
+    ``z`` may be the PCA features divided by ``2**scale_exponent``: the mixture's posteriors
+    are unchanged when the data and every covariance are scaled together, so the reference
+    reg_covar is divided by ``4**scale_exponent`` (messages give it in the features' units).
     """
     from sklearn.mixture import GaussianMixture  # deferred: scikit-learn is slow to import
     from threadpoolctl import threadpool_limits  # a scikit-learn dependency
@@ -87,11 +94,12 @@ def _fit_mixture_posteriors(z: np.ndarray, n_components: int, seed: int) -> np.n
     threads = 1 if n * k * k <= 10_000_000 else None
     scale = float(z.var(axis=0).mean())
     reg = _FALLBACK_RELATIVE_REG * scale if scale > 0 else _FALLBACK_RELATIVE_REG
-    attempts = [("full", 1e-6), ("full", reg), ("diag", reg)]
+    attempts = [("full", math.ldexp(_REFERENCE_REG, -2 * scale_exponent)), ("full", reg), ("diag", reg)]
     errors: list[str] = []
-    for i, (covariance_type, reg_covar) in enumerate(attempts):
+    for i, (covariance_type, fit_reg) in enumerate(attempts):
+        reg_covar = math.ldexp(fit_reg, 2 * scale_exponent) if i else _REFERENCE_REG  # features' units
         gmm = GaussianMixture(n_components=n_components, covariance_type=covariance_type,
-                              reg_covar=reg_covar, random_state=seed)
+                              reg_covar=fit_reg, random_state=seed)
         try:
             with threadpool_limits(limits=threads):
                 gmm.fit(z)
@@ -237,7 +245,15 @@ def nleep(features: Any, labels: Any, *, component_ratio: int = 5, pca_variance:
     checked = check_features_labels(features, labels, metric=_NAME, min_per_class=2, device=device)
     x, y = checked.values, checked.labels
     n = x.shape[0]
+    e = normalise_scale(x)  # at extreme scales, x / 2**e: the PCA is exact, reg_covar is rescaled
     z = _pca_scores(x, float(pca_variance))  # (N, k)
+    variance = math.ldexp(float(z.var(dim=0).mean()), 2 * e) if e < 512 else math.inf
+    if variance < _REFERENCE_REG:
+        shown = f"{variance:.1e}" if variance > 0 else "below 1e-308 (it underflows float64)"
+        raise scale_error(_NAME, e, f"the PCA features' mean variance, {shown}, is below the mixture's "
+                          f"reg_covar={_REFERENCE_REG:g} (the reference's absolute regularisation, added to "
+                          "every covariance), so every component would cover every sample and the score "
+                          f"would only reflect the class frequencies (about log(1/C) = {math.log(1 / checked.n_classes):.3f})")
     n_components = int(component_ratio) * checked.n_classes
     if n_components > n:
         warnings.warn(
@@ -247,7 +263,7 @@ def nleep(features: Any, labels: Any, *, component_ratio: int = 5, pca_variance:
             stacklevel=2,
         )
         n_components = n
-    posteriors = _fit_mixture_posteriors(z.cpu().numpy(), n_components, int(seed))  # (N, K)
+    posteriors = _fit_mixture_posteriors(z.cpu().numpy(), n_components, int(seed), e)  # (N, K)
     theta = torch.as_tensor(posteriors, dtype=torch.float64, device=x.device)
     score = log_eep_score(theta, y, checked.n_classes)
     return finite_score(score, metric=_NAME)

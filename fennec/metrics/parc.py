@@ -19,7 +19,7 @@ import torch
 
 from ..errors import InvalidInputError, MetricComputationError
 from ._registry import register_metric
-from ._validation import check_features_labels, finite_score
+from ._validation import check_features_labels, finite_score, normalise_scale
 
 __all__ = ["parc"]
 
@@ -166,6 +166,7 @@ def _balanced_subsample(y: np.ndarray, counts: np.ndarray, max_samples: int, see
 
 @register_metric(
     _NAME,
+    scale_invariant=True,
     paper=(
         "Bolya, Mittapalli, Hoffman. Scalable Diverse Model Selection for Accessible Transfer "
         "Learning. NeurIPS 2021. https://arxiv.org/abs/2111.06977"
@@ -270,6 +271,7 @@ def parc(features: Any, labels: Any, *, n_dims: int = 32, seed: int = 1919, max_
         raise InvalidInputError(f"{_NAME}: seed must be an integer in [0, 2**32), got {seed!r}.")
     checked = check_features_labels(features, labels, metric=_NAME, device=device)
     x, y = checked.values, checked.labels
+    normalise_scale(x)  # scale-invariant: the PCA scores are standardised
     if x.shape[1] < 2:
         raise InvalidInputError(
             f"{_NAME}: features have {x.shape[1]} dimension; PARC compares samples by the correlation "

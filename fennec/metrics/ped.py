@@ -28,13 +28,14 @@ Departures from the reference code:
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 
 from ..errors import InvalidInputError
 from ._registry import metric_info, register_metric
-from ._validation import check_features, check_features_labels, finite_score
+from ._validation import check_features, check_features_labels, finite_score, ldexp_, normalise_scale
 
 __all__ = ["ped", "ped_transform"]
 
@@ -66,6 +67,7 @@ def ped_transform(
     exit_ratio: float = 0.5,
     max_steps: int = 6,
     constant: float = 1.0,
+    std_floor: float = _STD_FLOOR,
 ) -> tuple[torch.Tensor, int]:
     """Run the PED dynamics on validated tensors.
 
@@ -79,6 +81,8 @@ def ped_transform(
         features: (N, D) float64. labels: (N,) int64 in 0..C-1.
         reference_features: (M, D) float64 general-domain features of the same model, or None
             to rescale by ``features``' own statistics.
+        std_floor: the per-dimension std is clamped below by this (the reference's 1e-3, in
+            the features' units: divide it by s when the features were divided by s).
 
     Returns:
         The moved features (N, D) in the original scale, and the number of accepted steps.
@@ -99,7 +103,11 @@ def ped_transform(
     else:
         mean = reference_features.mean(dim=0)
         var = (reference_features - mean).square().mean(dim=0)
-    std = var.clamp_min(0).sqrt().clamp_min(_STD_FLOOR)  # (D,) the reference's np.std floored at eps
+    std = var.clamp_min(0).sqrt().clamp_min(std_floor)  # (D,) the reference's np.std floored at eps
+    # The dynamics are homogeneous of degree 1 in (class means, radii): dividing std by a power of
+    # two multiplies both by it and the final shift (total · std) is unchanged. Done when std is
+    # extreme (a floor of 1e-3 under features of 1e-300), whose square would overflow.
+    normalise_scale(std)
     # √tr(class covariance) in rescaled units: Σ_d (Σ_i x_id² − n_c μ_cd²) / std_d², per class.
     scatter = (class_sumsq - counts[:, None] * class_mean.square()) @ std.square().reciprocal()
     radius = (scatter.clamp_min(0) / counts).sqrt()  # (C,)
@@ -206,10 +214,17 @@ def ped(
                 f"ped: reference_features have {ref.shape[1]} dimensions but features have "
                 f"{checked.values.shape[1]}. Both must come from the same layer of the same model."
             )
+    # Not scale-invariant (the std floor is absolute), but exactly equivariant once the floor is
+    # scaled with the features: at extreme scales run the dynamics on x / 2**e, then scale back.
+    e = normalise_scale(checked.values)
+    if ref is not None:
+        ldexp_(ref, -e)
     moved, _ = ped_transform(
         checked.values, checked.labels, checked.n_classes, reference_features=ref, time_step=time_step,
         nsigma=nsigma, exit_ratio=exit_ratio, max_steps=max_steps, constant=constant,
+        std_floor=math.ldexp(_STD_FLOOR, -e),
     )
+    ldexp_(moved, e)
     # The caller's labels, not the remapped ones: a base-metric error then names their classes.
     score = base_fn(moved, labels, device=checked.device, **(base_kwargs or {}))
     return finite_score(score, metric=_NAME)

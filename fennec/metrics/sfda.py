@@ -29,7 +29,7 @@ import torch
 from ..errors import FallbackWarning, MetricComputationError
 from ._common import class_means
 from ._registry import register_metric
-from ._validation import check_features_labels, finite_score
+from ._validation import check_features_labels, finite_score, normalise_scale
 
 __all__ = ["sfda", "sfda_shrinkage"]
 
@@ -108,8 +108,12 @@ def _solve_spd(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def _fit_predict(x: torch.Tensor, y: torch.Tensor, n_classes: int, log_priors: torch.Tensor,
-                 shrinkage: float | None) -> tuple[torch.Tensor, torch.Tensor, float]:
+                 shrinkage: float | None, scale_exponent: int = 0) -> tuple[torch.Tensor, torch.Tensor, float]:
     """One regularised-LDA fit and its posteriors on the same samples.
+
+    ``x`` are the features divided by ``2**scale_exponent`` (:func:`normalise_scale`): the
+    posteriors do not depend on that factor for a given λ (S̃_w⁻¹ scales by 4**e, μ and x by
+    2**-e), but λ does, so it is computed from the eigenvalue in the features' own scale.
 
     Returns (posteriors (N, C), class means (C, D), the shrinkage used).
     """
@@ -124,7 +128,12 @@ def _fit_predict(x: torch.Tensor, y: torch.Tensor, n_classes: int, log_priors: t
             "check that the features are not constant per class by construction."
         )
     if shrinkage is None:
-        shrinkage = sfda_shrinkage(_largest_eigenvalue_estimate(s_w))
+        sigma = _largest_eigenvalue_estimate(s_w)
+        try:
+            sigma = math.ldexp(sigma, 2 * scale_exponent)  # back to the features' own scale
+        except OverflowError:
+            sigma = math.inf  # exp(-5σ) = 0: λ is at its floor
+        shrinkage = sfda_shrinkage(sigma)
     s_w_shrunk = s_w.mul_(1.0 - shrinkage)
     s_w_shrunk.diagonal().add_(shrinkage * mu)
     coef = _solve_spd(s_w_shrunk, means.T.contiguous()).T  # (C, D) = μ S̃_w⁻¹
@@ -177,9 +186,12 @@ def sfda(features: Any, labels: Any, *, device: str | torch.device | None = None
     # independent terms to the logits, and ConfMix is affine): centre once, in place on our
     # private copy, so the scatter's Gram form stays well conditioned.
     x -= x.mean(dim=0)
+    # Extreme scales (1e-300, 1e150) would underflow / overflow the scatter: compute on x / 2**e
+    # (exact) and put the scale back into λ, the one scale-dependent quantity.
+    scale_exponent = normalise_scale(x)
     log_priors = torch.log(torch.as_tensor(checked.class_counts / len(y), dtype=x.dtype, device=x.device))
 
-    prob, means, shrinkage = _fit_predict(x, y, c, log_priors, shrinkage=None)
+    prob, means, shrinkage = _fit_predict(x, y, c, log_priors, shrinkage=None, scale_exponent=scale_exponent)
 
     # ConfMix, with the double softmax of the reference.
     soft = torch.softmax(prob, dim=1)

@@ -17,29 +17,49 @@ import torch
 
 from ..errors import InvalidInputError
 from ._registry import register_metric
-from ._validation import check_features_labels, finite_score
+from ._validation import check_features_labels, finite_score, normalise_scale, scale_error
 
 __all__ = ["transrate"]
 
 _NAME = "transrate"
+# The Cholesky form is used while the largest entry of ZᵀZ/(nε) lies in this range; below it
+# 1 + a loses a's digits (the features are tiny against ε), above it I + ZᵀZ/(nε) could overflow.
+_CHOLESKY_RANGE = (1e-3, 1e250)
+# The largest term of a coding rate below exp(-690) (~1e-300): the rates, and the score, are
+# beneath float64's resolution.
+_LOG_UNDERFLOW = -690.0
+# A score below this fraction of the rates it is the difference of has lost its digits to
+# cancellation (features tiny against ε, where both rates are ≈ ½ tr(ZᵀZ)/(nε)).
+_CANCELLATION = 1e-8
 
 
-def _coding_rate(z: torch.Tensor, eps: float) -> torch.Tensor:
-    """``R(Z) = ½ log det(I_D + ZᵀZ / (n ε))`` for ``z`` of shape (n, D), as a 0-d tensor.
+def _coding_rate(z: torch.Tensor, eps: float, scale_exponent: int = 0) -> tuple[torch.Tensor, float]:
+    """``R(Z) = ½ log det(I_D + ZᵀZ / (n ε))`` for ``Z = z · 2**scale_exponent`` of shape (n, D).
 
     Sylvester's determinant identity det(I_D + ZᵀZ/c) = det(I_n + ZZᵀ/c) lets us factor the
     smaller Gram. The matrix is I + PSD, so its eigenvalues are >= 1 and a Cholesky factor
-    always exists: log det = 2 Σ log diag(L).
+    always exists: log det = 2 Σ log diag(L). When ZᵀZ/(nε) is tiny (1 + a would round a away)
+    or huge, the rate is ½ Σ log(1 + λ_i) over the eigenvalues of z's Gram scaled by
+    c = 4**e / (n ε), each term as ``logaddexp(0, log λ_i + log c)``, exact at any scale.
+
+    Returns:
+        The rate (0-d tensor) and the log of its largest term's argument (``log(c · max
+        diag)``; -inf for Z = 0), which tells whether the rate underflowed.
     """
     n, d = z.shape
     gram = z.T @ z if d <= n else z @ z.T  # (min(n, D), min(n, D))
-    gram = gram / (n * eps)
-    gram.diagonal().add_(1.0)
-    chol, info = torch.linalg.cholesky_ex(gram)
-    if int(info) == 0:
-        return torch.log(chol.diagonal()).sum()
-    # Only reachable through extreme magnitudes (overflow); slogdet reports that as inf/nan.
-    return 0.5 * torch.linalg.slogdet(gram).logabsdet
+    log_c = 2 * scale_exponent * math.log(2.0) - math.log(n * eps)
+    top = float(gram.diagonal().max())
+    log_top = math.log(top) + log_c if top > 0 else -math.inf
+    if _CHOLESKY_RANGE[0] <= math.exp(min(log_top, 700.0)) <= _CHOLESKY_RANGE[1]:
+        a = gram / (n * eps) if scale_exponent == 0 else gram * math.exp(log_c)
+        a.diagonal().add_(1.0)
+        chol, info = torch.linalg.cholesky_ex(a)
+        if int(info) == 0:
+            return torch.log(chol.diagonal()).sum(), log_top
+    evals = torch.linalg.eigvalsh(gram)
+    log_terms = torch.log(evals.clamp_min(0)) + log_c  # log 0 = -inf: a null direction adds 0
+    return 0.5 * torch.logaddexp(torch.zeros_like(log_terms), log_terms).sum(), log_top
 
 
 @register_metric(
@@ -121,9 +141,20 @@ def transrate(features: Any, labels: Any, *, eps: float = 1e-4,
     checked = check_features_labels(features, labels, metric=_NAME, device=device)
     x, y = checked.values, checked.labels
     xc = x - x.mean(dim=0)  # (N, D), centred once, globally
-    rate_all = _coding_rate(xc, eps)
+    e = normalise_scale(xc)  # xc · 2**e are the centred features; ε's role is kept in _coding_rate
+    rate_all, log_top = _coding_rate(xc, eps, e)
     order = torch.argsort(y, stable=True)
     per_class = torch.split(xc[order], checked.class_counts.tolist())  # C blocks (n_c, D)
-    rate_classes = torch.stack([_coding_rate(block, eps) for block in per_class])
-    score = rate_all - rate_classes.mean()
+    rate_classes = torch.stack([_coding_rate(block, eps, e)[0] for block in per_class]).mean()
+    score = rate_all - rate_classes
+    size = max(abs(float(rate_all)), abs(float(rate_classes)))
+    if log_top > -math.inf and abs(float(score)) <= _CANCELLATION * size:  # not constant features
+        if log_top < _LOG_UNDERFLOW:
+            what = (f"the coding rates ½ log det(I + ZᵀZ/(nε)) with eps={eps:g} underflow float64 (their "
+                    f"largest term is about exp({log_top:.0f})), so the score would come out as 0.0")
+        else:
+            what = (f"the score, the difference of two coding rates of about {size:.1e}, is {float(score):.1e}: "
+                    "below the precision float64 keeps for that difference (the features are tiny "
+                    f"against eps={eps:g})")
+        raise scale_error(_NAME, e, what + "; a smaller eps would also bring them into range")
     return finite_score(score, metric=_NAME)
