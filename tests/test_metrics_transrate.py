@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import make_blobs
-from fennec.errors import InvalidInputError
+from fennec.errors import InvalidInputError, MetricComputationError
 from fennec.metrics import transrate
 
 
@@ -64,3 +64,16 @@ def test_bad_eps(eps):
     x, y = make_blobs(20, 3, 2)
     with pytest.raises(InvalidInputError, match="eps must be a positive finite number"):
         transrate(x, y, eps=eps)
+
+
+def test_features_tiny_against_eps_follow_the_fourth_power_law():
+    """With balanced classes the first-order terms of the two rates cancel, so the score is
+    ∝ s⁴ for features x s small against ε: computed from the eigenvalues (log(1 + λ) exact),
+    not from 1 + λ, it keeps that law down to where float64 can hold it, then says so."""
+    rng = np.random.default_rng(0)
+    y = np.arange(120) % 3
+    x = rng.normal(size=(120, 8)) + y[:, None] * 0.8
+    s5, s6 = transrate(x * 1e-5, y, device="cpu"), transrate(x * 1e-6, y, device="cpu")
+    assert s5 > 0 and s6 == pytest.approx(s5 * 1e-4, rel=1e-4)
+    with pytest.raises(MetricComputationError, match=r"below the precision float64 keeps .* about 1e-19"):
+        transrate(x * 1e-20, y, device="cpu")

@@ -383,14 +383,16 @@ def ldexp_(x: torch.Tensor, e: int) -> torch.Tensor:
     return x
 
 
-def scale_error(metric: str, exponent: int, what: str) -> MetricComputationError:
+def scale_error(metric: str, x: torch.Tensor, exponent: int, what: str) -> MetricComputationError:
     """The error a scale-dependent metric raises when float64 cannot hold its computation at
-    the features' scale (``exponent`` from :func:`normalise_scale`): what happened, the scale,
-    and how to fix it."""
-    magnitude = f"about 1e{round(exponent * math.log10(2)):+d}"
+    the features' scale: what happened, the scale (of ``x · 2**exponent``, ``x`` and
+    ``exponent`` from :func:`normalise_scale`), and how to fix it."""
+    top = float(x.abs().max()) if x.numel() else 0.0
+    log10 = (math.log10(top) if top > 0 else 0.0) + exponent * math.log10(2)
+    magnitude = f"about 1e{round(log10):+d}"
     return MetricComputationError(
         metric,
-        f"{what}, at this feature scale (largest |value| {magnitude}). {metric} depends on the scale of "
+        f"at this feature scale (largest |value| {magnitude}), {what}. {metric} depends on the scale of "
         "the features (it is not scale-invariant; see docs/metrics.md), so rescaling them inside would "
         "change the score: pass the features as the model outputs them, or standardise them "
         "((x - mean) / std per dimension) for every model you compare.",

@@ -150,13 +150,13 @@ def logme(features: Any, labels: Any, *, device: str | torch.device | None = Non
     targets = one_hot(checked.labels, checked.n_classes, dtype=f.dtype)  # (N, C)
     sigma, x = _spectrum(f, targets, e)
     if sigma.numel() == 0:
-        raise scale_error(_NAME, e, "every singular value of the features is below 1e-10, the rank threshold of "
+        raise scale_error(_NAME, f, e, "every singular value of the features is below 1e-10, the rank threshold of "
                           "the reference, so they are numerically zero for LogME and its evidence is undefined")
     if not bool(torch.isfinite(sigma).all()):
-        raise scale_error(_NAME, e, "the eigenvalues of FᵀF overflow float64")
+        raise scale_error(_NAME, f, e, "the eigenvalues of FᵀF overflow float64")
     evidence, _, _ = _log_evidence(sigma, x, targets, f.shape[1])
     score = evidence.mean()
     if not bool(torch.isfinite(score)) and e > 0:
-        raise scale_error(_NAME, e, f"the evidence overflows float64 (FᵀF's largest eigenvalue is "
+        raise scale_error(_NAME, f, e, f"the evidence overflows float64 (FᵀF's largest eigenvalue is "
                           f"{float(sigma.max()):.1e})")
     return finite_score(score, metric=_NAME)

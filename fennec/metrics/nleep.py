@@ -250,7 +250,7 @@ def nleep(features: Any, labels: Any, *, component_ratio: int = 5, pca_variance:
     variance = math.ldexp(float(z.var(dim=0).mean()), 2 * e) if e < 512 else math.inf
     if variance < _REFERENCE_REG:
         shown = f"{variance:.1e}" if variance > 0 else "below 1e-308 (it underflows float64)"
-        raise scale_error(_NAME, e, f"the PCA features' mean variance, {shown}, is below the mixture's "
+        raise scale_error(_NAME, x, e, f"the PCA features' mean variance, {shown}, is below the mixture's "
                           f"reg_covar={_REFERENCE_REG:g} (the reference's absolute regularisation, added to "
                           "every covariance), so every component would cover every sample and the score "
                           f"would only reflect the class frequencies (about log(1/C) = {math.log(1 / checked.n_classes):.3f})")

@@ -30,7 +30,7 @@ _CHOLESKY_RANGE = (1e-3, 1e250)
 _LOG_UNDERFLOW = -690.0
 # A score below this fraction of the rates it is the difference of has lost its digits to
 # cancellation (features tiny against ε, where both rates are ≈ ½ tr(ZᵀZ)/(nε)).
-_CANCELLATION = 1e-8
+_CANCELLATION = 1e-9
 
 
 def _coding_rate(z: torch.Tensor, eps: float, scale_exponent: int = 0) -> tuple[torch.Tensor, float]:
@@ -148,7 +148,9 @@ def transrate(features: Any, labels: Any, *, eps: float = 1e-4,
     rate_classes = torch.stack([_coding_rate(block, eps, e)[0] for block in per_class]).mean()
     score = rate_all - rate_classes
     size = max(abs(float(rate_all)), abs(float(rate_classes)))
-    if log_top > -math.inf and abs(float(score)) <= _CANCELLATION * size:  # not constant features
+    # Features tiny against ε (not constant ones: log_top = -inf, rates and score exactly 0)
+    tiny = -math.inf < log_top < math.log(_CHOLESKY_RANGE[0])
+    if tiny and abs(float(score)) <= _CANCELLATION * size:
         if log_top < _LOG_UNDERFLOW:
             what = (f"the coding rates ½ log det(I + ZᵀZ/(nε)) with eps={eps:g} underflow float64 (their "
                     f"largest term is about exp({log_top:.0f})), so the score would come out as 0.0")
@@ -156,5 +158,5 @@ def transrate(features: Any, labels: Any, *, eps: float = 1e-4,
             what = (f"the score, the difference of two coding rates of about {size:.1e}, is {float(score):.1e}: "
                     "below the precision float64 keeps for that difference (the features are tiny "
                     f"against eps={eps:g})")
-        raise scale_error(_NAME, e, what + "; a smaller eps would also bring them into range")
+        raise scale_error(_NAME, xc, e, what + "; a smaller eps would also bring them into range")
     return finite_score(score, metric=_NAME)
