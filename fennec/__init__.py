@@ -1,17 +1,41 @@
-"""fennec: recommend the pre-trained vision models that will fine-tune best on your dataset."""
+"""fennec: recommend the pre-trained vision models that will fine-tune best on your dataset.
+
+``import fennec`` is cheap: the top-level names below are imported on first use, so
+``import fennec.metrics`` or ``from fennec.evaluation import weighted_tau`` loads neither the
+recommender nor transformers/torchvision (which are imported, through
+:mod:`archi2vec._compat`, only when a model is built).
+"""
 
 from __future__ import annotations
 
-from archi2vec._compat import ensure_torchvision_importable as _ensure_torchvision_importable
-
-# The PyPI torchvision wheel fails to import beside CPU-only torch, and transformers imports
-# torchvision whenever it is installed: define its two missing op schemas first (a no-op when
-# torchvision is absent or healthy).
-_ensure_torchvision_importable()
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0.dev0"
 
-from fennec.recommender import Recommendation, Recommendations, recommend  # noqa: E402
-from fennec.workspace import fit  # noqa: E402
+# public name -> the module that defines it
+_LAZY = {
+    "Recommendation": "fennec.recommender",
+    "Recommendations": "fennec.recommender",
+    "recommend": "fennec.recommender",
+    "fit": "fennec.workspace",
+}
 
 __all__ = ["Recommendation", "Recommendations", "__version__", "fit", "recommend"]
+
+if TYPE_CHECKING:
+    from fennec.recommender import Recommendation, Recommendations, recommend
+    from fennec.workspace import fit
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fennec' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

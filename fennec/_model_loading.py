@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from archi2vec._compat import import_timm, import_transformers
 from fennec._hub_common import ModelFiles
 from fennec.errors import UnsupportedModelError
 from fennec.metrics._validation import resolve_device
@@ -73,8 +74,7 @@ def load_model(files: ModelFiles, *, device: str | torch.device | None = None) -
 
 
 def _load_transformers(files: ModelFiles) -> torch.nn.Module:
-    import transformers
-
+    transformers = import_transformers()
     from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES
 
     config = files.config
@@ -126,7 +126,7 @@ def _load_transformers(files: ModelFiles) -> torch.nn.Module:
 
 def _load_timm(files: ModelFiles) -> torch.nn.Module:
     try:
-        import timm
+        timm = import_timm()
     except ImportError as e:
         raise UnsupportedModelError(
             f"{files.repo_id} is a timm model and timm is not installed: pip install 'fennec[timm]'.",

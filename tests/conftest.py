@@ -5,7 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import fennec  # noqa: F401  (makes transformers importable beside the PyPI torchvision wheel)
+from archi2vec._compat import ensure_torchvision_importable
+
+# Tests import transformers and timm directly: make torchvision importable first (whichever
+# torchvision build sits beside this torch, see archi2vec/_compat.py).
+ensure_torchvision_importable()
 
 
 @pytest.fixture(autouse=True)

@@ -182,7 +182,7 @@ def run_python(code: str, *, env: dict[str, str], timeout: float = 240) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-# Defines torchvision's missing op schemas on CPU torch before transformers imports it
+# Makes torchvision importable (whichever build sits beside torch) before transformers imports it
 # (archi2vec/_compat.py); pasted at the top of subprocess scripts.
 TORCHVISION_COMPAT = """
 from archi2vec._compat import ensure_torchvision_importable
