@@ -310,7 +310,10 @@ def _local_parquet(dataset: str, path: Path, split: str | None, config: str | No
         return open_regular(f, dataset=dataset, what="The parquet file")
 
     if path.is_file():
+        # One file is one split: named by the file when its name is a split's (test.parquet,
+        # validation-00000-of-00001.parquet), else "train" (my_photos.parquet).
         _, name = _config_and_split(path.name)
+        name = name if name.lower() in SPLIT_FOLDER_NAMES else "train"
         name = _pick_split(dataset, [name], split, f"The parquet file {path}")
         return _parquet(dataset, str(path), [str(path)], name, open_file, path.parent)
     rels = [p.relative_to(path).as_posix() for p in path.rglob("*.parquet")

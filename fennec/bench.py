@@ -48,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+from fennec import _progress
 from fennec._bench_report import _markdown, _plots
 from fennec._files import save_json_atomic
 from fennec.errors import InvalidInputError
@@ -196,10 +197,8 @@ def score_zoo(data: ZooData, metrics: Sequence[str], *, device: Any = None,
     errors: dict = {}
     code = {x: _metric_code(x) for x in metrics}
     pairs = [(t, m) for t in sorted(data.truth) for m in data.models]
-    from tqdm.auto import tqdm
-
     dirty = 0
-    for t, m in tqdm(pairs, desc="scoring the zoo", disable=not progress, leave=False):
+    for t, m in _progress.track(pairs, desc="scoring the zoo", unit="(model, target) pairs", enabled=progress):
         sample = data.samples[t]
         sha = data.hub.model_info(m).sha
         key = f"{sha}|{sample.fingerprint}"

@@ -598,13 +598,13 @@ class Catalog:
 
     def import_published_tables(self, folder: str | Path) -> list[ImportSummary]:
         """Import every table JSON of a folder that has the ``results`` shape; others are
-        skipped with a log line (e.g. rank-only or report-only files)."""
+        skipped with a warning that names them (e.g. rank-only or report-only files)."""
         out = []
         for path in sorted(Path(folder).glob("*.json")):
             try:
                 out.append(self.import_published_table(path))
             except InvalidInputError as e:
-                LOG.info("Skipping %s: %s", path.name, e)
+                LOG.warning("Skipped %s (not a transfer-result table): %s", path.name, e)
         return out
 
     def import_zoo_ground_truth(self, path: str | Path, *, source_id: str = "zoo_ground_truth") -> ImportSummary:

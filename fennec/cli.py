@@ -16,7 +16,11 @@ Subcommands:
 
 The catalog and the index live in ``FENNEC_HOME`` (``--home``), by default
 ``$HF_HOME/fennec``. Known errors are printed as one line; exit codes: 0 success, 1 error,
-2 usage, 75 another reindex holds the lock, 130 interrupted.
+2 usage (a bad flag, or a ``--device`` this machine does not have), 75 another reindex holds
+the lock, 130 interrupted. Errors and warnings are printed as ``fennec: error: …`` /
+``fennec: warning: …`` lines, in command-line terms (``--split``, not ``split=``); progress
+goes to stderr as bars on a terminal and as one line per step otherwise (``--no-progress``:
+none).
 """
 
 from __future__ import annotations
@@ -24,7 +28,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
+import warnings
+from collections.abc import Collection
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -59,11 +66,29 @@ def _non_negative(text: str) -> int:
     return value
 
 
+def _device(text: str) -> str:
+    """``--device``: refused at once when this machine does not have it (exit code 2)."""
+    from fennec.metrics._validation import resolve_device
+
+    try:
+        resolve_device(text)
+    except InvalidInputError as e:
+        raise argparse.ArgumentTypeError(_cli_terms(str(e), {"--device"})) from None
+    return text
+
+
+def _version() -> str:
+    from fennec import __version__
+
+    return f"fennec {__version__}"
+
+
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
     p = argparse.ArgumentParser(prog="fennec", description="Recommend Hugging Face vision models "
                                 "for your labelled image dataset.")
+    p.add_argument("--version", action="version", version=_version())
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("reindex", parents=[common],
@@ -109,12 +134,12 @@ def _parser() -> argparse.ArgumentParser:
                      help="models the index proposes and refinement re-ranks (default 20)")
     rec.add_argument("--no-refine", action="store_true", help="rank by the transfer space only (no forward "
                      "passes through candidate models)")
-    rec.add_argument("--metric", help="transferability metric for refinement (default: fennec.refine.DEFAULT_METRIC)")
+    rec.add_argument("--metric", help=f"transferability metric for refinement (default: {constants.DEFAULT_METRIC})")
     rec.add_argument("--fusion-weight", type=float, help="weight of the metric in the fused score, 0..1")
     rec.add_argument("--hub", help="'zoo' for the embedded offline zoo (default: the workspace in --home / "
                      "FENNEC_HOME, else the zoo)")
     rec.add_argument("--home", type=Path, help="a fitted workspace (default: FENNEC_HOME)")
-    rec.add_argument("--device", help="cuda, cuda:1, cpu … (default: CUDA if available)")
+    rec.add_argument("--device", type=_device, help="cuda, cuda:1, cpu … (default: CUDA if available)")
     rec.add_argument("--split", help="dataset split (default: train)")
     rec.add_argument("--config", help="dataset config (Hub datasets)")
     rec.add_argument("--image-column")
@@ -122,6 +147,8 @@ def _parser() -> argparse.ArgumentParser:
     rec.add_argument("--max-samples", type=_positive, help="images sampled, stratified (default: as the "
                      "workspace's known tasks were sampled, 1000)")
     rec.add_argument("--seed", type=_non_negative, help="sampling seed (default: the workspace's, 0)")
+    rec.add_argument("--min-per-class", type=_positive, default=2, help="drop classes with fewer images "
+                     "(default 2)")
     rec.add_argument("--json", action="store_true", help="print one JSON document")
     rec.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -135,7 +162,7 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--max-samples", type=_positive, help="images per historical task for its descriptor "
                    "(default: the previous fit's, else 1000)")
     f.add_argument("--exclude", nargs="*", help="models never to recommend (default: the previous fit's)")
-    f.add_argument("--device", help="device for the proxy")
+    f.add_argument("--device", type=_device, help="device for the proxy")
     f.add_argument("--zoo", action="store_true", help="(re)build the embedded zoo's workspace instead (fixed "
                    "settings: only --home, --device and --no-progress apply)")
     f.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -145,7 +172,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--out", type=Path, help="results folder (default: benchmark/results in a source checkout, "
                    "else ./fennec-bench)")
     b.add_argument("--max-samples", type=_positive, help="images sampled per target")
-    b.add_argument("--device", help="device for forward passes and scoring")
+    b.add_argument("--device", type=_device, help="device for forward passes and scoring")
     b.add_argument("--threads", type=_positive, help="torch CPU threads (1 is fastest on a machine shared with "
                    "other jobs)")
     b.add_argument("--published", action="store_true", help="also run the leave-one-model-out cold-start "
@@ -186,7 +213,7 @@ def _reindex(args: argparse.Namespace) -> int:
                           limit=args.limit, since=args.since, dry_run=args.dry_run,
                           batch_size=args.batch_size, retry_failed=not args.no_retry_failed,
                           rebuild_index=args.rebuild_index,
-                          progress=not args.no_progress and sys.stderr.isatty())
+                          progress=_progress(args))
         print(summary.line(), flush=True)
         for repo_id, error in summary.failures[:20]:
             print(f"  failed: {repo_id}: {error.splitlines()[0][:200]}", flush=True)
@@ -202,7 +229,13 @@ def _reindex(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    catalog, _ = _catalog(args.home)
+    home = args.home or constants.fennec_home()
+    if not (home / "catalog.sqlite").exists():  # read-only: never create an empty catalog
+        if not args.json:
+            print(f"(no catalog in {home} yet: `fennec reindex` builds it; `fennec recommend` meanwhile ranks "
+                  "the embedded demo zoo)")
+        return 0
+    catalog, _ = _catalog(home)
     with catalog:
         rows = catalog.models(status=args.status, library=args.library, search=args.search,
                               order=args.order, limit=args.limit)
@@ -230,21 +263,31 @@ def _models(args: argparse.Namespace) -> int:
 def _import(args: argparse.Namespace) -> int:
     catalog, _ = _catalog(args.home)
     with catalog:
+        known = {m.repo_id for m in catalog.models(limit=None)}
         for path in args.paths:
             if path.is_dir():
-                summaries = catalog.import_published_tables(path)
+                summaries = catalog.import_published_tables(path)  # skipped files: one warning each
+                if not summaries:
+                    print(f"{path}: no transfer-result table imported (see the warnings above)")
             elif "ground_truth" in path.name:
                 summaries = [catalog.import_zoo_ground_truth(path)]
             else:
                 summaries = [catalog.import_published_table(path)]
             for s in summaries:
+                models = {r.model for r in catalog.transfer_results(source=s.source_id)}
+                unmatched = len(models - known)
                 print(f"{s.source_id}: {s.n_results} results, {s.n_tasks} tasks, {s.n_models} models "
-                      f"({', '.join(s.variants)}; {s.n_skipped} empty cells)")
+                      f"({', '.join(s.variants)}; {s.n_skipped} empty cells); {unmatched} of {len(models)} "
+                      "models match no catalog model")
+        if not known:
+            print("the catalog has no models yet: results are used for the models `fennec reindex` adds, so run it "
+                  "before `fennec fit`")
     return 0
 
 
 def _progress(args: argparse.Namespace) -> bool:
-    return not getattr(args, "no_progress", False) and sys.stderr.isatty()
+    """Progress unless --no-progress: bars on a terminal, one line per step otherwise (fennec._progress)."""
+    return not getattr(args, "no_progress", False)
 
 
 def _recommend(args: argparse.Namespace) -> int:
@@ -253,7 +296,7 @@ def _recommend(args: argparse.Namespace) -> int:
     recs = recommend(args.dataset, top_k=args.top_k, candidates=args.candidates, refine=not args.no_refine,
                      metric=args.metric, hub=args.hub, home=args.home, device=args.device, split=args.split,
                      config=args.config, image_column=args.image_column, label_column=args.label_column,
-                     max_samples=args.max_samples, seed=args.seed,
+                     max_samples=args.max_samples, seed=args.seed, min_per_class=args.min_per_class,
                      fusion_weight=DEFAULT_FUSION_WEIGHT if args.fusion_weight is None else args.fusion_weight,
                      progress=_progress(args))
     print(json.dumps(recs.to_dict(), indent=1) if args.json else recs.table())
@@ -360,20 +403,82 @@ def _storage_or_sqlite_error(error: Exception, command: str) -> str | None:
     return None
 
 
+# -- messages in command-line terms -------------------------------------------------------
+
+#: ``name=``, ``name='value'``, ``name=value`` in a library message: Python keyword arguments.
+_KWARG = re.compile(r"(?<![\w.-])([a-z][a-z0-9_]*)=(?:'([^'\s]*)'|\"([^\"\s]*)\"|([\w./:-]*\w))?")
+
+
+def _cli_terms(message: str, flags: Collection[str]) -> str:
+    """A library message with the keyword arguments that are flags of this command written as
+    flags: ``pass split=`` -> ``pass --split``, ``hub='zoo'`` -> ``--hub zoo``, ``device=None`` ->
+    ``no --device``. Keywords that are not flags here are left as they are."""
+
+    def flag(m: re.Match) -> str:
+        name = "--" + m.group(1).replace("_", "-")
+        if name not in flags:
+            return m.group(0)
+        value = next((v for v in m.groups()[1:] if v is not None), "")
+        if value == "None":
+            return f"no {name}"
+        return f"{name} {value}" if value else name
+
+    return _KWARG.sub(flag, message)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
+class _Formatter(logging.Formatter):
+    """``fennec: warning: <message>`` in command-line terms (with -v: time and logger too)."""
+
+    def __init__(self, flags: Collection[str], verbose: int):
+        super().__init__()
+        self.flags, self.verbose = flags, verbose
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = _cli_terms(record.getMessage(), self.flags)
+        if record.exc_info and self.verbose > 1:
+            message += "\n" + self.formatException(record.exc_info)
+        if self.verbose:
+            return f"{self.formatTime(record)} {record.levelname.lower()} {record.name}: {message}"
+        return f"fennec: {record.levelname.lower()}: {message}"
+
+
+def _flags(parser: argparse.ArgumentParser, command: str) -> set[str]:
+    """The long options of one subcommand."""
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return {s for s in subparsers.choices[command]._option_string_actions if s.startswith("--")}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``fennec`` command; returns the exit code."""
-    args = _parser().parse_args(argv)
-    logging.basicConfig(level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)],
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    parser = _parser()
+    args = parser.parse_args(argv)
+    flags = _flags(parser, args.command)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter(flags, args.verbose))
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel((logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)])
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001 - warnings' API
+        # One line, no source path: the CLI's reader needs the message, not fennec's file and line.
+        print(f"fennec: warning: {_cli_terms(_one_line(message), flags)}", file=sys.stderr, flush=True)
+
     try:
-        commands = {"reindex": _reindex, "models": _models, "import-results": _import, "recommend": _recommend,
-                    "fit": _fit, "bench": _bench, "catalog": _catalog_command}
-        return commands[args.command](args)
+        with warnings.catch_warnings():
+            warnings.showwarning = show
+            commands = {"reindex": _reindex, "models": _models, "import-results": _import, "recommend": _recommend,
+                        "fit": _fit, "bench": _bench, "catalog": _catalog_command}
+            return commands[args.command](args)
     except ReindexLockedError as e:
-        print(f"fennec: {e}", file=sys.stderr)
+        print(f"fennec: {_cli_terms(str(e), flags)}", file=sys.stderr)
         return EXIT_LOCKED
     except (FennecError, FileNotFoundError) as e:
-        print(f"fennec: error: {e}", file=sys.stderr)
+        print(f"fennec: error: {_cli_terms(_one_line(e), flags)}", file=sys.stderr)
         return 1
     except Exception as e:  # a full disk, a read-only folder, a damaged database: one line too
         line = _storage_or_sqlite_error(e, args.command)
@@ -385,6 +490,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("fennec: interrupted; committed batches are kept, the next run resumes", file=sys.stderr)
         return 130
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
 
 
 if __name__ == "__main__":

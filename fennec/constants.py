@@ -27,6 +27,9 @@ DEFAULT_HF_ENDPOINT = "https://huggingface.co"
 PIPELINE_TAGS = ("image-classification", "image-feature-extraction")
 #: Libraries whose models fennec can build from a config.
 LIBRARIES = ("transformers", "timm")
+#: The transferability metric of refinement (:data:`fennec.refine.DEFAULT_METRIC`, documented
+#: there); here so that the command line shows it without importing torch.
+DEFAULT_METRIC = "hscore_regularized"
 
 _TRUE = {"1", "ON", "YES", "TRUE"}
 

@@ -11,9 +11,10 @@ balanced over classes, small, reproducible, and identified by a content fingerpr
    their name (train, test, validation, valid, val, dev, eval, training, testing, as in
    ``datasets``' imagefolder; any other folder is a class); class names are the folder
    names, sorted; images may sit in nested folders under their class folder;
-2. a local parquet file, or a folder of parquet files in the Hub layout
-   (``data/<split>-00000-of-00001.parquet``, ``<split>.parquet``, ``<config>/<split>-*.parquet``
-   or ``<config>/<split>/*.parquet``);
+2. a local parquet file (one split: ``"train"``, unless the file is named like a split,
+   ``test.parquet`` or ``validation-00000-of-00001.parquet``), or a folder of parquet files in
+   the Hub layout (``data/<split>-00000-of-00001.parquet``, ``<split>.parquet``,
+   ``<config>/<split>-*.parquet`` or ``<config>/<split>/*.parquet``);
 3. a folder written by ``datasets``' ``save_to_disk`` (a ``Dataset`` or a ``DatasetDict``);
 4. otherwise a Hub dataset id (``org/name``, or ``hub:org/name`` to skip the local checks).
 
@@ -82,6 +83,7 @@ from typing import Any
 
 import numpy as np
 
+from fennec import _progress
 from fennec._data_sources import IMAGE_EXTENSIONS, Split, open_regular, open_split
 from fennec._hub_common import MAX_INPUT_SIDE
 from fennec.errors import (
@@ -392,6 +394,25 @@ def _decode(value: Any, base_dir: Path | None, path_roots: tuple[Path, ...] | No
         return None
 
 
+def _image_name(value: Any, row: int, root: Path) -> str:
+    """How a message names an image: its path (relative to the dataset's folder when under it,
+    else its file name) when it has one, else its row."""
+    path = value.get("path") if isinstance(value, dict) else value if isinstance(value, (str, os.PathLike)) else None
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        return f"row {row}"
+    p = Path(path)
+    if not p.is_absolute():
+        return p.as_posix()
+    return p.relative_to(root).as_posix() if p.is_relative_to(root) else p.name
+
+
+def _named(names: Sequence[str], limit: int = 5, width: int = 80) -> str:
+    """``a.png, b.png, …`` (the first ``limit`` names, each cut to ``width`` characters, and an
+    ellipsis when there are more): a dataset's names never make a message grow without bound."""
+    shown = [n if len(n) <= width else f"{n[:width - 1]}…" for n in names[:limit]]
+    return ", ".join(shown) + (", …" if len(names) > limit else "")
+
+
 def _fingerprint(images: Sequence[Any], labels: np.ndarray, class_names: Sequence[str]) -> str:
     h = hashlib.sha256(json.dumps(list(class_names)).encode())
     for img, y in zip(images, labels):
@@ -510,7 +531,7 @@ def load_sample(dataset: str | os.PathLike, *, split: str | None = None, config:
     if kept.size < 2:
         raise DatasetError(f"{s.source} [{s.split}]: {kept.size} class(es) with at least "
                            f"{min_per_class} labelled rows (of {len(names)} classes); fennec needs "
-                           "at least 2. Check label_column= and split=, or lower min_per_class.",
+                           "at least 2. Check label_column= and split=, or lower min_per_class=.",
                            dataset=s.dataset)
     if per_class is not None:
         quota = per_class
@@ -533,11 +554,9 @@ def load_sample(dataset: str | os.PathLike, *, split: str | None = None, config:
     pos = dict.fromkeys(order, 0)
     n_skipped = 0
     refused: list[str] = []  # file paths named by rows of a Hub dataset
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=sum(want.values()), desc="decoding images", unit="img")
+    skipped: list[str] = []  # images that could not be decoded
+    decode_warnings: dict[tuple[type, str], list[str]] = {}  # (category, message) -> images
+    bar = _progress.bar(total=sum(want.values()), desc="decoding images", unit="images", enabled=progress)
     try:
         while True:  # read the rows still wanted; replace undecodable ones from the same class
             batch = []
@@ -550,36 +569,45 @@ def load_sample(dataset: str | os.PathLike, *, split: str | None = None, config:
             batch.sort()
             rows = s.read_rows(image_column, np.array([i for i, _ in batch], dtype=np.int64))
             for (i, c), value in zip(batch, rows):
-                try:
-                    with warnings.catch_warnings():  # fennec's bound replaces PIL's bomb warning
-                        warnings.simplefilter("ignore", DecompressionBombWarning)
+                refusal = False
+                with warnings.catch_warnings(record=True) as caught:  # PIL warns per image: collected
+                    warnings.simplefilter("always")
+                    warnings.simplefilter("ignore", DecompressionBombWarning)  # fennec's bound replaces it
+                    try:
                         img = _decode(value, s.base_dir, s.path_roots, dataset=s.dataset, image_side=image_side)
-                except _RefusedPath as e:
-                    refused.append(e.args[0])
-                    img = None
-                except _DecompressionBomb as e:
-                    raise DatasetError(
-                        f"{s.source} [{s.split}]: {_where(value, i, image_column)} declares {e} pixels, "
-                        f"more than fennec decodes (MAX_IMAGE_PIXELS = {MAX_IMAGE_PIXELS:,}): a decompression "
-                        "bomb, or a huge scan. Remove that image from the dataset, or downscale it below "
-                        "the bound.", dataset=s.dataset) from None
+                    except _RefusedPath as e:
+                        refused.append(e.args[0])
+                        img, refusal = None, True
+                    except _DecompressionBomb as e:
+                        raise DatasetError(
+                            f"{s.source} [{s.split}]: {_where(value, i, image_column)} declares {e} pixels, "
+                            f"more than fennec decodes (MAX_IMAGE_PIXELS = {MAX_IMAGE_PIXELS:,}): a decompression "
+                            "bomb, or a huge scan. Remove that image from the dataset, or downscale it below "
+                            "the bound.", dataset=s.dataset) from None
+                for w in caught:
+                    key = (w.category, str(w.message).splitlines()[0][:200] if str(w.message) else "")
+                    if key in decode_warnings or len(decode_warnings) < 5:
+                        decode_warnings.setdefault(key, []).append(_image_name(value, i, Path(s.source)))
                 if img is None:
                     n_skipped += 1
+                    if not refusal:
+                        skipped.append(_image_name(value, i, Path(s.source)))
                     continue
                 taken[c].append((i, img))
-                if bar is not None:
-                    bar.update(1)
+                bar.update(1)
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
+    for (category, message), which in decode_warnings.items():
+        warnings.warn(f"{s.source} [{s.split}]: {len(which)} image(s) warned while decoding "
+                      f"({category.__name__}: {message}): {_named(which)}", DatasetWarning, stacklevel=2)
     if refused:
         warnings.warn(f"{s.source} [{s.split}]: refused {len(refused)} row(s) that name a file "
                       f"(e.g. {refused[0][:200]!r}) instead of carrying image bytes: fennec never "
                       "opens files named by a Hub dataset. They count as skipped.",
                       DatasetWarning, stacklevel=2)
-    if n_skipped > len(refused):
-        warnings.warn(f"{s.source} [{s.split}]: skipped {n_skipped - len(refused)} image(s) that could not be "
-                      f"decoded (column {image_column!r}).", DatasetWarning, stacklevel=2)
+    if skipped:
+        warnings.warn(f"{s.source} [{s.split}]: skipped {len(skipped)} image(s) that could not be "
+                      f"decoded (column {image_column!r}): {_named(skipped)}", DatasetWarning, stacklevel=2)
     if not any(taken.values()):
         raise DatasetError(f"{s.source} [{s.split}]: none of the {n_skipped} images tried in "
                            f"column {image_column!r} could be decoded.", dataset=s.dataset)

@@ -47,6 +47,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 import torch
 
+from fennec import _progress
 from fennec import constants
 from fennec._files import save_npz_atomic
 from fennec._hub_common import ModelFiles, Preprocessing
@@ -271,11 +272,8 @@ def extract_features(model_or_files: torch.nn.Module | ModelFiles, images: Seque
     first = next(model.parameters(), None)
     dev = first.device if first is not None else torch.device("cpu")
     forward = _forward_fn(model, spec)
-    starts = range(0, len(images), batch_size)
-    if progress:
-        from tqdm.auto import tqdm
-
-        starts = tqdm(starts, desc=f"features {spec.repo_id}", unit="batch")
+    starts = _progress.track(range(0, len(images), batch_size), desc=f"forward passes of {spec.repo_id}",
+                             unit="batches", enabled=progress)
     feats, logits = [], []
     with torch.inference_mode():
         for start in starts:

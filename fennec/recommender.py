@@ -17,7 +17,15 @@ The path of one call (DESIGN.md):
    score is fused with the index score.
 
 What it ranks with is a *workspace* (:mod:`fennec.workspace`): ``FENNEC_HOME`` once
-``fennec fit`` has fitted it, otherwise the embedded zoo, built offline on first use.
+``fennec fit`` has fitted it, otherwise the embedded demo zoo, built offline on first use
+(the result says so first: :attr:`Recommendations.notes`, :class:`WorkspaceInfo`).
+
+The result never contradicts its own evidence: when the dataset *is* a known task (closest
+descriptor similarity >= :data:`SAME_DATA_SIMILARITY`), that task's recorded fine-tuning
+results are the best estimate there is, so the models are ranked by them
+(:attr:`Recommendation.known_result`) and a note says so; when even the closest known task is
+far (similarity < :data:`LOW_SIMILARITY`, a threshold read off the zoo benchmark in
+docs/recommend.md), a note says the ranking is low-confidence.
 
 Example:
     >>> import fennec
@@ -39,13 +47,16 @@ from typing import Any
 import numpy as np
 
 from fennec.errors import FallbackWarning, InvalidInputError
-from fennec.workspace import DEFAULT_MAX_SAMPLES, Workspace, _workspace_for
+from fennec.workspace import DEFAULT_MAX_SAMPLES, ZOO_HUB, Workspace, _workspace_for, results_table
 
 __all__ = [
     "DEFAULT_FUSION_WEIGHT",
     "KnownTask",
+    "LOW_SIMILARITY",
     "Recommendation",
     "Recommendations",
+    "SAME_DATA_SIMILARITY",
+    "WorkspaceInfo",
     "recommend",
 ]
 
@@ -54,6 +65,15 @@ LOG = logging.getLogger(__name__)
 #: Weight of the metric in the fusion (``fennec.refine.fuse``); the zoo benchmark's
 #: leave-one-task-out choice is reported in benchmark/results/zoo_recommend.md.
 DEFAULT_FUSION_WEIGHT = 0.5
+#: Descriptor similarity from which the closest known task counts as this very dataset (a
+#: resample of a dataset scores above 0.999; the zoo's two closest distinct tasks, t-digits and
+#: its few-shot subset, score 0.987): its recorded fine-tuning results then rank the models.
+SAME_DATA_SIMILARITY = 0.999
+#: Below this similarity of the closest known task the ranking is flagged as low-confidence. In
+#: the zoo's leave-one-task-out benchmark the nearest other task of 7 targets scored >= 0.27
+#: (index-only weighted tau 0.75-0.85) and of 3 targets <= 0.07 (tau 0.04-0.65): see
+#: docs/recommend.md, "How far is far".
+LOW_SIMILARITY = 0.2
 
 
 # -- recommendations -------------------------------------------------------------------
@@ -71,9 +91,13 @@ class Recommendation:
         metric_score: the transferability metric on the sample (None when not refined).
         metric: its name (None when not refined).
         final_score: what the ranking sorts by: the fused score for refined models, the
-            predicted score otherwise (refined models rank before the others).
+            predicted score otherwise (refined models rank before the others); for a known
+            task, the ranking sorts by ``known_result`` first.
         parameters, family: from the catalog.
         reason: a one-line human explanation.
+        known_result: when the dataset is a known task (similarity >= :data:`SAME_DATA_SIMILARITY`),
+            this model's recorded fine-tuning result on it; the ranking then sorts by it first
+            (models without one follow in ``final_score`` order). None otherwise.
     """
 
     rank: int
@@ -86,6 +110,7 @@ class Recommendation:
     parameters: int | None
     family: str | None
     reason: str
+    known_result: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -108,6 +133,27 @@ class KnownTask:
     best_value: float | None
 
 
+@dataclasses.dataclass(frozen=True)
+class WorkspaceInfo:
+    """What a call ranked with.
+
+    Attributes:
+        home: the workspace folder.
+        kind: ``"demo-zoo"`` (the embedded zoo's small models, not the Hub) or ``"fitted"``
+            (a workspace fitted with ``fennec fit`` over a catalog).
+        n_models: models in its index.
+        note: for the demo zoo, the sentence that says so and how to rank the Hub instead.
+    """
+
+    home: str
+    kind: str
+    n_models: int
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
 class Recommendations(Sequence[Recommendation]):
     """The ranked :class:`Recommendation` records of one call, with their evidence.
 
@@ -116,15 +162,22 @@ class Recommendations(Sequence[Recommendation]):
     formed: ``{"predictor": "knn" | "ridge" | "mean", "n_tasks": T, "weights": [(task id,
     weight), …]}``, largest weights first), ``n_candidates``, ``n_refined`` (candidates the
     metric scored; failed ones excluded), ``n_failed``, ``forward_passes`` (images run through
-    the proxy and the refined models, cache misses only), ``timings`` (seconds per step) and
-    ``workspace``.
+    the proxy and the refined models, cache misses only), ``timings`` (seconds per step),
+    ``workspace`` (:class:`WorkspaceInfo`: the embedded demo zoo or a fitted workspace),
+    ``same_task`` (the known task this dataset is, or None) and ``notes``: what a reader must
+    know before the ranking (it ranked the demo zoo, not the Hub; it is ranked by the known
+    results of this very dataset; it is low-confidence), first in :meth:`table` and
+    :meth:`to_dict`.
     """
 
     def __init__(self, items: list[Recommendation], *, dataset: str, closest_tasks: list[KnownTask],
                  n_candidates: int, n_refined: int, metric: str | None, forward_passes: int,
-                 timings: dict[str, float], workspace: str, n_indexed: int,
-                 placement: dict[str, Any] | None = None, n_failed: int = 0):
+                 timings: dict[str, float], workspace: WorkspaceInfo, n_indexed: int,
+                 placement: dict[str, Any] | None = None, n_failed: int = 0,
+                 notes: Sequence[str] = (), same_task: str | None = None):
         self._items = items
+        self.notes = list(notes)
+        self.same_task = same_task
         self.dataset = dataset
         self.closest_tasks = closest_tasks
         self.placement = placement or {}
@@ -148,10 +201,12 @@ class Recommendations(Sequence[Recommendation]):
 
     def __repr__(self) -> str:
         top = ", ".join(r.model_id for r in self._items[:3])
-        return f"Recommendations({len(self)} models: {top}{', …' if len(self) > 3 else ''})"
+        of = " of the embedded demo zoo" if self.workspace.kind == "demo-zoo" else ""
+        return f"Recommendations({len(self)} models{of}: {top}{', …' if len(self) > 3 else ''})"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"dataset": self.dataset, "workspace": self.workspace, "n_indexed": self.n_indexed,
+        return {"notes": self.notes, "workspace": self.workspace.to_dict(), "same_task": self.same_task,
+                "dataset": self.dataset, "n_indexed": self.n_indexed,
                 "n_candidates": self.n_candidates, "n_refined": self.n_refined, "metric": self.metric,
                 "n_failed": self.n_failed, "forward_passes": self.forward_passes, "timings": self.timings,
                 "placement": self.placement,
@@ -161,16 +216,21 @@ class Recommendations(Sequence[Recommendation]):
     def table(self) -> str:
         """A readable ranked table with the evidence under it."""
         width = max([len(r.model_id) for r in self._items] + [5])
-        head = f"{'rank':>4}  {'model':<{width}}  {'params':>8}  {'predicted':>9}  {'metric':>9}  {'final':>7}"
-        lines = [head, "-" * len(head)]
+        known = self.same_task is not None
+        head = (f"{'rank':>4}  {'model':<{width}}  {'params':>8}  {'predicted':>9}  {'metric':>9}  {'final':>7}"
+                + (f"  {'known':>7}" if known else ""))
+        lines = [f"note: {n}" for n in self.notes] + ([""] if self.notes else []) + [head, "-" * len(head)]
         for r in self._items:
             metric = f"{r.metric_score:9.3f}" if r.metric_score is not None else f"{'-':>9}"
+            result = "" if not known else f"  {r.known_result:7.3f}" if r.known_result is not None else f"  {'-':>7}"
             lines.append(f"{r.rank:>4}  {r.model_id:<{width}}  {_fmt_params(r.parameters):>8}  "
-                         f"{r.predicted_score:9.3f}  {metric}  {r.final_score:7.3f}")
+                         f"{r.predicted_score:9.3f}  {metric}  {r.final_score:7.3f}{result}")
         lines.append("")
         lines.append("predicted: transfer-space score (standard deviations above an average model); metric: "
-                     f"{self.metric or 'not run'} on the sample; final: what the ranking sorts by "
-                     "(fused z-scores for re-ranked models)")
+                     f"{self.metric or 'not run'} on the sample; final: "
+                     + (f"the fused score (z-scores for re-ranked models); known: the recorded fine-tuning result "
+                        f"on {self.same_task}, which the ranking sorts by" if known else
+                        "what the ranking sorts by (fused z-scores for re-ranked models)"))
         lines.append(f"dataset: {self.dataset}")
         failed = f" ({self.n_failed} failed)" if self.n_failed else ""
         lines.append(f"ranked {self.n_indexed} indexed models; {self.n_candidates} candidates from the index, "
@@ -180,7 +240,7 @@ class Recommendations(Sequence[Recommendation]):
             lines.append(_placement_line(self.placement))
         if self.closest_tasks:
             lines.append("closest known tasks: " + "; ".join(
-                f"{t.task_id} ({'the same data as this dataset, ' if t.similarity >= 0.999 else ''}"
+                f"{t.task_id} ({'the same data as this dataset, ' if t.similarity >= SAME_DATA_SIMILARITY else ''}"
                 f"similarity {t.similarity:.2f}"
                 + (f", best: {t.best_model} {t.best_value:.3f})" if t.best_model else ")")
                 for t in self.closest_tasks))
@@ -219,7 +279,7 @@ def recommend(dataset: str | Path | Any, *, top_k: int = 5, candidates: int = 20
               metric: str | None = None, hub: str | None = None, home: str | Path | None = None,
               device: Any = None, split: str | None = None, config: str | None = None,
               image_column: str | None = None, label_column: str | None = None,
-              max_samples: int | None = None, seed: int | None = None,
+              max_samples: int | None = None, seed: int | None = None, min_per_class: int = 2,
               fusion_weight: float = DEFAULT_FUSION_WEIGHT, cache: Any = None,
               progress: bool = False) -> Recommendations:
     """Rank the workspace's models by how well they are expected to fine-tune on ``dataset``.
@@ -237,8 +297,8 @@ def recommend(dataset: str | Path | Any, *, top_k: int = 5, candidates: int = 20
             ``FENNEC_HOME``), falling back to the embedded zoo when nothing is fitted there.
         home: a workspace folder fitted with :func:`fit`.
         device: ``"cuda"``, ``"cpu"`` … for forward passes and scoring (default: CUDA if
-            available).
-        split, config, image_column, label_column, max_samples, seed: how the dataset is read and
+            available); a device this machine does not have is refused before any work.
+        split, config, image_column, label_column, max_samples, seed, min_per_class: how the dataset is read and
             sampled (:func:`fennec.data.load_sample`). ``max_samples`` and ``seed`` default to
             the values the workspace's known tasks were described with (``fit.json``; 1000 and
             0), so that the new descriptor is comparable with theirs; other values are honoured
@@ -249,7 +309,9 @@ def recommend(dataset: str | Path | Any, *, top_k: int = 5, candidates: int = 20
         progress: progress bars for the long steps.
 
     Returns:
-        :class:`Recommendations` (best first), with the closest known tasks as evidence.
+        :class:`Recommendations` (best first), with the closest known tasks as evidence. When
+        the closest known task is this very dataset (similarity >= :data:`SAME_DATA_SIMILARITY`),
+        the models are ranked by its recorded fine-tuning results (``known_result``).
 
     Raises:
         InvalidInputError / DatasetError: bad arguments or an unusable dataset.
@@ -257,13 +319,17 @@ def recommend(dataset: str | Path | Any, *, top_k: int = 5, candidates: int = 20
     """
     from fennec.data import check_sampling, load_sample
     from fennec.metrics import metric_info
+    from fennec.metrics._validation import resolve_device
     from fennec.refine import DEFAULT_METRIC, check_weight, fuse, score_candidates
     from fennec.task import task_descriptor
 
     top_k = _check_positive("top_k", top_k)
     candidates = _check_positive("candidates", candidates)
     check_weight(fusion_weight, "fusion_weight")
-    check_sampling(max_samples=max_samples, seed=0 if seed is None else seed)  # before any work
+    check_sampling(max_samples=max_samples, min_per_class=min_per_class,
+                   seed=0 if seed is None else seed)  # before any work
+    if device is not None:
+        resolve_device(device)  # a device this machine lacks fails now, not once per candidate
     metric = metric or DEFAULT_METRIC
     metric_info(metric)  # an unknown metric fails before any work
     timings: dict[str, float] = {}
@@ -278,7 +344,8 @@ def recommend(dataset: str | Path | Any, *, top_k: int = 5, candidates: int = 20
         sample = dataset
     else:
         sample = load_sample(dataset, split=split, config=config, image_column=image_column,
-                             label_column=label_column, max_samples=max_samples, seed=seed, progress=progress)
+                             label_column=label_column, max_samples=max_samples, seed=seed,
+                             min_per_class=min_per_class, progress=progress)
     timings["sample"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -289,7 +356,11 @@ def recommend(dataset: str | Path | Any, *, top_k: int = 5, candidates: int = 20
     timings["task"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    hits = ws.index.search(np.asarray(task_vec, dtype=np.float32), k=max(candidates, top_k))
+    closest = _closest_tasks(ws, desc.vector)
+    known = _known_results(ws, closest)
+    # For a known task every model with a result can rank, so every model gets its index score.
+    hits = ws.index.search(np.asarray(task_vec, dtype=np.float32),
+                           k=len(ws.index) if known else max(candidates, top_k))
     predicted = dict(hits)
     timings["index"] = time.perf_counter() - t
 
@@ -318,14 +389,61 @@ def recommend(dataset: str | Path | Any, *, top_k: int = 5, candidates: int = 20
         order = list(fused.items()) + [(m, predicted[m]) for m in rest]  # fuse's order and tie-break
     else:
         order = [(m, s) for m, s in hits]
-    records = _records(ws, order[:top_k], predicted, metric_scores, shas, metric if refine else None)
-    closest = _closest_tasks(ws, desc.vector)
+    if known:  # this very dataset's recorded results first; models without one keep their order after them
+        position = {m: i for i, (m, _) in enumerate(order)}
+        order.sort(key=lambda ms: (ms[0] not in known[1], -known[1].get(ms[0], 0.0), position[ms[0]]))
+    records = _records(ws, order[:top_k], predicted, metric_scores, shas, metric if refine else None,
+                       known=known)
     timings["rank"] = time.perf_counter() - t
+    info = _workspace_info(ws, fell_back=hub != ZOO_HUB)
     return Recommendations(records, dataset=_dataset_summary(sample), closest_tasks=closest,
                            n_candidates=min(candidates, len(hits)), n_refined=n_scored, n_failed=n_failed,
                            metric=metric if n_scored else None, forward_passes=forward, placement=placement,
-                           timings={k: round(v, 4) for k, v in timings.items()}, workspace=str(ws.home),
-                           n_indexed=len(ws.index))
+                           timings={k: round(v, 4) for k, v in timings.items()}, workspace=info,
+                           n_indexed=len(ws.index), notes=_notes(info, closest, known),
+                           same_task=known[0] if known else None)
+
+
+def _workspace_info(ws: Workspace, *, fell_back: bool) -> WorkspaceInfo:
+    """What the call ranked with; for the embedded zoo's models, the note that says so first."""
+    n = len(ws.index)
+    if ws.manifest.get("hub") != ZOO_HUB:
+        return WorkspaceInfo(str(ws.home), "fitted", n)
+    why = ("nothing is fitted in FENNEC_HOME yet" if fell_back and "zoo_stamp" in ws.manifest
+           else "--hub zoo / hub='zoo'" if "zoo_stamp" in ws.manifest else f"{ws.home} was fitted with --hub zoo")
+    return WorkspaceInfo(str(ws.home), "demo-zoo", n, note=(
+        f"ranked the embedded demo zoo ({n} small models), not the Hugging Face Hub ({why}). To rank the Hub's "
+        "models instead, build your workspace once: `fennec reindex`, `fennec import-results TABLES`, "
+        "`fennec fit` (docs/recommend.md)."))
+
+
+def _known_results(ws: Workspace, closest: list[KnownTask]) -> tuple[str, dict[str, float]] | None:
+    """``(task, {model: result})`` when the closest known task is this very dataset and has
+    results for indexed models; else None."""
+    if not closest or closest[0].similarity < SAME_DATA_SIMILARITY:
+        return None
+    from fennec.workspace import _read_catalog
+
+    with _read_catalog(ws.home / "catalog.sqlite") as catalog:
+        table, _ = results_table(catalog, set(ws.index.ids))
+    row = table.get(closest[0].task_id)
+    return (closest[0].task_id, row) if row else None
+
+
+def _notes(info: WorkspaceInfo, closest: list[KnownTask], known: tuple[str, dict[str, float]] | None) -> list[str]:
+    """What a reader must know before the ranking, most important first."""
+    notes = [info.note] if info.note else []
+    if known is not None:
+        task, row = known
+        notes.append(f"this dataset is the known task {task} (descriptor similarity {closest[0].similarity:.3f}): the "
+                     f"models are ranked by their recorded fine-tuning results on it ({len(row)} models; column "
+                     "'known'), the best estimate there is; predicted and metric scores are shown for comparison.")
+    elif closest and closest[0].similarity < LOW_SIMILARITY:
+        notes.append(f"low confidence: even the closest known task ({closest[0].task_id}, similarity "
+                     f"{closest[0].similarity:.2f}) is far from this dataset (below {LOW_SIMILARITY}), so the "
+                     "transfer space extrapolates; on the zoo benchmark such targets were ranked much worse "
+                     "(docs/recommend.md). Weigh the metric column, or fine-tune the top few to check.")
+    return notes
 
 
 def _sampling(ws: Workspace, max_samples: int | None, seed: int | None) -> tuple[int, int]:
@@ -356,9 +474,11 @@ def _dataset_summary(sample: Any) -> str:
 
 
 def _records(ws: Workspace, order: list[tuple[str, float]], predicted: dict[str, float],
-             metric_scores: dict[str, float | None], shas: dict[str, str | None], metric: str | None) -> list[Recommendation]:
+             metric_scores: dict[str, float | None], shas: dict[str, str | None], metric: str | None, *,
+             known: tuple[str, dict[str, float]] | None = None) -> list[Recommendation]:
     from fennec.workspace import _read_catalog
 
+    task, results = known if known is not None else (None, {})
     out = []
     pred_rank = {m: i + 1 for i, m in enumerate(sorted(predicted, key=lambda m: (-predicted[m], m)))}
     scored = {m: s for m, s in metric_scores.items() if s is not None}
@@ -366,7 +486,12 @@ def _records(ws: Workspace, order: list[tuple[str, float]], predicted: dict[str,
     with _read_catalog(ws.home / "catalog.sqlite") as catalog:
         for rank, (model, final) in enumerate(order, start=1):
             info = catalog.get_model(model)
-            parts = [f"transfer space #{pred_rank[model]} of {len(predicted)} candidates"]
+            parts = []
+            if model in results:
+                parts.append(f"fine-tuned on this very dataset (known task {task}): {results[model]:.3f}")
+            elif known is not None:
+                parts.append(f"no recorded result on the known task {task}")
+            parts.append(f"transfer space #{pred_rank[model]} of {len(predicted)} candidates")
             if model in metric_scores:
                 if metric_scores[model] is None:
                     parts.append(f"{metric} failed on this model (ranked by the transfer space only)")
@@ -379,7 +504,7 @@ def _records(ws: Workspace, order: list[tuple[str, float]], predicted: dict[str,
                 predicted_score=float(predicted[model]), metric_score=metric_scores.get(model),
                 metric=metric if model in metric_scores else None, final_score=float(final),
                 parameters=info.parameters if info else None, family=info.family if info else None,
-                reason="; ".join(parts)))
+                reason="; ".join(parts), known_result=results.get(model)))
     return out
 
 

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fennec import _progress, constants
 from fennec.errors import CandidateFailedWarning, FeatureExtractionError, InvalidInputError
 from fennec.features import FeatureCache, SampleLike, _check_sample, _features_of, _resolve_cache
 from fennec.metrics import metric_info
@@ -37,7 +38,7 @@ LOG = logging.getLogger(__name__)
 #: zoo benchmark (mean weighted τ over the 10 targets, benchmark/results/zoo_metrics.md: 0.703
 #: on the complete ground truth, ahead of LogME 0.660 and SFDA 0.515). ``fennec
 #: bench`` re-selects it without the held-out target for every target it evaluates.
-DEFAULT_METRIC = "hscore_regularized"
+DEFAULT_METRIC = constants.DEFAULT_METRIC
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,11 +104,8 @@ def score_candidates(model_ids: Iterable[str], sample: SampleLike, *, hub: Any, 
     _check_sample(sample)
     store = _resolve_cache(cache)
     labels = np.asarray(sample.labels)
-    iterator: Iterable[str] = ids
-    if progress:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(ids, desc=f"scoring ({metric})", unit="model")
+    iterator: Iterable[str] = _progress.track(ids, desc=f"scoring candidates ({metric})", unit="models",
+                                              enabled=progress)
     results = []
     for model_id in iterator:
         t0 = time.perf_counter()

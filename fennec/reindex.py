@@ -50,6 +50,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from fennec import _progress
 from fennec._files import file_lock, storage_errors
 from fennec.catalog import Catalog, iter_batches
 from fennec.errors import (
@@ -327,7 +328,7 @@ def reindex(*, hub: Hub, catalog: Catalog, index_dir: str | Path, embedder: Embe
             summary.seconds = time.perf_counter() - t0
             summary.watermark = catalog.watermark
             return summary
-        bar = _progress(len(work), progress)
+        bar = _progress.bar(total=len(work), desc="reindex", unit="models", enabled=progress)
         saved_at, dirty = time.monotonic(), False
         unavailable = 0  # models in a row for which the hub was unavailable
         try:
@@ -464,22 +465,6 @@ def _embed(embedder: Embedder, files: ModelFiles, record: ModelRecord) -> np.nda
             f"{record.repo_id}: the embedder returned shape {vector.shape} (expected "
             f"({embedder.dim},)) or non-finite values.")
     return vector
-
-
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress(total: int, enabled: bool) -> Any:
-    if not enabled:
-        return _NoBar()
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="model", desc="reindex")
 
 
 # ---------------------------------------------------------------------------------------

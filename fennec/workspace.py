@@ -47,8 +47,8 @@ from typing import Any
 
 import numpy as np
 
+from fennec import _paths, _progress, constants
 from fennec._files import file_lock, save_json_atomic, sha256_file, storage_errors
-from fennec import _paths, constants
 from fennec.errors import FallbackWarning, InvalidInputError, WorkspaceError
 
 __all__ = [
@@ -229,7 +229,7 @@ def describe_tasks(task_datasets: Mapping[str, str], *, proxy: str, hub: Any, ma
 
     out = {}
     items = sorted(task_datasets.items())
-    bar = _bar(len(items), "describing known tasks", progress)
+    bar = _progress.bar(total=len(items), desc="describing known tasks", unit="tasks", enabled=progress)
     try:
         for task, spec in items:
             sample = load_sample(_resolve_task_dataset(spec), max_samples=max_samples, seed=seed)
@@ -271,8 +271,11 @@ def fit(*, home: str | Path | None = None, hub: str | None = None, proxy: str | 
     Raises:
         WorkspaceError: no indexed models, or no fine-tuning results for them.
         StorageError: the disk is full or the home is read-only (the previous fit is intact).
+        InvalidInputError: the hub does not have the proxy, or ``device`` is not on this machine
+            (both before any work).
     """
     home = Path(home) if home is not None else constants.fennec_home()
+    _check_device(device)
     with storage_errors(f"fitting {home}", kept="The previous fit and the catalog are intact."), _fit_lock(home):
         return _fit(home=home, hub=hub, proxy=proxy, dim=dim, max_samples=max_samples, seed=seed,
                     exclude=exclude, device=device, progress=progress, _extra_manifest=_extra_manifest)
@@ -321,6 +324,7 @@ def _fit(*, home: Path, hub: str | None, proxy: str | None, dim: int | None, max
                 "some with `fennec import-results` (published tables whose models are in the catalog, or the zoo "
                 "ground truth).")
         datasets = _task_datasets(catalog, sources)
+    _check_proxy(hub_obj, proxy, hub_spec)  # before the long steps: every task and query goes through it
     described = describe_tasks(datasets, proxy=proxy, hub=hub_obj, max_samples=max_samples, seed=seed,
                                device=device, progress=progress) if datasets else {}
     task_sides = {t: TaskSide(task_id=t, descriptor=d.vector, n_classes=d.n_classes, n_samples=d.n_samples)
@@ -352,6 +356,27 @@ def _fit(*, home: Path, hub: str | None, proxy: str | None, dim: int | None, max
                          time.perf_counter() - t0)
     LOG.info("%s", summary.line())
     return summary
+
+
+def _check_device(device: Any) -> None:
+    """A device this machine does not have fails before any work (the metrics' own check)."""
+    if device is not None:
+        from fennec.metrics._validation import resolve_device
+
+        resolve_device(device)
+
+
+def _check_proxy(hub: Any, proxy: str, hub_spec: str) -> None:
+    """The proxy must be on the hub (its config is fetched, no weights) before anything is fitted."""
+    from fennec.errors import HubError
+
+    try:
+        hub.fetch(proxy, weights=False)
+    except HubError as e:
+        where = f"the hub {hub_spec!r}" if hub_spec else "the hub (HF_ENDPOINT / FENNEC_LOCAL_HUB)"
+        raise InvalidInputError(
+            f"The proxy {proxy!r} cannot be fetched from {where}: {e} Choose a model that hub has with "
+            "proxy= (it embeds every task; the zoo's is fennec/resnet-proxy-union-long).") from e
 
 
 def _write_space(folder: Path, *, space: Any, ids: list[str], vectors: np.ndarray, described: Mapping[str, Any],
@@ -548,6 +573,7 @@ def zoo_workspace(home: str | Path | None = None, *, progress: bool = False, dev
     """
     zoo = zoo_dir()
     home = Path(home) if home is not None else constants.fennec_home() / "zoo"
+    _check_device(device)
     if _zoo_up_to_date(zoo, home):  # reads only: a built zoo workspace on read-only storage is usable
         return home
     with storage_errors(f"building the embedded zoo's workspace in {home}",
@@ -605,9 +631,11 @@ def _zoo_workspace(zoo: Path, home: Path, *, progress: bool, device: Any) -> Pat
                "benchmark/results/zoo_ground_truth.json in fennec's source tree)")
         raise WorkspaceError(f"The zoo's ground truth {truth} is missing; {fix}.")
     truth_sha = sha256_file(truth)
+    announced = False
     with Catalog(home / "catalog.sqlite") as catalog:
         stamp = _tree_stamp(zoo / "hub")
         if catalog.get_state("zoo_hub_stamp") != stamp:
+            announced = _announce_zoo_build(home, progress)
             # Incremental: only models new or changed since the last run are embedded.
             summary = reindex(hub=open_hub(str(zoo / "hub")), catalog=catalog, index_dir=home / "index",
                               embedder=Archi2VecEmbedder(), progress=progress)
@@ -633,9 +661,21 @@ def _zoo_workspace(zoo: Path, home: Path, *, progress: bool, device: Any) -> Pat
     stamps = {"zoo_stamp": stamp, "zoo_datasets_stamp": data_stamp, "zoo_ground_truth_sha256": truth_sha}
     wanted = {**stamps, "space_version": SPACE_VERSION, "descriptor_version": DESCRIPTOR_VERSION}
     if any(manifest.get(k) != v for k, v in wanted.items()):
+        if not announced:
+            _announce_zoo_build(home, progress)
         _fit(home=home, hub=ZOO_HUB, proxy=OFFLINE_PROXY, dim=DEFAULT_DIM, max_samples=DEFAULT_MAX_SAMPLES,
              seed=0, exclude=(), device=device, progress=progress, _extra_manifest=stamps)
     return home
+
+
+def _announce_zoo_build(home: Path, progress: bool) -> bool:
+    """Say that the embedded zoo's workspace is being built, and how long that usually takes."""
+    message = (f"building the embedded demo zoo's workspace in {home} (first use, or the zoo changed): "
+               "archi2vec of its model configs, the proxy over its task datasets, the fit. This usually "
+               "takes 1-2 minutes on a 2-core CPU; later calls reuse it.")
+    LOG.info("%s", message)
+    _progress.note(message, enabled=progress)
+    return True
 
 
 def _tree_stamp(folder: Path, *, skip_prefix: str | None = None) -> str:
@@ -649,6 +689,22 @@ def _tree_stamp(folder: Path, *, skip_prefix: str | None = None) -> str:
         st = path.stat()
         h.update(f"{path.relative_to(folder)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()
+
+
+def _catalog_has_content(path: Path) -> bool:
+    """Whether ``path`` is a catalog with models or results (an empty one, e.g. from an older
+    ``fennec models`` that created it, must not change what ``recommend()`` says). A file that
+    cannot be read as a catalog counts as content: the fallback warning then tells about it."""
+    from fennec.errors import FennecError
+
+    if not path.exists():
+        return False
+    try:
+        with _read_catalog(path) as catalog:
+            return sum(catalog.count_models().values()) > 0 or bool(catalog.transfer_results())
+    except FennecError as e:
+        LOG.info("%s: %s", path, e)
+        return True
 
 
 # -- the loaded workspace --------------------------------------------------------------
@@ -735,7 +791,7 @@ def _workspace_for(hub: str | None, home: str | Path | None, *, progress: bool, 
     if _space_dir(home) is not None:  # also a fit interrupted while replacing an older layout
         return _load_cached(home)
     if home == constants.fennec_home():
-        if (home / "catalog.sqlite").exists():
+        if _catalog_has_content(home / "catalog.sqlite"):
             warnings.warn(f"{home} has a catalog but no fitted transfer space, so the embedded zoo's models are "
                           "ranked instead of yours. Run `fennec fit` (after `fennec import-results`) to rank the "
                           "catalog's models, or pass hub='zoo' to use the zoo on purpose.", FallbackWarning,
@@ -745,8 +801,3 @@ def _workspace_for(hub: str | None, home: str | Path | None, *, progress: bool, 
         return _load_cached(zoo_workspace(None, progress=progress, device=device))
     return Workspace.load(home)  # raises the "run fennec fit" error
 
-
-def _bar(total: int, desc: str, enabled: bool) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, disable=not enabled, leave=False)

@@ -276,7 +276,7 @@ def test_unreadable_images_are_skipped_counted_and_replaced(tmp_path):
     (root / "a" / "broken1.png").write_bytes(b"not a png")
     (root / "a" / "broken2.jpg").write_bytes(_png(Image.fromarray(_pixels(0)))[:30])  # truncated
     (root / "a" / "notes.txt").write_text("ignored: not an image extension")
-    with pytest.warns(DatasetWarning, match="skipped 2 image"):
+    with pytest.warns(DatasetWarning, match=r"skipped 2 image.*: a/broken1.png, a/broken2.jpg$"):
         full = load_sample(root, max_samples=None)
     assert full.n_skipped == 2 and full.class_counts().tolist() == [4, 6] and full.n_available == 12
     for seed in range(4):  # class a has exactly 4 readable images among 6 rows
@@ -284,6 +284,40 @@ def test_unreadable_images_are_skipped_counted_and_replaced(tmp_path):
             warnings.simplefilter("ignore", DatasetWarning)
             s = load_sample(root, per_class=4, seed=seed)
         assert s.class_counts().tolist() == [4, 4] and 0 <= s.n_skipped <= 2
+
+
+def test_warnings_raised_while_decoding_are_one_warning_with_a_count_and_names(tmp_path, monkeypatch):
+    import fennec.data as data
+
+    root = make_image_folder(tmp_path / "d", {"a": 3, "b": 3})
+    decode = data._decode
+
+    def warning_decode(value, base_dir):
+        warnings.warn("Corrupt EXIF data", UserWarning)
+        return decode(value, base_dir)
+
+    monkeypatch.setattr(data, "_decode", warning_decode)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_sample(root, max_samples=None)
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 1 and all(issubclass(w.category, DatasetWarning) for w in caught)
+    assert "6 image(s) warned while decoding (UserWarning: Corrupt EXIF data): a/000.png, a/001.png, a/002.png, b/000.png" \
+        in messages[0] and messages[0].endswith(", …")
+
+
+def test_a_single_parquet_file_is_the_train_split_unless_named_like_a_split(tmp_path):
+    import pyarrow as pa
+
+    imgs = [{"bytes": _png(Image.fromarray(_pixels(i))), "path": None} for i in range(6)]
+    columns = {"image": pa.array(imgs, type=pa.struct([("bytes", pa.binary()), ("path", pa.string())])),
+               "label": [0, 1] * 3}
+    mine = write_table(tmp_path / "my_photos-2.parquet", columns)
+    assert load_sample(mine, max_samples=None).split == "train"
+    assert load_sample(mine, split="train", max_samples=None).n_available == 6
+    with pytest.raises(DatasetSplitError, match="its splits are: train"):
+        load_sample(mine, split="my_photos")
+    assert load_sample(write_table(tmp_path / "validation.parquet", columns), max_samples=None).split == "validation"
 
 
 def test_parquet_reads_images_only_from_sampled_row_groups(tmp_path, monkeypatch):

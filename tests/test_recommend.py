@@ -12,7 +12,7 @@ import json
 
 import numpy as np
 import pytest
-from zoo_fixtures import MODELS, TASKS, tiny_zoo  # noqa: F401  (the fixture)
+from zoo_fixtures import MODELS, TASKS, TRUTH, tiny_zoo  # noqa: F401  (the fixture)
 
 from fennec import workspace as ws_mod
 from fennec.cli import main
@@ -53,14 +53,65 @@ def test_recommend_end_to_end_on_the_embedded_zoo(zoo_env):
 
 
 def test_index_only_recommendation_ranks_every_model_without_forward_passes_through_them(zoo_env):
-    recs = recommend(zoo_env / "datasets" / "t-three", top_k=len(MODELS) + 3, refine=False, cache=False)
+    recs = recommend(zoo_env / "datasets" / "t-new", top_k=len(MODELS) + 3, refine=False, cache=False)
     assert len(recs) == len(MODELS) and recs.n_refined == 0 and recs.metric is None
     assert all(r.metric_score is None for r in recs)
     assert recs.forward_passes == 12  # the proxy only
     scores = [r.predicted_score for r in recs]
     assert scores == sorted(scores, reverse=True)
+    assert recs.same_task is None and all(r.known_result is None for r in recs)
+
+
+@pytest.mark.parametrize("refine", [False, True])
+def test_a_known_task_is_ranked_by_its_recorded_results_and_says_so(zoo_env, refine):
+    recs = recommend(zoo_env / "datasets" / "t-three", top_k=len(MODELS), refine=refine, candidates=2)
     # a known task's nearest known task is itself
-    assert recs.closest_tasks[0].task_id == "t-three"
+    assert recs.closest_tasks[0].task_id == "t-three" and recs.closest_tasks[0].similarity >= 0.999
+    truth = TRUTH["t-three"]
+    assert [r.model_id for r in recs] == sorted(truth, key=lambda m: -truth[m])
+    assert [r.known_result for r in recs] == sorted(truth.values(), reverse=True)
+    assert recs.same_task == "t-three" and "fine-tuned on this very dataset" in recs[0].reason
+    assert any("known task t-three" in n and "ranked by their recorded fine-tuning results" in n
+               for n in recs.notes)
+    table = recs.table()
+    assert "known" in table.splitlines()[len(recs.notes) + 1]  # the column header
+    doc = recs.to_dict()
+    assert doc["same_task"] == "t-three" and doc["recommendations"][0]["known_result"] == max(truth.values())
+    # the top-k of a known task are its best models even when top_k < the index's candidates
+    top = recommend(zoo_env / "datasets" / "t-three", top_k=2, refine=False)
+    assert [r.model_id for r in top] == sorted(truth, key=lambda m: -truth[m])[:2]
+
+
+def test_low_confidence_note_when_the_closest_known_task_is_far(zoo_env, monkeypatch):
+    from fennec import recommender
+
+    recs = recommend(zoo_env / "datasets" / "t-new", top_k=2, refine=False)
+    similarity = recs.closest_tasks[0].similarity
+    assert similarity < recommender.SAME_DATA_SIMILARITY
+    monkeypatch.setattr(recommender, "LOW_SIMILARITY", similarity + 0.01)
+    far = recommend(zoo_env / "datasets" / "t-new", top_k=2, refine=False)
+    assert any(n.startswith("low confidence: even the closest known task") and f"{similarity:.2f}" in n
+               for n in far.notes)
+    assert any(line.startswith("note: low confidence") for line in far.table().splitlines()[:3])
+    monkeypatch.setattr(recommender, "LOW_SIMILARITY", similarity - 0.01)
+    near = recommend(zoo_env / "datasets" / "t-new", top_k=2, refine=False)
+    assert not any("low confidence" in n for n in near.notes)
+
+
+def test_the_demo_zoo_says_so_first_everywhere(zoo_env, capsys):
+    recs = recommend(zoo_env / "datasets" / "t-new", top_k=2, refine=False)
+    assert recs.workspace.kind == "demo-zoo" and recs.workspace.n_models == len(MODELS)
+    note = recs.workspace.note
+    assert note.startswith(f"ranked the embedded demo zoo ({len(MODELS)} small models), not the Hugging Face Hub")
+    assert "nothing is fitted in FENNEC_HOME" in note and "`fennec reindex`" in note and "`fennec fit`" in note
+    assert recs.notes[0] == note and recs.table().splitlines()[0] == f"note: {note}"
+    assert "demo zoo" in repr(recs)
+    doc = recs.to_dict()
+    assert list(doc)[:2] == ["notes", "workspace"] and doc["notes"][0] == note
+    assert recommend(zoo_env / "datasets" / "t-new", top_k=1, refine=False, hub="zoo").workspace.note.count("--hub zoo")
+    assert main(["recommend", str(zoo_env / "datasets" / "t-new"), "--no-refine", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert json.loads(out)["notes"][0] == note and out.index("demo zoo") < out.index("recommendations")
 
 
 def test_the_zoo_workspace_is_built_once_and_refitted_when_the_ground_truth_changes(zoo_env, tmp_path):
@@ -92,6 +143,9 @@ def test_fit_refuses_an_empty_workspace_and_recommend_names_the_fix(tmp_path, zo
 
 @pytest.mark.parametrize("kwargs, error, match", [
     ({"top_k": 0}, InvalidInputError, "top_k"),
+    ({"device": "cuda:99"}, InvalidInputError, "cuda:99"),
+    ({"device": "nonsense"}, InvalidInputError, "not a valid torch device"),
+    ({"min_per_class": 0}, InvalidInputError, "min_per_class"),
     ({"candidates": -1}, InvalidInputError, "candidates"),
     ({"fusion_weight": 1.5}, InvalidInputError, "fusion_weight"),
     ({"fusion_weight": "0.5"}, InvalidInputError, "fusion_weight"),
@@ -161,12 +215,16 @@ def test_own_workspace_with_published_and_described_tasks(zoo_env, tmp_path):
                          protocol="p")
         for t in ("t-one", "t-three"):
             cat.upsert_task(t, metadata={"dataset": str(zoo_env / "datasets" / t)})
+    with pytest.raises(InvalidInputError, match="no/such-proxy.*proxy="):
+        fit(home=home, hub=str(zoo_env / "hub"), proxy="no/such-proxy")
+    assert not (home / "space").exists()  # refused before anything was described or fitted
     summary = fit(home=home, hub=str(zoo_env / "hub"), proxy=OFFLINE_PROXY)
     assert summary.n_tasks == 3 and summary.n_described == 2
     assert summary.n_models == len(MODELS)  # the proxy is excluded, the unknown model ignored
     manifest = json.loads((home / "space" / "fit.json").read_text())
     assert set(manifest["tasks"]) == {"paper/cifar10", "mine/t-one", "mine/t-three"}
     recs = recommend(zoo_env / "datasets" / "t-new", home=home, top_k=3, refine=False)
+    assert recs.workspace.kind == "fitted" and recs.workspace.note is None
     assert len(recs) == 3 and {t.task_id for t in recs.closest_tasks} <= {"mine/t-one", "mine/t-three"}
     # the best model of a published task is looked up under its <source>/<task> key
     best = {t.task_id: t.best_model for t in recs.closest_tasks}
@@ -213,10 +271,29 @@ def test_a_catalog_without_a_fit_warns_before_falling_back_to_the_zoo(zoo_env, t
     from fennec.errors import FallbackWarning
 
     monkeypatch.setenv("FENNEC_HOME", str(tmp_path / "home"))
-    Catalog(tmp_path / "home" / "catalog.sqlite").close()
+    with Catalog(tmp_path / "home" / "catalog.sqlite") as catalog:
+        catalog.import_table("paper", {"results": {"cifar10": {"lab/resnet-a": 0.9}}}, metric="acc", protocol="p")
     with pytest.warns(FallbackWarning, match="fennec fit"):
         recs = recommend(zoo_env / "datasets" / "t-new", top_k=1, refine=False)
-    assert recs.workspace == str(tmp_path / "home" / "zoo")
+    assert recs.workspace.home == str(tmp_path / "home" / "zoo") and recs.workspace.kind == "demo-zoo"
+
+
+def test_an_empty_catalog_or_fennec_models_does_not_change_what_recommend_says(zoo_env, tmp_path, monkeypatch,
+                                                                               capsys):
+    import warnings
+
+    from fennec.catalog import Catalog
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("FENNEC_HOME", str(home))
+    assert main(["models"]) == 0
+    assert "no catalog" in capsys.readouterr().out and not (home / "catalog.sqlite").exists()
+    assert main(["models", "--json"]) == 0 and capsys.readouterr().out == ""
+    Catalog(home / "catalog.sqlite").close()  # as older fennec versions' `fennec models` left it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        recs = recommend(zoo_env / "datasets" / "t-new", top_k=1, refine=False)
+    assert recs.workspace.kind == "demo-zoo"
 
 
 def test_an_older_fennecs_interrupted_swap_is_read_in_place_and_migrated_by_the_next_fit(zoo_env, tmp_path,
@@ -235,7 +312,7 @@ def test_an_older_fennecs_interrupted_swap_is_read_in_place_and_migrated_by_the_
     # recommend() on FENNEC_HOME uses it too, instead of falling back to the embedded zoo
     monkeypatch.setenv("FENNEC_HOME", str(home))
     recs = recommend(zoo_env / "datasets" / "t-new", top_k=1, refine=False)
-    assert recs.workspace == str(home)
+    assert recs.workspace.home == str(home)
     fit(home=home)  # the next fit moves to the versioned layout and removes the old folder
     assert (home / "space").is_symlink() and (home / "space" / "fit.json").exists()
     assert not (home / ".space.old").exists()

@@ -67,7 +67,13 @@ def resolve_device(device: str | torch.device | None, data: Any = None) -> torch
     """The device a metric computes on.
 
     ``None`` means: the device of ``data`` when it is a torch tensor, otherwise CUDA when
-    it is available, otherwise the CPU.
+    it is available, otherwise the CPU. A device this machine does not have (no CUDA, a CUDA
+    index beyond ``torch.cuda.device_count()``, no MPS, …) is refused here, so that callers
+    (``recommend()``, ``fit()``, ``fennec bench``, the CLI's ``--device``) can check it before
+    any work.
+
+    Raises:
+        InvalidInputError: not a torch device, or one this machine does not have.
     """
     if device is not None:
         try:
@@ -81,6 +87,23 @@ def resolve_device(device: str | torch.device | None, data: Any = None) -> torch
             raise InvalidInputError(
                 f"device={device!r} was requested but CUDA is not available on this machine. "
                 "Pass device='cpu' or device=None (which picks the CPU here)."
+            )
+        if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            n = torch.cuda.device_count()
+            raise InvalidInputError(
+                f"device={device!r} was requested but this machine has {n} CUDA device(s) "
+                f"(cuda:0 to cuda:{n - 1}). Pass one of them, or device=None."
+            )
+        if resolved.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+            raise InvalidInputError(
+                f"device={device!r} was requested but Apple's MPS backend is not available on this machine. "
+                "Pass device='cpu' or device=None."
+            )
+        backend = getattr(torch, resolved.type, None) if resolved.type not in ("cpu", "cuda", "mps") else None
+        if backend is not None and callable(getattr(backend, "is_available", None)) and not backend.is_available():
+            raise InvalidInputError(
+                f"device={device!r} was requested but the {resolved.type} backend is not available on this "
+                "machine. Pass device='cpu' or device=None."
             )
         return resolved
     if isinstance(data, torch.Tensor):
