@@ -559,8 +559,10 @@ class Catalog:
                             skipped += 1
                             continue
                         if not isinstance(value, (int, float)) or isinstance(value, bool):
+                            shown = repr(value) if len(repr(value)) <= 60 else f"{repr(value)[:57]}..."
                             raise InvalidInputError(
-                                f"{source_id}/{variant}/{task_id}/{model}: value {value!r} is not a number.")
+                                f"{source_id}/{variant}/{task_id}/{model}: value {shown} "
+                                f"({type(value).__name__}) is not a number.")
                         db.execute("INSERT INTO transfer_results VALUES (?, ?, ?, ?, ?, ?, ?)",
                                    (source_id, variant, task_id, model, float(value), task_metric, protocol))
                         n += 1

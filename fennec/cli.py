@@ -407,12 +407,15 @@ def _storage_or_sqlite_error(error: Exception, command: str) -> str | None:
 
 #: ``name=``, ``name='value'``, ``name=value`` in a library message: Python keyword arguments.
 _KWARG = re.compile(r"(?<![\w.-])([a-z][a-z0-9_]*)=(?:'([^'\s]*)'|\"([^\"\s]*)\"|([\w./:-]*\w))?")
+#: A bare argument name with an underscore (``fusion_weight must be …``); not a call or a path.
+_NAME = re.compile(r"(?<![\w.=-])([a-z][a-z0-9]*(?:_[a-z0-9]+)+)(?![\w=(.-])")
 
 
 def _cli_terms(message: str, flags: Collection[str]) -> str:
     """A library message with the keyword arguments that are flags of this command written as
     flags: ``pass split=`` -> ``pass --split``, ``hub='zoo'`` -> ``--hub zoo``, ``device=None`` ->
-    ``no --device``. Keywords that are not flags here are left as they are."""
+    ``no --device``, ``fusion_weight must be`` -> ``--fusion-weight must be``. Names that are not
+    flags here are left as they are."""
 
     def flag(m: re.Match) -> str:
         name = "--" + m.group(1).replace("_", "-")
@@ -423,7 +426,11 @@ def _cli_terms(message: str, flags: Collection[str]) -> str:
             return f"no {name}"
         return f"{name} {value}" if value else name
 
-    return _KWARG.sub(flag, message)
+    def bare(m: re.Match) -> str:
+        name = "--" + m.group(1).replace("_", "-")
+        return name if name in flags else m.group(0)
+
+    return _NAME.sub(bare, _KWARG.sub(flag, message))
 
 
 def _one_line(text: str) -> str:

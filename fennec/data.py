@@ -540,8 +540,8 @@ def load_sample(dataset: str | os.PathLike, *, split: str | None = None, config:
         if quota < min_per_class:
             raise InvalidInputError(
                 f"max_samples={max_samples} gives {quota} image(s) to each of {kept.size} classes, "
-                f"below min_per_class={min_per_class}: raise max_samples to at least "
-                f"{min_per_class * kept.size} or pass per_class=.")
+                f"below min_per_class={min_per_class}: raise max_samples= to at least "
+                f"{min_per_class * kept.size} or lower min_per_class=.")
     else:
         quota = int(counts.max())
 

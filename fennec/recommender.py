@@ -65,15 +65,15 @@ LOG = logging.getLogger(__name__)
 #: Weight of the metric in the fusion (``fennec.refine.fuse``); the zoo benchmark's
 #: leave-one-task-out choice is reported in benchmark/results/zoo_recommend.md.
 DEFAULT_FUSION_WEIGHT = 0.5
-#: Descriptor similarity from which the closest known task counts as this very dataset (a
-#: resample of a dataset scores above 0.999; the zoo's two closest distinct tasks, t-digits and
-#: its few-shot subset, score 0.987): its recorded fine-tuning results then rank the models.
+#: Descriptor similarity from which the closest known task counts as this very dataset: its
+#: recorded fine-tuning results then rank the models. The zoo's two closest distinct tasks
+#: (t-digits and its few-shot subset) score 0.99 (benchmark/results/task_similarity.md).
 SAME_DATA_SIMILARITY = 0.999
-#: Below this similarity of the closest known task the ranking is flagged as low-confidence. In
-#: the zoo's leave-one-task-out benchmark the nearest other task of 7 targets scored >= 0.27
-#: (index-only weighted tau 0.75-0.85) and of 3 targets <= 0.07 (tau 0.04-0.65): see
-#: docs/recommend.md, "How far is far".
-LOW_SIMILARITY = 0.2
+#: Below this similarity of the closest known task the ranking is flagged as low-confidence. Held
+#: out as in ``fennec bench``, 7 zoo targets had a nearest other task at >= 0.36 (index-only
+#: weighted tau 0.75-0.85, mean 0.80) and 3 at <= 0.18 (tau 0.04-0.65, mean 0.45); 0.25 lies in
+#: that gap (benchmark/task_similarity.py, docs/recommend.md "How far is far").
+LOW_SIMILARITY = 0.25
 
 
 # -- recommendations -------------------------------------------------------------------
@@ -436,8 +436,8 @@ def _notes(info: WorkspaceInfo, closest: list[KnownTask], known: tuple[str, dict
     if known is not None:
         task, row = known
         notes.append(f"this dataset is the known task {task} (descriptor similarity {closest[0].similarity:.3f}): the "
-                     f"models are ranked by their recorded fine-tuning results on it ({len(row)} models; column "
-                     "'known'), the best estimate there is; predicted and metric scores are shown for comparison.")
+                     f"models are ranked by their recorded fine-tuning results on it (known_result, {len(row)} models; "
+                     "the table's 'known' column), the best estimate there is; predicted and metric scores are shown for comparison.")
     elif closest and closest[0].similarity < LOW_SIMILARITY:
         notes.append(f"low confidence: even the closest known task ({closest[0].task_id}, similarity "
                      f"{closest[0].similarity:.2f}) is far from this dataset (below {LOW_SIMILARITY}), so the "
@@ -453,7 +453,7 @@ def _sampling(ws: Workspace, max_samples: int | None, seed: int | None) -> tuple
     if max_samples is not None and max_samples != fitted_n:
         LOG.warning("Sampling at most %d images, but the workspace's known tasks were described from samples of "
                     "at most %d: the descriptor's sample-size statistics differ, which can shift the task's "
-                    "placement. Leave max_samples unset to match them.", max_samples, fitted_n)
+                    "placement. Leave max_samples= unset to match them.", max_samples, fitted_n)
     return (fitted_n if max_samples is None else max_samples), (fitted_seed if seed is None else seed)
 
 

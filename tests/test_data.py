@@ -393,7 +393,7 @@ def test_bad_arguments(tmp_path):
         load_sample(root, max_samples=0)
     with pytest.raises(InvalidInputError, match="per_class=1 is below min_per_class=2"):
         load_sample(root, per_class=1)
-    with pytest.raises(InvalidInputError, match="raise max_samples to at least 6"):
+    with pytest.raises(InvalidInputError, match="raise max_samples= to at least 6"):
         load_sample(root, max_samples=5)
     with pytest.raises(InvalidInputError, match="seed must be an int"):
         load_sample(root, seed=None)
