@@ -490,7 +490,7 @@ def load_sample(dataset: str | os.PathLike, *, split: str | None = None, config:
             pixels and its longer side at most twice that (aspect ratio kept, never
             enlarged; JPEGs are decoded at reduced scale); 1 to :data:`MAX_IMAGE_SIDE`.
             The default, :data:`DEFAULT_IMAGE_SIDE`, covers models with inputs up to 448 px.
-        progress: show a tqdm bar while decoding images.
+        progress: report decoding on stderr (:mod:`fennec._progress`: a bar on a terminal, a line in a log).
 
     Returns:
         A :class:`DatasetSample`; ``labels`` index ``class_names``, which excludes dropped classes.

@@ -47,8 +47,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 import torch
 
-from fennec import _progress
-from fennec import constants
+from fennec import _progress, constants
 from fennec._files import save_npz_atomic
 from fennec._hub_common import ModelFiles, Preprocessing
 from fennec._model_loading import _Spec, _spec_of, load_model
@@ -235,7 +234,7 @@ def extract_features(model_or_files: torch.nn.Module | ModelFiles, images: Seque
         preprocessing: required with a model; default ``files.preprocessing()``.
         device: None = the model's device (a model) or CUDA when available (files).
         batch_size: images per forward pass.
-        progress: show a tqdm bar over batches.
+        progress: report the batches on stderr (:mod:`fennec._progress`).
 
     Returns:
         ``features`` ``(N, D)`` float32 and ``probabilities`` ``(N, C_s)`` float32 (rows sum to

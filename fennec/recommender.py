@@ -306,7 +306,8 @@ def recommend(dataset: str | Path | Any, *, top_k: int = 5, candidates: int = 20
         fusion_weight: the metric's share in the fused score, in [0, 1] (:func:`fennec.refine.fuse`).
         cache: feature cache (:class:`fennec.features.FeatureCache`; None = the default
             folder, False = none).
-        progress: progress bars for the long steps.
+        progress: report the long steps on stderr: bars on a terminal, one line per step (counts,
+            seconds) otherwise (:mod:`fennec._progress`).
 
     Returns:
         :class:`Recommendations` (best first), with the closest known tasks as evidence. When
@@ -436,8 +437,9 @@ def _notes(info: WorkspaceInfo, closest: list[KnownTask], known: tuple[str, dict
     if known is not None:
         task, row = known
         notes.append(f"this dataset is the known task {task} (descriptor similarity {closest[0].similarity:.3f}): the "
-                     f"models are ranked by their recorded fine-tuning results on it (known_result, {len(row)} models; "
-                     "the table's 'known' column), the best estimate there is; predicted and metric scores are shown for comparison.")
+                     f"models are ranked by their recorded fine-tuning results on it (known_result, {len(row)} "
+                     "models; the table's 'known' column), the best estimate there is; predicted and metric scores "
+                     "are shown for comparison.")
     elif closest and closest[0].similarity < LOW_SIMILARITY:
         notes.append(f"low confidence: even the closest known task ({closest[0].task_id}, similarity "
                      f"{closest[0].similarity:.2f}) is far from this dataset (below {LOW_SIMILARITY}), so the "

@@ -84,7 +84,7 @@ def score_candidates(model_ids: Iterable[str], sample: SampleLike, *, hub: Any, 
         device: where models run and metrics compute (None: CUDA when available).
         cache: a FeatureCache, None/True for the default one, False for none.
         batch_size: images per forward pass.
-        progress: a tqdm bar over the models.
+        progress: report the models scored on stderr (:mod:`fennec._progress`).
 
     Returns:
         One :class:`CandidateScore` per distinct model id, in input order.

@@ -272,7 +272,7 @@ def reindex(*, hub: Hub, catalog: Catalog, index_dir: str | Path, embedder: Embe
         dry_run: only list and count; write nothing (and look nothing up beyond the listing).
         batch_size: models per committed batch (the most a crash can lose).
         retry_failed: also retry failed models whose backoff has expired.
-        progress: show a tqdm progress bar.
+        progress: report progress on stderr (:mod:`fennec._progress`).
         lock_path: the lock file; ``reindex.lock`` beside the catalog file by default
             (beside ``index_dir`` for an in-memory catalog).
         now: a fixed time for every backoff decision (tests); by default the current time,

@@ -266,7 +266,7 @@ def fit(*, home: str | Path | None = None, hub: str | None = None, proxy: str | 
         exclude: models never to recommend (default: the previous fit's; the proxy is always
             excluded).
         device: for the proxy's forward passes.
-        progress: progress bars.
+        progress: report the long steps on stderr (:mod:`fennec._progress`).
 
     Raises:
         WorkspaceError: no indexed models, or no fine-tuning results for them.
@@ -635,7 +635,8 @@ def _zoo_workspace(zoo: Path, home: Path, *, progress: bool, device: Any) -> Pat
     with Catalog(home / "catalog.sqlite") as catalog:
         stamp = _tree_stamp(zoo / "hub")
         if catalog.get_state("zoo_hub_stamp") != stamp:
-            announced = _announce_zoo_build(home, progress)
+            _announce_zoo_build(home, progress)
+            announced = True
             # Incremental: only models new or changed since the last run are embedded.
             summary = reindex(hub=open_hub(str(zoo / "hub")), catalog=catalog, index_dir=home / "index",
                               embedder=Archi2VecEmbedder(), progress=progress)
@@ -668,14 +669,13 @@ def _zoo_workspace(zoo: Path, home: Path, *, progress: bool, device: Any) -> Pat
     return home
 
 
-def _announce_zoo_build(home: Path, progress: bool) -> bool:
+def _announce_zoo_build(home: Path, progress: bool) -> None:
     """Say that the embedded zoo's workspace is being built, and how long that usually takes."""
     message = (f"building the embedded demo zoo's workspace in {home} (first use, or the zoo changed): "
                "archi2vec of its model configs, the proxy over its task datasets, the fit. This usually "
                "takes 1-2 minutes on a 2-core CPU; later calls reuse it.")
     LOG.info("%s", message)
     _progress.note(message, enabled=progress)
-    return True
 
 
 def _tree_stamp(folder: Path, *, skip_prefix: str | None = None) -> str:
@@ -800,4 +800,3 @@ def _workspace_for(hub: str | None, home: str | Path | None, *, progress: bool, 
             LOG.info("No space fitted in %s: using the embedded zoo", home)
         return _load_cached(zoo_workspace(None, progress=progress, device=device))
     return Workspace.load(home)  # raises the "run fennec fit" error
-

@@ -302,8 +302,8 @@ def test_warnings_raised_while_decoding_are_one_warning_with_a_count_and_names(t
         load_sample(root, max_samples=None)
     messages = [str(w.message) for w in caught]
     assert len(messages) == 1 and all(issubclass(w.category, DatasetWarning) for w in caught)
-    assert "6 image(s) warned while decoding (UserWarning: Corrupt EXIF data): a/000.png, a/001.png, a/002.png, b/000.png" \
-        in messages[0] and messages[0].endswith(", …")
+    assert ("6 image(s) warned while decoding (UserWarning: Corrupt EXIF data): a/000.png, a/001.png, a/002.png, "
+            "b/000.png, b/001.png, …") in messages[0] and messages[0].endswith(", …")
 
 
 def test_a_single_parquet_file_is_the_train_split_unless_named_like_a_split(tmp_path):
