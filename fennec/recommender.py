@@ -357,11 +357,14 @@ def recommend(dataset: str | Path | Any, *, top_k: int = 5, candidates: int = 20
     timings["task"] = time.perf_counter() - t
 
     t = time.perf_counter()
+    query = np.asarray(task_vec, dtype=np.float32)
+    hits = ws.index.search(query, k=max(candidates, top_k))
     closest = _closest_tasks(ws, desc.vector)
     known = _known_results(ws, closest)
-    # For a known task every model with a result can rank, so every model gets its index score.
-    hits = ws.index.search(np.asarray(task_vec, dtype=np.float32),
-                           k=len(ws.index) if known else max(candidates, top_k))
+    if known:  # every model with a result on this very dataset can rank: each gets its index score too
+        extra = [m for m in known[1] if m not in dict(hits) and m in ws.index]
+        scores = {m: float(ws.index.vector(m) @ query) for m in extra}  # the index's own inner product
+        hits += sorted(scores.items(), key=lambda ms: (-ms[1], ms[0]))
     predicted = dict(hits)
     timings["index"] = time.perf_counter() - t
 

@@ -77,9 +77,14 @@ def test_a_known_task_is_ranked_by_its_recorded_results_and_says_so(zoo_env, ref
     assert "known" in table.splitlines()[len(recs.notes) + 1]  # the column header
     doc = recs.to_dict()
     assert doc["same_task"] == "t-three" and doc["recommendations"][0]["known_result"] == max(truth.values())
-    # the top-k of a known task are its best models even when top_k < the index's candidates
-    top = recommend(zoo_env / "datasets" / "t-three", top_k=2, refine=False)
-    assert [r.model_id for r in top] == sorted(truth, key=lambda m: -truth[m])[:2]
+    # the known best models rank even when the index proposes too few candidates to include them,
+    # with the index score the full search gives them
+    few = recommend(zoo_env / "datasets" / "t-three", top_k=len(MODELS), candidates=1, refine=False)
+    assert [r.model_id for r in few] == sorted(truth, key=lambda m: -truth[m])
+    full = {r.model_id: r.predicted_score for r in recs}
+    assert all(r.predicted_score == pytest.approx(full[r.model_id], abs=1e-5) for r in few)
+    top = recommend(zoo_env / "datasets" / "t-three", top_k=1, candidates=1, refine=False)
+    assert [r.model_id for r in top] == [max(truth, key=truth.get)]
 
 
 def test_low_confidence_note_when_the_closest_known_task_is_far(zoo_env, monkeypatch):
