@@ -42,6 +42,7 @@ import dataclasses
 import logging
 import re
 import sqlite3
+import sys
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -346,10 +347,12 @@ def reindex(*, hub: Hub, catalog: Catalog, index_dir: str | Path, embedder: Embe
         finally:
             bar.close()
             if dirty:  # also on Ctrl-C or a Hub outage: keep what the catalog committed
+                propagating = sys.exc_info()[1] is not None  # the error the user is told about
                 try:
                     index.save(index_dir)
                 except Exception as e:  # the next run rebuilds the index from the catalog
-                    LOG.error("Could not save the index (%s); the next run rebuilds it", e)
+                    LOG.log(logging.INFO if propagating else logging.ERROR,
+                            "Could not save the index (%s); the next run rebuilds it", e)
         summary.watermark = catalog.watermark
         summary.seconds = time.perf_counter() - t0
     LOG.info("reindex: %s", summary.line())
