@@ -292,9 +292,9 @@ def test_warnings_raised_while_decoding_are_one_warning_with_a_count_and_names(t
     root = make_image_folder(tmp_path / "d", {"a": 3, "b": 3})
     decode = data._decode
 
-    def warning_decode(value, base_dir):
+    def warning_decode(value, *args, **kwargs):
         warnings.warn("Corrupt EXIF data", UserWarning)
-        return decode(value, base_dir)
+        return decode(value, *args, **kwargs)
 
     monkeypatch.setattr(data, "_decode", warning_decode)
     with warnings.catch_warnings(record=True) as caught:

@@ -288,6 +288,7 @@ def test_an_empty_catalog_or_fennec_models_does_not_change_what_recommend_says(z
     import warnings
 
     from fennec.catalog import Catalog
+    from fennec.errors import FallbackWarning
 
     home = tmp_path / "home"
     monkeypatch.setenv("FENNEC_HOME", str(home))
@@ -296,7 +297,7 @@ def test_an_empty_catalog_or_fennec_models_does_not_change_what_recommend_says(z
     assert main(["models", "--json"]) == 0 and capsys.readouterr().out == ""
     Catalog(home / "catalog.sqlite").close()  # as older fennec versions' `fennec models` left it
     with warnings.catch_warnings():
-        warnings.simplefilter("error")
+        warnings.simplefilter("error", FallbackWarning)
         recs = recommend(zoo_env / "datasets" / "t-new", top_k=1, refine=False)
     assert recs.workspace.kind == "demo-zoo"
 
