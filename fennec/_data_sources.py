@@ -413,7 +413,12 @@ def _hub(dataset: str, repo_id: str, split: str | None, config: str | None,
             + (f" at revision {revision!r}" if revision else "") + " (or it is private: set "
             "HF_TOKEN).", dataset=dataset, tried=("local path", f"hub:{repo_id} on {hub.endpoint}")) from e
     if not parquet:
-        return _hub_datasets(dataset, repo_id, source, split, config, revision, offline=False)
+        # datasets.load_dataset will read every file from huggingface_hub's cache, where fennec
+        # put them with its checks (it would otherwise download them with huggingface_hub,
+        # which puts the endpoint's ETag and X-Repo-Commit into cache paths unchecked)
+        names = [f for f in files if f != ".gitattributes"]
+        return _hub_datasets(dataset, repo_id, source, split, config, sha, offline=False,
+                             prefetch=lambda: hub.prefetch_dataset(repo_id, sha=sha, files=names))
     what = f"The Hub dataset {repo_id}"
     by_split = _group_parquet(dataset, parquet, config, what)
     name = _pick_split(dataset, sorted(by_split), split, what)
@@ -437,8 +442,10 @@ def _download_caches() -> tuple[Path, ...]:
 
 
 def _hub_datasets(dataset: str, repo_id: str, source: str, split: str | None,
-                  config: str | None, revision: str | None, *, offline: bool) -> Split:
-    """``datasets.load_dataset`` (downloads the whole split; the cache only when offline)."""
+                  config: str | None, revision: str | None, *, offline: bool,
+                  prefetch: Callable[[], Any] | None = None) -> Split:
+    """``datasets.load_dataset`` (the cache only when offline); ``prefetch`` first puts the
+    repository's files in huggingface_hub's cache, so that datasets downloads none itself."""
     import datasets
 
     if not offline and datasets.config.HF_ENDPOINT.rstrip("/") != constants.hf_endpoint():
@@ -447,6 +454,8 @@ def _hub_datasets(dataset: str, repo_id: str, source: str, split: str | None,
             f"datasets.load_dataset, but datasets was imported with HF_ENDPOINT="
             f"{datasets.config.HF_ENDPOINT} and HF_ENDPOINT is now {constants.hf_endpoint()}: set "
             "HF_ENDPOINT before importing datasets or huggingface_hub.", dataset=dataset)
+    if prefetch is not None:
+        prefetch()
     dl = datasets.DownloadConfig(local_files_only=offline, token=constants.hf_token())
     try:
         loaded = datasets.load_dataset(repo_id, config, revision=revision, download_config=dl,

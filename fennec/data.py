@@ -27,7 +27,9 @@ sample that touches every row group fetches the whole image column (measured: 50
 images in 20 row groups fetched 11.1 of 13.0 MB; a sample from a dataset with many more row
 groups than sampled rows fetches a correspondingly small part). A Hub dataset without
 parquet files (nor the Hub's ``refs/convert/parquet`` branch) falls back to
-``datasets.load_dataset``, which downloads the whole split into the ``datasets`` cache.
+``datasets.load_dataset``: fennec first downloads every file of the repository into the
+Hugging Face cache (with the checks of :mod:`fennec.hub`), then ``datasets`` builds the
+split from them.
 The endpoint, token and offline mode come from :mod:`fennec.constants` at call time and
 are passed explicitly (through :class:`fennec.hub.HfHub`, with its retries); the ``load_dataset`` fallback needs
 ``HF_ENDPOINT`` set before ``datasets`` is imported (it says so otherwise). In offline mode

@@ -461,10 +461,35 @@ class HfHub:
                           repo_id=repo_id, revision=sha, filename=filename,
                           what=f"{repo_id}/{filename}")
 
-    def _repo_cache(self, repo_id: str) -> Path:
-        return self.cache_dir / f"models--{repo_id.replace('/', '--')}"
+    def _repo_cache(self, repo_id: str, repo_type: str = "model", cache_dir: Path | None = None) -> Path:
+        return (cache_dir or self.cache_dir) / f"{repo_type}s--{repo_id.replace('/', '--')}"
 
-    def _download_file(self, repo_id: str, filename: str, sha: str, *, max_bytes: int | None) -> Path:
+    def prefetch_dataset(self, repo_id: str, *, sha: str, files: Iterable[str]) -> Path:
+        """Download ``files`` of a dataset repository at commit ``sha`` into huggingface_hub's
+        own cache (``HF_HUB_CACHE``, where ``datasets.load_dataset`` looks), through the same
+        checked download as model files.
+
+        ``datasets.load_dataset(repo_id, revision=sha)`` then finds every file already
+        there and downloads none itself, so no ETag or ``X-Repo-Commit`` it would not check
+        names a path. File names that would leave the snapshot (``../x``) are refused.
+
+        Returns:
+            The snapshot folder.
+
+        Raises:
+            HubError: a refused file name, commit or ETag; and the errors of :meth:`fetch`.
+        """
+        from huggingface_hub import constants as hf_constants
+
+        cache = Path(hf_constants.HF_HUB_CACHE)
+        for name in files:
+            self._call(lambda name=name: self._download_file(repo_id, name, sha, max_bytes=None,
+                                                             repo_type="dataset", cache_dir=cache),
+                       repo_id=repo_id, revision=sha, filename=name, what=f"dataset {repo_id}: {name}")
+        return self._repo_cache(repo_id, "dataset", cache) / "snapshots" / sha
+
+    def _download_file(self, repo_id: str, filename: str, sha: str, *, max_bytes: int | None,
+                       repo_type: str = "model", cache_dir: Path | None = None) -> Path:
         """Download one file into the cache layout huggingface_hub uses
         (``blobs/<etag>``, ``snapshots/<sha>/<file>`` linking to it): one GET, no retry.
 
@@ -481,14 +506,16 @@ class HfHub:
         from huggingface_hub.utils import get_session
 
         check_commit_sha(sha, what=f"{repo_id}: the revision")
-        repo_dir = self._repo_cache(repo_id)
+        repo_dir = self._repo_cache(repo_id, repo_type, cache_dir)
         pointer = repo_dir / "snapshots" / sha / filename
-        if not inside(pointer, repo_dir / "snapshots" / sha):
-            raise HubError(f"{repo_id}: refusing the file name {filename!r}.", repo_id=repo_id)
+        if not filename or not inside(pointer, repo_dir / "snapshots" / sha):
+            raise HubError(f"{repo_id}: refusing the file name {filename[:200]!r} (it would leave "
+                           "the snapshot folder).", repo_id=repo_id)
         if pointer.is_file():
             return pointer
         what = f"{repo_id}@{sha}: {filename}"
-        url = f"{self.endpoint}/{quote(repo_id, safe='/')}/resolve/{sha}/{quote(filename)}"
+        prefix = "datasets/" if repo_type == "dataset" else ""
+        url = f"{self.endpoint}/{prefix}{quote(repo_id, safe='/')}/resolve/{sha}/{quote(filename)}"
         headers = self._headers()
         session = get_session()
         meta: Any = None  # the Hub's own answer (a CDN's carries no X-Repo-Commit)

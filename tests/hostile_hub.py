@@ -171,7 +171,7 @@ class HostileHub:
         m = re.fullmatch(r"/cdn/([^/]+/[^/]+)/(.+)", route)  # where a redirect may point
         if m and m.group(1) in self.models and unquote(m.group(2)) in self.models[m.group(1)].files:
             return 200, {}, self.models[m.group(1)].files[unquote(m.group(2))]
-        m = re.fullmatch(r"/([^/]+/[^/]+)/resolve/([^/]+)/(.+)", route)
+        m = re.fullmatch(r"/(?:datasets/)?([^/]+/[^/]+)/resolve/([^/]+)/(.+)", route)
         if m and m.group(1) in self.models:
             model, name = self.models[m.group(1)], unquote(m.group(3))
             headers = {"ETag": '"0123456789abcdef0123456789abcdef01234567"',

@@ -452,6 +452,10 @@ def test_hub_without_parquet_falls_back_to_load_dataset(tmp_path):
         """, env={"HF_ENDPOINT": server.url, "HF_HUB_OFFLINE": "0", "HF_HOME": str(tmp_path / "hf"),
                   "HF_DATASETS_CACHE": str(tmp_path / "ds")})
     assert out == {"names": ["a", "b"], "n": 4, "source": "hub:local/folder-ds"}
+    # fennec downloaded the listed files (checked); huggingface_hub found them cached and
+    # asked the server about none of them (it only probes files the repository lacks)
+    listed = {p for m, p, status in server.requests if "/resolve/" in p and status == 200}
+    assert listed and not any(m == "HEAD" and p in listed for m, p, _ in server.requests)
 
 
 def test_docstring_examples(monkeypatch):

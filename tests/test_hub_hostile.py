@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -157,6 +158,30 @@ def test_a_redirect_to_a_cdn_takes_the_checks_from_the_hubs_answer(hostile, tmp_
                       headers={"config.json": {"ETag": f'"{ESCAPE}"', "Location": "/cdn/org/n/config.json"}})
     with pytest.raises(HubError, match="not an opaque token"):
         _hub(hostile, tmp_path).fetch("org/n")
+    assert _outside(tmp_path, tmp_path / "cache") == []
+
+
+def test_dataset_files_are_prefetched_with_the_same_checks(hostile, tmp_path, monkeypatch):
+    # datasets.load_dataset reads huggingface_hub's cache: fennec fills it, checked
+    from huggingface_hub import constants as hf_constants
+    from huggingface_hub import hf_hub_download
+
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
+    csv = b"image,label\n"
+    hostile.add_model("org/d", sha=GOOD_SHA, files={"data/train.csv": csv},
+                      headers={"data/train.csv": {"ETag": f'"{_git_blob_id(csv)}"'}})
+    folder = _hub(hostile, tmp_path).prefetch_dataset("org/d", sha=GOOD_SHA, files=["data/train.csv"])
+    assert (folder / "data" / "train.csv").read_bytes() == csv
+    n = hostile.count("/resolve/")
+    path = hf_hub_download("org/d", "data/train.csv", repo_type="dataset", revision=GOOD_SHA,
+                           endpoint=hostile.url)
+    assert Path(path) == folder / "data" / "train.csv" and hostile.count("/resolve/") == n
+    shutil.rmtree(tmp_path / "cache")
+    hostile.models["org/d"].headers["data/train.csv"] = {"ETag": f'"{ESCAPE}"'}
+    with pytest.raises(HubError, match="not an opaque token"):
+        _hub(hostile, tmp_path).prefetch_dataset("org/d", sha=GOOD_SHA, files=["data/train.csv"])
+    with pytest.raises(HubError, match="would leave the snapshot"):
+        _hub(hostile, tmp_path).prefetch_dataset("org/d", sha=GOOD_SHA, files=[ESCAPE])
     assert _outside(tmp_path, tmp_path / "cache") == []
 
 
