@@ -413,9 +413,9 @@ def _hub(dataset: str, repo_id: str, split: str | None, config: str | None,
             + (f" at revision {revision!r}" if revision else "") + " (or it is private: set "
             "HF_TOKEN).", dataset=dataset, tried=("local path", f"hub:{repo_id} on {hub.endpoint}")) from e
     if not parquet:
-        # datasets.load_dataset will read every file from huggingface_hub's cache, where fennec
-        # put them with its checks (it would otherwise download them with huggingface_hub,
-        # which puts the endpoint's ETag and X-Repo-Commit into cache paths unchecked)
+        # fennec puts every file in the Hugging Face cache first, with its checks, so that
+        # datasets.load_dataset finds them there: downloading them itself, it would let the
+        # endpoint's ETag and X-Repo-Commit name cache paths unchecked
         names = [f for f in files if f != ".gitattributes"]
         return _hub_datasets(dataset, repo_id, source, split, config, sha, offline=False,
                              prefetch=lambda: hub.prefetch_dataset(repo_id, sha=sha, files=names))
