@@ -11,8 +11,9 @@ Two hubs share one interface (:class:`Hub`):
   and ``HF_HUB_OFFLINE`` (read when the hub is opened, not when huggingface_hub is
   imported), retries 429, 5xx, timeouts and dropped connections with exponential backoff
   (and the server's ``Retry-After``), and downloads into the standard Hugging Face cache.
-  Its answers are hostile input: fennec fetches model and dataset info and downloads files
-  itself (one request per attempt: its retries are the only ones, none nested inside), reads
+  Its answers are hostile input: fennec lists models, fetches model and dataset info and
+  downloads files itself (one request per attempt or page: its retries are the only ones,
+  none nested inside), reads
   JSON within :data:`~fennec._hub_input.MAX_JSON_BYTES` and
   :data:`~fennec._hub_input.MAX_JSON_DEPTH`, and checks every commit sha, ``ETag`` and
   ``X-Repo-Commit`` before it becomes part of a cache path (docs/security-hub-input.md).
@@ -99,6 +100,9 @@ _RETRY_STATUS = (408, 429, 500, 502, 503, 504)
 _MAX_REDIRECTS = 5
 #: The most bytes of an error answer read (for its message and X-Error-Code).
 _MAX_ERROR_BODY = 64 * 1024
+#: The largest listing page read (the Hub's pages of 1000 models with their configs are a
+#: few MB).
+_MAX_PAGE_BYTES = 4 * MAX_JSON_BYTES
 _T = TypeVar("_T")
 
 
@@ -165,8 +169,7 @@ class HfHub:
         self.offline = constants.hf_offline() if offline is None else bool(offline)
         self.cache_dir = Path(cache_dir) if cache_dir is not None else constants.hf_hub_cache()
         self.retry = retry
-        self._api = huggingface_hub.HfApi(endpoint=self.endpoint, token=self.token or None,
-                                          library_name="fennec")
+        self._api = _Listing(self)  # the model listing, one request per page
 
     def __repr__(self) -> str:
         return f"HfHub(endpoint={self.endpoint!r}, offline={self.offline})"
@@ -332,7 +335,8 @@ class HfHub:
     def _stream(self, pipeline_tag: str, library: str, sort: str) -> Iterator[ModelRecord]:
         """One listing, restarted after a transient failure.
 
-        A restart lists from the start again and skips the (model, commit) pairs it already
+        Each page is one request (:class:`_Listing`): these restarts are the only retries
+        of a listing. A restart lists from the start again and skips the (model, commit) pairs it already
         gave, so a model that got a new commit meanwhile comes again at that commit. The
         failure budget (``retry.attempts``) counts failures without progress in between: it
         is reset once the restarted listing gives a model it had not given yet.
@@ -686,6 +690,48 @@ class HfHub:
         return self._call(lambda: fs.open(f"datasets/{repo_id}@{sha}/{path}", "rb", cache_type="none"),
                           repo_id=repo_id, revision=sha, filename=path,
                           what=f"dataset {repo_id}: {path}")
+
+
+class _Listing:
+    """The Hub's model listing (``GET /api/models``, ``Link: <…>; rel="next"`` pages), read
+    by fennec: one request per page with no retry inside (:meth:`HfHub._stream` restarts a
+    failing listing, the only retry layer), each page a JSON list of at most
+    :data:`_MAX_PAGE_BYTES`, and a page seen twice (a ``next`` loop) is an error."""
+
+    def __init__(self, hub: HfHub):
+        self._hub = hub
+
+    def list_models(self, *, pipeline_tag: str, filter: str, sort: str,
+                    expand: list[str]) -> Iterator[Any]:
+        from huggingface_hub import ModelInfo
+        from huggingface_hub.utils import get_session
+
+        hub = self._hub
+        url: str | None = f"{hub.endpoint}/api/models"
+        params: dict[str, Any] | None = {"pipeline_tag": pipeline_tag, "filter": [filter],
+                                         "sort": sort, "expand": expand}
+        seen: set[str] = set()
+        while url is not None:
+            what = f"Listing {pipeline_tag}/{filter} models (page {len(seen) + 1})"
+            with get_session().stream("GET", url, params=params, headers=hub._headers(),
+                                      timeout=hub.retry.timeout, follow_redirects=True) as response:
+                _raise_for_status(response)
+                page = loads_json(_read_body(response, limit=_MAX_PAGE_BYTES, what=what),
+                                  what=f"{what}: the answer of {hub.endpoint}", max_bytes=_MAX_PAGE_BYTES,
+                                  object_only=False)
+                seen.add(str(response.url))
+                nxt = response.links.get("next", {}).get("url")
+            if not isinstance(page, list):
+                raise RejectedInput(f"{what}: the answer of {hub.endpoint} is a JSON "
+                                    f"{type(page).__name__}, not a list")
+            if nxt is not None and urljoin(url, nxt) in seen:
+                raise RejectedInput(f"{what}: the next page is one already read ({nxt[:200]})")
+            url, params = (urljoin(url, nxt) if nxt is not None else None), None
+            for item in page:
+                if not isinstance(item, dict):
+                    raise RejectedInput(f"{what}: an entry is a JSON {type(item).__name__}, not an object")
+                item.setdefault("siblings", None)
+                yield ModelInfo(**item)
 
 
 # ---------------------------------------------------------------------------------------

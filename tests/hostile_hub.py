@@ -109,12 +109,14 @@ class HostileHub:
         requests: ``(method, path)`` of every request, in order.
         failures: ``(pattern, status)``: a request whose path matches ``pattern`` is
             answered with ``status`` (e.g. always 500), before anything else.
+        listing_next: a URL sent as the ``next`` page of every listing page (a loop).
     """
 
     def __init__(self) -> None:
         self.models: dict[str, HostileModel] = {}
         self.requests: list[tuple[str, str]] = []
         self.failures: list[tuple[str, int]] = []
+        self.listing_next: str | None = None  # a Link rel="next" sent with every listing page
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -162,7 +164,10 @@ class HostileHub:
         route = urlsplit(path).path
         if route in ("/api/models", "/api/models/"):
             body = json.dumps([m.info_json() for m in self.models.values()]).encode()
-            return 200, {"Content-Type": "application/json"}, body
+            headers = {"Content-Type": "application/json"}
+            if self.listing_next is not None:
+                headers["Link"] = f'<{self.listing_next}>; rel="next"'
+            return 200, headers, body
         m = re.fullmatch(r"/api/models/([^/]+/[^/]+)(?:/revision/[^/]+)?", route)
         if m and m.group(1) in self.models:
             model = self.models[m.group(1)]

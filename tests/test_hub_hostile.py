@@ -284,6 +284,28 @@ def test_model_info_that_always_answers_500_costs_one_request_per_attempt(hostil
     assert hostile.count(r"^/api/models/org/m") == FAST.attempts
 
 
+def test_a_listing_that_always_answers_500_costs_one_request_per_attempt(hostile, tmp_path):
+    hostile.fail(r"^/api/models\?")
+    with pytest.raises(HubUnavailableError):
+        list(_hub(hostile, tmp_path).list_models(pipeline_tags=["image-classification"],
+                                                 libraries=["transformers"]))
+    assert hostile.count(r"^/api/models\?") == FAST.attempts
+
+
+def test_a_listing_whose_next_page_loops_is_an_error_not_endless(hostile, tmp_path):
+    hostile.add_model("org/good", sha=GOOD_SHA)
+    hostile.listing_next = "/api/models?cursor=again"
+    hub = _hub(hostile, tmp_path)
+    with pytest.raises(HubError, match="already read"):
+        call_without_hanging(lambda: list(hub.list_models(pipeline_tags=["image-classification"],
+                                                          libraries=["transformers"])), fifos=[])
+    hostile.listing_next = None
+    hostile.models.clear()
+    hostile.fail(r"^/api/models\?", status=200)  # {"error": ...}: an object, not a page
+    with pytest.raises(HubError, match="not a list"):
+        list(hub.list_models(pipeline_tags=["image-classification"], libraries=["transformers"]))
+
+
 # ---------------------------------------------------------------------------------------
 # A reindex goes on past every hostile model
 # ---------------------------------------------------------------------------------------
