@@ -3,7 +3,9 @@
 Build a model on the meta device from a config, a timm name or a Hub id (no weights),
 capture its computation graph with ``torch.export`` (an eager recorder is the fallback),
 and embed the graph as a fixed-size, deterministic, L2-normalised vector (Weisfeiler–Lehman
-subtree features plus structure statistics).
+subtree features plus structure statistics). Configs are checked before building (sizes,
+layer counts, estimated parameters; :mod:`archi2vec._config_checks`), and :class:`Sandbox`
+embeds configs from strangers in a worker process with a time and a memory budget.
 
 Example:
     >>> import archi2vec
@@ -17,11 +19,16 @@ Example:
 
 from __future__ import annotations
 
+from archi2vec._config_checks import MAX_LAYERS, MAX_PARAMETERS
+from archi2vec._sandbox import Sandbox
 from archi2vec.build import build
 from archi2vec.embed import EMBEDDER_VERSION, MIN_DIM, embed, embed_graph, similarity
 from archi2vec.errors import (
     Archi2VecError,
+    BudgetExceededError,
+    ImplausibleConfigError,
     RemoteCodeRefusedError,
+    SandboxError,
     TraceTimeoutError,
     UnsupportedModelError,
 )
@@ -29,9 +36,15 @@ from archi2vec.graph import graph, input_shape_for, write_graphml
 
 __all__ = [
     "EMBEDDER_VERSION",
+    "MAX_LAYERS",
+    "MAX_PARAMETERS",
     "MIN_DIM",
     "Archi2VecError",
+    "BudgetExceededError",
+    "ImplausibleConfigError",
     "RemoteCodeRefusedError",
+    "Sandbox",
+    "SandboxError",
     "TraceTimeoutError",
     "UnsupportedModelError",
     "build",

@@ -11,6 +11,11 @@ device, so even ViT-H costs no weight memory. Four kinds of source are accepted:
   only its ``config.json`` is fetched, through the Hub cache (``HF_HUB_OFFLINE=1`` works).
 
 Configs that name Hub code (``auto_map``) are refused unless ``trust_remote_code=True``.
+Every config is checked before its model is built (:mod:`archi2vec._config_checks`): size
+fields must be non-negative numbers, layer counts at most ``MAX_LAYERS``, the estimated
+parameter count at most ``MAX_PARAMETERS`` (checked again, exactly, once built), and a timm
+config passes only allow-listed architecture arguments to ``timm.create_model`` (never a
+path, URL or file option such as ``checkpoint_path``, never its ``pretrained_cfg``).
 """
 
 from __future__ import annotations
@@ -27,6 +32,14 @@ import torch
 from torch import nn
 
 from archi2vec._compat import import_timm, import_transformers, timm_available
+from archi2vec._config_checks import (
+    MAX_PARAMETERS,
+    check_parameter_count,
+    check_sizes,
+    count_parameters,
+    estimate_parameters,
+    timm_kwargs,
+)
 from archi2vec.errors import RemoteCodeRefusedError, UnsupportedModelError
 
 __all__ = ["build", "describe_source", "LIBRARIES"]
@@ -65,6 +78,7 @@ def build(
     *,
     library: str | None = None,
     trust_remote_code: bool = False,
+    max_parameters: int | None = MAX_PARAMETERS,
 ) -> nn.Module:
     """Build the model named by ``source`` on the meta device, in eval mode.
 
@@ -75,6 +89,8 @@ def build(
             guesses (a local path, then a timm registry name, then a Hub id).
         trust_remote_code: allow configs whose ``auto_map`` points at code on the Hub. The
             code still has to be importable offline; archi2vec never downloads code itself.
+        max_parameters: refuse a model of more parameters (estimated before it is built,
+            counted after); ``None`` for no bound. A module passed in is not checked.
 
     Returns:
         The model, parameters on ``torch.device("meta")``, ``eval()`` mode. A module passed
@@ -83,6 +99,9 @@ def build(
     Raises:
         UnsupportedModelError: unknown name, unreadable config, unknown model type, or the
             model cannot be constructed (``model_id`` and ``reason`` say which and why).
+        ImplausibleConfigError: a size field is not a non-negative number, a layer count is
+            above ``MAX_LAYERS``, the model has more than ``max_parameters`` parameters, or a
+            timm config passes a non-architecture argument (a subclass of the above).
         RemoteCodeRefusedError: the config needs remote code and ``trust_remote_code`` is False.
         ValueError: ``library`` is not one of ``LIBRARIES``.
 
@@ -98,16 +117,21 @@ def build(
     if isinstance(source, nn.Module):
         return source
     if isinstance(source, Mapping):
-        return _build_from_dict(dict(source), model_id, library, trust_remote_code)
-    if isinstance(source, (str, os.PathLike)):
-        return _build_from_string(os.fspath(source), model_id, library, trust_remote_code)
-    if hasattr(source, "model_type") and hasattr(source, "to_dict"):
-        return _build_transformers(source, model_id, trust_remote_code)
-    raise UnsupportedModelError(
-        model_id,
-        f"cannot build from a {type(source).__name__}; pass an nn.Module, a transformers "
-        "config (object, dict or config.json path), a timm model name or a Hub model id",
-    )
+        model = _build_from_dict(dict(source), model_id, library, trust_remote_code, max_parameters)
+    elif isinstance(source, (str, os.PathLike)):
+        model = _build_from_string(os.fspath(source), model_id, library, trust_remote_code,
+                                   max_parameters)
+    elif hasattr(source, "model_type") and hasattr(source, "to_dict"):
+        check_sizes(source.to_dict(), model_id)
+        model = _build_transformers(source, model_id, trust_remote_code)
+    else:
+        raise UnsupportedModelError(
+            model_id,
+            f"cannot build from a {type(source).__name__}; pass an nn.Module, a transformers "
+            "config (object, dict or config.json path), a timm model name or a Hub model id",
+        )
+    check_parameter_count(count_parameters(model), model_id, estimated=False, limit=max_parameters)
+    return model
 
 
 # ---------------------------------------------------------------------------------------
@@ -115,16 +139,18 @@ def build(
 # ---------------------------------------------------------------------------------------
 
 
-def _build_from_string(text: str, model_id: str, library: str | None, trust: bool) -> nn.Module:
+def _build_from_string(text: str, model_id: str, library: str | None, trust: bool,
+                       max_parameters: int | None) -> nn.Module:
     path = Path(text).expanduser()
     if path.exists():
-        return _build_from_dict(_read_config_json(path, model_id), model_id, library, trust)
+        return _build_from_dict(_read_config_json(path, model_id), model_id, library, trust,
+                                max_parameters)
     if (library == "timm" and "/" not in text) or (library is None and _is_timm_name(text)):
         return _build_timm(_strip_timm_prefix(text), {}, model_id)
     if "/" in text.strip("/") and not text.startswith((".", "/")):
         config = _fetch_hub_config(_strip_timm_prefix(text) if text.startswith("hf-hub:")
                                    else text, model_id)
-        return _build_from_dict(config, model_id, library, trust)
+        return _build_from_dict(config, model_id, library, trust, max_parameters)
     hint = "" if timm_available() else " (timm is not installed: `pip install 'fennec[timm]'`)"
     raise UnsupportedModelError(
         model_id,
@@ -133,18 +159,30 @@ def _build_from_string(text: str, model_id: str, library: str | None, trust: boo
     )
 
 
-def _build_from_dict(config: dict, model_id: str, library: str | None, trust: bool) -> nn.Module:
+def _build_from_dict(config: dict, model_id: str, library: str | None, trust: bool,
+                     max_parameters: int | None) -> nn.Module:
+    """Check ``config`` (sizes, layer counts, estimated parameters), then build it."""
     _check_remote_code(config, model_id, trust)
+    check_sizes(config, model_id)
+
+    def construct(cfg: dict) -> nn.Module:
+        return _construct_from_dict(cfg, model_id, library, trust)
+
+    if max_parameters is not None:
+        check_parameter_count(estimate_parameters(config, construct), model_id, estimated=True,
+                              limit=max_parameters)
+    return construct(config)
+
+
+def _construct_from_dict(config: dict, model_id: str, library: str | None, trust: bool
+                         ) -> nn.Module:
     is_timm = "architecture" in config and "model_type" not in config
     if library == "timm" or (library is None and is_timm):
-        arch = config.get("architecture")
-        if not isinstance(arch, str):
-            raise UnsupportedModelError(model_id, "timm config.json has no 'architecture' name")
-        kwargs = dict(config.get("model_args") or {})
-        if "num_classes" in config:
-            kwargs.setdefault("num_classes", config["num_classes"])
-        if "num_features" in config and "num_classes" not in kwargs:
-            kwargs.setdefault("num_classes", 0)
+        try:
+            timm = import_timm()
+        except ImportError as exc:
+            raise UnsupportedModelError(model_id, f"timm is needed for this model: {exc}") from exc
+        arch, kwargs = timm_kwargs(config, model_id, timm)
         return _build_timm(arch, kwargs, model_id)
     model_type = config.get("model_type")
     if not model_type:
@@ -227,6 +265,8 @@ def _is_timm_name(name: str) -> bool:
 
 
 def _build_timm(name: str, kwargs: dict, model_id: str) -> nn.Module:
+    """``timm.create_model(name, pretrained=False, **kwargs)`` on meta. ``kwargs`` from a
+    config must come from :func:`archi2vec._config_checks.timm_kwargs` (the allow-list)."""
     try:
         timm = import_timm()
     except ImportError as exc:

@@ -11,6 +11,9 @@ __all__ = [
     "UnsupportedModelError",
     "RemoteCodeRefusedError",
     "TraceTimeoutError",
+    "ImplausibleConfigError",
+    "BudgetExceededError",
+    "SandboxError",
 ]
 
 
@@ -37,8 +40,31 @@ class RemoteCodeRefusedError(UnsupportedModelError):
 
 
 class TraceTimeoutError(UnsupportedModelError, TimeoutError):
-    """Graph capture did not finish within the time limit. ``timeout`` is in seconds."""
+    """Building the model and capturing its graph did not finish within the time limit.
+    ``timeout`` is in seconds."""
 
     def __init__(self, model_id: str, timeout: float):
         self.timeout = float(timeout)
-        super().__init__(model_id, f"graph capture did not finish within {timeout:g} s")
+        super().__init__(model_id, f"building the model and capturing its graph did not finish "
+                                   f"within {timeout:g} s")
+
+
+class ImplausibleConfigError(UnsupportedModelError):
+    """A config refused before its model is built: a size field that is not a non-negative
+    number (NaN, negative, a string), a layer count above ``MAX_LAYERS``, a model estimated
+    above ``MAX_PARAMETERS`` parameters, or a timm argument outside the allow-list (a path, a
+    URL, a file option). See :mod:`archi2vec._config_checks`."""
+
+
+class BudgetExceededError(UnsupportedModelError):
+    """Building, tracing and embedding a model needed more time or memory than its budget
+    (:class:`archi2vec.Sandbox`). ``budget`` is ``"time"`` or ``"memory"``."""
+
+    def __init__(self, model_id: str, reason: str, *, budget: str):
+        self.budget = budget
+        super().__init__(model_id, reason)
+
+
+class SandboxError(Archi2VecError, RuntimeError):
+    """The sandbox's worker process could not be started or answered out of protocol; not a
+    verdict on any model (retry later)."""

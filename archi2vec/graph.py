@@ -4,8 +4,8 @@ The primary capture is ``torch.export.export`` (non-strict) of the meta-device m
 meta input: it works on transformers and timm vision models, costs no memory for weights or
 activations, and gives a pre-dispatch ATen graph (``conv2d``, ``linear``, ``layer_norm``,
 ``scaled_dot_product_attention`` …). When export fails, an eager recorder
-(:mod:`archi2vec._recorder`) runs the forward once under a TorchFunctionMode instead. Both
-run under one wall-clock limit (:mod:`archi2vec._timeout`).
+(:mod:`archi2vec._recorder`) runs the forward once under a TorchFunctionMode instead. Building
+the model and both captures run under one wall-clock limit (:mod:`archi2vec._timeout`).
 
 Graph format (both builders):
 
@@ -54,7 +54,7 @@ __all__ = ["graph", "input_shape_for", "write_graphml", "DEFAULT_TIMEOUT", "METH
 
 LOG = logging.getLogger(__name__)
 
-DEFAULT_TIMEOUT = 120.0  # seconds for the whole capture (export plus any fallback)
+DEFAULT_TIMEOUT = 120.0  # seconds for building the model and the whole capture
 METHODS = ("export", "record")
 
 
@@ -77,7 +77,8 @@ def graph(
             ``pretrained_cfg["input_size"]``, else 3 x 224 x 224.
         method: ``"export"`` (torch.export, falling back to the recorder on failure) or
             ``"record"`` (the eager recorder only: about 10x faster, same vocabulary).
-        timeout: wall-clock seconds for the whole capture, or ``None``.
+        timeout: wall-clock seconds for building the model and the whole capture (export
+            plus any fallback), or ``None``.
         library, trust_remote_code: passed to :func:`archi2vec.build`.
 
     Returns:
@@ -85,7 +86,8 @@ def graph(
 
     Raises:
         UnsupportedModelError: the model cannot be built, or neither capture works.
-        TraceTimeoutError: the capture ran out of time (a subclass of the above).
+        ImplausibleConfigError: the config was refused before building (a subclass of the above).
+        TraceTimeoutError: building or capturing ran out of time (a subclass of the above).
         ValueError: bad ``method`` or ``input_size``.
 
     Example:
@@ -98,18 +100,25 @@ def graph(
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     model_id = describe_source(source)
-    model = build(source, library=library, trust_remote_code=trust_remote_code)
+    if timeout is not None and not timeout > 0:
+        raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout}")
+    deadline = None if timeout is None else time.monotonic() + timeout
+    model = call_with_timeout(
+        lambda: build(source, library=library, trust_remote_code=trust_remote_code), timeout,
+        model_id=model_id)
     shape = input_shape_for(model, input_size)
     args, kwargs = _model_inputs(model, shape, model_id)
-    deadline = None if timeout is None else time.monotonic() + timeout
     export_error = None
     g = None
     if method == "export":
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            raise TraceTimeoutError(model_id, float(timeout))
         try:
-            g = call_with_timeout(lambda: _export_graph(model, args, kwargs), timeout,
+            g = call_with_timeout(lambda: _export_graph(model, args, kwargs), remaining,
                                   model_id=model_id)
-        except TraceTimeoutError:
-            raise
+        except TraceTimeoutError as exc:
+            raise TraceTimeoutError(model_id, float(timeout)) from exc
         except Exception as exc:  # noqa: BLE001 - any export failure triggers the fallback
             export_error = f"{exc.__class__.__name__}: {_first_line(exc)}"
             LOG.info("torch.export failed for %s (%s); using the eager recorder",

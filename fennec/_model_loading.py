@@ -1,11 +1,21 @@
 """Loading a Hub checkpoint (transformers or timm) as a feature extractor for
 :mod:`fennec.features`, and where its penultimate features are read. Private; the public
-entry point is ``fennec.features.load_model``."""
+entry point is ``fennec.features.load_model``.
+
+The config and the weights come from strangers. Before anything is allocated, the model is
+built on the meta device by :func:`archi2vec.build`, which refuses implausible configs
+(sizes, layer counts, parameters; a timm config passes only allow-listed architecture
+arguments, never ``checkpoint_path`` or ``pretrained_cfg``), and its parameter count must fit
+the weights file (at least half a byte per parameter). Weights are read as safetensors, or
+with ``torch.load(weights_only=True)``, which refuses pickles that need code; no code from
+the repository is ever run (``trust_remote_code=False``).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import pickle
 from pathlib import Path
 
 import torch
@@ -61,7 +71,10 @@ def load_model(files: ModelFiles, *, device: str | torch.device | None = None) -
         raise UnsupportedModelError(
             f"{files.repo_id}: no weights were fetched; call hub.fetch({files.repo_id!r}, weights=True).",
             repo_id=files.repo_id, revision=files.sha, reason="no_weights")
-    if isinstance(config.get("architecture"), str) and not isinstance(config.get("model_type"), str):
+    is_timm = isinstance(config.get("architecture"), str) and not isinstance(config.get("model_type"), str)
+    if is_timm or isinstance(config.get("model_type"), str):
+        _check_size(files, library="timm" if is_timm else "transformers")
+    if is_timm:
         model = _load_timm(files)
     elif isinstance(config.get("model_type"), str):
         model = _load_transformers(files)
@@ -71,6 +84,68 @@ def load_model(files: ModelFiles, *, device: str | torch.device | None = None) -
             "(timm); fennec can only extract features from transformers and timm vision models.",
             repo_id=files.repo_id, revision=files.sha, reason="unknown_library")
     return model.float().eval().to(dev)
+
+
+#: Seconds allowed for building a config on the meta device before loading it for real.
+_META_BUILD_TIMEOUT = 120.0
+#: A checkpoint holds at least this many bytes per parameter (4-bit quantised: 0.5).
+_MIN_BYTES_PER_PARAMETER = 0.5
+
+
+def _check_size(files: ModelFiles, *, library: str) -> None:
+    """Build the config on the meta device (archi2vec's checks), and refuse a model whose
+    parameters could not be in its weights file, before any memory is allocated for it.
+
+    Raises:
+        UnsupportedModelError: ``implausible_config`` (archi2vec refused the config, or it
+            describes more parameters than its weights hold) or ``over_budget``.
+    """
+    import archi2vec
+    from archi2vec._timeout import call_with_timeout
+
+    repo_id = files.repo_id
+    try:
+        meta = call_with_timeout(lambda: archi2vec.build(files.config, library=library),
+                                 _META_BUILD_TIMEOUT, model_id=repo_id)
+    except archi2vec.ImplausibleConfigError as e:
+        raise UnsupportedModelError(f"{repo_id}: its config is refused: {e.reason}", repo_id=repo_id,
+                                    revision=files.sha, reason="implausible_config") from e
+    except archi2vec.TraceTimeoutError as e:
+        raise UnsupportedModelError(
+            f"{repo_id}: building its config on the meta device took more than "
+            f"{_META_BUILD_TIMEOUT:g} s", repo_id=repo_id, revision=files.sha,
+            reason="over_budget") from e
+    except archi2vec.UnsupportedModelError as e:  # the loader below says why, in its words
+        LOG.debug("%s: archi2vec cannot build it on meta (%s); no size check", repo_id, e.reason)
+        return
+    parameters = sum(p.numel() for p in meta.parameters())
+    weight_bytes = Path(files.weights_path).stat().st_size  # type: ignore[arg-type]
+    if parameters * _MIN_BYTES_PER_PARAMETER > weight_bytes:
+        raise UnsupportedModelError(
+            f"{repo_id}: its config describes {parameters:,} parameters, but its weights file "
+            f"{Path(files.weights_path).name} has {weight_bytes:,} bytes (at least "  # type: ignore[arg-type]
+            f"{_MIN_BYTES_PER_PARAMETER:g} per parameter are needed); the config does not match "
+            "its weights.", repo_id=repo_id, revision=files.sha, reason="implausible_config")
+
+
+def _unsafe_weights(files: ModelFiles, error: BaseException) -> UnsupportedModelError:
+    """The one-line error for a weights pickle that ``torch.load(weights_only=True)`` refused."""
+    first = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+    name = Path(files.weights_path).name if files.weights_path else "?"
+    return UnsupportedModelError(
+        f"{files.repo_id}: its weights file {name} is a pickle that needs more than tensors to "
+        f"load, and fennec never runs code from a checkpoint (torch.load(weights_only=True): "
+        f"{first[:200]}); only safetensors or plain tensor checkpoints are loaded.",
+        repo_id=files.repo_id, revision=files.sha, reason="unsafe_weights")
+
+
+def _is_unpickling_refusal(error: BaseException) -> bool:
+    node: BaseException | None = error
+    while node is not None:
+        if isinstance(node, pickle.UnpicklingError) or "Weights only load failed" in str(node):
+            return True
+        node = node.__cause__ or node.__context__
+    return False
 
 
 def _load_transformers(files: ModelFiles) -> torch.nn.Module:
@@ -88,10 +163,17 @@ def _load_transformers(files: ModelFiles) -> torch.nn.Module:
     auto = transformers.AutoModelForImageClassification if has_head else transformers.AutoModel
     bars = transformers.utils.logging.is_progress_bar_enabled()
     transformers.utils.logging.disable_progress_bar()  # one "Loading weights" bar per candidate is noise
+    safetensors = Path(files.weights_path).suffix == ".safetensors"  # type: ignore[arg-type]
     try:
         model, info = auto.from_pretrained(str(files.folder), dtype=torch.float32, local_files_only=True,
-                                           output_loading_info=True)
-    except (ValueError, KeyError) as e:  # an unknown model_type / config class
+                                           output_loading_info=True, trust_remote_code=False,
+                                           use_safetensors=safetensors, weights_only=True)
+    except Exception as e:
+        if _is_unpickling_refusal(e):
+            raise _unsafe_weights(files, e) from e
+        if not isinstance(e, (ValueError, KeyError)):
+            raise
+        # an unknown model_type / config class
         raise UnsupportedModelError(
             f"{files.repo_id}: transformers cannot build model_type {config['model_type']!r} with "
             f"{auto.__name__} ({e}).", repo_id=files.repo_id, revision=files.sha,
@@ -125,6 +207,10 @@ def _load_transformers(files: ModelFiles) -> torch.nn.Module:
 
 
 def _load_timm(files: ModelFiles) -> torch.nn.Module:
+    from archi2vec._compat import import_timm
+    from archi2vec._config_checks import timm_kwargs
+    from archi2vec.errors import ImplausibleConfigError
+
     try:
         timm = import_timm()
     except ImportError as e:
@@ -132,14 +218,16 @@ def _load_timm(files: ModelFiles) -> torch.nn.Module:
             f"{files.repo_id} is a timm model and timm is not installed: pip install 'fennec[timm]'.",
             repo_id=files.repo_id, revision=files.sha, reason="timm_missing") from e
     config = files.config
-    arch = config["architecture"]
-    if not timm.is_model(arch):
+    if not timm.is_model(config["architecture"]):
         raise UnsupportedModelError(
-            f"{files.repo_id}: timm {timm.__version__} has no architecture {arch!r}; upgrade timm.",
-            repo_id=files.repo_id, revision=files.sha, reason="unsupported_architecture")
-    kwargs = dict(config.get("model_args") or {})
-    if "num_classes" in config:
-        kwargs["num_classes"] = int(config["num_classes"])
+            f"{files.repo_id}: timm {timm.__version__} has no architecture {config['architecture']!r}; "
+            "upgrade timm.", repo_id=files.repo_id, revision=files.sha, reason="unsupported_architecture")
+    try:  # the allow-list: architecture arguments only, never checkpoint_path or pretrained_cfg
+        arch, kwargs = timm_kwargs(config, files.repo_id, timm)
+    except ImplausibleConfigError as e:
+        raise UnsupportedModelError(f"{files.repo_id}: its config is refused: {e.reason}",
+                                    repo_id=files.repo_id, revision=files.sha,
+                                    reason="implausible_config") from e
     model = timm.create_model(arch, pretrained=False, **kwargs)
     path = Path(files.weights_path)  # type: ignore[arg-type]
     if path.suffix == ".safetensors":
@@ -147,7 +235,10 @@ def _load_timm(files: ModelFiles) -> torch.nn.Module:
 
         state = load_file(str(path))
     else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as e:
+            raise _unsafe_weights(files, e) from e
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:

@@ -225,6 +225,8 @@ def _reindex(args: argparse.Namespace) -> int:
             run_every(interval, once)
     finally:
         catalog.close()
+        if hasattr(embedder, "close"):  # stops Archi2VecEmbedder's worker process
+            embedder.close()
     return 0
 
 

@@ -21,7 +21,8 @@ One run:
 A crash or Ctrl-C therefore loses at most the batch in flight, and the next run resumes
 from the watermark without duplicates (upserts are keyed by model id, already-indexed
 commits are skipped). A model that fails is recorded with its error and retried after an
-exponential backoff; one that fennec cannot use (remote code, malformed config) is recorded
+exponential backoff; one that fennec cannot use (remote code, a malformed config, a config
+archi2vec refuses before building it, a model over its time or memory budget) is recorded
 as unsupported and retried only when a new commit changes it, or, when the embedder could
 not embed it, also when the embedder version changes. A model for which the Hub stays
 unavailable after the hub's own retries is a failure like any other; when that happens to
@@ -40,6 +41,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import os
 import re
 import sqlite3
 import sys
@@ -100,35 +102,79 @@ class Embedder(Protocol):
 class Archi2VecEmbedder:
     """archi2vec's architecture vector of a model, from its config alone (no weights).
 
+    Configs come from strangers: by default each is built, traced and embedded in a worker
+    process with a time and a memory budget (:class:`archi2vec.Sandbox`; one long-lived
+    worker, replaced when a model exceeds a budget or crashes it), after archi2vec's checks on
+    its sizes, layer counts and estimated parameters. A model refused by a check or over a
+    budget is unsupported, with the reason; the run goes on.
+
     Args:
         dim: vector length.
         method: ``record`` (archi2vec's eager recorder, as its benchmark corpus uses; the
             default, several times faster) or ``export`` (torch.export).
-        timeout: seconds allowed for graph capture per model (None: archi2vec's default).
+        timeout: seconds allowed per model for building and tracing it (None: archi2vec's
+            default, 120 s).
+        memory_budget: bytes of address space one model may add to the worker's (default
+            4 GiB), or None for no memory bound.
+        isolate: build in the worker process (the default). False builds in this process:
+            the time budget still holds (a signal on the main thread), the memory budget does
+            not. On systems without POSIX processes the embedder builds in this process.
 
     Raises (when called):
-        fennec.errors.UnsupportedModelError: archi2vec cannot build or trace the model.
+        fennec.errors.UnsupportedModelError: archi2vec cannot build or trace the model
+            (``reason`` ``archi2vec``), refused its config before building it
+            (``implausible_config``), or it exceeded its time or memory budget (``over_budget``).
     """
 
-    def __init__(self, *, dim: int = 256, method: str = "record", timeout: float | None = None):
+    def __init__(self, *, dim: int = 256, method: str = "record", timeout: float | None = None,
+                 memory_budget: int | None = None, isolate: bool = True):
         import archi2vec
+        from archi2vec._sandbox import DEFAULT_MEMORY_BUDGET
+        from archi2vec.graph import DEFAULT_TIMEOUT
 
         self._archi2vec = archi2vec
         self.dim = int(dim)
         self.method = method
-        self.timeout = timeout
+        self.timeout = DEFAULT_TIMEOUT if timeout is None else float(timeout)
         # the two capture methods may give different graphs, hence different vectors
         self.version = f"{archi2vec.EMBEDDER_VERSION}/{method}/dim{self.dim}"
+        self._sandbox = None
+        if isolate and os.name == "posix":
+            self._sandbox = archi2vec.Sandbox(
+                time_budget=self.timeout,
+                memory_budget=DEFAULT_MEMORY_BUDGET if memory_budget is None else memory_budget)
+            self._sandbox.start()  # imports in the background while the hub is listed
 
     def __call__(self, files: ModelFiles, record: ModelRecord) -> np.ndarray:
+        a2v = self._archi2vec
         lib = record.library if record.library in ("transformers", "timm") else None
         try:
-            return self._archi2vec.embed(files.config, dim=self.dim, method=self.method,
-                                         timeout=self.timeout, library=lib)
-        except self._archi2vec.UnsupportedModelError as e:
-            raise UnsupportedModelError(f"{record.repo_id}: archi2vec cannot embed it: {e.reason}",
+            if self._sandbox is not None:
+                return self._sandbox.embed(files.config, model_id=record.repo_id, dim=self.dim,
+                                           method=self.method, library=lib)
+            return a2v.embed(files.config, dim=self.dim, method=self.method,
+                             timeout=self.timeout, library=lib)
+        except a2v.UnsupportedModelError as e:
+            if isinstance(e, a2v.ImplausibleConfigError):
+                kind, what = "implausible_config", "archi2vec refused its config"
+            elif isinstance(e, (a2v.BudgetExceededError, a2v.TraceTimeoutError)):
+                kind, what = "over_budget", "archi2vec stopped building it"
+            else:
+                kind, what = "archi2vec", "archi2vec cannot embed it"
+            raise UnsupportedModelError(f"{record.repo_id}: {what}: {e.reason}",
                                         repo_id=record.repo_id, revision=record.sha,
-                                        reason="archi2vec") from e
+                                        reason=kind) from e
+
+    def close(self) -> None:
+        """Stop the worker process (a later call starts a new one)."""
+        if self._sandbox is not None:
+            self._sandbox.close()
+
+    def __enter__(self) -> Archi2VecEmbedder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 @dataclasses.dataclass
