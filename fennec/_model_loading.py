@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import pickle
+import re
 from pathlib import Path
 
 import torch
@@ -90,6 +91,8 @@ def load_model(files: ModelFiles, *, device: str | torch.device | None = None) -
 _META_BUILD_TIMEOUT = 120.0
 #: A checkpoint holds at least this many bytes per parameter (4-bit quantised: 0.5).
 _MIN_BYTES_PER_PARAMETER = 0.5
+#: How torch's weights-only unpickler names the callable it refused.
+_UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
 
 
 def _check_size(files: ModelFiles, *, library: str) -> None:
@@ -130,12 +133,13 @@ def _check_size(files: ModelFiles, *, library: str) -> None:
 
 def _unsafe_weights(files: ModelFiles, error: BaseException) -> UnsupportedModelError:
     """The one-line error for a weights pickle that ``torch.load(weights_only=True)`` refused."""
-    first = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+    found = _UNSAFE_GLOBAL.search(str(error))
+    names = f" (it calls {found.group(1)})" if found else ""
     name = Path(files.weights_path).name if files.weights_path else "?"
     return UnsupportedModelError(
-        f"{files.repo_id}: its weights file {name} is a pickle that needs more than tensors to "
-        f"load, and fennec never runs code from a checkpoint (torch.load(weights_only=True): "
-        f"{first[:200]}); only safetensors or plain tensor checkpoints are loaded.",
+        f"{files.repo_id}: its weights file {name} is a pickle that needs code to load{names}; "
+        "fennec never runs code from a checkpoint and loads only safetensors or plain tensor "
+        "pickles (torch.load with weights_only=True).",
         repo_id=files.repo_id, revision=files.sha, reason="unsafe_weights")
 
 
