@@ -16,7 +16,7 @@ Two hubs share one interface (:class:`Hub`):
   none nested inside), reads
   JSON within :data:`~fennec._hub_input.MAX_JSON_BYTES` and
   :data:`~fennec._hub_input.MAX_JSON_DEPTH`, and checks every commit sha, ``ETag`` and
-  ``X-Repo-Commit`` before it becomes part of a cache path (docs/security-hub-input.md).
+  ``X-Repo-Commit`` before it becomes part of a cache path (docs/security.md).
 - :class:`LocalHub` reads a folder of Hub-style repositories (``<org>/<name>/config.json``
   …), such as the benchmark zoo: the default when the Hub cannot be reached.
 

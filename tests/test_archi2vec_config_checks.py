@@ -201,6 +201,6 @@ def test_the_threat_model_states_the_bounds_in_force():
 
     from archi2vec._sandbox import DEFAULT_MEMORY_BUDGET, DEFAULT_TIME_BUDGET
 
-    text = (Path(__file__).resolve().parents[1] / "docs" / "security-model-build.md").read_text()
+    text = (Path(__file__).resolve().parents[1] / "docs" / "security.md").read_text()
     assert f"**{MAX_LAYERS}**" in text and "**3 × 10¹⁰**" in text and MAX_PARAMETERS == 3 * 10**10
     assert f"{DEFAULT_TIME_BUDGET:g} s per model" in text and f"+ {DEFAULT_MEMORY_BUDGET // 2**30} GiB" in text

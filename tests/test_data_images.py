@@ -1,5 +1,5 @@
 """Image bounds: samples are stored downscaled, hostile preprocessor sizes and decompression
-bombs are refused with errors naming what was found (docs/security-resources.md)."""
+bombs are refused with errors naming what was found (docs/security.md)."""
 
 from __future__ import annotations
 
