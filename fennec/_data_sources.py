@@ -391,11 +391,14 @@ def _hub(dataset: str, repo_id: str, split: str | None, config: str | None,
         raise DatasetNotFoundError(f"{repo_id!r} is not a Hub dataset id ('org/name').",
                                    dataset=dataset, tried=("hub id",))
     source = f"hub:{repo_id}" + (f"/{config}" if config else "")
-    if constants.hf_offline():
-        return _hub_datasets(dataset, repo_id, source, split, config, revision, offline=True)
     from fennec.hub import HfHub
 
     hub = HfHub()  # endpoint, token and offline mode from fennec.constants, now
+    if hub.offline:  # a snapshot fennec downloaded before, else what datasets cached
+        folder = hub.dataset_snapshot(repo_id, revision)
+        if folder is not None:
+            return _hub_snapshot(dataset, repo_id, source, split, config, folder)
+        return _hub_datasets(dataset, repo_id, source, split, config, revision)
     try:
         sha, files = hub.dataset_files(repo_id, revision=revision)  # every read uses this commit
         parquet = _parquet_names(files)
@@ -413,12 +416,13 @@ def _hub(dataset: str, repo_id: str, split: str | None, config: str | None,
             + (f" at revision {revision!r}" if revision else "") + " (or it is private: set "
             "HF_TOKEN).", dataset=dataset, tried=("local path", f"hub:{repo_id} on {hub.endpoint}")) from e
     if not parquet:
-        # fennec puts every file in the Hugging Face cache first, with its checks, so that
-        # datasets.load_dataset finds them there: downloading them itself, it would let the
-        # endpoint's ETag and X-Repo-Commit name cache paths unchecked
+        # fennec downloads every file itself, with its checks, and datasets builds the split
+        # from that snapshot folder as a local folder, making no request of its own: through
+        # huggingface_hub it would let the endpoint's headers name cache paths unchecked
+        # (e.g. the .no_exist/<X-Repo-Commit>/ marker of each file it probes and is missing)
         names = [f for f in files if f != ".gitattributes"]
-        return _hub_datasets(dataset, repo_id, source, split, config, sha, offline=False,
-                             prefetch=lambda: hub.prefetch_dataset(repo_id, sha=sha, files=names))
+        folder = hub.prefetch_dataset(repo_id, sha=sha, files=names, revision=revision)
+        return _hub_snapshot(dataset, repo_id, source, split, config, folder)
     what = f"The Hub dataset {repo_id}"
     by_split = _group_parquet(dataset, parquet, config, what)
     name = _pick_split(dataset, sorted(by_split), split, what)
@@ -441,35 +445,50 @@ def _download_caches() -> tuple[Path, ...]:
     return Path(datasets.config.HF_DATASETS_CACHE), constants.hf_hub_cache()
 
 
-def _hub_datasets(dataset: str, repo_id: str, source: str, split: str | None,
-                  config: str | None, revision: str | None, *, offline: bool,
-                  prefetch: Callable[[], Any] | None = None) -> Split:
-    """``datasets.load_dataset`` (the cache only when offline); ``prefetch`` first puts the
-    repository's files in huggingface_hub's cache, so that datasets downloads none itself."""
+def _hub_snapshot(dataset: str, repo_id: str, source: str, split: str | None,
+                  config: str | None, folder: Path) -> Split:
+    """A Hub dataset without parquet files, from the snapshot ``folder`` fennec downloaded it
+    to (:meth:`fennec.hub.HfHub.prefetch_dataset`): ``datasets.load_dataset`` reads it as a
+    local folder (its README configs and data files as on the Hub) and sends no request.
+
+    Image rows may name files only in that repository's cache folder or the ``datasets``
+    cache (archives it extracts).
+
+    Raises:
+        DatasetNotFoundError: datasets finds no data files it can read in the repository.
+    """
     import datasets
 
-    if not offline and datasets.config.HF_ENDPOINT.rstrip("/") != constants.hf_endpoint():
-        raise DatasetError(
-            f"The Hub dataset {repo_id} has no parquet files, so it must be loaded with "
-            f"datasets.load_dataset, but datasets was imported with HF_ENDPOINT="
-            f"{datasets.config.HF_ENDPOINT} and HF_ENDPOINT is now {constants.hf_endpoint()}: set "
-            "HF_ENDPOINT before importing datasets or huggingface_hub.", dataset=dataset)
-    if prefetch is not None:
-        prefetch()
-    dl = datasets.DownloadConfig(local_files_only=offline, token=constants.hf_token())
+    try:
+        loaded = datasets.load_dataset(str(folder), config,
+                                       download_config=datasets.DownloadConfig(local_files_only=True))
+    except FileNotFoundError as e:
+        raise DatasetNotFoundError(
+            f"The Hub dataset {repo_id} has no parquet files, and datasets.load_dataset finds no "
+            f"data in its files (downloaded to {folder}): {type(e).__name__}: {str(e)[:300]}",
+            dataset=dataset, tried=("local path", f"hub:{repo_id}")) from e
+    roots = (folder.parent.parent, Path(datasets.config.HF_DATASETS_CACHE))  # <repo>/snapshots/<sha>
+    return _hf_dataset(dataset, source, loaded, split, f"The Hub dataset {repo_id}", path_roots=roots)
+
+
+def _hub_datasets(dataset: str, repo_id: str, source: str, split: str | None,
+                  config: str | None, revision: str | None) -> Split:
+    """``datasets.load_dataset`` from the ``datasets`` cache only (offline mode).
+
+    Raises:
+        HubOfflineError: the dataset is not in that cache.
+    """
+    import datasets
+
+    dl = datasets.DownloadConfig(local_files_only=True, token=constants.hf_token())
     try:
         loaded = datasets.load_dataset(repo_id, config, revision=revision, download_config=dl,
                                        token=constants.hf_token())
     except (FileNotFoundError, ConnectionError) as e:
-        if offline:
-            raise HubOfflineError(
-                f"{dataset!r} is not a local path, and the Hub dataset {repo_id} is not in the "
-                f"datasets cache; offline mode is on (HF_HUB_OFFLINE): unset it or pass a local "
-                f"folder ({type(e).__name__}: {str(e)[:200]}).", repo_id=repo_id) from e
-        raise DatasetNotFoundError(
-            f"{dataset!r} is not a local path, and datasets.load_dataset({repo_id!r}) failed: "
-            f"{type(e).__name__}: {str(e)[:300]}", dataset=dataset,
-            tried=("local path", f"hub:{repo_id}")) from e
+        raise HubOfflineError(
+            f"{dataset!r} is not a local path, and the Hub dataset {repo_id} is not in the "
+            f"datasets cache; offline mode is on (HF_HUB_OFFLINE): unset it or pass a local "
+            f"folder ({type(e).__name__}: {str(e)[:200]}).", repo_id=repo_id) from e
     return _hf_dataset(dataset, source, loaded, split, f"The Hub dataset {repo_id}",
                        path_roots=_download_caches())
 

@@ -29,11 +29,11 @@ groups than sampled rows fetches a correspondingly small part). A Hub dataset wi
 parquet files (nor the Hub's ``refs/convert/parquet`` branch) falls back to
 ``datasets.load_dataset``: fennec first downloads every file of the repository into the
 Hugging Face cache (with the checks of :mod:`fennec.hub`), then ``datasets`` builds the
-split from them.
+split from that snapshot folder read as a local folder (it sends no request itself).
 The endpoint, token and offline mode come from :mod:`fennec.constants` at call time and
-are passed explicitly (through :class:`fennec.hub.HfHub`, with its retries); the ``load_dataset`` fallback needs
-``HF_ENDPOINT`` set before ``datasets`` is imported (it says so otherwise). In offline mode
-only ``datasets``' cache is used. Hub reads are pinned to the commit sha listed first.
+are passed explicitly (through :class:`fennec.hub.HfHub`, with its retries). In offline
+mode a snapshot fennec downloaded before is read, else ``datasets``' own cache. Hub reads
+are pinned to the commit sha listed first.
 
 Limits: splits and configs of a parquet layout are read from file and folder names (the
 Hub's conventions), not from the README's ``configs:`` block; every parquet shard's footer
@@ -42,8 +42,8 @@ is read (one or two small requests per shard on the Hub).
 Hub input is untrusted: a Hub dataset's rows may only carry image bytes. A row that names
 a file (``{"bytes": None, "path": ...}`` or a column of paths), absolute or relative, is
 refused, never opened (a :class:`~fennec.errors.DatasetWarning` counts them; they count as
-skipped); for the ``load_dataset`` fallback, only files in the ``datasets`` and Hub caches
-it downloaded to are opened. Every file fennec opens for a dataset (images, parquet files,
+skipped); for the ``load_dataset`` fallback, only files in that repository's snapshot and
+the ``datasets`` cache (archives it extracted) are opened. Every file fennec opens for a dataset (images, parquet files,
 a ``save_to_disk`` folder's files) must be a regular file: a FIFO or a device is a
 :class:`~fennec.errors.DatasetError` naming it, as is an empty or corrupt parquet or
 ``.arrow`` file.

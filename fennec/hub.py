@@ -468,14 +468,17 @@ class HfHub:
     def _repo_cache(self, repo_id: str, repo_type: str = "model", cache_dir: Path | None = None) -> Path:
         return (cache_dir or self.cache_dir) / f"{repo_type}s--{repo_id.replace('/', '--')}"
 
-    def prefetch_dataset(self, repo_id: str, *, sha: str, files: Iterable[str]) -> Path:
-        """Download ``files`` of a dataset repository at commit ``sha`` into huggingface_hub's
-        own cache (``HF_HUB_CACHE``, where ``datasets.load_dataset`` looks), through the same
-        checked download as model files.
+    def prefetch_dataset(self, repo_id: str, *, sha: str, files: Iterable[str],
+                         revision: str | None = None) -> Path:
+        """Download ``files`` of a dataset repository at commit ``sha`` into the cache
+        (``datasets--<org>--<name>/snapshots/<sha>/``), through the same checked download as
+        model files.
 
-        ``datasets.load_dataset(repo_id, revision=sha)`` then finds every file already
-        there and downloads none itself, so no ETag or ``X-Repo-Commit`` it would not check
-        names a path. File names that would leave the snapshot (``../x``) are refused.
+        :mod:`fennec.data` then has ``datasets.load_dataset`` read that snapshot as a local
+        folder, so datasets sends no request and no ETag or ``X-Repo-Commit`` names a path
+        unchecked. File names that would leave the snapshot (``../x``) are refused. Once
+        every file is there, ``refs/<revision>`` (``main`` for None) records ``sha``, which
+        :meth:`dataset_snapshot` reads offline.
 
         Returns:
             The snapshot folder.
@@ -483,14 +486,24 @@ class HfHub:
         Raises:
             HubError: a refused file name, commit or ETag; and the errors of :meth:`fetch`.
         """
-        from huggingface_hub import constants as hf_constants
-
-        cache = Path(hf_constants.HF_HUB_CACHE)
+        cache = self.cache_dir
         for name in files:
             self._call(lambda name=name: self._download_file(repo_id, name, sha, max_bytes=None,
                                                              repo_type="dataset", cache_dir=cache),
                        repo_id=repo_id, revision=sha, filename=name, what=f"dataset {repo_id}: {name}")
+        self._write_ref(repo_id, revision or "main", sha, repo_type="dataset")  # it is complete
         return self._repo_cache(repo_id, "dataset", cache) / "snapshots" / sha
+
+    def dataset_snapshot(self, repo_id: str, revision: str | None = None) -> Path | None:
+        """The snapshot folder :meth:`prefetch_dataset` completed for ``revision`` (``main`` for
+        None), from the cache alone; None if there is none (or its ref is not a commit id)."""
+        _check_repo_id(repo_id, endpoint=self.endpoint)
+        try:
+            sha = self._cached_sha(repo_id, revision, repo_type="dataset")
+        except (HubOfflineError, HubError):
+            return None
+        folder = self._repo_cache(repo_id, "dataset") / "snapshots" / sha
+        return folder if folder.is_dir() else None
 
     def _download_file(self, repo_id: str, filename: str, sha: str, *, max_bytes: int | None,
                        repo_type: str = "model", cache_dir: Path | None = None) -> Path:
@@ -623,16 +636,16 @@ class HfHub:
             self._write_ref(repo_id, revision or "main", sha)
         return ModelFiles(repo_id, sha, config, config_path, pre, weights_path)
 
-    def _ref_path(self, repo_id: str, revision: str) -> Path:
-        refs = self._repo_cache(repo_id) / "refs"
+    def _ref_path(self, repo_id: str, revision: str, repo_type: str = "model") -> Path:
+        refs = self._repo_cache(repo_id, repo_type) / "refs"
         path = refs / revision
         if not inside(path, refs):  # a revision is the caller's, but never leaves refs/
             raise HubError(f"{repo_id}: refusing the revision {revision!r}.", repo_id=repo_id)
         return path
 
-    def _write_ref(self, repo_id: str, revision: str, sha: str) -> None:
+    def _write_ref(self, repo_id: str, revision: str, sha: str, repo_type: str = "model") -> None:
         """Record ``revision → sha`` in the cache, as huggingface_hub does, for offline use."""
-        ref = self._ref_path(repo_id, revision)
+        ref = self._ref_path(repo_id, revision, repo_type)
         try:
             ref.parent.mkdir(parents=True, exist_ok=True)
             if not ref.is_file() or ref.read_text() != sha:
@@ -642,8 +655,8 @@ class HfHub:
         except OSError as e:  # a read-only cache still works online
             LOG.debug("Could not record %s@%s in the cache: %s", repo_id, revision, e)
 
-    def _cached_sha(self, repo_id: str, revision: str | None) -> str:
-        ref = self._ref_path(repo_id, revision or "main")
+    def _cached_sha(self, repo_id: str, revision: str | None, repo_type: str = "model") -> str:
+        ref = self._ref_path(repo_id, revision or "main", repo_type)
         if not ref.is_file():
             raise HubOfflineError(f"{repo_id}: offline mode is on (HF_HUB_OFFLINE) and the model "
                                   f"is not in the cache {self.cache_dir}.", repo_id=repo_id)

@@ -424,20 +424,31 @@ def test_hub_offline_is_refused_clearly():
         load_sample("local/t-tiny")  # conftest sets HF_HUB_OFFLINE=1
 
 
-def test_hub_without_parquet_needs_the_endpoint_at_import(tmp_path, monkeypatch):
+def test_hub_without_parquet_is_read_from_fennecs_checked_download(tmp_path, monkeypatch):
+    # fennec downloads the files itself (checked) and datasets reads that snapshot as a local
+    # folder, so datasets sends no request: no HEAD probe of a missing file whose 404 would let
+    # the endpoint's X-Repo-Commit name a .no_exist/ folder, whatever HF_ENDPOINT it was
+    # imported with
     import datasets
+    import huggingface_hub.constants as hf_constants
 
     make_image_folder(tmp_path / "served" / "folder-ds" / "train", {"a": 2, "b": 2})
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "ds"))
     with HubServer(datasets_dir=tmp_path / "served") as server:
-        if datasets.config.HF_ENDPOINT.rstrip("/") == server.url:
-            pytest.skip("datasets was imported with this server's endpoint")
         monkeypatch.setenv("HF_HUB_OFFLINE", "0")
         monkeypatch.setenv("HF_ENDPOINT", server.url)
-        import huggingface_hub.constants as hf_constants
-
         monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)  # read at import
-        with pytest.raises(DatasetError, match="no parquet files.*set HF_ENDPOINT before importing"):
-            load_sample("local/folder-ds")
+        s = load_sample("local/folder-ds", per_class=2)
+    assert (list(s.class_names), len(s), s.source) == (["a", "b"], 4, "hub:local/folder-ds")
+    assert server.requests and all(m == "GET" for m, _, _ in server.requests), server.requests
+    resolved = [p for _, p, _ in server.requests if not p.startswith("/api/datasets/local/folder-ds")]
+    assert resolved and all(p.startswith("/datasets/local/folder-ds/resolve/") for p in resolved), resolved
+    assert not list(tmp_path.rglob(".no_exist"))
+    # offline, with the server gone, the same snapshot is read again
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+    again = load_sample("local/folder-ds", per_class=2)
+    assert again.fingerprint == s.fingerprint
 
 
 @pytest.mark.slow
@@ -452,10 +463,10 @@ def test_hub_without_parquet_falls_back_to_load_dataset(tmp_path):
         """, env={"HF_ENDPOINT": server.url, "HF_HUB_OFFLINE": "0", "HF_HOME": str(tmp_path / "hf"),
                   "HF_DATASETS_CACHE": str(tmp_path / "ds")})
     assert out == {"names": ["a", "b"], "n": 4, "source": "hub:local/folder-ds"}
-    # fennec downloaded the listed files (checked); huggingface_hub found them cached and
-    # asked the server about none of them (it only probes files the repository lacks)
+    # fennec downloaded the listed files (checked); datasets read them as a local folder
+    # and sent no request of its own (not even a probe of a file the repository lacks)
     listed = {p for m, p, status in server.requests if "/resolve/" in p and status == 200}
-    assert listed and not any(m == "HEAD" and p in listed for m, p, _ in server.requests)
+    assert listed and all(m == "GET" for m, _, _ in server.requests), server.requests
 
 
 def test_docstring_examples(monkeypatch):
