@@ -709,7 +709,8 @@ class _Listing:
     """The Hub's model listing (``GET /api/models``, ``Link: <…>; rel="next"`` pages), read
     by fennec: one request per page with no retry inside (:meth:`HfHub._stream` restarts a
     failing listing, the only retry layer), each page a JSON list of at most
-    :data:`_MAX_PAGE_BYTES`, and a page seen twice (a ``next`` loop) is an error."""
+    :data:`_MAX_PAGE_BYTES`, and a page seen twice (a ``next`` loop) is an error. The token
+    goes only to the endpoint's origin (a ``next`` link elsewhere is read without it)."""
 
     def __init__(self, hub: HfHub):
         self._hub = hub
@@ -726,7 +727,10 @@ class _Listing:
         seen: set[str] = set()
         while url is not None:
             what = f"Listing {pipeline_tag}/{filter} models (page {len(seen) + 1})"
-            with get_session().stream("GET", url, params=params, headers=hub._headers(),
+            headers = hub._headers()
+            if _origin(url) != _origin(hub.endpoint):  # a next page elsewhere: never the token
+                headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+            with get_session().stream("GET", url, params=params, headers=headers,
                                       timeout=hub.retry.timeout, follow_redirects=True) as response:
                 _raise_for_status(response)
                 page = loads_json(_read_body(response, limit=_MAX_PAGE_BYTES, what=what),

@@ -107,6 +107,7 @@ class HostileHub:
     Attributes:
         url: ``http://127.0.0.1:<port>``.
         requests: ``(method, path)`` of every request, in order.
+        tokens: ``(Host header, whether an Authorization header came)`` of every request.
         failures: ``(pattern, status)``: a request whose path matches ``pattern`` is
             answered with ``status`` (e.g. always 500), before anything else.
         listing_next: a URL sent as the ``next`` page of every listing page (a loop).
@@ -115,6 +116,7 @@ class HostileHub:
     def __init__(self) -> None:
         self.models: dict[str, HostileModel] = {}
         self.requests: list[tuple[str, str]] = []
+        self.tokens: list[tuple[str, bool]] = []
         self.failures: list[tuple[str, int]] = []
         self.listing_next: str | None = None  # a Link rel="next" sent with every listing page
         self._lock = threading.Lock()
@@ -205,6 +207,7 @@ def _handler(hub: HostileHub) -> Callable[..., BaseHTTPRequestHandler]:
         def _serve(self, method: str) -> None:
             with hub._lock:
                 hub.requests.append((method, self.path))
+                hub.tokens.append((self.headers.get("Host", ""), "Authorization" in self.headers))
             status, headers, body = hub.answer(method, self.path)
             self.send_response(status)
             for key, value in headers.items():

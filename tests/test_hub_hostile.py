@@ -306,6 +306,17 @@ def test_a_listing_whose_next_page_loops_is_an_error_not_endless(hostile, tmp_pa
         list(hub.list_models(pipeline_tags=["image-classification"], libraries=["transformers"]))
 
 
+def test_a_listing_next_page_on_another_origin_is_read_without_the_token(hostile, tmp_path):
+    hostile.add_model("org/good", sha=GOOD_SHA)
+    port = hostile.url.rsplit(":", 1)[1]
+    hostile.listing_next = f"http://localhost:{port}/api/models?cursor=elsewhere"  # same server
+    hub = HfHub(endpoint=hostile.url, token="hf_secret", cache_dir=tmp_path / "cache",
+                offline=False, retry=FAST)
+    with pytest.raises(HubError, match="already read"):  # the next page links to itself
+        list(hub.list_models(pipeline_tags=["image-classification"], libraries=["transformers"]))
+    assert hostile.tokens == [(f"127.0.0.1:{port}", True), (f"localhost:{port}", False)]
+
+
 # ---------------------------------------------------------------------------------------
 # A reindex goes on past every hostile model
 # ---------------------------------------------------------------------------------------
