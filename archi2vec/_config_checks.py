@@ -30,6 +30,11 @@ unpickles a file. Four checks run before the model is built, cheapest first:
    model classes (the classes with ``forward_features`` in ``timm.models``), and no key naming
    a path, URL, file, directory, cache, checkpoint, pretrained source, device or dtype is
    passed, whatever timm accepts. The ``pretrained_cfg`` of a config is never passed.
+5. **Implementations** (:func:`check_implementations`): ``attn_implementation`` and
+   ``experts_implementation`` (nested configs too) may only be ``null`` or one of
+   ``ALLOWED_IMPLEMENTATIONS``. transformers also accepts a Hub repository there
+   (``"org/kernel"``, ``"msa|org/kernel"``; ``"flash_attention_2"`` falls back to one) and,
+   with the ``kernels`` package installed, downloads and imports that code while building.
 
 The bounds are deliberately loose (ten times the deepest and a little above the largest
 vision model published, see the constants); the time and memory a build may take are bounded
@@ -52,8 +57,9 @@ from torch import nn
 
 from archi2vec.errors import ImplausibleConfigError
 
-__all__ = ["MAX_LAYERS", "MAX_PARAMETERS", "SIZE_SUFFIXES", "DEPTH_SUFFIXES", "check_sizes",
-           "check_parameter_count", "count_parameters", "estimate_parameters", "timm_kwargs"]
+__all__ = ["ALLOWED_IMPLEMENTATIONS", "MAX_LAYERS", "MAX_PARAMETERS", "SIZE_SUFFIXES",
+           "DEPTH_SUFFIXES", "check_implementations", "check_sizes", "check_parameter_count",
+           "count_parameters", "estimate_parameters", "timm_kwargs"]
 
 #: Keys whose values are sizes, dimensions or counts (matched at the end of the key, any case).
 SIZE_SUFFIXES = ("size", "sizes", "dim", "dims", "layers", "heads", "channels", "depth", "depths",
@@ -75,6 +81,11 @@ _DATA_KEYS = frozenset({"id2label", "label2id"})
 _FILE_LIKE = re.compile(r"path|file|url|uri|dir|cache|checkpoint|pretrained|hub|device|dtype",
                         re.IGNORECASE)
 _TIMM_NAME = re.compile(r"^[A-Za-z0-9_]+$")
+#: Config keys that choose code transformers loads while building (a Hub kernel among them).
+_IMPLEMENTATION_KEYS = frozenset({"attn_implementation", "_attn_implementation",
+                                  "experts_implementation", "_experts_implementation"})
+#: The implementations a config may choose: transformers' own, which fetch nothing.
+ALLOWED_IMPLEMENTATIONS = ("eager", "sdpa")
 
 
 def _matches(key: Any, suffixes: tuple[str, ...]) -> bool:
@@ -164,6 +175,40 @@ def check_sizes(config: Mapping, model_id: str) -> None:
                 raise ImplausibleConfigError(
                     model_id, f"config field {name!r} asks for {leaf} layers; archi2vec builds at "
                               f"most {MAX_LAYERS} per field (the deepest vision models have 48)")
+
+
+def check_implementations(config: Mapping, model_id: str) -> None:
+    """Refuse a config that chooses an attention or experts implementation other than
+    transformers' built-in ``ALLOWED_IMPLEMENTATIONS`` (in nested configs too): another value
+    may name a Hub repository whose code transformers would download and import.
+
+    Raises:
+        ImplausibleConfigError: such a value (the field is named).
+
+    Example:
+        >>> check_implementations({"vision_config": {"attn_implementation": "sdpa"}}, "demo")
+        >>> check_implementations({"attn_implementation": "org/kernel"}, "demo")
+        Traceback (most recent call last):
+        ...
+        archi2vec.errors.ImplausibleConfigError: demo: config field 'attn_implementation' is 'org/kernel'; archi2vec accepts only null, 'eager' or 'sdpa' (another value may name code on the Hub that transformers would download and run)
+    """
+    stack: list[tuple[str, Any]] = [("", config)]
+    while stack:
+        where, node = stack.pop()
+        if isinstance(node, Mapping):
+            entries = [(f"{where}.{k}" if where else str(k), k, v) for k, v in node.items()]
+        else:
+            entries = [(f"{where}[{i}]", None, v) for i, v in enumerate(node)]
+        for name, key, value in entries:
+            if (key in _IMPLEMENTATION_KEYS and value is not None
+                    and not (isinstance(value, str) and value in ALLOWED_IMPLEMENTATIONS)):
+                raise ImplausibleConfigError(
+                    model_id, f"config field {name!r} is {value!r}; archi2vec accepts only null, "
+                              f"{' or '.join(repr(v) for v in ALLOWED_IMPLEMENTATIONS)} (another "
+                              "value may name code on the Hub that transformers would download "
+                              "and run)")
+            if isinstance(value, (Mapping, list, tuple)):
+                stack.append((name, value))
 
 
 def _deepest(config: Mapping) -> int:

@@ -15,7 +15,8 @@ Every config is checked before its model is built (:mod:`archi2vec._config_check
 fields must be non-negative numbers, layer counts at most ``MAX_LAYERS``, the estimated
 parameter count at most ``MAX_PARAMETERS`` (checked again, exactly, once built), and a timm
 config passes only allow-listed architecture arguments to ``timm.create_model`` (never a
-path, URL or file option such as ``checkpoint_path``, never its ``pretrained_cfg``).
+path, URL or file option such as ``checkpoint_path``, never its ``pretrained_cfg``), and an
+``attn_implementation`` other than ``eager``/``sdpa`` (a Hub kernel) is refused.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from torch import nn
 from archi2vec._compat import import_timm, import_transformers, timm_available
 from archi2vec._config_checks import (
     MAX_PARAMETERS,
+    check_implementations,
     check_parameter_count,
     check_sizes,
     count_parameters,
@@ -164,6 +166,7 @@ def _build_from_dict(config: dict, model_id: str, library: str | None, trust: bo
     """Check ``config`` (sizes, layer counts, estimated parameters), then build it."""
     _check_remote_code(config, model_id, trust)
     check_sizes(config, model_id)
+    check_implementations(config, model_id)
 
     def construct(cfg: dict) -> nn.Module:
         return _construct_from_dict(cfg, model_id, library, trust)

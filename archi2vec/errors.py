@@ -52,8 +52,9 @@ class TraceTimeoutError(UnsupportedModelError, TimeoutError):
 class ImplausibleConfigError(UnsupportedModelError):
     """A config refused before its model is built: a size field that is not a non-negative
     number (NaN, negative, a string), a layer count above ``MAX_LAYERS``, a model estimated
-    above ``MAX_PARAMETERS`` parameters, or a timm argument outside the allow-list (a path, a
-    URL, a file option). See :mod:`archi2vec._config_checks`."""
+    above ``MAX_PARAMETERS`` parameters, a timm argument outside the allow-list (a path, a
+    URL, a file option), or an attention implementation that is not built in (a Hub kernel).
+    See :mod:`archi2vec._config_checks`."""
 
 
 class BudgetExceededError(UnsupportedModelError):

@@ -204,3 +204,26 @@ def test_the_threat_model_states_the_bounds_in_force():
     text = (Path(__file__).resolve().parents[1] / "docs" / "security.md").read_text()
     assert f"**{MAX_LAYERS}**" in text and "**3 × 10¹⁰**" in text and MAX_PARAMETERS == 3 * 10**10
     assert f"{DEFAULT_TIME_BUDGET:g} s per model" in text and f"+ {DEFAULT_MEMORY_BUDGET // 2**30} GiB" in text
+
+
+# ---------------------------------------------------------------------------------------
+# implementations
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("config", [
+    {**VIT, "attn_implementation": "evil-org/kernel"},             # a Hub kernel
+    {**VIT, "attn_implementation": "msa|evil-org/kernel@main"},     # loaded with allow_all_kernels
+    {**VIT, "attn_implementation": "flash_attention_2"},            # falls back to a Hub kernel
+    {"model_type": "clip", "vision_config": {"_attn_implementation": "evil-org/kernel"}},
+    {**VIT, "experts_implementation": ["evil-org/kernel"]},
+])
+def test_an_implementation_that_is_not_built_in_is_refused_before_building(config, no_build):
+    with pytest.raises(ImplausibleConfigError, match="accepts only null, 'eager' or 'sdpa'"):
+        archi2vec.build(config)
+
+
+def test_built_in_implementations_are_accepted(builds):
+    for value in (None, "eager", "sdpa"):
+        archi2vec.build({**VIT, "attn_implementation": value, "vision_config": {"attn_implementation": value}})
+    assert len(builds) >= 3

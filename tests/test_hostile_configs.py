@@ -176,6 +176,22 @@ def test_a_config_larger_than_its_weights_is_refused_before_loading(tmp_path, mo
     assert info.value.reason == "implausible_config"
 
 
+def test_a_config_naming_a_hub_kernel_is_refused_before_loading(tmp_path, monkeypatch):
+    # transformers would download and import the kernel's code (with the kernels package
+    # installed; without it, its ImportError escaped as no fennec error)
+    import transformers
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("from_pretrained was called")
+
+    root = tmp_path / "hub"
+    write_model(root, "evil/vit-kernel", config={**TINY_VIT, "attn_implementation": "evil-org/kernel"})
+    monkeypatch.setattr(transformers.AutoModelForImageClassification, "from_pretrained", refuse)
+    with pytest.raises(UnsupportedModelError, match="'attn_implementation' is 'evil-org/kernel'") as info:
+        load_model(LocalHub(root).fetch("evil/vit-kernel", weights=True), device="cpu")
+    assert info.value.reason == "implausible_config"
+
+
 def test_refinement_refuses_implausible_sizes_before_building(tmp_path, monkeypatch):
     import transformers
 
