@@ -20,6 +20,7 @@ import numpy as np
 
 from fennec import constants
 from fennec._hub_input import RejectedInput, describe_file_type, loads_json
+from fennec._hub_input import open_regular as _open_regular  # fennec.data's open_regular wraps it
 from fennec.errors import (
     DatasetError,
     DatasetNotFoundError,
@@ -70,28 +71,18 @@ class Split:
 
 
 def open_regular(path: str | os.PathLike, *, dataset: str, what: str = "") -> Any:
-    """A binary file object for a regular file; never blocks on a FIFO or a device.
-
-    The file is opened non-blocking and checked with ``fstat`` on the open descriptor (a
-    FIFO swapped in after a check is refused too), then switched back to blocking reads.
+    """A binary file object for a regular file; never blocks on a FIFO or a device
+    (:func:`fennec._hub_input.open_regular`).
 
     Raises:
         DatasetError: not a regular file (the message names it and its type).
         OSError: it cannot be opened.
     """
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise DatasetError(f"{what or 'The file'} {path} is {describe_file_type(mode)}, not a "
-                               "regular file; fennec reads only regular files (reading it could "
-                               "block for ever). Remove it or point the dataset elsewhere.",
-                               dataset=dataset)
-        os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
+        return _open_regular(path, what=what or "The file")
+    except RejectedInput as e:
+        raise DatasetError(f"{e}; fennec reads only regular files (reading it could block for "
+                           "ever). Remove it or point the dataset elsewhere.", dataset=dataset) from None
 
 
 def _refuse_special(path: Path, dataset: str, what: str) -> None:

@@ -15,10 +15,11 @@ import os
 import re
 import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 __all__ = ["MAX_JSON_BYTES", "MAX_JSON_DEPTH", "RejectedInput", "check_commit_sha",
-           "check_etag", "is_commit_sha", "loads_json", "read_json_file"]
+           "check_etag", "is_commit_sha", "loads_json", "open_regular", "read_json_file",
+           "read_regular_bytes"]
 
 #: The largest JSON document fennec reads from a hub (``config.json``,
 #: ``preprocessor_config.json``, ``.hub.json``, model and dataset info, parquet schema
@@ -122,32 +123,42 @@ def loads_json(data: bytes | str, *, what: str, max_bytes: int = MAX_JSON_BYTES,
     return doc
 
 
-def read_regular_bytes(path: str | os.PathLike, *, what: str, max_bytes: int) -> bytes:
-    """The bytes of a regular file, at most ``max_bytes``; never blocks on a FIFO or a device.
+def open_regular(path: str | os.PathLike, *, what: str, flags: int = 0) -> BinaryIO:
+    """A binary file object for a regular file; never blocks on a FIFO or a device.
 
-    The file is opened non-blocking and checked with ``fstat`` on the open descriptor, so a
-    FIFO or device put in its place between a check and the open is refused too.
+    The file is opened non-blocking (with ``flags`` added, e.g. ``O_NOFOLLOW``) and checked
+    with ``fstat`` on the open descriptor, so a FIFO or device put in its place between a
+    check and the open is refused too; then it is switched back to blocking reads.
+
+    Raises:
+        RejectedInput: not a regular file (``"<what> <path> is a FIFO …"``).
+        OSError: it cannot be opened.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+                 | getattr(os, "O_BINARY", 0) | flags)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise RejectedInput(f"{what} {path} is {describe_file_type(mode)}, not a regular file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_regular_bytes(path: str | os.PathLike, *, what: str, max_bytes: int) -> bytes:
+    """The bytes of a regular file (:func:`open_regular`), at most ``max_bytes``.
 
     Raises:
         RejectedInput: not a regular file, or larger than ``max_bytes``.
         OSError: it cannot be opened or read.
     """
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise RejectedInput(f"{what} ({path}) is {describe_file_type(st.st_mode)}, not a "
-                                "regular file")
-        if st.st_size > max_bytes:
-            raise RejectedInput(f"{what} is {st.st_size} bytes, more than the {max_bytes} "
-                                "fennec reads")
-        os.set_blocking(fd, True)
-        with os.fdopen(fd, "rb", closefd=True) as fh:
-            fd = -1
-            data = fh.read(max_bytes + 1)
-    finally:
-        if fd >= 0:
-            os.close(fd)
+    with open_regular(path, what=what) as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size > max_bytes:
+            raise RejectedInput(f"{what} is {size} bytes, more than the {max_bytes} fennec reads")
+        data = fh.read(max_bytes + 1)
     if len(data) > max_bytes:  # it grew after the fstat
         raise RejectedInput(f"{what} is more than the {max_bytes} bytes fennec reads")
     return data

@@ -20,6 +20,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from fennec._hub_input import RejectedInput, open_regular
 from fennec.errors import HubError, MalformedModelError
 
 __all__ = ["FileEntry", "Repo", "RepoStore", "as_list", "front_matter", "iso_date", "open_confined",
@@ -64,16 +65,10 @@ def open_confined(path: str | os.PathLike, base: str | os.PathLike) -> BinaryIO:
     real = os.path.realpath(path)
     if _outside(real, base):
         raise PermissionError(f"{path} resolves outside {base}")
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) \
-        | getattr(os, "O_BINARY", 0)
-    fd = os.open(real, flags)  # O_NOFOLLOW: a link swapped in since realpath() is refused
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(f"{path} is not a regular file")
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
+    try:  # O_NOFOLLOW: a link swapped in since realpath() is refused
+        return open_regular(real, what=os.fspath(path), flags=getattr(os, "O_NOFOLLOW", 0))
+    except RejectedInput as e:
+        raise OSError(str(e)) from None
 
 
 def _read_bounded(path: Path, base: Path, limit: int) -> bytes:
