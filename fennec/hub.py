@@ -392,25 +392,32 @@ class HfHub:
         """
         from huggingface_hub import ModelInfo
 
+        return self._record(self._info("models", ModelInfo, repo_id, revision,
+                                       what=f"model_info({repo_id})"))
+
+    def _info(self, kind: str, cls: Any, repo_id: str, revision: str | None, *, what: str) -> Any:
+        """``GET /api/<kind>/<repo_id>[/revision/<revision>]`` (:meth:`_get_json`, retried by
+        :meth:`_call`) as a huggingface_hub ``cls`` (``ModelInfo``/``DatasetInfo``); when
+        ``revision`` is a commit sha, the answer must be for that commit.
+
+        Raises:
+            HubError: a bad repository id, an answer that does not parse, or another commit
+                than the one asked for; and the errors of :meth:`_get_json`.
+        """
         _check_repo_id(repo_id, endpoint=self.endpoint)
-        url = f"{self.endpoint}/api/models/{repo_id}" + (
+        url = f"{self.endpoint}/api/{kind}/{repo_id}" + (
             f"/revision/{quote(revision, safe='')}" if revision is not None else "")
-        what = f"model_info({repo_id})"
         data = self._call(lambda: self._get_json(url, what=what, repo_id=repo_id, revision=revision),
                           repo_id=repo_id, revision=revision, what=what)
-        record = self._record(self._parse(ModelInfo, data, what=what, repo_id=repo_id))
-        if is_commit_sha(revision) and record.sha != revision:
-            raise HubError(f"{repo_id}: asked for commit {revision}, {self.endpoint} answered with "
-                           f"commit {record.sha}; refused.", repo_id=repo_id, revision=revision)
-        return record
-
-    def _parse(self, cls: Any, data: dict[str, Any], *, what: str, repo_id: str) -> Any:
-        """A huggingface_hub ``ModelInfo``/``DatasetInfo`` of a checked JSON object."""
         try:
-            return cls(**data)
+            info = cls(**data)
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise HubError(f"{what}: unexpected answer from {self.endpoint} ({type(e).__name__}: "
                            f"{str(e)[:200]}).", repo_id=repo_id) from e
+        if is_commit_sha(revision) and info.sha != revision:
+            raise HubError(f"{repo_id}: asked for commit {revision}, {self.endpoint} answered with "
+                           f"commit {str(info.sha)[:80]!r}; refused.", repo_id=repo_id, revision=revision)
+        return info
 
     def _headers(self) -> dict[str, str]:
         from huggingface_hub.utils import build_hf_headers
@@ -677,13 +684,8 @@ class HfHub:
         """
         from huggingface_hub import DatasetInfo
 
-        _check_repo_id(repo_id, endpoint=self.endpoint)
-        url = f"{self.endpoint}/api/datasets/{repo_id}" + (
-            f"/revision/{quote(revision, safe='')}" if revision is not None else "")
         what = f"dataset {repo_id}"
-        data = self._call(lambda: self._get_json(url, what=what, repo_id=repo_id, revision=revision),
-                          repo_id=repo_id, revision=revision, what=what)
-        info = self._parse(DatasetInfo, data, what=what, repo_id=repo_id)
+        info = self._info("datasets", DatasetInfo, repo_id, revision, what=what)
         try:
             sha = check_commit_sha(info.sha, what=f"{what}: the commit sha {self.endpoint} gave")
         except RejectedInput as e:

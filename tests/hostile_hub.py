@@ -170,7 +170,7 @@ class HostileHub:
             if self.listing_next is not None:
                 headers["Link"] = f'<{self.listing_next}>; rel="next"'
             return 200, headers, body
-        m = re.fullmatch(r"/api/models/([^/]+/[^/]+)(?:/revision/[^/]+)?", route)
+        m = re.fullmatch(r"/api/(?:models|datasets)/([^/]+/[^/]+)(?:/revision/[^/]+)?", route)
         if m and m.group(1) in self.models:
             model = self.models[m.group(1)]
             body = model.info if model.info is not None else json.dumps(model.info_json()).encode()

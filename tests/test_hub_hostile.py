@@ -83,6 +83,17 @@ def test_a_model_info_sha_that_is_not_a_commit_id_is_refused(hostile, tmp_path, 
     assert hostile.count("/resolve/") == 0  # refused before any download
 
 
+def test_info_for_another_commit_than_the_one_asked_for_is_refused(hostile, tmp_path):
+    hostile.add_model("org/m", sha=GOOD_SHA, files={"config.json": CONFIG})  # answers any revision
+    hub = _hub(hostile, tmp_path)
+    assert hub.model_info("org/m", revision=GOOD_SHA).sha == GOOD_SHA
+    assert hub.dataset_files("org/m", revision=GOOD_SHA)[0] == GOOD_SHA
+    with pytest.raises(HubError, match=f"asked for commit {OTHER_SHA}, .* answered with commit '?{GOOD_SHA}"):
+        hub.model_info("org/m", revision=OTHER_SHA)
+    with pytest.raises(HubError, match=f"asked for commit {OTHER_SHA}, .* answered with commit '?{GOOD_SHA}"):
+        hub.dataset_files("org/m", revision=OTHER_SHA)
+
+
 @pytest.mark.parametrize("headers", [
     {"ETag": f'"{ESCAPE}"'},
     {"ETag": None, "X-Linked-Etag": f'"{ESCAPE}"'},
