@@ -25,7 +25,9 @@ descriptor similarity >= :data:`SAME_DATA_SIMILARITY`), that task's recorded fin
 results are the best estimate there is, so the models are ranked by them
 (:attr:`Recommendation.known_result`) and a note says so; when even the closest known task is
 far (similarity < :data:`LOW_SIMILARITY`, a threshold read off the zoo benchmark in
-docs/recommend.md), a note says the ranking is low-confidence.
+docs/recommend.md), a note says the ranking is low-confidence; when it is nearly this dataset
+(another split or sample of it: similarity >= :data:`NEAR_SIMILARITY`) without being the same
+data, a note says why its recorded results do not rank the models directly.
 
 Example:
     >>> import fennec
@@ -53,6 +55,7 @@ __all__ = [
     "DEFAULT_FUSION_WEIGHT",
     "KnownTask",
     "LOW_SIMILARITY",
+    "NEAR_SIMILARITY",
     "Recommendation",
     "Recommendations",
     "SAME_DATA_SIMILARITY",
@@ -74,6 +77,12 @@ SAME_DATA_SIMILARITY = 0.999
 #: weighted tau 0.75-0.85, mean 0.80) and 3 at <= 0.18 (tau 0.04-0.65, mean 0.45); 0.25 lies in
 #: that gap (benchmark/task_similarity.py, docs/recommend.md "How far is far").
 LOW_SIMILARITY = 0.25
+#: From this similarity up to :data:`SAME_DATA_SIMILARITY` the closest known task is nearly this
+#: dataset without being it (another split or a subsample: the zoo's test splits and a 300-image
+#: sample of t-digits score 0.995-0.998 against their known task, the few-shot subset t-digits-fewshot
+#: 0.99 against t-digits, while distinct zoo tasks reach at most 0.87; docs/recommend.md): a note
+#: then says why the ranking does not follow its recorded results.
+NEAR_SIMILARITY = 0.98
 
 
 # -- recommendations -------------------------------------------------------------------
@@ -241,7 +250,7 @@ class Recommendations(Sequence[Recommendation]):
         if self.closest_tasks:
             lines.append("closest known tasks: " + "; ".join(
                 f"{t.task_id} ({'the same data as this dataset, ' if t.similarity >= SAME_DATA_SIMILARITY else ''}"
-                f"similarity {t.similarity:.2f}"
+                f"similarity {t.similarity:.3f}"
                 + (f", best: {t.best_model} {t.best_value:.3f})" if t.best_model else ")")
                 for t in self.closest_tasks))
         return "\n".join(lines)
@@ -443,6 +452,13 @@ def _notes(info: WorkspaceInfo, closest: list[KnownTask], known: tuple[str, dict
                      f"models are ranked by their recorded fine-tuning results on it (known_result, {len(row)} "
                      "models; the table's 'known' column), the best estimate there is; predicted and metric scores "
                      "are shown for comparison.")
+    elif closest and closest[0].similarity >= NEAR_SIMILARITY:  # nearly, but not, this very dataset
+        near = closest[0]
+        best = f" (best there: {near.best_model} {near.best_value:.3f})" if near.best_model else ""
+        notes.append(f"the closest known task {near.task_id} (similarity {near.similarity:.3f}) is nearly this "
+                     f"dataset but not the same data (that scores >= {SAME_DATA_SIMILARITY}; e.g. another split or "
+                     f"sample of it): its recorded results{best} shape the predicted scores through the transfer "
+                     "space, blended with other tasks and with the metric, but do not rank the models directly.")
     elif closest and closest[0].similarity < LOW_SIMILARITY:
         notes.append(f"low confidence: even the closest known task ({closest[0].task_id}, similarity "
                      f"{closest[0].similarity:.2f}) is far from this dataset (below {LOW_SIMILARITY}), so the "

@@ -103,6 +103,28 @@ def test_low_confidence_note_when_the_closest_known_task_is_far(zoo_env, monkeyp
     assert not any("low confidence" in n for n in near.notes)
 
 
+def test_a_near_but_not_same_known_task_says_why_its_results_do_not_rank(zoo_env, monkeypatch):
+    """Another split or sample of a known task (0.98 <= similarity < 0.999): its recorded best model
+    need not rank first, and the output says why instead of showing "similarity 1.00" unexplained."""
+    from fennec import recommender
+
+    plain = recommend(zoo_env / "datasets" / "t-new", top_k=2, refine=False)
+    closest = plain.closest_tasks[0]
+    assert not any("nearly this dataset" in n for n in plain.notes)
+    assert f"{closest.task_id} (similarity {closest.similarity:.3f}" in plain.table()  # 3 decimals: 0.998 != 1.00
+    monkeypatch.setattr(recommender, "NEAR_SIMILARITY", closest.similarity - 0.01)
+    near = recommend(zoo_env / "datasets" / "t-new", top_k=2, refine=False)
+    note = next(n for n in near.notes if "nearly this dataset" in n)
+    assert note.startswith(f"the closest known task {closest.task_id} (similarity {closest.similarity:.3f})")
+    assert f"best there: {closest.best_model} {closest.best_value:.3f}" in note and "not the same data" in note
+    assert near.same_task is None and all(r.known_result is None for r in near)
+    assert not any(n.startswith("low confidence") for n in near.notes)
+    assert f"note: {note}" in near.table().splitlines()
+    # the same data is ranked by its results, not explained away
+    same = recommend(zoo_env / "datasets" / "t-three", top_k=2, refine=False)
+    assert same.same_task == "t-three" and not any("nearly this dataset" in n for n in same.notes)
+
+
 def test_the_demo_zoo_says_so_first_everywhere(zoo_env, capsys):
     recs = recommend(zoo_env / "datasets" / "t-new", top_k=2, refine=False)
     assert recs.workspace.kind == "demo-zoo" and recs.workspace.n_models == len(MODELS)
