@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from fennec.errors import FallbackWarning, InvalidInputError
-from fennec.workspace import DEFAULT_MAX_SAMPLES, ZOO_HUB, Workspace, _workspace_for, results_table
+from fennec.workspace import DEFAULT_MAX_SAMPLES, ZOO_HUB, Workspace, _workspace_for
 
 __all__ = [
     "DEFAULT_FUSION_WEIGHT",
@@ -371,8 +371,9 @@ def recommend(dataset: str | Path | Any, *, top_k: int = 5, candidates: int = 20
     closest = _closest_tasks(ws, desc.vector)
     known = _known_results(ws, closest)
     if known:  # every model with a result on this very dataset can rank: each gets its index score too
-        extra = [m for m in known[1] if m not in dict(hits) and m in ws.index]
-        scores = {m: float(ws.index.vector(m) @ query) for m in extra}  # the index's own inner product
+        found = set(m for m, _ in hits)
+        scores = {m: float(ws.index.vector(m) @ query)  # the index's own inner product
+                  for m in known[1] if m not in found and m in ws.index}
         hits += sorted(scores.items(), key=lambda ms: (-ms[1], ms[0]))
     predicted = dict(hits)
     timings["index"] = time.perf_counter() - t
@@ -435,11 +436,7 @@ def _known_results(ws: Workspace, closest: list[KnownTask]) -> tuple[str, dict[s
     results for indexed models; else None."""
     if not closest or closest[0].similarity < SAME_DATA_SIMILARITY:
         return None
-    from fennec.workspace import _read_catalog
-
-    with _read_catalog(ws.home / "catalog.sqlite") as catalog:
-        table, _ = results_table(catalog, set(ws.index.ids))
-    row = table.get(closest[0].task_id)
+    row = ws.results().get(closest[0].task_id)
     return (closest[0].task_id, row) if row else None
 
 
@@ -532,9 +529,10 @@ def _records(ws: Workspace, order: list[tuple[str, float]], predicted: dict[str,
 def _closest_tasks(ws: Workspace, descriptor: np.ndarray, k: int = 3) -> list[KnownTask]:
     if ws.tasks is None:
         return []
-    best = ws.best_models()
+    results = ws.results()
     out = []
     for task_id, sim in ws.tasks.search(descriptor, k=k):
-        model, value = best.get(task_id, (None, None))
+        row = results.get(task_id)  # the indexed model that fine-tuned best there
+        model, value = max(row.items(), key=lambda mv: (mv[1], mv[0])) if row else (None, None)
         out.append(KnownTask(task_id, round(float(sim), 4), model, value))
     return out

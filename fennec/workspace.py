@@ -720,7 +720,7 @@ class Workspace:
     index: Any
     tasks: Any  # TaskIndex or None
     hub: Any
-    _best: dict[str, tuple[str, float]] | None = dataclasses.field(default=None, repr=False, compare=False)
+    _results: dict[str, dict[str, float]] | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @classmethod
     def load(cls, home: str | Path) -> Workspace:
@@ -749,14 +749,13 @@ class Workspace:
         hub = _open_hub(manifest["hub"]) if manifest.get("hub") else _open_hub_env()
         return cls(home, manifest, space, index, tasks, hub)
 
-    def best_models(self) -> dict[str, tuple[str, float]]:
-        """``{known task: (model, result)}``: the indexed model that fine-tuned best on each
-        task (keys as in :func:`results_table`), read from the catalog once per workspace."""
-        if self._best is None:
+    def results(self) -> dict[str, dict[str, float]]:
+        """``{known task: {model: result}}`` of the indexed models (keys as in
+        :func:`results_table`), read from the catalog once per workspace."""
+        if self._results is None:
             with _read_catalog(self.home / "catalog.sqlite") as catalog:
-                table, _ = results_table(catalog, set(self.index.ids))
-            self._best = {t: max(row.items(), key=lambda mv: (mv[1], mv[0])) for t, row in table.items() if row}
-        return self._best
+                self._results, _ = results_table(catalog, set(self.index.ids))
+        return self._results
 
 
 #: Loaded workspaces of this process, by folder, with the ``fit.json`` stamp they were loaded at:
