@@ -268,7 +268,12 @@ def _import(args: argparse.Namespace) -> int:
         known = {m.repo_id for m in catalog.models(limit=None)}
         for path in args.paths:
             if path.is_dir():
-                summaries = catalog.import_published_tables(path)  # skipped files: one warning each
+                others = sorted(p.name for p in path.iterdir()
+                                if p.suffix != ".json" and not p.name.startswith(".") and p.is_file())
+                if others:  # never read: tables are JSON files
+                    LOG.warning("Skipped %d file(s) of %s that are not .json tables: %s", len(others), path,
+                                ", ".join(others[:10]) + (", …" if len(others) > 10 else ""))
+                summaries = catalog.import_published_tables(path)  # skipped .json files: one warning each
                 if not summaries:
                     print(f"{path}: no transfer-result table imported (see the warnings above)")
             elif "ground_truth" in path.name:

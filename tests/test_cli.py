@@ -135,11 +135,14 @@ def test_import_results_names_skipped_files_and_unmatched_models(zoo_env, tmp_pa
     (tables / "ranks.json").write_text(json.dumps({"ranking": ["a", "b"]}))
     nested = {f"org/model-{i}": 0.5 for i in range(200)}  # a metric-score file: a dict where a number belongs
     (tables / "scores.json").write_text(json.dumps({"results": {"LogME": {"pets": nested}}}))
+    (tables / "paper.csv").write_text("model,cifar10\n")  # not a table fennec reads: named, not silently passed over
+    (tables / "README.md").write_text("the tables")
     assert main(["reindex", "--hub", str(zoo_env / "hub"), "--no-progress"]) == 0
     capsys.readouterr()
     assert main(["import-results", str(tables)]) == 0
     captured = capsys.readouterr()
     assert "fennec: warning: Skipped ranks.json (not a transfer-result table)" in captured.err
+    assert f"fennec: warning: Skipped 2 file(s) of {tables} that are not .json tables: README.md, paper.csv" in captured.err
     (scores,) = [line for line in captured.err.splitlines() if "scores.json" in line]
     assert "(dict) is not a number" in scores and len(scores) < 300  # a hostile value is not echoed whole
     assert "paper: 2 results, 1 tasks, 2 models" in captured.out
