@@ -211,7 +211,6 @@ def _load_transformers(files: ModelFiles) -> torch.nn.Module:
 
 
 def _load_timm(files: ModelFiles) -> torch.nn.Module:
-    from archi2vec._compat import import_timm
     from archi2vec._config_checks import timm_kwargs
     from archi2vec.errors import ImplausibleConfigError
 
