@@ -414,7 +414,7 @@ def recommend(dataset: str | Path | Any, *, top_k: int = 5, candidates: int = 20
                            n_candidates=min(candidates, len(hits)), n_refined=n_scored, n_failed=n_failed,
                            metric=metric if n_scored else None, forward_passes=forward, placement=placement,
                            timings={k: round(v, 4) for k, v in timings.items()}, workspace=info,
-                           n_indexed=len(ws.index), notes=_notes(info, closest, known),
+                           n_indexed=len(ws.index), notes=_notes(info, closest, known, refined=n_scored > 0),
                            same_task=known[0] if known else None)
 
 
@@ -440,7 +440,8 @@ def _known_results(ws: Workspace, closest: list[KnownTask]) -> tuple[str, dict[s
     return (closest[0].task_id, row) if row else None
 
 
-def _notes(info: WorkspaceInfo, closest: list[KnownTask], known: tuple[str, dict[str, float]] | None) -> list[str]:
+def _notes(info: WorkspaceInfo, closest: list[KnownTask], known: tuple[str, dict[str, float]] | None, *,
+           refined: bool) -> list[str]:
     """What a reader must know before the ranking, most important first."""
     notes = [info.note] if info.note else []
     if known is not None:
@@ -460,7 +461,9 @@ def _notes(info: WorkspaceInfo, closest: list[KnownTask], known: tuple[str, dict
         notes.append(f"low confidence: even the closest known task ({closest[0].task_id}, similarity "
                      f"{closest[0].similarity:.2f}) is far from this dataset (below {LOW_SIMILARITY}), so the "
                      "transfer space extrapolates; on the zoo benchmark such targets were ranked much worse "
-                     "(docs/recommend.md). Weigh the metric column, or fine-tune the top few to check.")
+                     "(docs/recommend.md). " + ("Weigh the metric column, or fine-tune the top few to check." if refined else
+                                                "No metric was run (--no-refine / refine=False): refine the "
+                                                "candidates, or fine-tune the top few to check."))
     return notes
 
 

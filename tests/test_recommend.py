@@ -98,6 +98,9 @@ def test_low_confidence_note_when_the_closest_known_task_is_far(zoo_env, monkeyp
     assert any(n.startswith("low confidence: even the closest known task") and f"{similarity:.2f}" in n
                for n in far.notes)
     assert any(line.startswith("note: low confidence") for line in far.table().splitlines()[:3])
+    assert "No metric was run (--no-refine" in far.notes[-1]  # index only: there is no metric column to weigh
+    refined = recommend(zoo_env / "datasets" / "t-new", top_k=2, candidates=2)
+    assert refined.n_refined and "Weigh the metric column" in refined.notes[-1]
     monkeypatch.setattr(recommender, "LOW_SIMILARITY", similarity - 0.01)
     near = recommend(zoo_env / "datasets" / "t-new", top_k=2, refine=False)
     assert not any("low confidence" in n for n in near.notes)
