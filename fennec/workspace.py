@@ -91,8 +91,6 @@ def zoo_dir() -> Path:
     Raises:
         WorkspaceError: there is no zoo there.
     """
-    import os
-
     env = os.environ.get("FENNEC_ZOO")
     source = _paths.source_root()
     if env:
