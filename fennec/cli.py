@@ -26,6 +26,7 @@ none).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import re
@@ -306,6 +307,10 @@ def _recommend(args: argparse.Namespace) -> int:
                      max_samples=args.max_samples, seed=args.seed, min_per_class=args.min_per_class,
                      fusion_weight=DEFAULT_FUSION_WEIGHT if args.fusion_weight is None else args.fusion_weight,
                      progress=_progress(args))
+    # the notes come first in both outputs: in this command's terms (``hub='zoo'`` -> ``--hub zoo``)
+    recs.notes = [_cli_terms(n, args.cli_flags) for n in recs.notes]
+    if recs.workspace.note:
+        recs.workspace = dataclasses.replace(recs.workspace, note=_cli_terms(recs.workspace.note, args.cli_flags))
     print(json.dumps(recs.to_dict(), indent=1) if args.json else recs.table())
     return 0
 
@@ -421,14 +426,15 @@ _NAME = re.compile(r"(?<![\w.=-])([a-z][a-z0-9]*(?:_[a-z0-9]+)+)(?![\w=(.-])")
 def _cli_terms(message: str, flags: Collection[str]) -> str:
     """A library message with the keyword arguments that are flags of this command written as
     flags: ``pass split=`` -> ``pass --split``, ``hub='zoo'`` -> ``--hub zoo``, ``device=None`` ->
-    ``no --device``, ``fusion_weight must be`` -> ``--fusion-weight must be``. Names that are not
-    flags here are left as they are."""
+    ``no --device``, ``refine=False`` -> ``--no-refine``, ``fusion_weight must be`` ->
+    ``--fusion-weight must be``. Names that are not flags here are left as they are."""
 
     def flag(m: re.Match) -> str:
         name = "--" + m.group(1).replace("_", "-")
-        if name not in flags:
-            return m.group(0)
         value = next((v for v in m.groups()[1:] if v is not None), "")
+        if name not in flags:
+            negation = "--no-" + name[2:]  # refine=False -> --no-refine
+            return negation if value == "False" and negation in flags else m.group(0)
         if value == "None":
             return f"no {name}"
         return f"{name} {value}" if value else name
@@ -470,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``fennec`` command; returns the exit code."""
     parser = _parser()
     args = parser.parse_args(argv)
-    flags = _flags(parser, args.command)
+    flags = args.cli_flags = _flags(parser, args.command)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_Formatter(flags, args.verbose))
     root = logging.getLogger()

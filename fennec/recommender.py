@@ -424,7 +424,7 @@ def _workspace_info(ws: Workspace, *, fell_back: bool) -> WorkspaceInfo:
     if ws.manifest.get("hub") != ZOO_HUB:
         return WorkspaceInfo(str(ws.home), "fitted", n)
     why = ("nothing is fitted in FENNEC_HOME yet" if fell_back and "zoo_stamp" in ws.manifest
-           else "--hub zoo / hub='zoo'" if "zoo_stamp" in ws.manifest else f"{ws.home} was fitted with --hub zoo")
+           else "hub='zoo'" if "zoo_stamp" in ws.manifest else f"{ws.home} was fitted with hub='zoo'")
     return WorkspaceInfo(str(ws.home), "demo-zoo", n, note=(
         f"ranked the embedded demo zoo ({n} small models), not the Hugging Face Hub ({why}). To rank the Hub's "
         "models instead, build your workspace once: `fennec reindex`, `fennec import-results TABLES`, "
@@ -462,7 +462,7 @@ def _notes(info: WorkspaceInfo, closest: list[KnownTask], known: tuple[str, dict
                      f"{closest[0].similarity:.2f}) is far from this dataset (below {LOW_SIMILARITY}), so the "
                      "transfer space extrapolates; on the zoo benchmark such targets were ranked much worse "
                      "(docs/recommend.md). " + ("Weigh the metric column, or fine-tune the top few to check." if refined else
-                                                "No metric was run (--no-refine / refine=False): refine the "
+                                                "No metric was run (refine=False): refine the "
                                                 "candidates, or fine-tune the top few to check."))
     return notes
 

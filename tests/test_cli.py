@@ -59,6 +59,8 @@ def test_a_device_this_machine_lacks_fails_at_once_with_exit_code_2(command, dev
      "--fusion-weight must be a number in [0, 1], got 1.5."),
     ("Leave max_samples= unset; load_sample() and fennec.data.max_samples stay", {"--max-samples"},
      "Leave --max-samples unset; load_sample() and fennec.data.max_samples stay"),
+    ("No metric was run (refine=False): refine", {"--no-refine"}, "No metric was run (--no-refine): refine"),
+    ("refine=True or refine=False", {"--metric"}, "refine=True or refine=False"),  # no --no-refine here
 ])
 def test_library_keyword_arguments_become_this_commands_flags(message, flags, expected):
     assert _cli_terms(message, flags) == expected

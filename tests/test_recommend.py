@@ -98,7 +98,7 @@ def test_low_confidence_note_when_the_closest_known_task_is_far(zoo_env, monkeyp
     assert any(n.startswith("low confidence: even the closest known task") and f"{similarity:.2f}" in n
                for n in far.notes)
     assert any(line.startswith("note: low confidence") for line in far.table().splitlines()[:3])
-    assert "No metric was run (--no-refine" in far.notes[-1]  # index only: there is no metric column to weigh
+    assert "No metric was run (refine=False)" in far.notes[-1]  # index only: there is no metric column to weigh
     refined = recommend(zoo_env / "datasets" / "t-new", top_k=2, candidates=2)
     assert refined.n_refined and "Weigh the metric column" in refined.notes[-1]
     monkeypatch.setattr(recommender, "LOW_SIMILARITY", similarity - 0.01)
@@ -138,10 +138,17 @@ def test_the_demo_zoo_says_so_first_everywhere(zoo_env, capsys):
     assert "demo zoo" in repr(recs)
     doc = recs.to_dict()
     assert list(doc)[:2] == ["notes", "workspace"] and doc["notes"][0] == note
-    assert recommend(zoo_env / "datasets" / "t-new", top_k=1, refine=False, hub="zoo").workspace.note.count("--hub zoo")
+    assert "(hub='zoo')" in recommend(zoo_env / "datasets" / "t-new", top_k=1, refine=False, hub="zoo").workspace.note
     assert main(["recommend", str(zoo_env / "datasets" / "t-new"), "--no-refine", "--json"]) == 0
     out = capsys.readouterr().out
     assert json.loads(out)["notes"][0] == note and out.index("demo zoo") < out.index("recommendations")
+    # on the command line, in its terms: the table and the JSON (notes and workspace.note) alike
+    assert main(["recommend", str(zoo_env / "datasets" / "t-new"), "--no-refine", "--hub", "zoo"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("note: ranked the embedded demo zoo") and "(--hub zoo)" in first and "hub=" not in first
+    assert main(["recommend", str(zoo_env / "datasets" / "t-new"), "--no-refine", "--hub", "zoo", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert "(--hub zoo)" in doc["notes"][0] and doc["workspace"]["note"] == doc["notes"][0]
 
 
 def test_the_zoo_workspace_is_built_once_and_refitted_when_the_ground_truth_changes(zoo_env, tmp_path):
