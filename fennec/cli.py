@@ -29,6 +29,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import re
 import sys
 import warnings
@@ -43,6 +44,7 @@ __all__ = ["main"]
 
 LOG = logging.getLogger("fennec")
 EXIT_LOCKED = 75
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a writer whose reader left
 
 
 def _since(text: str) -> datetime:
@@ -500,6 +502,14 @@ def main(argv: list[str] | None = None) -> int:
     except (FennecError, FileNotFoundError) as e:
         print(f"fennec: error: {_cli_terms(_one_line(e), flags)}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # The reader left (`fennec recommend ... | head`): stop quietly, as Unix tools do, and point
+        # stdout at /dev/null so that the interpreter's last flush cannot fail again on exit.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):  # stdout is not a file descriptor (tests, IDEs)
+            pass
+        return EXIT_BROKEN_PIPE
     except Exception as e:  # a full disk, a read-only folder, a damaged database: one line too
         line = _storage_or_sqlite_error(e, args.command)
         if line is None:

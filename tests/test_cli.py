@@ -160,3 +160,23 @@ def test_fit_refuses_a_proxy_the_hub_does_not_have_naming_the_flag(zoo_env, tmp_
     err = capsys.readouterr().err
     assert "'no/such-proxy' cannot be fetched" in err and "with --proxy" in err and "proxy=" not in err
     assert not (tmp_path / "home" / "space").exists()
+
+
+def test_a_reader_that_leaves_early_ends_the_command_quietly():
+    """`fennec models | head`: the closed pipe is no traceback, and the exit code says SIGPIPE."""
+    import subprocess
+    import sys
+
+    script = ("import sys, fennec.cli as cli\n"
+              "def many(args):\n"
+              "    for i in range(200000):\n"
+              "        print('model', i)\n"
+              "    return 0\n"
+              "cli._models = many\n"
+              "sys.exit(cli.main(['models']))\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.readline()
+    proc.stdout.close()  # the reader leaves, as `head -1` does
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
