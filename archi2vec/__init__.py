@@ -6,6 +6,8 @@ and embed the graph as a fixed-size, deterministic, L2-normalised vector (Weisfe
 subtree features plus structure statistics). Configs are checked before building (sizes,
 layer counts, estimated parameters; :mod:`archi2vec._config_checks`), and :class:`Sandbox`
 embeds configs from strangers in a worker process with a time and a memory budget.
+:func:`architecture_key` names an architecture independently of its labels and names, so
+that each is embedded once (:mod:`archi2vec.arch_key`).
 
 Example:
     >>> import archi2vec
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 from archi2vec._config_checks import MAX_LAYERS, MAX_PARAMETERS
 from archi2vec._sandbox import Sandbox
+from archi2vec.arch_key import architecture_config, architecture_key
 from archi2vec.build import build
 from archi2vec.embed import EMBEDDER_VERSION, MIN_DIM, embed, embed_graph, similarity
 from archi2vec.errors import (
@@ -47,6 +50,8 @@ __all__ = [
     "SandboxError",
     "TraceTimeoutError",
     "UnsupportedModelError",
+    "architecture_config",
+    "architecture_key",
     "build",
     "embed",
     "embed_graph",

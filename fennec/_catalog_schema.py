@@ -87,6 +87,23 @@ MIGRATIONS: tuple[str, ...] = (
         WHERE status = 'unsupported' AND error_type = 'unsupported'
         AND last_error LIKE '%needs custom code%';
     """,
+    # 4 -> 5: one vector (or unsupported verdict) per architecture and embedder version, so
+    # that fine-tunes sharing their base's architecture (archi2vec.architecture_key) are
+    # built once. ``vector`` xor ``unsupported_kind`` is set.
+    """
+    CREATE TABLE architectures (
+        arch_key           TEXT NOT NULL,
+        embedder_version   TEXT NOT NULL,
+        vector             BLOB,
+        vector_dim         INTEGER,
+        unsupported_kind   TEXT,
+        unsupported_reason TEXT,
+        first_model        TEXT,
+        created_at         TEXT NOT NULL,
+        PRIMARY KEY (arch_key, embedder_version),
+        CHECK ((vector IS NULL) != (unsupported_kind IS NULL))
+    );
+    """,
 )
 #: The schema version this fennec writes.
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -15,6 +15,9 @@ Tables (schema version :data:`SCHEMA_VERSION`, ``PRAGMA user_version``):
   names them (Hub ids for some tables, torchvision names for others): they are not
   foreign keys into ``models``.
 - ``reindex_state``: key/value pairs, among them the reindex watermark.
+- ``architectures``: (architecture key, embedder version) → the vector, or why that
+  embedder cannot embed it (:func:`archi2vec.architecture_key`), so that reindexing builds
+  each architecture once however many fine-tunes share it.
 
 The database runs in WAL mode (readers never block the writer), every write is a
 transaction, and opening an older database migrates it in place, one version at a time,
@@ -60,6 +63,7 @@ from fennec.errors import CatalogDamagedError, CatalogError, CatalogVersionError
 
 __all__ = [
     "SCHEMA_VERSION",
+    "ArchitectureEntry",
     "Catalog",
     "CatalogCheck",
     "CatalogModel",
@@ -132,6 +136,19 @@ class CatalogModel:
         """The datasets named by the repository's ``dataset:`` tags (its model card's
         ``datasets``), e.g. the pre-training data."""
         return tuple(t.split(":", 1)[1] for t in self.tags if t.startswith("dataset:"))
+
+
+@dataclasses.dataclass(frozen=True)
+class ArchitectureEntry:
+    """One row of ``architectures``: a vector (read-only float32), or an unsupported verdict
+    (``unsupported_kind`` such as ``archi2vec``, and its reason without a model id)."""
+
+    arch_key: str
+    embedder_version: str
+    vector: np.ndarray | None
+    unsupported_kind: str | None
+    unsupported_reason: str | None
+    first_model: str | None  # the model it was built for
 
 
 @dataclasses.dataclass(frozen=True)
@@ -630,6 +647,45 @@ class Catalog:
             protocol=json.dumps(protocol, sort_keys=True) if isinstance(protocol, dict) else protocol,
             source={"repo": "fennec", "path": str(path)}, task_kind="zoo",
             header={k: data[k] for k in ("coverage", "generated_utc", "models", "targets") if k in data})
+
+    # -- architectures ---------------------------------------------------------------------
+
+    def get_architecture(self, arch_key: str, embedder_version: str) -> ArchitectureEntry | None:
+        """What ``embedder_version`` made of the architecture ``arch_key``, if it was built."""
+        row = self._db.execute("SELECT * FROM architectures WHERE arch_key = ? AND embedder_version = ?",
+                               (arch_key, embedder_version)).fetchone()
+        if row is None:
+            return None
+        vector = None
+        if row["vector"] is not None:
+            vector = np.frombuffer(row["vector"], dtype="<f4").astype(np.float32)
+            vector.flags.writeable = False
+        return ArchitectureEntry(row["arch_key"], row["embedder_version"], vector,
+                                 row["unsupported_kind"], row["unsupported_reason"], row["first_model"])
+
+    def put_architecture(self, arch_key: str, embedder_version: str, *, vector: Any = None,
+                         unsupported: tuple[str, str] | None = None,
+                         first_model: str | None = None) -> None:
+        """Remember what ``embedder_version`` made of an architecture: its ``vector``, or
+        ``unsupported`` = (kind, reason). Replaces an earlier entry.
+
+        Raises:
+            InvalidInputError: neither or both of ``vector`` and ``unsupported``, a bad
+                vector, or an empty key or version.
+        """
+        if not arch_key or not embedder_version:
+            raise InvalidInputError("An architecture entry needs its key and its embedder version.")
+        if (vector is None) == (unsupported is None):
+            raise InvalidInputError("An architecture entry holds a vector or an unsupported verdict, "
+                                    "exactly one of them.")
+        blob, dim = _pack(vector) if vector is not None else (None, None)
+        kind, reason = unsupported if unsupported is not None else (None, None)
+        with self.transaction() as db:
+            db.execute("""INSERT OR REPLACE INTO architectures (arch_key, embedder_version, vector,
+                          vector_dim, unsupported_kind, unsupported_reason, first_model, created_at)
+                          VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                       (arch_key, embedder_version, blob, dim, kind,
+                        None if reason is None else str(reason)[:2000], first_model, _iso(_now())))
 
     # -- reindex state --------------------------------------------------------------------
 

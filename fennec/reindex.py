@@ -12,7 +12,10 @@ One run:
    applies to this list, and the models not in the listing are looked up only when their
    batch runs;
 4. per batch: fetches each config, embeds it with the embedder (archi2vec by default),
-   then commits the batch to the catalog in one transaction together with the advanced
+   once per architecture: an embedder that names architectures (``architecture_key``,
+   :func:`archi2vec.architecture_key`: the config without its labels, names and versions)
+   reuses the vector, or the unsupported verdict, of an architecture it has already built
+   (the catalog's ``architectures`` table, written in the batch's transaction); then commits the batch to the catalog in one transaction together with the advanced
    watermark and a generation counter, then updates the index in memory; the index is
    saved every ``index_save_interval`` seconds and when the run ends or stops. It records
    the generation it reflects, so an index that missed committed batches (a kill -9) is
@@ -147,12 +150,17 @@ class Archi2VecEmbedder:
 
     def __call__(self, files: ModelFiles, record: ModelRecord) -> np.ndarray:
         a2v = self._archi2vec
-        lib = record.library if record.library in ("transformers", "timm") else None
+        lib = _library(record)
+        # only the architecture's part of the config is built, so that the vector and any
+        # refusal depend on what architecture_key hashes alone (and equal the raw config's)
+        config = files.config
+        if isinstance(config, dict):
+            config = a2v.architecture_config(config, library=lib)
         try:
             if self._sandbox is not None:
-                return self._sandbox.embed(files.config, model_id=record.repo_id, dim=self.dim,
+                return self._sandbox.embed(config, model_id=record.repo_id, dim=self.dim,
                                            method=self.method, library=lib)
-            return a2v.embed(files.config, dim=self.dim, method=self.method,
+            return a2v.embed(config, dim=self.dim, method=self.method,
                              timeout=self.timeout, library=lib)
         except a2v.UnsupportedModelError as e:
             if isinstance(e, a2v.ImplausibleConfigError):
@@ -165,6 +173,15 @@ class Archi2VecEmbedder:
                                         repo_id=record.repo_id, revision=record.sha,
                                         reason=kind) from e
 
+    def architecture_key(self, files: ModelFiles, record: ModelRecord) -> str | None:
+        """The model's :func:`archi2vec.architecture_key` (models sharing it share their
+        vector, for this embedder's ``version``), or None for a config that is not plain JSON
+        data (then embedded on its own, and refused as usual)."""
+        try:
+            return self._archi2vec.architecture_key(files.config, library=_library(record))
+        except (TypeError, ValueError):
+            return None
+
     def close(self) -> None:
         """Stop the worker process (a later call starts a new one)."""
         if self._sandbox is not None:
@@ -175,6 +192,11 @@ class Archi2VecEmbedder:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _library(record: ModelRecord) -> str | None:
+    """How archi2vec reads the model's config: the libraries it knows, else it guesses."""
+    return record.library if record.library in ("transformers", "timm") else None
 
 
 @dataclasses.dataclass
@@ -190,6 +212,9 @@ class ReindexSummary:
     unsupported: int = 0
     failed: int = 0
     batches: int = 0
+    built: int = 0  # models the embedder built (one per architecture, when it names them)
+    reused: int = 0  # models given the vector, or unsupported verdict, of an architecture
+                     # already built (in this run or an earlier one)
     seconds: float = 0.0
     watermark: datetime | None = None
     dry_run: bool = False
@@ -209,7 +234,8 @@ class ReindexSummary:
         wm = self.watermark.isoformat() if self.watermark else "none"
         return (f"added {self.added}, updated {self.updated}, unsupported {self.unsupported}, "
                 f"failed {self.failed} (listed {self.listed}, skipped {self.skipped}, retried "
-                f"{self.retried}) in {self.seconds:.1f} s ({rate:.0f} models/min); watermark {wm}")
+                f"{self.retried}; built {self.built}, reused {self.reused}) in {self.seconds:.1f} s "
+                f"({rate:.0f} models/min); watermark {wm}")
 
 
 # ---------------------------------------------------------------------------------------
@@ -306,7 +332,8 @@ def reindex(*, hub: Hub, catalog: Catalog, index_dir: str | Path, embedder: Embe
             batch_size: int = 16, retry_failed: bool = True, progress: bool = False,
             lock_path: str | Path | None = None, now: datetime | None = None,
             rebuild_index: bool = False, index_save_interval: float = 30.0,
-            on_batch: Callable[[ReindexSummary], None] | None = None) -> ReindexSummary:
+            on_batch: Callable[[ReindexSummary], None] | None = None,
+            dedup: bool = True) -> ReindexSummary:
     """Bring the catalog and the index up to date with the hub.
 
     Args:
@@ -331,6 +358,9 @@ def reindex(*, hub: Hub, catalog: Catalog, index_dir: str | Path, embedder: Embe
             run, and when it stops on an error or Ctrl-C). The catalog is committed after
             every batch; an index that missed batches (kill -9) is rebuilt from it.
         on_batch: called with the running summary after each committed batch.
+        dedup: build each architecture once when the embedder names architectures (an
+            ``architecture_key(files, record)`` method); False builds every model (to
+            measure what reuse saves: ``benchmark/arch_dedup.py``).
 
     Returns:
         A :class:`ReindexSummary`.
@@ -378,11 +408,14 @@ def reindex(*, hub: Hub, catalog: Catalog, index_dir: str | Path, embedder: Embe
         bar = _progress.bar(total=len(work), desc="reindex", unit="models", enabled=progress)
         saved_at, dirty = time.monotonic(), False
         unavailable = 0  # models in a row for which the hub was unavailable
+        arch_key = getattr(embedder, "architecture_key", None) if dedup else None
+        architectures: dict[str, _Built] = {}  # built in this run, by architecture key
         try:
             for batch in iter_batches(work, batch_size):
                 unavailable = _run_batch(batch, hub=hub, catalog=catalog, index=index,
                                          embedder=embedder, clock=clock, summary=summary, bar=bar,
-                                         unavailable=unavailable)
+                                         unavailable=unavailable, arch_key=arch_key,
+                                         architectures=architectures)
                 dirty = True
                 if time.monotonic() - saved_at >= index_save_interval:
                     index.save(index_dir)
@@ -407,9 +440,13 @@ def reindex(*, hub: Hub, catalog: Catalog, index_dir: str | Path, embedder: Embe
 
 def _run_batch(batch: list[_Work], *, hub: Hub, catalog: Catalog, index: ModelIndex,
                embedder: Embedder, clock: Callable[[], datetime], summary: ReindexSummary,
-               bar: Any, unavailable: int) -> int:
+               bar: Any, unavailable: int,
+               arch_key: Callable[[ModelFiles, ModelRecord], str | None] | None = None,
+               architectures: dict[str, _Built] | None = None) -> int:
     """Process one batch and commit it; returns how many models in a row, up to the end of
     this batch, the hub was unavailable for (``unavailable`` carries it between batches).
+    With ``arch_key``, each architecture is built once: ``architectures`` holds those built
+    in this run, the catalog those of earlier runs, and the batch's transaction adds the new.
 
     Raises:
         HubUnavailableError: for ``HUB_DOWN_AFTER`` models in a row, or not about one
@@ -417,6 +454,8 @@ def _run_batch(batch: list[_Work], *, hub: Hub, catalog: Catalog, index: ModelIn
     """
     # (kind, repo_id, record or None, vector or error, embedder version of an unsupported verdict)
     outcomes: list[tuple[str, str, ModelRecord | None, Any, str | None]] = []
+    architectures = {} if architectures is None else architectures
+    new_architectures: list[tuple[str, _Built]] = []
     for item in batch:
         record, embedding = item.record, False
         try:
@@ -424,7 +463,9 @@ def _run_batch(batch: list[_Work], *, hub: Hub, catalog: Catalog, index: ModelIn
                 record = hub.model_info(item.repo_id)
             files = hub.fetch(record.repo_id, revision=record.sha)
             embedding = True
-            vector = _embed(embedder, files, record)
+            vector = _embed_once(embedder, files, record, catalog=catalog, arch_key=arch_key,
+                                 architectures=architectures, new=new_architectures,
+                                 summary=summary)
         except (UnsupportedModelError, MalformedModelError) as e:
             unavailable = 0
             if record is None:  # cannot happen with fennec's hubs; a failure then
@@ -453,6 +494,9 @@ def _run_batch(batch: list[_Work], *, hub: Hub, catalog: Catalog, index: ModelIn
         bar.update(1)
     removed: list[str] = []
     with catalog.transaction():
+        for key, built in new_architectures:
+            catalog.put_architecture(key, embedder.version, vector=built.vector,
+                                     unsupported=built.unsupported, first_model=built.repo_id)
         for kind, repo_id, record, payload, unsupported_by in outcomes:
             known = catalog.get_model(repo_id)
             if kind == "ok":
@@ -497,6 +541,63 @@ def _run_batch(batch: list[_Work], *, hub: Hub, catalog: Catalog, index: ModelIn
 
 class _EmbedderFailure(Exception):
     """An unexpected error of the embedder on one model (its cause is the real error)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Built:
+    """What the embedder made of one architecture: a vector, or (kind, reason) unsupported."""
+
+    repo_id: str  # the model it was built for
+    vector: np.ndarray | None = None
+    unsupported: tuple[str, str] | None = None
+
+
+def _embed_once(embedder: Embedder, files: ModelFiles, record: ModelRecord, *, catalog: Catalog,
+                arch_key: Callable[[ModelFiles, ModelRecord], str | None] | None,
+                architectures: dict[str, _Built], new: list[tuple[str, _Built]],
+                summary: ReindexSummary) -> np.ndarray:
+    """:func:`_embed`, or the vector (or unsupported verdict) of the model's architecture if
+    it was built already; a new architecture's outcome goes to ``architectures`` and ``new``.
+    Unexpected embedder failures are not remembered: the next model of that architecture
+    tries again."""
+    key = arch_key(files, record) if arch_key is not None else None
+    if key is None:
+        summary.built += 1
+        return _embed(embedder, files, record)
+    built = architectures.get(key)
+    if built is None:
+        entry = catalog.get_architecture(key, embedder.version)
+        if entry is not None:
+            unsupported = None if entry.vector is not None else (
+                entry.unsupported_kind or "unsupported", entry.unsupported_reason or "")
+            built = architectures[key] = _Built(entry.first_model or "", entry.vector, unsupported)
+    if built is not None:
+        summary.reused += 1
+        if built.unsupported is not None:
+            kind, reason = built.unsupported
+            raise UnsupportedModelError(
+                f"{record.repo_id}: {reason} (its architecture, as {built.repo_id}'s)",
+                repo_id=record.repo_id, revision=record.sha, reason=kind)
+        if built.vector is None or built.vector.shape != (embedder.dim,):
+            raise _EmbedderFailure("bad cached vector") from InvalidInputError(
+                f"{record.repo_id}: the architecture vector cached for key {key} has shape "
+                f"{None if built.vector is None else built.vector.shape}, expected ({embedder.dim},).")
+        return built.vector
+    summary.built += 1
+    try:
+        vector = _embed(embedder, files, record)
+    except UnsupportedModelError as e:
+        message = str(e)
+        prefix = f"{record.repo_id}: "
+        reason = message[len(prefix):] if message.startswith(prefix) else message
+        built = _Built(record.repo_id, unsupported=(e.reason, reason))
+        architectures[key] = built
+        new.append((key, built))
+        raise
+    built = _Built(record.repo_id, vector=vector)
+    architectures[key] = built
+    new.append((key, built))
+    return vector
 
 
 def _embed(embedder: Embedder, files: ModelFiles, record: ModelRecord) -> np.ndarray:

@@ -32,13 +32,13 @@ def cat(tmp_path):
 
 
 def test_new_catalog_is_wal_and_current(cat, tmp_path):
-    assert cat.schema_version == SCHEMA_VERSION == 4
+    assert cat.schema_version == SCHEMA_VERSION == 5
     db = sqlite3.connect(tmp_path / "catalog.sqlite")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"models", "tasks", "sources", "transfer_results", "reindex_state"} <= names
     assert Catalog(":memory:").schema_version == SCHEMA_VERSION
-    assert "schema_version=4" in repr(cat)
+    assert "schema_version=5" in repr(cat)
 
 
 def test_model_roundtrip_vector_and_family(cat):
