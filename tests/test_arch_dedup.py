@@ -59,6 +59,12 @@ def test_architecture_fields_and_the_head_size_change_the_key():
         {"model_type": "clip", "vision_config": {"hidden_size": 32, "_name_or_path": "b"}})
     assert architecture_key(nested) != architecture_key(
         {"model_type": "clip", "vision_config": {"hidden_size": 64}})
+    # what chooses code stays, so that archi2vec's checks still see (and refuse) it
+    kernel = {"model_type": "clip", "vision_config": {"attn_implementation": "org/kernel"}}
+    assert architecture_config(kernel) == kernel
+    with pytest.raises(archi2vec.ImplausibleConfigError, match="attn_implementation"):
+        archi2vec.embed(architecture_config(dict(TINY_VIT, attn_implementation="org/kernel")),
+                        method="record", dim=64)
 
 
 def test_the_key_is_deterministic_and_names_the_embedder_version():
