@@ -8,7 +8,8 @@ built on the meta device by :func:`archi2vec.build`, which refuses implausible c
 arguments, never ``checkpoint_path`` or ``pretrained_cfg``), and its parameter count must fit
 the weights file (at least half a byte per parameter). Weights are read as safetensors, or
 with ``torch.load(weights_only=True)``, which refuses pickles that need code; no code from
-the repository is ever run (``trust_remote_code=False``).
+the repository is ever run (``trust_remote_code=False``), and a config asking for
+quantisation (``quantization_config``) is refused before transformers picks a quantiser.
 """
 
 from __future__ import annotations
@@ -73,6 +74,14 @@ def load_model(files: ModelFiles, *, device: str | torch.device | None = None) -
             f"{files.repo_id}: no weights were fetched; call hub.fetch({files.repo_id!r}, weights=True).",
             repo_id=files.repo_id, revision=files.sha, reason="no_weights")
     is_timm = isinstance(config.get("architecture"), str) and not isinstance(config.get("model_type"), str)
+    quantization = config.get("quantization_config")
+    if quantization is not None:  # transformers would pick a quantiser (and its kernels) by it
+        method = quantization.get("quant_method") if isinstance(quantization, dict) else None
+        raise UnsupportedModelError(
+            f"{files.repo_id}: its config asks for quantised weights (quantization_config, "
+            f"quant_method {str(method)[:80]!r}); fennec loads float32 weights only, and a "
+            "quantiser may fetch and run kernel code from the Hub.",
+            repo_id=files.repo_id, revision=files.sha, reason="quantized")
     if is_timm or isinstance(config.get("model_type"), str):
         _check_size(files, library="timm" if is_timm else "transformers")
     if is_timm:

@@ -192,6 +192,27 @@ def test_a_config_naming_a_hub_kernel_is_refused_before_loading(tmp_path, monkey
     assert info.value.reason == "implausible_config"
 
 
+def test_a_quantised_config_is_refused_before_loading(tmp_path, monkeypatch):
+    # quant_method picks a transformers quantiser; mxfp4's fetches kernel code from the Hub
+    import transformers
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("from_pretrained was called")
+
+    from safetensors.torch import save_file
+
+    root = tmp_path / "hub"
+    config = {k: v for k, v in TINY_VIT.items() if k != "architectures"}
+    folder = write_model(root, "evil/vit-mxfp4", weights=False, pipeline_tag="image-feature-extraction",
+                         config={**config, "quantization_config": {"quant_method": "mxfp4"}})
+    save_file(transformers.ViTModel(transformers.ViTConfig(**config)).state_dict(),
+              folder / "model.safetensors")  # weights that fit the config: only the quantiser is wrong
+    monkeypatch.setattr(transformers.AutoModel, "from_pretrained", refuse)
+    with pytest.raises(UnsupportedModelError, match="quantization_config, quant_method 'mxfp4'") as info:
+        load_model(LocalHub(root).fetch("evil/vit-mxfp4", weights=True), device="cpu")
+    assert info.value.reason == "quantized"
+
+
 def test_refinement_refuses_implausible_sizes_before_building(tmp_path, monkeypatch):
     import transformers
 
