@@ -12,7 +12,7 @@ import dataclasses
 import os
 import re
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -410,9 +410,10 @@ def _hub(dataset: str, repo_id: str, split: str | None, config: str | None,
         # fennec downloads every file itself, with its checks, and datasets builds the split
         # from that snapshot folder as a local folder, making no request of its own: through
         # huggingface_hub it would let the endpoint's headers name cache paths unchecked
-        # (e.g. the .no_exist/<X-Repo-Commit>/ marker of each file it probes and is missing)
-        names = [f for f in files if f != ".gitattributes"]
-        folder = hub.prefetch_dataset(repo_id, sha=sha, files=names, revision=revision)
+        # (e.g. the .no_exist/<X-Repo-Commit>/ marker of each file it probes and is missing);
+        # only the files datasets reads for an image dataset, within the download bounds
+        wanted = {f: files[f] for f in _snapshot_names(files)}
+        folder = hub.prefetch_dataset(repo_id, sha=sha, files=wanted, revision=revision)
         return _hub_snapshot(dataset, repo_id, source, split, config, folder)
     what = f"The Hub dataset {repo_id}"
     by_split = _group_parquet(dataset, parquet, config, what)
@@ -422,11 +423,45 @@ def _hub(dataset: str, repo_id: str, split: str | None, config: str | None,
                     lambda f: hub.open_dataset_file(repo_id, f, sha=sha), None, path_roots=())
 
 
-def _parquet_names(files: Sequence[str]) -> list[str]:
+def _parquet_names(files: Iterable[str]) -> list[str]:
     """The parquet files of a Hub listing; names that are absolute or climb (``..``) are
     dropped (they are hostile: the Hub never lists them)."""
     return [f for f in files if f.endswith(".parquet") and not f.startswith("/")
             and ".." not in f.split("/")]
+
+
+#: The ``datasets`` builders whose data files fennec downloads for a Hub dataset without
+#: parquet files: images (``imagefolder``: image files, ``.zip`` archives of them), tables
+#: that carry or name images (csv/tsv, json/jsonl, parquet, arrow) and webdataset ``.tar``
+#: shards. Audio, video, text, PDF … files are not downloaded.
+_SNAPSHOT_BUILDERS = ("imagefolder", "csv", "json", "parquet", "arrow", "webdataset")
+#: What ``datasets`` reads at the root of a local dataset folder besides data files: the
+#: card's YAML (configs, data_files), a standalone YAML, split infos.
+_SNAPSHOT_METADATA = ("README.md", ".huggingface.yaml", "dataset_infos.json")
+
+
+def _snapshot_names(files: Iterable[str]) -> list[str]:
+    """The files of a Hub dataset without parquet that ``datasets.load_dataset`` needs to
+    build an image dataset from a snapshot folder: the root metadata (:data:`_SNAPSHOT_METADATA`)
+    and the data files of :data:`_SNAPSHOT_BUILDERS` by extension (also compressed singly,
+    e.g. ``train.csv.gz``), as ``datasets``' own tables map extensions to builders. The
+    rest (``.gitattributes``, scripts, audio, video, documents …) is skipped."""
+    from datasets import packaged_modules
+    from datasets.utils.file_utils import SINGLE_FILE_COMPRESSION_EXTENSION_TO_PROTOCOL
+
+    data = {ext.lower() for ext, (builder, _) in packaged_modules._EXTENSION_TO_MODULE.items()
+            if builder in _SNAPSHOT_BUILDERS}
+    data |= {ext.lower() for ext in packaged_modules._MODULE_TO_EXTENSIONS.get("imagefolder", ())}
+    compressed = {"." + ext.lower() for ext in SINGLE_FILE_COMPRESSION_EXTENSION_TO_PROTOCOL}
+    kept = []
+    for name in files:
+        base = name.rsplit("/", 1)[-1].lower()
+        stem, dot, ext = base.rpartition(".")
+        if dot and "." + ext in compressed:
+            stem, dot, ext = stem.rpartition(".")
+        if name in _SNAPSHOT_METADATA or (dot and stem and "." + ext in data):
+            kept.append(name)
+    return kept
 
 
 def _download_caches() -> tuple[Path, ...]:

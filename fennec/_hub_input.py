@@ -17,7 +17,8 @@ import stat
 from pathlib import Path
 from typing import Any, BinaryIO
 
-__all__ = ["MAX_JSON_BYTES", "MAX_JSON_DEPTH", "RejectedInput", "check_commit_sha",
+__all__ = ["MAX_DATASET_DOWNLOAD_BYTES", "MAX_DATASET_FILES", "MAX_JSON_BYTES", "MAX_JSON_DEPTH",
+           "MAX_LISTING_ENTRIES", "MAX_LISTING_PAGES", "RejectedInput", "check_commit_sha",
            "check_etag", "is_commit_sha", "loads_json", "open_regular", "read_json_file",
            "read_regular_bytes"]
 
@@ -27,6 +28,20 @@ __all__ = ["MAX_JSON_BYTES", "MAX_JSON_DEPTH", "RejectedInput", "check_commit_sh
 MAX_JSON_BYTES = 16 * 1024 * 1024
 #: The deepest nesting of arrays and objects accepted; real configs nest 3 to 6 levels.
 MAX_JSON_DEPTH = 64
+#: The most bytes fennec downloads of a Hub dataset that has no parquet files (the files
+#: ``datasets`` reads for an image dataset, together), checked against the sizes the Hub
+#: lists before the first download and again while streaming (a server may lie about
+#: sizes). A larger dataset is refused: use its parquet conversion or a local copy.
+MAX_DATASET_DOWNLOAD_BYTES = 10 * 1024**3
+#: The most files fennec downloads of such a dataset.
+MAX_DATASET_FILES = 100_000
+#: The most pages of one model listing (one pipeline tag and library) read in one run: a
+#: listing whose ``next`` links never repeat (nor end) is stopped there. The Hub's pages
+#: hold up to 1000 models.
+MAX_LISTING_PAGES = 10_000
+#: The most models of one model listing read in one run (each is kept in memory until the
+#: run sorts them oldest first); the Hub lists a few tens of thousands per image pipeline tag.
+MAX_LISTING_ENTRIES = 200_000
 
 _COMMIT_SHA = re.compile(r"[0-9a-f]{40}")
 #: What an ETag may hold once unquoted: it names a blob in the cache, so no path separator,

@@ -39,7 +39,7 @@ import random
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -60,7 +60,11 @@ from fennec._hub_common import (
     check_config,
 )
 from fennec._hub_input import (
+    MAX_DATASET_DOWNLOAD_BYTES,
+    MAX_DATASET_FILES,
     MAX_JSON_BYTES,
+    MAX_LISTING_ENTRIES,
+    MAX_LISTING_PAGES,
     RejectedInput,
     check_commit_sha,
     check_etag,
@@ -366,8 +370,10 @@ class HfHub:
                 if not self._is_transient(e):
                     err = self._translate(e, repo_id=None, revision=None)
                     if err is None and isinstance(e, (ValueError, KeyError, TypeError, RecursionError)):
+                        # _Listing's own messages are bounded: whole, with how to proceed
+                        text = str(e) if isinstance(e, RejectedInput) else str(e)[:200]
                         err = HubError(f"Listing {pipeline_tag}/{library} models: unexpected answer "
-                                       f"from {self.endpoint} ({type(e).__name__}: {str(e)[:200]}).")
+                                       f"from {self.endpoint} ({type(e).__name__}: {text}).")
                     raise (err or e) from e
                 failures += 1
                 if failures >= self.retry.attempts:
@@ -395,10 +401,12 @@ class HfHub:
         return self._record(self._info("models", ModelInfo, repo_id, revision,
                                        what=f"model_info({repo_id})"))
 
-    def _info(self, kind: str, cls: Any, repo_id: str, revision: str | None, *, what: str) -> Any:
-        """``GET /api/<kind>/<repo_id>[/revision/<revision>]`` (:meth:`_get_json`, retried by
-        :meth:`_call`) as a huggingface_hub ``cls`` (``ModelInfo``/``DatasetInfo``); when
-        ``revision`` is a commit sha, the answer must be for that commit.
+    def _info(self, kind: str, cls: Any, repo_id: str, revision: str | None, *, what: str,
+              blobs: bool = False) -> Any:
+        """``GET /api/<kind>/<repo_id>[/revision/<revision>][?blobs=true]`` (:meth:`_get_json`,
+        retried by :meth:`_call`) as a huggingface_hub ``cls`` (``ModelInfo``/``DatasetInfo``);
+        when ``revision`` is a commit sha, the answer must be for that commit. ``blobs`` asks
+        for each file's size.
 
         Raises:
             HubError: a bad repository id, an answer that does not parse, or another commit
@@ -406,7 +414,8 @@ class HfHub:
         """
         _check_repo_id(repo_id, endpoint=self.endpoint)
         url = f"{self.endpoint}/api/{kind}/{repo_id}" + (
-            f"/revision/{quote(revision, safe='')}" if revision is not None else "")
+            f"/revision/{quote(revision, safe='')}" if revision is not None else "") + (
+            "?blobs=true" if blobs else "")
         data = self._call(lambda: self._get_json(url, what=what, repo_id=repo_id, revision=revision),
                           repo_id=repo_id, revision=revision, what=what)
         try:
@@ -475,7 +484,8 @@ class HfHub:
     def _repo_cache(self, repo_id: str, repo_type: str = "model", cache_dir: Path | None = None) -> Path:
         return (cache_dir or self.cache_dir) / f"{repo_type}s--{repo_id.replace('/', '--')}"
 
-    def prefetch_dataset(self, repo_id: str, *, sha: str, files: Iterable[str],
+    def prefetch_dataset(self, repo_id: str, *, sha: str,
+                         files: Mapping[str, int | None] | Iterable[str],
                          revision: str | None = None) -> Path:
         """Download ``files`` of a dataset repository at commit ``sha`` into the cache
         (``datasets--<org>--<name>/snapshots/<sha>/``), through the same checked download as
@@ -487,17 +497,50 @@ class HfHub:
         every file is there, ``refs/<revision>`` (``main`` for None) records ``sha``, which
         :meth:`dataset_snapshot` reads offline.
 
+        At most :data:`~fennec._hub_input.MAX_DATASET_FILES` files and
+        :data:`~fennec._hub_input.MAX_DATASET_DOWNLOAD_BYTES` bytes in all: ``files`` may
+        map each name to the size the Hub lists (:meth:`dataset_files`), checked before the
+        first download; each download is then bounded by what is left (files already in the
+        cache count too), so a server that lies about sizes is stopped while streaming.
+
         Returns:
             The snapshot folder.
 
         Raises:
-            HubError: a refused file name, commit or ETag; and the errors of :meth:`fetch`.
+            HubError: a refused file name, commit or ETag; more files or bytes than the
+                bounds; and the errors of :meth:`fetch`.
         """
         cache = self.cache_dir
-        for name in files:
-            self._call(lambda name=name: self._download_file(repo_id, name, sha, max_bytes=None,
-                                                             repo_type="dataset", cache_dir=cache),
-                       repo_id=repo_id, revision=sha, filename=name, what=f"dataset {repo_id}: {name}")
+        names = list(files)
+        sizes = files if isinstance(files, Mapping) else {}
+        limit = MAX_DATASET_DOWNLOAD_BYTES
+        how = ("fennec reads parquet files of any size over range requests, but this dataset "
+               "has none at this revision; download the files you need yourself (or a parquet "
+               "copy) and pass that folder.")
+        if len(names) > MAX_DATASET_FILES:
+            raise HubError(f"The Hub dataset {repo_id}@{sha} has {len(names)} files to download, "
+                           f"more than the {MAX_DATASET_FILES} fennec downloads "
+                           f"(MAX_DATASET_FILES); nothing was downloaded. {how}",
+                           repo_id=repo_id, revision=sha)
+        listed = sum(s for s in (sizes.get(n) for n in names) if isinstance(s, int) and s > 0)
+        if listed > limit:
+            raise HubError(f"The Hub dataset {repo_id}@{sha} lists {len(names)} files of "
+                           f"{listed} bytes in all to download, more than the {limit} fennec "
+                           f"downloads (MAX_DATASET_DOWNLOAD_BYTES); nothing was downloaded. "
+                           f"{how}", repo_id=repo_id, revision=sha)
+        used = 0
+        for name in names:
+            try:
+                path = self._call(lambda name=name: self._download_file(
+                    repo_id, name, sha, max_bytes=limit - used, repo_type="dataset", cache_dir=cache),
+                    repo_id=repo_id, revision=sha, filename=name, what=f"dataset {repo_id}: {name}")
+            except MalformedModelError as e:  # only a file past max_bytes (_write_blob)
+                raise HubError(f"The Hub dataset {repo_id}@{sha}: {name} would take the download "
+                               f"past the {limit} bytes fennec downloads of a dataset "
+                               f"(MAX_DATASET_DOWNLOAD_BYTES; {used} bytes downloaded before it; "
+                               f"the sizes the Hub listed add up to {listed}); "
+                               f"stopped. {how}", repo_id=repo_id, revision=sha) from e
+            used += path.stat().st_size
         self._write_ref(repo_id, revision or "main", sha, repo_type="dataset")  # it is complete
         return self._repo_cache(repo_id, "dataset", cache) / "snapshots" / sha
 
@@ -675,8 +718,10 @@ class HfHub:
 
     # -- dataset repositories (fennec.data) -----------------------------------------------
 
-    def dataset_files(self, repo_id: str, *, revision: str | None = None) -> tuple[str, tuple[str, ...]]:
-        """The commit sha of a dataset repository at ``revision`` and its file paths there.
+    def dataset_files(self, repo_id: str, *,
+                      revision: str | None = None) -> tuple[str, dict[str, int | None]]:
+        """The commit sha of a dataset repository at ``revision`` and its file paths there,
+        each with the size the Hub lists (None where it lists none, or not a size).
 
         Raises:
             ModelNotFoundError: no such repository or revision (the error names the repo).
@@ -685,12 +730,13 @@ class HfHub:
         from huggingface_hub import DatasetInfo
 
         what = f"dataset {repo_id}"
-        info = self._info("datasets", DatasetInfo, repo_id, revision, what=what)
+        info = self._info("datasets", DatasetInfo, repo_id, revision, what=what, blobs=True)
         try:
             sha = check_commit_sha(info.sha, what=f"{what}: the commit sha {self.endpoint} gave")
         except RejectedInput as e:
             raise HubError(f"{e}; refused.", repo_id=repo_id) from e
-        return sha, tuple(s.rfilename for s in info.siblings or ())
+        return sha, {s.rfilename: (s.size if type(s.size) is int and s.size >= 0 else None)
+                     for s in info.siblings or ()}
 
     def open_dataset_file(self, repo_id: str, path: str, *, sha: str) -> Any:
         """A seekable binary file of a dataset repository, read lazily over HTTP range requests.
@@ -711,8 +757,10 @@ class _Listing:
     """The Hub's model listing (``GET /api/models``, ``Link: <…>; rel="next"`` pages), read
     by fennec: one request per page with no retry inside (:meth:`HfHub._stream` restarts a
     failing listing, the only retry layer), each page a JSON list of at most
-    :data:`_MAX_PAGE_BYTES`, and a page seen twice (a ``next`` loop) is an error. The token
-    goes only to the endpoint's origin (a ``next`` link elsewhere is read without it)."""
+    :data:`_MAX_PAGE_BYTES`, and a page seen twice (a ``next`` loop) is an error, as is a
+    listing longer than :data:`~fennec._hub_input.MAX_LISTING_PAGES` pages or
+    :data:`~fennec._hub_input.MAX_LISTING_ENTRIES` models (``next`` links that never repeat).
+    The token goes only to the endpoint's origin (a ``next`` link elsewhere is read without it)."""
 
     def __init__(self, hub: HfHub):
         self._hub = hub
@@ -727,8 +775,16 @@ class _Listing:
         params: dict[str, Any] | None = {"pipeline_tag": pipeline_tag, "filter": [filter],
                                          "sort": sort, "expand": expand}
         seen: set[str] = set()
+        pages = entries = 0
+        how = ("refused (a listing that never ends?); list fewer models per run (a later "
+               "--since, or a narrower pipeline tag or library)")
         while url is not None:
-            what = f"Listing {pipeline_tag}/{filter} models (page {len(seen) + 1})"
+            if pages >= MAX_LISTING_PAGES:
+                raise RejectedInput(f"Listing {pipeline_tag}/{filter} models from {hub.endpoint}: "
+                                    f"more than {MAX_LISTING_PAGES} pages (MAX_LISTING_PAGES), "
+                                    f"{entries} models so far; {how}")
+            pages += 1
+            what = f"Listing {pipeline_tag}/{filter} models (page {pages})"
             headers = hub._headers()
             if _origin(url) != _origin(hub.endpoint):  # a next page elsewhere: never the token
                 headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
@@ -746,6 +802,11 @@ class _Listing:
             if nxt is not None and urljoin(url, nxt) in seen:
                 raise RejectedInput(f"{what}: the next page is one already read ({nxt[:200]})")
             url, params = (urljoin(url, nxt) if nxt is not None else None), None
+            entries += len(page)
+            if entries > MAX_LISTING_ENTRIES:
+                raise RejectedInput(f"Listing {pipeline_tag}/{filter} models from {hub.endpoint}: "
+                                    f"more than {MAX_LISTING_ENTRIES} models (MAX_LISTING_ENTRIES) "
+                                    f"in {pages} pages; {how}")
             for item in page:
                 if not isinstance(item, dict):
                     raise RejectedInput(f"{what}: an entry is a JSON {type(item).__name__}, not an object")

@@ -37,6 +37,8 @@ SOCKET_TIMEOUT = 10.0
 HANG_GUARD = 120.0
 
 _T = TypeVar("_T")
+#: Marks an answer sent without ``Content-Length`` (internal to this module).
+_UNSIZED = "X-Hostile-Unsized"
 
 
 def call_without_hanging(fn: Callable[[], _T], *, fifos: list[Path], timeout: float = HANG_GUARD) -> _T:
@@ -78,11 +80,13 @@ class HostileModel:
         sha: the commit sha the model info gives (any string, hostile or not).
         files: file name -> content served under ``/resolve/``.
         headers: file name -> headers that replace the honest ones (``ETag``,
-            ``X-Repo-Commit`` …); a value None drops the header. A ``Location`` makes the
+            ``X-Repo-Commit`` …); a value None drops the header (``Content-Length`` too: the
+            body then ends when the connection closes). A ``Location`` makes the
             answer a 302 redirect (``/cdn/<repo_id>/<file>`` serves the bare content).
         info: a raw model-info body (bytes) served instead of the honest JSON.
         missing: file names listed in the model info but answered with 404 (its headers
             from ``headers`` too).
+        sizes: file name -> the size the info lists (``?blobs=true``), instead of the true one.
     """
 
     repo_id: str
@@ -91,6 +95,7 @@ class HostileModel:
     headers: dict[str, dict[str, str | None]] = dataclasses.field(default_factory=dict)
     info: bytes | None = None
     missing: tuple[str, ...] = ()
+    sizes: dict[str, int] = dataclasses.field(default_factory=dict)
 
     def info_json(self) -> dict[str, Any]:
         when = datetime(2024, 1, 1, tzinfo=timezone.utc).isoformat().replace("+00:00", "Z")
@@ -98,7 +103,8 @@ class HostileModel:
                 "gated": False, "downloads": 1, "likes": 0, "library_name": "transformers",
                 "pipeline_tag": "image-classification", "tags": ["transformers"],
                 "createdAt": when, "lastModified": when, "config": {"model_type": "vit"},
-                "siblings": [{"rfilename": n} for n in (*self.files, *self.missing)]}
+                "siblings": [{"rfilename": n, "size": self.sizes.get(n, len(self.files.get(n, b"")))}
+                             for n in (*self.files, *self.missing)]}
 
 
 class HostileHub:
@@ -110,7 +116,9 @@ class HostileHub:
         tokens: ``(Host header, whether an Authorization header came)`` of every request.
         failures: ``(pattern, status)``: a request whose path matches ``pattern`` is
             answered with ``status`` (e.g. always 500), before anything else.
-        listing_next: a URL sent as the ``next`` page of every listing page (a loop).
+        listing_next: a URL sent as the ``next`` page of every listing page (a loop); a
+            ``{page}`` in it is replaced by the number of listing pages served (links that
+            never repeat).
     """
 
     def __init__(self) -> None:
@@ -168,7 +176,8 @@ class HostileHub:
             body = json.dumps([m.info_json() for m in self.models.values()]).encode()
             headers = {"Content-Type": "application/json"}
             if self.listing_next is not None:
-                headers["Link"] = f'<{self.listing_next}>; rel="next"'
+                page = self.count(r"^/api/models/?(\?|$)")
+                headers["Link"] = f'<{self.listing_next.replace("{page}", str(page))}>; rel="next"'
             return 200, headers, body
         m = re.fullmatch(r"/api/(?:models|datasets)/([^/]+/[^/]+)(?:/revision/[^/]+)?", route)
         if m and m.group(1) in self.models:
@@ -187,6 +196,8 @@ class HostileHub:
                 headers.pop(key, None)
                 if value is not None:
                     headers[key] = value
+                elif key == "Content-Length":
+                    headers[_UNSIZED] = "1"
             if name in model.missing or name not in model.files:
                 headers["X-Error-Code"] = "EntryNotFound"
                 return 404, headers, b'{"error": "Entry not found"}'
@@ -209,10 +220,14 @@ def _handler(hub: HostileHub) -> Callable[..., BaseHTTPRequestHandler]:
                 hub.requests.append((method, self.path))
                 hub.tokens.append((self.headers.get("Host", ""), "Authorization" in self.headers))
             status, headers, body = hub.answer(method, self.path)
+            unsized = headers.pop(_UNSIZED, None) is not None
             self.send_response(status)
             for key, value in headers.items():
                 self.send_header(key, value)
-            if "Content-Length" not in headers:
+            if unsized:  # the body ends when the connection closes
+                self.send_header("Connection", "close")
+                self.close_connection = True
+            elif "Content-Length" not in headers:
                 self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             if method != "HEAD":

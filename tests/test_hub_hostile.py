@@ -8,6 +8,7 @@ a file that always fails costs exactly fennec's own attempts.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -16,9 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import fennec.hub
 from fennec import _hub_input
 from fennec._hub_input import MAX_JSON_BYTES, MAX_JSON_DEPTH, RejectedInput, check_etag, loads_json
 from fennec.catalog import Catalog
+from fennec.data import load_sample
 from fennec.errors import HubError, HubFileNotFoundError, HubUnavailableError, MalformedModelError
 from fennec.hub import HfHub, LocalHub, RetryPolicy
 from fennec.reindex import reindex
@@ -194,6 +197,106 @@ def test_dataset_files_are_prefetched_with_the_same_checks(hostile, tmp_path, mo
     with pytest.raises(HubError, match="would leave the snapshot"):
         _hub(hostile, tmp_path).prefetch_dataset("org/d", sha=GOOD_SHA, files=[ESCAPE])
     assert _outside(tmp_path, tmp_path / "cache") == []
+
+
+def _png(seed: int) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.full((8, 8, 3), seed * 40 % 256, dtype=np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _image_dataset(server: HostileHub, monkeypatch, **kwargs) -> dict[str, bytes]:
+    """``org/d``: an ImageFolder (train/<class>/<n>.png) without parquet, plus files datasets
+    does not need for it; ``load_sample("hub:org/d")`` goes to ``server``. Returns the images."""
+    import datasets
+
+    images = {f"train/{c}/{i}.png": _png(3 * i + j) for j, c in enumerate("ab") for i in range(2)}
+    files = {**images, ".gitattributes": b"*.png filter=lfs\n", "loader.py": b"raise SystemExit\n",
+             "audio/x.wav": b"\0" * 4096}
+    extra = kwargs.pop("headers", {})
+    headers = {n: {"ETag": f'"{_git_blob_id(b)}"', **extra} for n, b in files.items()}
+    server.add_model("org/d", sha=GOOD_SHA, files=files, headers=headers, **kwargs)
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(Path(os.environ["HF_HOME"]) / "ds"))
+    return images
+
+
+def _blobs(tmp_path: Path) -> list[Path]:
+    return [p for p in tmp_path.rglob("*") if p.is_file() and p.parent.name == "blobs"]
+
+
+def test_a_dataset_without_parquet_downloads_only_what_datasets_reads(hostile, monkeypatch):
+    images = _image_dataset(hostile, monkeypatch)
+    s = load_sample("hub:org/d", per_class=2)
+    assert (list(s.class_names), len(s)) == (["a", "b"], 4)
+    fetched = sorted(p.rsplit("/resolve/" + GOOD_SHA + "/", 1)[1] for _, p in hostile.requests
+                     if "/resolve/" in p)
+    assert fetched == sorted(images)  # no .gitattributes, script or audio file
+    assert hostile.count(r"\?blobs=true$") >= 1  # the sizes were asked for
+
+
+def test_a_dataset_listed_larger_than_the_bounds_is_refused_before_any_download(
+        hostile, monkeypatch, tmp_path):
+    images = _image_dataset(hostile, monkeypatch)
+    total = sum(map(len, images.values()))  # the audio file is not counted: not downloaded
+    monkeypatch.setattr(fennec.hub, "MAX_DATASET_DOWNLOAD_BYTES", total - 1)
+    with pytest.raises(HubError, match=rf"org/d@{GOOD_SHA} lists 4 files of {total} bytes in all "
+                       rf"to download, more than the {total - 1} .*"
+                       r"parquet copy\) and pass that folder\.$"):
+        load_sample("hub:org/d", per_class=2)
+    assert hostile.count("/resolve/") == 0 and _blobs(tmp_path) == []
+    monkeypatch.setattr(fennec.hub, "MAX_DATASET_DOWNLOAD_BYTES", total)
+    monkeypatch.setattr(fennec.hub, "MAX_DATASET_FILES", 3)
+    with pytest.raises(HubError, match="has 4 files to download, more than the 3 .*MAX_DATASET_FILES"):
+        load_sample("hub:org/d", per_class=2)
+    assert hostile.count("/resolve/") == 0 and _blobs(tmp_path) == []
+
+
+@pytest.mark.parametrize("content_length", ["honest", "none"])
+def test_a_dataset_that_lies_about_its_sizes_is_stopped_at_the_bound(hostile, monkeypatch, tmp_path,
+                                                                     content_length):
+    # every file is listed as 1 byte; the bound is one byte short of the real total: the
+    # last file is refused on its Content-Length, or, sent without one, while streaming
+    headers = {"Content-Length": None} if content_length == "none" else {}
+    images = _image_dataset(hostile, monkeypatch, headers=headers)
+    hostile.models["org/d"].sizes = dict.fromkeys(hostile.models["org/d"].files, 1)
+    total = sum(map(len, images.values()))
+    monkeypatch.setattr(fennec.hub, "MAX_DATASET_DOWNLOAD_BYTES", total - 1)
+    with pytest.raises(HubError, match=rf"past the {total - 1} bytes .*the sizes the Hub listed add "
+                       r"up to 4\); stopped") as e:
+        load_sample("hub:org/d", per_class=2)
+    # refused on the announced size before its body, or, unannounced, once past it
+    cause = str(e.value.__cause__)
+    assert ("is more than the" if content_length == "none" else "bytes, more than the") in cause
+    assert hostile.count("/resolve/") == 4  # the fourth was stopped, not retried
+    assert len(_blobs(tmp_path)) == 3 and sum(p.stat().st_size for p in _blobs(tmp_path)) < total
+    assert not [p for p in tmp_path.rglob("*.incomplete")]
+
+
+def test_a_listing_whose_next_links_never_repeat_stops_at_the_bound(hostile, tmp_path, monkeypatch):
+    hostile.add_model("org/a", sha=GOOD_SHA)
+    hostile.add_model("org/b", sha=GOOD_SHA)
+    hostile.listing_next = "/api/models?cursor={page}"  # a new page, forever
+    hub = _hub(hostile, tmp_path)
+    monkeypatch.setattr(fennec.hub, "MAX_LISTING_PAGES", 5)
+    with pytest.raises(HubError, match=r"more than 5 pages \(MAX_LISTING_PAGES\), 10 "
+                       r"models so far; refused .*--since.*library\)\)\.$"):
+        call_without_hanging(lambda: list(hub.list_models(pipeline_tags=["image-classification"],
+                                                          libraries=["transformers"])), fifos=[])
+    assert hostile.count(r"^/api/models\?") == 5
+    # pages that bring models: the entry bound may come first
+    monkeypatch.setattr(fennec.hub, "MAX_LISTING_ENTRIES", 5)
+    with pytest.raises(HubError, match=r"more than 5 models \(MAX_LISTING_ENTRIES\) in 3 pages"):
+        list(hub.list_models(pipeline_tags=["image-classification"], libraries=["transformers"]))
+    assert hostile.count(r"^/api/models\?") == 5 + 3
+    # empty pages with new links forever: the page bound
+    hostile.models.clear()
+    with pytest.raises(HubError, match=r"more than 5 pages .*0 models so far"):
+        call_without_hanging(lambda: list(hub.list_models(pipeline_tags=["image-classification"],
+                                                          libraries=["transformers"])), fifos=[])
+    assert hostile.count(r"^/api/models\?") == 5 + 3 + 5
 
 
 def test_a_cached_ref_that_is_not_a_commit_id_is_refused_offline(tmp_path):
