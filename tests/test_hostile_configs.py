@@ -160,16 +160,18 @@ def test_a_transformers_weights_pickle_that_needs_code_is_refused_in_one_line(tm
     assert not marker.exists()
 
 
+def _refuse_from_pretrained(*args, **kwargs):
+    """Stands in for ``from_pretrained`` where a refusal must come before any load."""
+    raise AssertionError("from_pretrained was called")
+
+
 def test_a_config_larger_than_its_weights_is_refused_before_loading(tmp_path, monkeypatch):
     import transformers
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("from_pretrained was called")
 
     root = tmp_path / "hub"
     write_model(root, "evil/vit-wide", config={**TINY_VIT, "hidden_size": 4096,
                                                "intermediate_size": 16384})  # 272-byte weights
-    monkeypatch.setattr(transformers.AutoModelForImageClassification, "from_pretrained", refuse)
+    monkeypatch.setattr(transformers.AutoModelForImageClassification, "from_pretrained", _refuse_from_pretrained)
     with pytest.raises(UnsupportedModelError, match="describes 4.*parameters, but its weights file "
                                                     "model.safetensors has 272 bytes") as info:
         load_model(LocalHub(root).fetch("evil/vit-wide", weights=True), device="cpu")
@@ -181,12 +183,9 @@ def test_a_config_naming_a_hub_kernel_is_refused_before_loading(tmp_path, monkey
     # installed; without it, its ImportError escaped as no fennec error)
     import transformers
 
-    def refuse(*args, **kwargs):
-        raise AssertionError("from_pretrained was called")
-
     root = tmp_path / "hub"
     write_model(root, "evil/vit-kernel", config={**TINY_VIT, "attn_implementation": "evil-org/kernel"})
-    monkeypatch.setattr(transformers.AutoModelForImageClassification, "from_pretrained", refuse)
+    monkeypatch.setattr(transformers.AutoModelForImageClassification, "from_pretrained", _refuse_from_pretrained)
     with pytest.raises(UnsupportedModelError, match="'attn_implementation' is 'evil-org/kernel'") as info:
         load_model(LocalHub(root).fetch("evil/vit-kernel", weights=True), device="cpu")
     assert info.value.reason == "implausible_config"
@@ -196,9 +195,6 @@ def test_a_quantised_config_is_refused_before_loading(tmp_path, monkeypatch):
     # quant_method picks a transformers quantiser; mxfp4's fetches kernel code from the Hub
     import transformers
 
-    def refuse(*args, **kwargs):
-        raise AssertionError("from_pretrained was called")
-
     from safetensors.torch import save_file
 
     root = tmp_path / "hub"
@@ -207,7 +203,7 @@ def test_a_quantised_config_is_refused_before_loading(tmp_path, monkeypatch):
                          config={**config, "quantization_config": {"quant_method": "mxfp4"}})
     save_file(transformers.ViTModel(transformers.ViTConfig(**config)).state_dict(),
               folder / "model.safetensors")  # weights that fit the config: only the quantiser is wrong
-    monkeypatch.setattr(transformers.AutoModel, "from_pretrained", refuse)
+    monkeypatch.setattr(transformers.AutoModel, "from_pretrained", _refuse_from_pretrained)
     with pytest.raises(UnsupportedModelError, match="quantization_config, quant_method 'mxfp4'") as info:
         load_model(LocalHub(root).fetch("evil/vit-mxfp4", weights=True), device="cpu")
     assert info.value.reason == "quantized"
@@ -216,12 +212,9 @@ def test_a_quantised_config_is_refused_before_loading(tmp_path, monkeypatch):
 def test_refinement_refuses_implausible_sizes_before_building(tmp_path, monkeypatch):
     import transformers
 
-    def refuse(*args, **kwargs):
-        raise AssertionError("from_pretrained was called")
-
     root = tmp_path / "hub"
     write_model(root, "evil/vit-deep", config={**TINY_VIT, "num_hidden_layers": 100000})
-    monkeypatch.setattr(transformers.AutoModelForImageClassification, "from_pretrained", refuse)
+    monkeypatch.setattr(transformers.AutoModelForImageClassification, "from_pretrained", _refuse_from_pretrained)
     with pytest.raises(UnsupportedModelError, match="asks for 100000 layers") as info:
         load_model(LocalHub(root).fetch("evil/vit-deep", weights=True), device="cpu")
     assert info.value.reason == "implausible_config"
