@@ -347,3 +347,20 @@ class WorkspaceError(FennecError, RuntimeError):
 
 
 __all__ += ["WorkspaceError"]
+
+
+# ---------------------------------------------------------------------------------------
+# PUBLISHED HISTORY (fennec.published)
+# ---------------------------------------------------------------------------------------
+
+
+class PublishedDataError(FennecError, RuntimeError):
+    """The published tables or mappings shipped with fennec are missing or damaged (an
+    installation without its package data, or an edited file); ``path`` names the file."""
+
+    def __init__(self, message: str, *, path: str | None = None):
+        self.path = path
+        super().__init__(message)
+
+
+__all__ += ["PublishedDataError"]

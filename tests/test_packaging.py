@@ -147,6 +147,19 @@ def test_an_incomplete_checkout_fails_the_build(setup_py, tmp_path, remove, matc
         setup_py.zoo_files(root)
 
 
+def test_package_data_globs_carry_every_published_file():
+    """pyproject's package-data for fennec.published matches every file of the published data."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    globs = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    package = REPO_ROOT / "fennec" / "published"
+    carried = {p for pattern in globs["fennec.published"] for p in package.glob(pattern) if p.is_file()}
+    shipped = {p for p in (package / "data").rglob("*") if p.is_file()} | {package / "README.md"}
+    assert carried == shipped
+    assert len([p for p in shipped if p.parent.name == "tables" and p.suffix == ".json"]) == \
+        len(json.loads((package / "data" / "sources.json").read_text())["sources"])
+
+
 # -- where an installed fennec looks -------------------------------------------------------
 
 
@@ -253,6 +266,11 @@ def test_built_wheel_carries_the_zoo_and_nothing_of_the_source_tree(tmp_path, se
     assert expected <= names
     assert {n for n in names if n.startswith("fennec/_zoo/")} == expected
     assert {n.split("/")[0] for n in names} == {"fennec", "archi2vec", wheel.name.split("-py3")[0] + ".dist-info"}
+    # the published tables and their Hub mappings (fennec.published), every file
+    published = REPO_ROOT / "fennec" / "published"
+    expected_published = {f"fennec/published/{p.relative_to(published).as_posix()}"
+                          for p in [published / "README.md", *(published / "data").rglob("*")] if p.is_file()}
+    assert expected_published <= names and "fennec/published/data/tables/sfda_supervised_finetune.json" in names
     # the wheel is the zoo's selected files plus code: nothing else of the 61 MB tree slipped in
     zoo_bytes = sum(src.stat().st_size for src, _ in setup_py.zoo_files(REPO_ROOT))
     assert wheel.stat().st_size < zoo_bytes + 2_000_000
