@@ -32,10 +32,131 @@ def test_recipe_is_deterministic_and_fingerprint_detects_change():
 
 def test_every_recipe_draws_every_class():
     for name, recipe in build_datasets.RECIPES.items():
-        if recipe.pool is not None or recipe.kind == "source":
-            continue  # pooled (real) data and the large sources are covered by other tests / the build
+        if recipe.pool is not None or recipe.items is not None or recipe.kind == "source":
+            continue  # real data (pooled or item-split) and the large sources are covered by other tests / the build
         x, y = build_datasets.generate(recipe, scale=0.02)["train"]
         assert set(np.unique(y)) == set(range(len(recipe.classes))), name
+
+
+def _toy_items(n_groups_per_class=(5, 6, 7), *, multi=False):
+    """Synthetic items: each image is a constant picture that encodes its group and label."""
+    items = []
+    for label, n in enumerate(n_groups_per_class):
+        for g in range(n):
+            group = f"g{g}" if multi else f"c{label}-g{g}"
+            value = np.full((32, 32, 3), 10 * label + g, dtype=np.uint8)
+            items.append(build_datasets.Item(label, group, lambda rng, v=value: v.copy()))
+    return items
+
+
+def test_item_split_keeps_groups_in_one_split_and_every_class_in_every_split():
+    for multi in (False, True):  # one class per group (icons, emoji) / groups across classes (decks, fonts)
+        items = _toy_items(multi=multi)
+        parts = build_datasets.split_items(items, "t-toy", 3)
+        groups = {s: {it.group for it in parts[s]} for s in build_datasets.SPLITS}
+        assert not groups["train"] & groups["validation"] and not groups["train"] & groups["test"]
+        assert not groups["validation"] & groups["test"]
+        assert sum(len(v) for v in parts.values()) == len(items)
+        for s in build_datasets.SPLITS:
+            assert {it.label for it in parts[s]} == {0, 1, 2}
+        again = build_datasets.split_items(items, "t-toy", 3)
+        assert all([it.group for it in again[s]] == [it.group for it in parts[s]] for s in parts)  # seeded
+    other = build_datasets.split_items(_toy_items(), "t-other", 3)  # the seed is the dataset's name
+    assert any({it.group for it in other[s]} != {it.group for it in parts[s]} for s in parts)
+    with pytest.raises(ValueError, match="at least 3"):
+        build_datasets.split_items(_toy_items((5, 2, 5)), "t-toy", 3)
+
+
+def test_item_recipe_draws_from_the_items_of_its_split(monkeypatch):
+    items = _toy_items((6, 6, 6))
+    recipe = build_datasets.Recipe("t-toy-items", "target", ("a", "b", "c"), {"validation": 30, "test": 60},
+                                   build_datasets._pool_draw, "toy", per_class_train=10, items=lambda: items)
+    info = {}
+    splits = build_datasets.generate(recipe, info=info)
+    parts = build_datasets.split_items(items, recipe.name, 3)
+    assert info["groups"] == {s: len({it.group for it in parts[s]}) for s in build_datasets.SPLITS}
+    for s, (x, y) in splits.items():
+        allowed = {(it.label, int(it.draw(None)[0, 0, 0])) for it in parts[s]}
+        assert {(int(c), int(img[0, 0, 0])) for img, c in zip(x, y)} <= allowed  # only its own items
+        assert np.bincount(y, minlength=3).min() == np.bincount(y, minlength=3).max()  # balanced
+    assert len(splits["train"][1]) == 30
+    assert build_datasets.fingerprint(build_datasets.generate(recipe)) == build_datasets.fingerprint(splits)
+
+
+ITEM_RECIPES_FAST = ("t-emoji-food", "t-hebrew-letters", "t-gimp-materials", "t-scripts", "t-icons-oxygen")
+
+
+@pytest.mark.parametrize("name", ITEM_RECIPES_FAST)
+def test_item_recipe_from_its_debian_package(name):
+    """Where the recipe's Debian packages are installed (scripts/zoo_sources.txt): the expected
+    classes, every class in every split, splits disjoint by item, determinism."""
+    zoo_sources = pytest.importorskip("zoo_sources")
+    recipe = build_datasets.RECIPES[name]
+    try:
+        build_datasets.check_sources([name])
+    except zoo_sources.SourceMissingError as e:
+        pytest.skip(str(e))
+    items = recipe.items()
+    parts = build_datasets.split_items(items, name, len(recipe.classes))
+    groups = {s: {it.group for it in parts[s]} for s in build_datasets.SPLITS}
+    assert not (groups["train"] & groups["validation"] or groups["train"] & groups["test"]
+                or groups["validation"] & groups["test"])
+    for s in build_datasets.SPLITS:
+        assert {it.label for it in parts[s]} == set(range(len(recipe.classes))), s
+    a = build_datasets.generate(recipe, scale=0.05)
+    assert set(np.unique(a["train"][1])) == set(range(len(recipe.classes)))
+    assert a["train"][0].shape[1:] == (32, 32, 3) and a["train"][0].dtype == np.uint8
+    assert build_datasets.fingerprint(build_datasets.generate(recipe, scale=0.05)) == build_datasets.fingerprint(a)
+
+
+def test_a_missing_debian_source_names_the_package_to_install(tmp_path, monkeypatch, caplog):
+    zoo_sources = pytest.importorskip("zoo_sources")
+    monkeypatch.setattr(zoo_sources, "ROOT", tmp_path)  # a system without the packages
+    with pytest.raises(zoo_sources.SourceMissingError, match=r"apt-get install --no-install-recommends culmus"):
+        build_datasets.check_sources(["t-counting", "t-hebrew-letters"])
+    out = tmp_path / "out"
+    assert build_datasets.main(["--only", "t-hebrew-letters", "--out", str(out)]) == 2
+    assert "culmus" in caplog.text and not out.exists()  # nothing drawn
+    build_datasets.check_sources(["t-counting", "t-symmetry"])  # generated recipes need no package
+
+
+def test_gimp_pattern_reader_checks_the_header(tmp_path):
+    zoo_sources = pytest.importorskip("zoo_sources")
+    import struct
+
+    name = b"toy\0"
+    pixels = np.arange(2 * 3 * 3, dtype=np.uint8)
+    good = tmp_path / "good.pat"
+    good.write_bytes(struct.pack(">5I", 24 + len(name), 1, 3, 2, 3) + b"GPAT" + name + pixels.tobytes())
+    np.testing.assert_array_equal(zoo_sources.read_gimp_pattern(good), pixels.reshape(2, 3, 3))
+    short = tmp_path / "short.pat"
+    short.write_bytes(good.read_bytes()[:-1])
+    with pytest.raises(ValueError, match="pixel bytes"):
+        zoo_sources.read_gimp_pattern(short)
+    bad = tmp_path / "bad.pat"
+    bad.write_bytes(good.read_bytes().replace(b"GPAT", b"GIMP"))
+    with pytest.raises(ValueError, match="not a version-1 GIMP pattern"):
+        zoo_sources.read_gimp_pattern(bad)
+
+
+def test_committed_targets_match_their_recipes_and_fingerprints():
+    """Every target recipe has its committed dataset, with the recipe's class names and the split
+    sizes recorded in zoo/fingerprints.json (the parquet metadata only; no pixels decoded)."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    root = SCRIPTS.parent / "zoo"
+    stored = json.loads((root / "fingerprints.json").read_text())["datasets"]
+    for name, recipe in build_datasets.RECIPES.items():
+        if recipe.kind != "target":
+            continue
+        assert name in stored, f"{name}: no fingerprint (run scripts/build_datasets.py --only {name})"
+        for split in build_datasets.SPLITS:
+            f = pq.ParquetFile(root / "datasets" / name / "data" / f"{split}-00000-of-00001.parquet")
+            assert f.metadata.num_rows == stored[name]["sizes"][split], (name, split)
+            features = json.loads(f.schema_arrow.metadata[b"huggingface"])["info"]["features"]
+            assert features["label"]["names"] == list(recipe.classes), name
+        if recipe.items is not None:
+            assert set(stored[name]["sources"]) == set(recipe.sources)
+            assert all(n > 0 for n in stored[name]["item_groups"].values())
 
 
 def test_saved_dataset_loads_with_datasets(tmp_path):
@@ -128,8 +249,14 @@ def test_job_order_and_second_seed_subset():
     jobs = gt.all_jobs(models, targets)
     s0 = [j for j in jobs if j[2] == 0]
     s1 = [j for j in jobs if j[2] == 1]
-    assert len(s0) == 60 and jobs[:60] == s0  # every seed-0 job first
-    assert len(s1) >= 0.25 * len(s0)
+    assert len(s0) == 60 and len(s1) >= 0.25 * len(s0)
+    # whole targets one after another (each target's seed-0 jobs, then its seed-1 jobs), so a
+    # partial run leaves complete targets rather than every target a little
+    assert [t for _, t, _ in jobs] == sorted((t for _, t, _ in jobs), key=targets.index)
+    for t in targets:
+        own = [j for j in jobs if j[1] == t]
+        assert [j[2] for j in own] == sorted(j[2] for j in own)
+        assert {m for m, _, seed in own if seed == 0} == set(models)
     assert gt.all_jobs(models, targets) == jobs  # deterministic
     # membership of the seed-1 subset depends only on (model, target)
     assert set(gt.second_seed_models(models, "t-a")) <= set(models)
@@ -141,29 +268,80 @@ def _fake_result(model, target, seed, acc):
             "seconds": 1.0, "protocol": {"version": "zoo-ft-v1"}}
 
 
-def test_aggregation_on_partial_results(tmp_path):
+def _partial_runs(tmp_path):
+    """Toy results: t-a, t-b and t-c complete for 8 models, t-d with 5 of them (seed 0)."""
     gt = pytest.importorskip("build_ground_truth")
     rng = np.random.default_rng(0)
     models = [f"org/m{i}" for i in range(8)]
-    targets = ["t-a", "t-b", "t-c"]
+    targets = ["t-a", "t-b", "t-c", "t-d"]
     runs = tmp_path / "runs"
     for t in targets:
-        for m in models[:6]:  # partial: 2 models missing everywhere
+        for m in models if t != "t-d" else models[:5]:
             gt.write_atomic(gt.job_path(m, t, 0, runs), _fake_result(m, t, 0, float(rng.uniform())))
-    for m in gt.second_seed_models(models, "t-a"):
-        if m in models[:6]:
-            gt.write_atomic(gt.job_path(m, "t-a", 1, runs), _fake_result(m, "t-a", 1, float(rng.uniform())))
+    for t in ("t-a", "t-d"):
+        for m in gt.second_seed_models(models, t):
+            gt.write_atomic(gt.job_path(m, t, 1, runs), _fake_result(m, t, 1, float(rng.uniform())))
+    return gt, runs, models, targets
+
+
+def test_aggregation_on_partial_results(tmp_path):
+    gt, runs, models, targets = _partial_runs(tmp_path)
     out = gt.aggregate(runs, tmp_path / "results", plot=False, models=models, targets=targets)
-    assert out["coverage"]["seed0_done"] == 18 and out["coverage"]["seed0_total"] == 24
+    assert out["coverage"]["seed0_done"] == 29 and out["coverage"]["seed0_total"] == 32
+    # the incomplete target is pending: in no table, no figure (its seed-1 results neither)
+    assert out["pending_targets"] == {"t-d": {"seed0_done": 5, "seed0_total": 8}}
+    assert out["targets"] == ["t-a", "t-b", "t-c"]
+    assert set(out["test_accuracy_seed0"]) == set(out["test_accuracy_seed1"]) == {"t-a", "t-b", "t-c"}
+    assert set(out["noise_ceiling"]) == {"t-a"}
     assert -1.0 <= out["ranking_diversity_mean_kendall_tau"] <= 1.0
-    assert len(out["ranking_diversity_pairs"]) == 3
-    assert set(out["best_model_per_target"]) == set(targets)
-    assert (tmp_path / "results" / "zoo_ground_truth.csv").read_text().count("\n") == 1 + 18 + sum(
-        1 for m in gt.second_seed_models(models, "t-a") if m in models[:6])
+    assert len(out["ranking_diversity_pairs"]) == 3  # t-a/t-b, t-a/t-c, t-b/t-c
+    assert set(out["best_model_per_target"]) == {"t-a", "t-b", "t-c"}
+    assert (tmp_path / "results" / "zoo_ground_truth.csv").read_text().count("\n") == 1 + 29 + 2 * len(
+        gt.second_seed_models(models, "t-a"))
     report = (tmp_path / "results" / "zoo_report.md").read_text()
-    assert "partial results" in report
+    assert "partial results" in report and "t-d (5/8)" in report and "| t-d | 5 / 8 (pending) |" in report
     status = gt.write_status(runs, models=models, targets=targets)
     assert status["total"] == len(gt.all_jobs(models, targets))
+
+
+def test_diversity_statistics_over_complete_targets(tmp_path):
+    gt = pytest.importorskip("build_ground_truth")
+    from scipy.stats import kendalltau
+
+    models = [f"org/m{i}" for i in range(6)]
+    up = {m: 0.1 * (i + 1) for i, m in enumerate(models)}  # m5 best
+    down = {m: 0.1 * (6 - i) for i, m in enumerate(models)}  # m0 best
+    truth = {"t-a": up, "t-b": dict(up), "t-c": down, "t-d": {**up, "org/m0": up["org/m5"]}}  # t-d: m0, m5 tie
+    runs = tmp_path / "runs"
+    for t, row in truth.items():
+        for m, v in row.items():
+            gt.write_atomic(gt.job_path(m, t, 0, runs), _fake_result(m, t, 0, v))
+    gt.write_atomic(gt.job_path("org/m1", "t-e", 0, runs), _fake_result("org/m1", "t-e", 0, 1.0))  # pending
+    out = gt.aggregate(runs, tmp_path / "results", plot=False, models=models, targets=[*truth, "t-e"])
+    # wins: t-a, t-b -> m5; t-c -> m0; t-d tied -> half each; the pending t-e counts for nothing
+    assert out["model_win_share"] == pytest.approx({"org/m5": 2.5 / 4, "org/m0": 1.5 / 4})
+    assert list(out["model_win_share"]) == ["org/m5", "org/m0"]  # largest share first
+    assert out["max_model_win_share"] == pytest.approx(2.5 / 4)
+    keys = list(truth)
+    expected = np.mean([kendalltau([truth[a][m] for m in models], [truth[b][m] for m in models]).statistic
+                        for i, a in enumerate(keys) for b in keys[i + 1:]])
+    assert out["ranking_diversity_mean_kendall_tau"] == pytest.approx(expected)
+    saved = json.loads((tmp_path / "results" / "zoo_ground_truth.json").read_text())
+    assert saved["model_win_share"] == pytest.approx(out["model_win_share"])
+    report = (tmp_path / "results" / "zoo_report.md").read_text()
+    assert "largest share of targets won by one model: **0.62** (org/m5)" in report
+    assert "| org/m5 | 2.5 | 0.62 |" in report
+
+
+def test_a_pending_target_stays_out_of_the_zoo_history(tmp_path):
+    """What the zoo workspace imports from the aggregated ground truth: complete targets only."""
+    Catalog = pytest.importorskip("fennec.catalog").Catalog
+    gt, runs, models, targets = _partial_runs(tmp_path)
+    gt.aggregate(runs, tmp_path / "results", plot=False, models=models, targets=targets)
+    with Catalog(tmp_path / "catalog.sqlite") as catalog:
+        catalog.import_zoo_ground_truth(tmp_path / "results" / "zoo_ground_truth.json")
+        tasks = {r.task_id for r in catalog.transfer_results(source="zoo_ground_truth")}
+    assert tasks == {"t-a", "t-b", "t-c"}
 
 
 def test_harness_evaluation_table():
