@@ -109,14 +109,18 @@ def zoo_definition() -> list[str]:
 
 
 def all_jobs(models: list[str], targets: list[str], *, pool: list[str] | None = None) -> list[tuple[str, str, int]]:
-    """Every (model, target, seed) job, in queue order: all seed-0 jobs in a seeded shuffle (so a
-    partial run covers every target evenly), then the seed-1 jobs likewise. The seed-1 subset is
-    drawn from `pool` (default: `models`) and restricted to `models`."""
-    rng = np.random.default_rng(7)
+    """Every (model, target, seed) job, in queue order: target after target (in `targets`
+    order), each target's seed-0 jobs (every model) then its seed-1 jobs, so that a partial run
+    leaves whole targets finished rather than every target a little -- a target enters the
+    aggregated ground truth (the zoo's history) only once its seed-0 results are complete
+    (:func:`aggregate`). The seed-1 subset is drawn from `pool` (default: `models`) and
+    restricted to `models`."""
     pool = models if pool is None else pool
-    s0 = [(m, t, 0) for t in targets for m in models]
-    s1 = [(m, t, 1) for t in targets for m in second_seed_models(pool, t) if m in models]
-    return [s0[i] for i in rng.permutation(len(s0))] + [s1[i] for i in rng.permutation(len(s1))]
+    jobs = []
+    for t in targets:
+        jobs += [(m, t, 0) for m in models]
+        jobs += [(m, t, 1) for m in second_seed_models(pool, t) if m in models]
+    return jobs
 
 
 def job_path(model: str, target: str, seed: int, runs_dir: Path = RUNS_DIR) -> Path:
@@ -527,6 +531,13 @@ def aggregate(runs_dir: Path = RUNS_DIR, results_dir: Path = RESULTS_DIR, *, plo
     coverage = {"jobs_done": sum(1 for j in jobs if j in done), "jobs_total": len(jobs),
                 "seed0_done": sum(len(acc[0][t]) for t in targets), "seed0_total": len(models) * len(targets),
                 "per_target_seed0": {t: len(acc[0][t]) for t in targets}}
+    # Only targets whose seed-0 results cover every model enter the published tables (what the
+    # zoo workspace imports as its history and `fennec bench` evaluates on): a half-finished
+    # target would be a task known for a few models only. The others are listed as pending.
+    pending = {t: {"seed0_done": len(acc[0][t]), "seed0_total": len(models)}
+               for t in targets if not models or set(acc[0][t]) != set(models)}
+    targets = [t for t in targets if t not in pending]
+    acc = {k: {t: v[t] for t in targets} for k, v in acc.items()}
     # noise ceiling: weighted tau between the two seeds' test accuracies over the models with both
     noise = {}
     for t in targets:
@@ -548,11 +559,14 @@ def aggregate(runs_dir: Path = RUNS_DIR, results_dir: Path = RESULTS_DIR, *, plo
                     pairs.append({"targets": [t1, t2], "kendall_tau": float(k), "n_models": len(common)})
     diversity = float(np.mean([p["kendall_tau"] for p in pairs])) if pairs else float("nan")
     best = {t: max(acc[0][t], key=acc[0][t].get) for t in targets if acc[0][t]}
+    wins = win_shares(acc[0])
     out = {"protocol": dataclasses.asdict(PROTOCOL), "models": models, "targets": targets, "coverage": coverage,
+           "pending_targets": pending,
            "test_accuracy_seed0": acc[0], "test_accuracy_seed1": acc[1], "noise_ceiling": noise,
            "noise_ceiling_mean": float(np.mean([v["weighted_tau"] for v in noise.values()])) if noise else float("nan"),
            "ranking_diversity_mean_kendall_tau": diversity, "ranking_diversity_pairs": pairs,
            "best_model_per_target": best, "distinct_best_models": len(set(best.values())),
+           "model_win_share": wins, "max_model_win_share": max(wins.values()) if wins else float("nan"),
            "generated_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
     results_dir.mkdir(parents=True, exist_ok=True)
     (results_dir / "zoo_ground_truth.json").write_text(json.dumps(out, indent=1, sort_keys=True, allow_nan=True) + "\n")
@@ -564,6 +578,20 @@ def aggregate(runs_dir: Path = RUNS_DIR, results_dir: Path = RESULTS_DIR, *, plo
         _heatmap(acc[0], models, targets, results_dir / "zoo_heatmap.png")
     _report(out, results_dir / "zoo_report.md", plot and bool(res))
     return out
+
+
+def win_shares(acc0: dict[str, dict[str, float]]) -> dict[str, float]:
+    """The share of the targets that each model wins (best seed-0 test accuracy), over the
+    targets of `acc0` ({target: {model: accuracy}}); a tie splits the target between the tied
+    models. Only models that win something are listed, largest share first."""
+    shares: dict[str, float] = {}
+    tables = [row for row in acc0.values() if row]
+    for row in tables:
+        top = max(row.values())
+        winners = [m for m, v in row.items() if v == top]
+        for m in winners:
+            shares[m] = shares.get(m, 0.0) + 1.0 / (len(winners) * len(tables))
+    return dict(sorted(shares.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def _heatmap(acc0: dict, models: list[str], targets: list[str], path: Path) -> None:
@@ -605,14 +633,31 @@ def _report(out: dict, path: Path, has_plot: bool) -> None:
              f"- jobs done: **{c['jobs_done']} / {c['jobs_total']}**; seed-0 (model, target) pairs: "
              f"{c['seed0_done']} / {c['seed0_total']}" + ("" if c["jobs_done"] == c["jobs_total"] else
                                                           " — **partial results**: every figure below is over the jobs finished so far."), ""]
+    pending = out.get("pending_targets", {})
+    if pending:
+        lines += [f"Targets in the tables (seed 0 complete for every model): {len(out['targets'])}. Pending, left out "
+                  f"of every table and figure below until their seed-0 results are complete ({len(pending)}): "
+                  + ", ".join(f"{t} ({v['seed0_done']}/{v['seed0_total']})" for t, v in pending.items()) + ".", ""]
+    wins = out.get("model_win_share", {})
+    top = next(iter(wins.items()), None)
     lines += ["## Headline figures", "",
               f"- ranking diversity (mean pairwise Kendall τ between the targets' model rankings, seed 0; "
-              f"{len(out['ranking_diversity_pairs'])} target pairs): **{out['ranking_diversity_mean_kendall_tau']:.3f}** (aim < 0.5)",
+              f"{len(out['ranking_diversity_pairs'])} target pairs): **{out['ranking_diversity_mean_kendall_tau']:.3f}** "
+              "(aim < 0.3, issue 15)",
+              f"- largest share of targets won by one model: **{out.get('max_model_win_share', float('nan')):.2f}**"
+              + (f" ({top[0]})" if top else "") + " (aim ≤ 1/3)",
               f"- noise ceiling (weighted τ between seed 0 and seed 1, per target, mean over {len(out['noise_ceiling'])} targets): "
               f"**{out['noise_ceiling_mean']:.3f}**",
               f"- distinct best models over {len(out['best_model_per_target'])} targets: {out['distinct_best_models']}", ""]
+    if wins:
+        lines += ["## Share of targets won", "", "| model | targets won | share |", "|---|---|---|"]
+        n_targets = len(out["best_model_per_target"])
+        lines += [f"| {m} | {share * n_targets:.1f} | {share:.2f} |" for m, share in wins.items()]
+        lines += [""]
     lines += ["## Per target", "", "| target | models done | best model (seed 0) | best acc | median acc | noise-ceiling τw (n) |",
               "|---|---|---|---|---|---|"]
+    for t, v in pending.items():
+        lines.append(f"| {t} | {v['seed0_done']} / {v['seed0_total']} (pending) | - | - | - | - |")
     for t in out["targets"]:
         a = out["test_accuracy_seed0"][t]
         nc = out["noise_ceiling"].get(t)
