@@ -632,7 +632,9 @@ def _report(out: dict, path: Path, has_plot: bool) -> None:
              "## Coverage", "",
              f"- jobs done: **{c['jobs_done']} / {c['jobs_total']}**; seed-0 (model, target) pairs: "
              f"{c['seed0_done']} / {c['seed0_total']}" + ("" if c["jobs_done"] == c["jobs_total"] else
-                                                          " — **partial results**: every figure below is over the jobs finished so far."), ""]
+                                                          " — **partial results**: every table and figure below is over "
+                                                          "the targets whose seed-0 results are complete (the noise "
+                                                          "ceiling over their seed-1 jobs finished so far)."), ""]
     pending = out.get("pending_targets", {})
     if pending:
         lines += [f"Targets in the tables (seed 0 complete for every model): {len(out['targets'])}. Pending, left out "
@@ -656,8 +658,6 @@ def _report(out: dict, path: Path, has_plot: bool) -> None:
         lines += [""]
     lines += ["## Per target", "", "| target | models done | best model (seed 0) | best acc | median acc | noise-ceiling τw (n) |",
               "|---|---|---|---|---|---|"]
-    for t, v in pending.items():
-        lines.append(f"| {t} | {v['seed0_done']} / {v['seed0_total']} (pending) | - | - | - | - |")
     for t in out["targets"]:
         a = out["test_accuracy_seed0"][t]
         nc = out["noise_ceiling"].get(t)
@@ -667,6 +667,8 @@ def _report(out: dict, path: Path, has_plot: bool) -> None:
             continue
         ceiling = f"{nc['weighted_tau']:.3f} ({nc['n_models']})" if nc else "-"
         lines.append(f"| {t} | {len(a)} | {b} | {a[b]:.3f} | {np.median(list(a.values())):.3f} | {ceiling} |")
+    for t, v in pending.items():
+        lines.append(f"| {t} | {v['seed0_done']} / {v['seed0_total']} (pending) | - | - | - | - |")
     if has_plot:
         lines += ["", "## Accuracy matrix", "", "![heat map](zoo_heatmap.png)", ""]
     lines += ["", "Full table: `zoo_ground_truth.csv` (one row per finished job) and `zoo_ground_truth.json`.", ""]
