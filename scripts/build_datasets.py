@@ -1326,6 +1326,10 @@ def check_sources(names: list[str]) -> None:
     for name in names:
         for package in RECIPES[name].sources:
             zoo_sources.require(package, why=f"dataset {name} is drawn from it")
+            have, drawn = zoo_sources.installed_version(package), zoo_sources.SOURCES[package].version
+            if have not in (drawn, "unknown"):
+                LOG.warning("%s: %s %s is installed, the committed dataset was drawn from %s: expect fingerprint "
+                            "drift", name, package, have, drawn)
 
 
 def build(names: list[str], *, out_root: Path = DATASETS_DIR, fingerprints_path: Path = FINGERPRINTS,

@@ -120,6 +120,17 @@ def test_a_missing_debian_source_names_the_package_to_install(tmp_path, monkeypa
     build_datasets.check_sources(["t-counting", "t-symmetry"])  # generated recipes need no package
 
 
+def test_another_version_of_a_source_package_is_reported(tmp_path, monkeypatch, caplog):
+    zoo_sources = pytest.importorskip("zoo_sources")
+    probe = tmp_path / zoo_sources.SOURCES["culmus"].probe
+    probe.parent.mkdir(parents=True)
+    probe.write_bytes(b"")
+    monkeypatch.setattr(zoo_sources, "ROOT", tmp_path)
+    monkeypatch.setattr(zoo_sources, "installed_version", lambda package: "9.9-1")
+    build_datasets.check_sources(["t-hebrew-letters"])
+    assert "culmus 9.9-1 is installed, the committed dataset was drawn from 0.133-1" in caplog.text
+
+
 def test_gimp_pattern_reader_checks_the_header(tmp_path):
     zoo_sources = pytest.importorskip("zoo_sources")
     import struct
