@@ -33,7 +33,8 @@ from archi2vec.errors import (
     RemoteCodeRefusedError,
     SandboxError,
     TraceTimeoutError,
-    UnsupportedModelError,
+    UnsupportedArchitectureError,
+    UnsupportedModelError,  # the old name of UnsupportedArchitectureError, for one release
 )
 from archi2vec.graph import graph, input_shape_for, write_graphml
 
@@ -49,7 +50,7 @@ __all__ = [
     "Sandbox",
     "SandboxError",
     "TraceTimeoutError",
-    "UnsupportedModelError",
+    "UnsupportedArchitectureError",
     "architecture_config",
     "architecture_key",
     "build",

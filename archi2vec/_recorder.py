@@ -91,7 +91,7 @@ def record_graph(model: nn.Module, args: tuple, kwargs: dict) -> nx.DiGraph:
         :func:`archi2vec.graph`; the last node, ``output``, collects the output tensors.
 
     Raises:
-        Whatever the forward raises (the caller turns it into UnsupportedModelError).
+        Whatever the forward raises (the caller turns it into UnsupportedArchitectureError).
     """
     g = nx.DiGraph()
     inputs = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]

@@ -22,7 +22,9 @@ A worker that ran out of memory, was killed or died is replaced on the next requ
 startup (about 3 s of imports) is not counted in the time budget. One worker serves every
 request of a :class:`Sandbox`, so the cost per model is the work itself plus a pipe round trip.
 
-Example:
+Example (no worker starts before the first :meth:`Sandbox.embed`):
+    >>> Sandbox(time_budget=60, memory_budget=2 * 2**30)
+    Sandbox(time_budget=60 s, memory_budget=2 GiB)
     >>> with Sandbox(time_budget=60) as sandbox:  # doctest: +SKIP
     ...     vector = sandbox.embed(json.load(open("config.json")), model_id="org/model")
 """
@@ -51,7 +53,7 @@ from archi2vec.errors import (
     RemoteCodeRefusedError,
     SandboxError,
     TraceTimeoutError,
-    UnsupportedModelError,
+    UnsupportedArchitectureError,
 )
 
 __all__ = ["Sandbox", "DEFAULT_TIME_BUDGET", "DEFAULT_MEMORY_BUDGET", "KILL_GRACE"]
@@ -74,8 +76,8 @@ _WARM_UP = {"model_type": "vit", "hidden_size": 16, "num_hidden_layers": 1,
             "num_attention_heads": 2, "intermediate_size": 32, "image_size": 32, "patch_size": 16}
 
 # Errors the worker may report, by class name; anything else is the worker's own failure.
-_ERRORS: dict[str, type[UnsupportedModelError]] = {
-    cls.__name__: cls for cls in (UnsupportedModelError, RemoteCodeRefusedError,
+_ERRORS: dict[str, type[UnsupportedArchitectureError]] = {
+    cls.__name__: cls for cls in (UnsupportedArchitectureError, RemoteCodeRefusedError,
                                   ImplausibleConfigError)
 }
 
@@ -201,19 +203,19 @@ class Sandbox:
             ImplausibleConfigError: refused before building (checked here, and again in the worker).
             BudgetExceededError: the model needed more time or memory than its budget, or
                 the worker died while building it; the worker is replaced.
-            UnsupportedModelError: archi2vec cannot build or trace it (as in-process).
+            UnsupportedArchitectureError: archi2vec cannot build or trace it (as in-process).
             SandboxError: the worker cannot be started.
         """
         if not isinstance(config, Mapping):
-            raise UnsupportedModelError(model_id, f"a config must be a JSON object, got a "
-                                                  f"{type(config).__name__}")
+            raise UnsupportedArchitectureError(model_id, f"a config must be a JSON object, got a "
+                                               f"{type(config).__name__}")
         check_sizes(config, model_id)  # cheap; refused before anything crosses the pipe
         try:
             request = json.dumps({"config": config, "model_id": model_id, "dim": dim,
                                   "method": method, "library": library,
                                   "input_size": input_size, "timeout": self.time_budget}).encode()
         except (TypeError, ValueError) as exc:
-            raise UnsupportedModelError(model_id, f"the config is not plain JSON data: {exc}") from exc
+            raise UnsupportedArchitectureError(model_id, f"the config is not plain JSON data: {exc}") from exc
         with self._lock:
             self._spawn()
             self._wait_ready()
@@ -342,10 +344,10 @@ def _handle(request: dict) -> dict:
                                  timeout=float(request["timeout"]))
     except TraceTimeoutError as exc:
         return {"error": "TraceTimeoutError", "reason": exc.reason}
-    except UnsupportedModelError as exc:
+    except UnsupportedArchitectureError as exc:
         if _out_of_memory(exc):
             return {"error": "memory", "reason": exc.reason, "exit": True}
-        name = type(exc).__name__ if type(exc).__name__ in _ERRORS else "UnsupportedModelError"
+        name = type(exc).__name__ if type(exc).__name__ in _ERRORS else "UnsupportedArchitectureError"
         return {"error": name, "reason": exc.reason}
     except Exception as exc:  # noqa: BLE001 - reported to the parent, never raised here
         if _out_of_memory(exc):

@@ -42,7 +42,7 @@ from archi2vec._config_checks import (
     estimate_parameters,
     timm_kwargs,
 )
-from archi2vec.errors import RemoteCodeRefusedError, UnsupportedModelError
+from archi2vec.errors import RemoteCodeRefusedError, UnsupportedArchitectureError
 
 __all__ = ["build", "describe_source", "LIBRARIES"]
 
@@ -99,7 +99,7 @@ def build(
         in is returned as it is.
 
     Raises:
-        UnsupportedModelError: unknown name, unreadable config, unknown model type, or the
+        UnsupportedArchitectureError: unknown name, unreadable config, unknown model type, or the
             model cannot be constructed (``model_id`` and ``reason`` say which and why).
         ImplausibleConfigError: a size field is not a non-negative number, a layer count is
             above ``MAX_LAYERS``, the model has more than ``max_parameters`` parameters, or a
@@ -127,7 +127,7 @@ def build(
         check_sizes(source.to_dict(), model_id)
         model = _build_transformers(source, model_id, trust_remote_code)
     else:
-        raise UnsupportedModelError(
+        raise UnsupportedArchitectureError(
             model_id,
             f"cannot build from a {type(source).__name__}; pass an nn.Module, a transformers "
             "config (object, dict or config.json path), a timm model name or a Hub model id",
@@ -154,7 +154,7 @@ def _build_from_string(text: str, model_id: str, library: str | None, trust: boo
                                    else text, model_id)
         return _build_from_dict(config, model_id, library, trust, max_parameters)
     hint = "" if timm_available() else " (timm is not installed: `pip install 'fennec[timm]'`)"
-    raise UnsupportedModelError(
+    raise UnsupportedArchitectureError(
         model_id,
         f"not a local config path, not a timm model name{hint}, and not a Hub id "
         "(expected 'owner/name')",
@@ -184,26 +184,26 @@ def _construct_from_dict(config: dict, model_id: str, library: str | None, trust
         try:
             timm = import_timm()
         except ImportError as exc:
-            raise UnsupportedModelError(model_id, f"timm is needed for this model: {exc}") from exc
+            raise UnsupportedArchitectureError(model_id, f"timm is needed for this model: {exc}") from exc
         arch, kwargs = timm_kwargs(config, model_id, timm)
         return _build_timm(arch, kwargs, model_id)
     model_type = config.get("model_type")
     if not model_type:
-        raise UnsupportedModelError(
+        raise UnsupportedArchitectureError(
             model_id, "config has neither 'model_type' (transformers) nor 'architecture' (timm)"
         )
     transformers = import_transformers()
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING  # noqa: PLC0415
 
     if model_type not in CONFIG_MAPPING:
-        raise UnsupportedModelError(
+        raise UnsupportedArchitectureError(
             model_id, f"transformers {transformers.__version__} does not know model_type "
                       f"{model_type!r}; upgrade transformers, or it needs remote code")
     rest = {k: v for k, v in config.items() if k != "model_type"}
     try:
         cfg = CONFIG_MAPPING[model_type](**rest)
     except (ValueError, TypeError, KeyError) as exc:
-        raise UnsupportedModelError(
+        raise UnsupportedArchitectureError(
             model_id, f"invalid {model_type!r} config: {exc.__class__.__name__}: {exc}") from exc
     return _build_transformers(cfg, model_id, trust)
 
@@ -273,11 +273,11 @@ def _build_timm(name: str, kwargs: dict, model_id: str) -> nn.Module:
     try:
         timm = import_timm()
     except ImportError as exc:
-        raise UnsupportedModelError(model_id, f"timm is needed for this model: {exc}") from exc
+        raise UnsupportedArchitectureError(model_id, f"timm is needed for this model: {exc}") from exc
     arch = name.split(".", 1)[0]
     if not timm.is_model(arch):
-        raise UnsupportedModelError(model_id, f"{arch!r} is not in timm {timm.__version__}'s "
-                                              "registry; see timm.list_models()")
+        raise UnsupportedArchitectureError(model_id, f"{arch!r} is not in timm {timm.__version__}'s "
+                                           "registry; see timm.list_models()")
     return _on_meta(lambda: timm.create_model(arch, pretrained=False, **kwargs), model_id)
 
 
@@ -292,9 +292,9 @@ def _read_config_json(path: Path, model_id: str) -> dict:
         with open(file, encoding="utf-8") as fh:
             data = json.load(fh)
     except (OSError, json.JSONDecodeError) as exc:
-        raise UnsupportedModelError(model_id, f"cannot read config {file}: {exc}") from exc
+        raise UnsupportedArchitectureError(model_id, f"cannot read config {file}: {exc}") from exc
     if not isinstance(data, dict):
-        raise UnsupportedModelError(model_id, f"{file} does not hold a JSON object")
+        raise UnsupportedArchitectureError(model_id, f"{file} does not hold a JSON object")
     return data
 
 
@@ -307,7 +307,7 @@ def _fetch_hub_config(repo_id: str, model_id: str) -> dict:
         file = hf_hub_download(repo_id, "config.json")
     except (OSError, HFValidationError, ValueError) as exc:
         # huggingface_hub's not-found / offline / connection errors all subclass OSError
-        raise UnsupportedModelError(
+        raise UnsupportedArchitectureError(
             model_id, f"cannot get config.json from the Hub or its cache: "
                       f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         ) from exc
@@ -359,4 +359,4 @@ def _on_meta(factory: Any, model_id: str) -> nn.Module:
         if attempt != "meta-device":
             LOG.info("%s built with parameters on meta after: %s", model_id, errors[-1])
         return model
-    raise UnsupportedModelError(model_id, "cannot construct the model: " + "; ".join(errors))
+    raise UnsupportedArchitectureError(model_id, "cannot construct the model: " + "; ".join(errors))

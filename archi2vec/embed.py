@@ -101,7 +101,7 @@ def embed(
 
     Raises:
         ValueError: ``dim`` below ``MIN_DIM``, or a graph without nodes.
-        UnsupportedModelError: the source cannot be built or traced.
+        UnsupportedArchitectureError: the source cannot be built or traced.
 
     Example:
         >>> v = embed({"model_type": "vit", "hidden_size": 32, "num_hidden_layers": 2,

@@ -2,13 +2,17 @@
 
 Each one subclasses the builtin it refines (``ValueError``, ``TimeoutError``), so callers
 that do not know archi2vec's types keep working, and carries the model id and the reason.
+
+``UnsupportedModelError`` is the old name of :class:`UnsupportedArchitectureError` (renamed
+so that it no longer collides with :class:`fennec.errors.UnsupportedModelError`): it names
+the same class for one more release.
 """
 
 from __future__ import annotations
 
 __all__ = [
     "Archi2VecError",
-    "UnsupportedModelError",
+    "UnsupportedArchitectureError",
     "RemoteCodeRefusedError",
     "TraceTimeoutError",
     "ImplausibleConfigError",
@@ -21,7 +25,7 @@ class Archi2VecError(Exception):
     """Base class of every error archi2vec raises on purpose."""
 
 
-class UnsupportedModelError(Archi2VecError, ValueError):
+class UnsupportedArchitectureError(Archi2VecError, ValueError):
     """An architecture that cannot be built, traced or embedded.
 
     Attributes:
@@ -35,11 +39,11 @@ class UnsupportedModelError(Archi2VecError, ValueError):
         super().__init__(f"{self.model_id}: {self.reason}")
 
 
-class RemoteCodeRefusedError(UnsupportedModelError):
+class RemoteCodeRefusedError(UnsupportedArchitectureError):
     """A config that needs code from the Hub (``auto_map``) while the caller did not opt in."""
 
 
-class TraceTimeoutError(UnsupportedModelError, TimeoutError):
+class TraceTimeoutError(UnsupportedArchitectureError, TimeoutError):
     """Building the model and capturing its graph did not finish within the time limit.
     ``timeout`` is in seconds."""
 
@@ -49,7 +53,7 @@ class TraceTimeoutError(UnsupportedModelError, TimeoutError):
                                    f"within {timeout:g} s")
 
 
-class ImplausibleConfigError(UnsupportedModelError):
+class ImplausibleConfigError(UnsupportedArchitectureError):
     """A config refused before its model is built: a size field that is not a non-negative
     number (NaN, negative, a string), a layer count above ``MAX_LAYERS``, a model estimated
     above ``MAX_PARAMETERS`` parameters, a timm argument outside the allow-list (a path, a
@@ -57,7 +61,7 @@ class ImplausibleConfigError(UnsupportedModelError):
     See :mod:`archi2vec._config_checks`."""
 
 
-class BudgetExceededError(UnsupportedModelError):
+class BudgetExceededError(UnsupportedArchitectureError):
     """Building, tracing and embedding a model needed more time or memory than its budget
     (:class:`archi2vec.Sandbox`). ``budget`` is ``"time"`` or ``"memory"``."""
 
@@ -69,3 +73,7 @@ class BudgetExceededError(UnsupportedModelError):
 class SandboxError(Archi2VecError, RuntimeError):
     """The sandbox's worker process could not be started or answered out of protocol; not a
     verdict on any model (retry later)."""
+
+
+# The old name, for one release (see the module docstring).
+UnsupportedModelError = UnsupportedArchitectureError

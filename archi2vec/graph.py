@@ -48,7 +48,7 @@ from archi2vec._nodes import (
 from archi2vec._recorder import record_graph
 from archi2vec._timeout import call_with_timeout
 from archi2vec.build import Source, build, describe_source
-from archi2vec.errors import TraceTimeoutError, UnsupportedModelError
+from archi2vec.errors import TraceTimeoutError, UnsupportedArchitectureError
 
 __all__ = ["graph", "input_shape_for", "write_graphml", "DEFAULT_TIMEOUT", "METHODS"]
 
@@ -85,7 +85,7 @@ def graph(
         The data-flow DiGraph described in this module's docstring.
 
     Raises:
-        UnsupportedModelError: the model cannot be built, or neither capture works.
+        UnsupportedArchitectureError: the model cannot be built, or neither capture works.
         ImplausibleConfigError: the config was refused before building (a subclass of the above).
         TraceTimeoutError: building or capturing ran out of time (a subclass of the above).
         ValueError: bad ``method`` or ``input_size``.
@@ -136,7 +136,7 @@ def graph(
             reason = f"recorder failed: {exc.__class__.__name__}: {_first_line(exc)}"
             if export_error:
                 reason = f"torch.export failed: {export_error}; {reason}"
-            raise UnsupportedModelError(model_id, reason) from exc
+            raise UnsupportedArchitectureError(model_id, reason) from exc
         method_used = "record"
     else:
         method_used = "export"
@@ -231,7 +231,7 @@ def _model_inputs(model: nn.Module, shape: tuple[int, int, int], model_id: str
     if main_input == "inputs" and "ImageClassification" in type(model).__name__:
         return (), {"inputs": x}  # Perceiver's image classifiers take the image as `inputs`
     if main_input != "pixel_values":
-        raise UnsupportedModelError(
+        raise UnsupportedArchitectureError(
             model_id, f"{type(model).__name__} takes {main_input!r}, not an image "
                       "(archi2vec embeds models whose input is pixel_values)")
     return (), {"pixel_values": x}

@@ -235,14 +235,14 @@ def process(entry: Entry, cache: Path, *, timeout: float = TIMEOUT,
                 rec.update(graph_export=g_exp, time_graph_export=time.perf_counter() - t4,
                            export_method=g_exp.graph["method"],
                            export_error=g_exp.graph.get("export_error"))
-            except archi2vec.UnsupportedModelError as exc:
+            except archi2vec.UnsupportedArchitectureError as exc:
                 rec["export_error"] = exc.reason[:300]
         try:
             rec["autograd_graph"] = call_with_timeout(lambda: autograd_graph(model, g),
                                                       timeout, model_id=entry.key)
         except Exception as exc:  # noqa: BLE001 - baseline failure is recorded, not fatal
             rec["autograd_error"] = f"{exc.__class__.__name__}: {str(exc)[:200]}"
-    except archi2vec.UnsupportedModelError as exc:
+    except archi2vec.UnsupportedArchitectureError as exc:
         rec["error"] = exc.reason[:500]
     except Exception as exc:  # noqa: BLE001 - e.g. a model whose constructor is broken
         rec["error"] = f"{exc.__class__.__name__}: {str(exc)[:400]}"

@@ -146,7 +146,7 @@ def match_transfergraph(table: dict) -> tuple[dict[str, Entry], dict[str, str]]:
                     if "WithTeacher" in cls:  # a second (distillation) head of the same size
                         n += m.classifier.weight.numel() + m.classifier.bias.numel()
                     cache[key] = n
-                except archi2vec.UnsupportedModelError as exc:
+                except archi2vec.UnsupportedArchitectureError as exc:
                     cache[key] = exc.reason
             if cache[key] == target:
                 found = (name, cfg)

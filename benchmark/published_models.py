@@ -327,7 +327,7 @@ def _nearest_transfergraph(table: dict, unresolved: dict[str, str]
             if key not in counts:
                 try:
                     counts[key] = _num_params(archi2vec.build(cfg))
-                except archi2vec.UnsupportedModelError:
+                except archi2vec.UnsupportedArchitectureError:
                     counts[key] = None
             n = counts[key]
             if n is not None and (best is None or abs(n - target) < abs(best[2] - target)):
@@ -372,7 +372,7 @@ def embed_architecture(source: Any, *, dim: int = DIM) -> dict[str, Any]:
         g = archi2vec.graph(source, method=CAPTURE)
         return {"vector": archi2vec.embed_graph(g, dim=dim), "parameters": g.graph["num_params"],
                 "method": g.graph["method"], "nodes": g.number_of_nodes()}
-    except archi2vec.UnsupportedModelError as exc:
+    except archi2vec.UnsupportedArchitectureError as exc:
         return {"error": exc.reason[:300]}
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import archi2vec
-from archi2vec import RemoteCodeRefusedError, UnsupportedModelError
+from archi2vec import RemoteCodeRefusedError, UnsupportedArchitectureError
 from archi2vec._compat import timm_available
 
 TINY_VIT = {"model_type": "vit", "hidden_size": 32, "num_hidden_layers": 2,
@@ -94,14 +94,14 @@ def test_build_timm_hub_id(offline_hub_cache):
 
 
 def test_hub_id_not_cached_offline(offline_hub_cache):
-    with pytest.raises(UnsupportedModelError) as info:
+    with pytest.raises(UnsupportedArchitectureError) as info:
         archi2vec.build("nobody/does-not-exist")
     assert info.value.model_id == "nobody/does-not-exist"
     assert "config.json" in info.value.reason
 
 
 def test_unknown_name():
-    with pytest.raises(UnsupportedModelError) as info:
+    with pytest.raises(UnsupportedArchitectureError) as info:
         archi2vec.build("definitely_not_a_model_xyz")
     assert info.value.model_id == "definitely_not_a_model_xyz"
     assert isinstance(info.value, ValueError)
@@ -109,29 +109,29 @@ def test_unknown_name():
 
 @needs_timm
 def test_unknown_timm_name_when_forced():
-    with pytest.raises(UnsupportedModelError, match="registry"):
+    with pytest.raises(UnsupportedArchitectureError, match="registry"):
         archi2vec.build("not_a_timm_model", library="timm")
 
 
 def test_unknown_model_type():
-    with pytest.raises(UnsupportedModelError, match="model_type"):
+    with pytest.raises(UnsupportedArchitectureError, match="model_type"):
         archi2vec.build({"model_type": "no_such_type_42"})
 
 
 def test_config_without_type():
-    with pytest.raises(UnsupportedModelError, match="model_type"):
+    with pytest.raises(UnsupportedArchitectureError, match="model_type"):
         archi2vec.build({"hidden_size": 3})
 
 
 def test_unreadable_config_file(tmp_path):
     bad = tmp_path / "config.json"
     bad.write_text("{not json")
-    with pytest.raises(UnsupportedModelError, match="cannot read config"):
+    with pytest.raises(UnsupportedArchitectureError, match="cannot read config"):
         archi2vec.build(bad)
 
 
 def test_constructor_failure_is_unsupported():
-    with pytest.raises(UnsupportedModelError, match="cannot construct"):
+    with pytest.raises(UnsupportedArchitectureError, match="cannot construct"):
         archi2vec.build({"model_type": "convnext", "depths": [1, 1, 1, 1],
                          "hidden_sizes": [8, 16]})
 
@@ -139,7 +139,7 @@ def test_constructor_failure_is_unsupported():
 def test_bad_library_and_source_type():
     with pytest.raises(ValueError, match="library"):
         archi2vec.build("resnet50", library="keras")
-    with pytest.raises(UnsupportedModelError, match="cannot build from"):
+    with pytest.raises(UnsupportedArchitectureError, match="cannot build from"):
         archi2vec.build(3.5)
 
 
@@ -153,7 +153,7 @@ def test_remote_code_refused_unless_opted_in(tmp_path):
         archi2vec.build(tmp_path)
     # opting in passes the check; the code itself is not available offline, so building
     # then fails for that reason instead
-    with pytest.raises(UnsupportedModelError) as info:
+    with pytest.raises(UnsupportedArchitectureError) as info:
         archi2vec.build(config, trust_remote_code=True)
     assert not isinstance(info.value, RemoteCodeRefusedError)
 
@@ -179,3 +179,12 @@ def test_config_saved_in_half_precision_builds_and_embeds_in_float32():
     vector = archi2vec.embed(cfg, method="record")
     assert vector.shape == (256,)
     assert archi2vec.similarity(vector, archi2vec.embed(TINY_VIT, method="record")) > 0.999
+
+
+def test_the_old_error_name_still_names_the_same_class():
+    """``UnsupportedModelError`` was renamed ``UnsupportedArchitectureError`` (it collided with
+    fennec's): the old name is the same class, for one release, and no longer public."""
+    import archi2vec.errors
+
+    assert archi2vec.UnsupportedModelError is archi2vec.errors.UnsupportedModelError is UnsupportedArchitectureError
+    assert "UnsupportedModelError" not in archi2vec.__all__ + archi2vec.errors.__all__

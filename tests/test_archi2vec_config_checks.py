@@ -142,7 +142,7 @@ def test_a_config_whose_probes_fail_is_still_bounded(monkeypatch):
     def probe_fails(config, *args, **kwargs):
         calls.append(config["num_hidden_layers"])
         if config["num_hidden_layers"] <= 2:
-            raise archi2vec.UnsupportedModelError("m", "needs its depth")
+            raise archi2vec.UnsupportedArchitectureError("m", "needs its depth")
         return original(config, *args, **kwargs)
 
     original = build_module._construct_from_dict
