@@ -9,7 +9,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from http.client import HTTPConnection
@@ -225,11 +224,9 @@ def test_fault_delay_trips_the_client_timeout(online):
     import httpx2
     from huggingface_hub import HfApi
 
-    online.add_fault(r"^/api/models/org/tiny-vit", delay=1.0)
-    t = time.perf_counter()
+    online.add_fault(r"^/api/models/org/tiny-vit", delay=1.0)  # without a timeout, the call succeeds
     with pytest.raises(httpx2.TimeoutException):
         HfApi(endpoint=online.url).model_info("org/tiny-vit", timeout=0.2)
-    assert time.perf_counter() - t < 0.9
 
 
 def test_truncated_download_is_retried_by_huggingface_hub(online, tmp_path):

@@ -42,20 +42,22 @@ class ConfigDigestEmbedder:
     """A deterministic config → vector map for testing the pipeline without torch.
 
     Models with different configs get different (seeded) vectors; the same config, the
-    same vector in any process.
+    same vector in any process. With ``hang_on_call=n`` the n-th call writes the file
+    ``marker`` and then never returns (for a process that a test kills mid-batch).
     """
 
     version = "test-digest-v1"
     dim = DIM
 
-    def __init__(self, delay: float = 0.0):
-        self.delay = delay
+    def __init__(self, *, hang_on_call: int | None = None, marker: str | None = None):
+        self.hang_on_call, self.marker = hang_on_call, marker
         self.calls: list[str] = []
 
     def __call__(self, files, record):
         self.calls.append(record.repo_id)
-        if self.delay:
-            time.sleep(self.delay)
+        if len(self.calls) == self.hang_on_call:
+            Path(self.marker).write_text(record.repo_id)
+            time.sleep(600)  # killed long before; bounded so that nothing is left behind
         seed = int.from_bytes(hashlib.sha256(json.dumps(files.config, sort_keys=True).encode()).digest()[:8], "little")
         return np.random.default_rng(seed).normal(size=DIM).astype(np.float32)
 
@@ -451,22 +453,25 @@ from pathlib import Path
 home = Path({home!r})
 with Catalog(home / "catalog.sqlite") as cat:
     print(reindex(hub=LocalHub({hub!r}), catalog=cat, index_dir=home / "index", batch_size=2,
-                  embedder=ConfigDigestEmbedder(delay={delay})).line(), flush=True)
+                  embedder=ConfigDigestEmbedder(hang_on_call={hang_on_call},
+                                                marker={marker!r})).line(), flush=True)
 """
 
 
-def _child(hub, home, delay):
-    code = _CHILD.format(tests=str(REPO_ROOT / "tests"), home=str(home), hub=str(hub), delay=delay)
+def _child(hub, home, *, hang_on_call, marker):
+    code = _CHILD.format(tests=str(REPO_ROOT / "tests"), home=str(home), hub=str(hub),
+                         hang_on_call=hang_on_call, marker=str(marker))
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _wait_for(cond, timeout=60.0):
+def _wait_for(cond, bound=300.0):
+    """Poll ``cond`` until it holds; ``bound`` seconds only turn a hang into a failure."""
     t = time.monotonic()
     while not cond():
-        if time.monotonic() - t > timeout:
-            raise AssertionError("timed out")
+        if time.monotonic() - t > bound:
+            raise AssertionError(f"still waiting after {bound:g} s")
         time.sleep(0.05)
 
 
@@ -478,16 +483,18 @@ def test_kill_9_mid_batch_then_resume_loses_nothing_and_duplicates_nothing(tiny_
                     extra={"createdAt": when, "lastModified": when})
     home.mkdir(parents=True)
     Catalog(home / "catalog.sqlite").close()
-    child = _child(root, home, delay=0.4)
+    # The 5th embedding is in the 3rd batch or later (a batch embeds at most 2 models): the
+    # child writes the marker there and hangs, so the kill lands mid-batch, after 2 commits.
+    marker = tmp_path / "embedding-5th-model"
+    child = _child(root, home, hang_on_call=5, marker=marker)
     try:
-        def two_batches():
-            with Catalog(home / "catalog.sqlite") as c:
-                return int(c.get_state(GENERATION_KEY, "0")) >= 2
-        _wait_for(two_batches)
-        # a second run while the first holds the lock is refused
-        with Catalog(home / "catalog.sqlite") as cat, pytest.raises(ReindexLockedError):
-            run(LocalHub(root), cat, home)
-        time.sleep(0.5)  # into the next batch
+        _wait_for(lambda: marker.exists() or child.poll() is not None)
+        assert marker.exists(), f"the child ended early: {child.communicate()[1][-4000:]}"
+        with Catalog(home / "catalog.sqlite") as cat:
+            assert int(cat.get_state(GENERATION_KEY, "0")) >= 2
+            # a second run while the first holds the lock is refused
+            with pytest.raises(ReindexLockedError):
+                run(LocalHub(root), cat, home)
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)
     finally:

@@ -223,16 +223,6 @@ def test_side_weight_zero_still_places_new_models():
     assert np.mean(rhos) > 0.5
 
 
-def test_fits_a_larger_history_quickly():
-    import time
-
-    rng = np.random.default_rng(0)
-    y = rng.normal(size=(200, 4)) @ rng.normal(size=(20, 4)).T
-    start = time.perf_counter()
-    TransferSpace().fit(_results(y, rng.random(y.shape) < 0.5))
-    assert time.perf_counter() - start < 10  # a few seconds at most, even on a loaded 2-core machine
-
-
 # ---------------------------------------------------------------------------------------
 # TransferSpace: new tasks from descriptors
 # ---------------------------------------------------------------------------------------
