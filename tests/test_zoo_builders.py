@@ -13,7 +13,7 @@ import pytest
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 sys.path.insert(0, str(SCRIPTS))
 
-build_datasets = pytest.importorskip("build_datasets")
+import build_datasets  # noqa: E402 - from scripts/, put on sys.path above
 
 
 def _toy_target(name="t-counting", scale=0.03):
@@ -90,7 +90,7 @@ ITEM_RECIPES_FAST = ("t-emoji-food", "t-hebrew-letters", "t-gimp-materials", "t-
 def test_item_recipe_from_its_debian_package(name):
     """Where the recipe's Debian packages are installed (scripts/zoo_sources.txt): the expected
     classes, every class in every split, splits disjoint by item, determinism."""
-    zoo_sources = pytest.importorskip("zoo_sources")
+    import zoo_sources
     recipe = build_datasets.RECIPES[name]
     try:
         build_datasets.check_sources([name])
@@ -110,7 +110,7 @@ def test_item_recipe_from_its_debian_package(name):
 
 
 def test_a_missing_debian_source_names_the_package_to_install(tmp_path, monkeypatch, caplog):
-    zoo_sources = pytest.importorskip("zoo_sources")
+    import zoo_sources
     monkeypatch.setattr(zoo_sources, "ROOT", tmp_path)  # a system without the packages
     with pytest.raises(zoo_sources.SourceMissingError, match=r"apt-get install --no-install-recommends culmus"):
         build_datasets.check_sources(["t-counting", "t-hebrew-letters"])
@@ -121,7 +121,7 @@ def test_a_missing_debian_source_names_the_package_to_install(tmp_path, monkeypa
 
 
 def test_another_version_of_a_source_package_is_reported(tmp_path, monkeypatch, caplog):
-    zoo_sources = pytest.importorskip("zoo_sources")
+    import zoo_sources
     probe = tmp_path / zoo_sources.SOURCES["culmus"].probe
     probe.parent.mkdir(parents=True)
     probe.write_bytes(b"")
@@ -132,7 +132,7 @@ def test_another_version_of_a_source_package_is_reported(tmp_path, monkeypatch, 
 
 
 def test_gimp_pattern_reader_checks_the_header(tmp_path):
-    zoo_sources = pytest.importorskip("zoo_sources")
+    import zoo_sources
     import struct
 
     name = b"toy\0"
@@ -153,7 +153,7 @@ def test_gimp_pattern_reader_checks_the_header(tmp_path):
 def test_committed_targets_match_their_recipes_and_fingerprints():
     """Every target recipe has its committed dataset, with the recipe's class names and the split
     sizes recorded in zoo/fingerprints.json (the parquet metadata only; no pixels decoded)."""
-    pq = pytest.importorskip("pyarrow.parquet")
+    import pyarrow.parquet as pq
     root = SCRIPTS.parent / "zoo"
     stored = json.loads((root / "fingerprints.json").read_text())["datasets"]
     for name, recipe in build_datasets.RECIPES.items():
@@ -171,7 +171,7 @@ def test_committed_targets_match_their_recipes_and_fingerprints():
 
 
 def test_saved_dataset_loads_with_datasets(tmp_path):
-    datasets = pytest.importorskip("datasets")
+    import datasets
     recipe = build_datasets.RECIPES["t-orientation"]
     splits = build_datasets.generate(recipe, scale=0.03)
     fp = build_datasets.fingerprint(splits)
@@ -196,7 +196,7 @@ def test_build_reports_drift(tmp_path):
 @pytest.fixture(scope="module")
 def toy_world(tmp_path_factory):
     """Toy source + target datasets and one tiny zoo model pre-trained for 2 steps."""
-    build_zoo = pytest.importorskip("build_zoo")
+    import build_zoo
     root = tmp_path_factory.mktemp("zoo")
     ds_dir = root / "datasets"
     for name in ("src-glyphs", "t-counting"):
@@ -209,7 +209,7 @@ def toy_world(tmp_path_factory):
 
 
 def test_tiny_zoo_model_reloads_with_auto_classes(toy_world):
-    transformers = pytest.importorskip("transformers")
+    import transformers
     path = toy_world["hub"] / toy_world["model"]
     for f in ("config.json", "model.safetensors", "preprocessor_config.json", "README.md", "fennec_zoo.json"):
         assert (path / f).exists(), f
@@ -222,7 +222,7 @@ def test_tiny_zoo_model_reloads_with_auto_classes(toy_world):
 
 
 def test_job_queue_writes_atomically_and_skips_finished_jobs(toy_world, tmp_path, monkeypatch):
-    gt = pytest.importorskip("build_ground_truth")
+    import build_ground_truth as gt
     protocol = dataclasses.replace(gt.PROTOCOL, learning_rates=(1e-3,), steps=2, batch_size=8)
     runs = tmp_path / "runs"
     rec = gt.run_job(toy_world["model"], "t-counting", 0, runs_dir=runs, hub_dir=toy_world["hub"],
@@ -245,7 +245,7 @@ def test_job_queue_writes_atomically_and_skips_finished_jobs(toy_world, tmp_path
 
 
 def test_write_atomic_leaves_no_partial_file(tmp_path):
-    gt = pytest.importorskip("build_ground_truth")
+    import build_ground_truth as gt
     target = tmp_path / "x.json"
     gt.write_atomic(target, {"a": 1})
     gt.write_atomic(target, {"a": 2})
@@ -254,7 +254,7 @@ def test_write_atomic_leaves_no_partial_file(tmp_path):
 
 
 def test_job_order_and_second_seed_subset():
-    gt = pytest.importorskip("build_ground_truth")
+    import build_ground_truth as gt
     models = [f"org/m{i}" for i in range(20)]
     targets = ["t-a", "t-b", "t-c"]
     jobs = gt.all_jobs(models, targets)
@@ -281,7 +281,7 @@ def _fake_result(model, target, seed, acc):
 
 def _partial_runs(tmp_path):
     """Toy results: t-a, t-b and t-c complete for 8 models, t-d with 5 of them (seed 0)."""
-    gt = pytest.importorskip("build_ground_truth")
+    import build_ground_truth as gt
     rng = np.random.default_rng(0)
     models = [f"org/m{i}" for i in range(8)]
     targets = ["t-a", "t-b", "t-c", "t-d"]
@@ -316,7 +316,7 @@ def test_aggregation_on_partial_results(tmp_path):
 
 
 def test_diversity_statistics_over_complete_targets(tmp_path):
-    gt = pytest.importorskip("build_ground_truth")
+    import build_ground_truth as gt
     from scipy.stats import kendalltau
 
     models = [f"org/m{i}" for i in range(6)]
@@ -346,7 +346,7 @@ def test_diversity_statistics_over_complete_targets(tmp_path):
 
 def test_a_pending_target_stays_out_of_the_zoo_history(tmp_path):
     """What the zoo workspace imports from the aggregated ground truth: complete targets only."""
-    Catalog = pytest.importorskip("fennec.catalog").Catalog
+    from fennec.catalog import Catalog
     gt, runs, models, targets = _partial_runs(tmp_path)
     gt.aggregate(runs, tmp_path / "results", plot=False, models=models, targets=targets)
     with Catalog(tmp_path / "catalog.sqlite") as catalog:
@@ -357,8 +357,7 @@ def test_a_pending_target_stays_out_of_the_zoo_history(tmp_path):
 
 def test_harness_evaluation_table():
     sys.path.insert(0, str(SCRIPTS.parent / "benchmark"))
-    zoo_metrics = pytest.importorskip("zoo_metrics")
-    pytest.importorskip("fennec.evaluation")
+    import zoo_metrics
     models = [f"org/m{i}" for i in range(6)]
     acc = {m: 0.1 * i for i, m in enumerate(models)}
     scores = {"t-a": {m: {"good": {"score": 0.1 * i}, "bad": {"score": -0.1 * i}} for i, m in enumerate(models)}}
@@ -369,7 +368,7 @@ def test_harness_evaluation_table():
 
 
 def test_a_claimed_job_is_not_claimed_twice_and_is_released(tmp_path):
-    gt = pytest.importorskip("build_ground_truth")
+    import build_ground_truth as gt
     path = tmp_path / "runs" / "m__t__seed0.json"
     fd = gt._claim(path)
     assert fd is not None
@@ -381,8 +380,8 @@ def test_a_claimed_job_is_not_claimed_twice_and_is_released(tmp_path):
 
 
 def test_the_head_is_reinitialised_when_the_label_count_matches(toy_world, tmp_path):
-    gt = pytest.importorskip("build_ground_truth")
-    transformers = pytest.importorskip("transformers")
+    import build_ground_truth as gt
+    import transformers
     import torch
 
     model_dir = toy_world["hub"] / toy_world["model"]
