@@ -26,7 +26,7 @@ Example:
     >>> architecture_key(base) == architecture_key(tuned)
     True
     >>> architecture_config(tuned)
-    {'hidden_size': 32, 'model_type': 'vit', 'num_labels': 2}
+    {'model_type': 'vit', 'hidden_size': 32, 'num_labels': 2}
 """
 
 from __future__ import annotations

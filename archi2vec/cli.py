@@ -103,9 +103,10 @@ def _run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``archi2vec`` script; returns the exit status.
 
-    Example:
-        >>> main(["similar", "resnet18", "resnet34"])  # doctest: +SKIP
-        0.99...
+    Example (two model folders of the repository's zoo; the similarity, then the status):
+        >>> main(["similar", "zoo/hub/photolab/vit-tiny-photos", "zoo/hub/photolab/resnet-tiny-photos"])
+        0.37...
+        0
     """
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
