@@ -50,6 +50,7 @@ from archi2vec._config_checks import check_sizes
 from archi2vec.errors import (
     BudgetExceededError,
     ImplausibleConfigError,
+    InvalidArgumentError,
     RemoteCodeRefusedError,
     SandboxError,
     TraceTimeoutError,
@@ -91,16 +92,17 @@ class Sandbox:
             for no memory bound.
 
     Raises:
-        ValueError: a budget is not positive.
+        InvalidArgumentError: a budget is not positive (a ``ValueError``).
     """
 
     def __init__(self, *, time_budget: float = DEFAULT_TIME_BUDGET,
                  memory_budget: int | None = DEFAULT_MEMORY_BUDGET):
         if not time_budget > 0:
-            raise ValueError(f"time_budget must be a positive number of seconds, got {time_budget}")
+            raise InvalidArgumentError(f"time_budget must be a positive number of seconds, "
+                                       f"got {time_budget!r}")
         if memory_budget is not None and not memory_budget > 0:
-            raise ValueError(f"memory_budget must be a positive number of bytes or None, "
-                             f"got {memory_budget}")
+            raise InvalidArgumentError(f"memory_budget must be a positive number of bytes or None, "
+                                       f"got {memory_budget!r}")
         self.time_budget = float(time_budget)
         self.memory_budget = None if memory_budget is None else int(memory_budget)
         self._lock = threading.Lock()

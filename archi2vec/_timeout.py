@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-from archi2vec.errors import TraceTimeoutError
+from archi2vec.errors import InvalidArgumentError, TraceTimeoutError
 
 __all__ = ["call_with_timeout"]
 
@@ -54,7 +54,7 @@ def call_with_timeout(fn: Callable[[], T], timeout: float | None, *, model_id: s
 
     Raises:
         TraceTimeoutError: ``fn`` did not return in time.
-        ValueError: ``timeout`` is not positive.
+        InvalidArgumentError: ``timeout`` is not positive (a ``ValueError``).
 
     Example:
         >>> call_with_timeout(lambda: 1 + 1, 5.0, model_id="demo")
@@ -63,7 +63,7 @@ def call_with_timeout(fn: Callable[[], T], timeout: float | None, *, model_id: s
     if timeout is None:
         return fn()
     if not timeout > 0:
-        raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout}")
+        raise InvalidArgumentError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
     if _can_use_alarm():
         return _with_alarm(fn, timeout, model_id)
     return _with_thread(fn, timeout, model_id)

@@ -37,6 +37,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from archi2vec.embed import EMBEDDER_VERSION
+from archi2vec.errors import InvalidArgumentError
 
 __all__ = ["TRANSFORMERS_DROPPED", "TIMM_KEPT", "architecture_config", "architecture_key"]
 
@@ -120,13 +121,14 @@ def architecture_key(config: Mapping, *, library: str | None = None,
 
     Raises:
         TypeError: ``config`` is not a mapping.
-        ValueError: ``config`` is not plain JSON data (a key that is not a string, an
-            object JSON cannot write).
+        InvalidArgumentError: ``config`` is not plain JSON data (a key that is not a string,
+            an object JSON cannot write); a ``ValueError``.
     """
     payload = {"config": architecture_config(config, library=library), "library": library,
                "embedder": embedder_version}
     try:
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     except TypeError as exc:  # mixed key types cannot be sorted; sets, objects cannot be written
-        raise ValueError(f"the config is not plain JSON data: {exc}") from exc
+        raise InvalidArgumentError(f"the config is not plain JSON data: {exc}; give the dict that "
+                                   "json.load() returns for a config.json") from exc
     return hashlib.sha256(text.encode("ascii")).hexdigest()

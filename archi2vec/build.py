@@ -42,7 +42,7 @@ from archi2vec._config_checks import (
     estimate_parameters,
     timm_kwargs,
 )
-from archi2vec.errors import RemoteCodeRefusedError, UnsupportedArchitectureError
+from archi2vec.errors import InvalidArgumentError, RemoteCodeRefusedError, UnsupportedArchitectureError
 
 __all__ = ["build", "describe_source", "LIBRARIES"]
 
@@ -105,7 +105,7 @@ def build(
             above ``MAX_LAYERS``, the model has more than ``max_parameters`` parameters, or a
             timm config passes a non-architecture argument (a subclass of the above).
         RemoteCodeRefusedError: the config needs remote code and ``trust_remote_code`` is False.
-        ValueError: ``library`` is not one of ``LIBRARIES``.
+        InvalidArgumentError: ``library`` is not one of ``LIBRARIES`` (a ``ValueError``).
 
     Example:
         >>> model = build({"model_type": "vit", "hidden_size": 32, "num_hidden_layers": 2,
@@ -114,7 +114,7 @@ def build(
         'meta'
     """
     if library is not None and library not in LIBRARIES:
-        raise ValueError(f"library must be one of {LIBRARIES} or None, got {library!r}")
+        raise InvalidArgumentError(f"library must be one of {LIBRARIES} or None, got {library!r}")
     model_id = describe_source(source)
     if isinstance(source, nn.Module):
         return source

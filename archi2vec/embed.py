@@ -39,6 +39,7 @@ import networkx as nx
 import numpy as np
 
 from archi2vec._nodes import spatial_size
+from archi2vec.errors import InvalidArgumentError
 
 __all__ = ["embed", "embed_graph", "similarity", "EMBEDDER_VERSION", "MIN_DIM",
            "OP_CLASSES", "structure_stats"]
@@ -100,7 +101,7 @@ def embed(
         any process; made by the recipe ``EMBEDDER_VERSION``.
 
     Raises:
-        ValueError: ``dim`` below ``MIN_DIM``, or a graph without nodes.
+        InvalidArgumentError: ``dim`` below ``MIN_DIM``, or a graph without nodes (a ``ValueError``).
         UnsupportedArchitectureError: the source cannot be built or traced.
 
     Example:
@@ -111,8 +112,8 @@ def embed(
         ((128,), 1.0)
     """
     if not isinstance(dim, int) or dim < MIN_DIM:
-        raise ValueError(f"dim must be an int >= {MIN_DIM} (56 entries hold the structure "
-                         f"statistics), got {dim!r}")
+        raise InvalidArgumentError(f"dim must be an int >= {MIN_DIM} (56 entries hold the structure "
+                                   f"statistics), got {dim!r}")
     if isinstance(source_or_graph, nx.DiGraph):
         g = source_or_graph
     else:
@@ -128,12 +129,14 @@ def embed_graph(g: nx.DiGraph, *, dim: int = 256) -> np.ndarray:
     """:func:`embed` for a graph already captured (no torch involved).
 
     Raises:
-        ValueError: ``dim`` below ``MIN_DIM`` or an empty graph.
+        InvalidArgumentError: ``dim`` below ``MIN_DIM`` or an empty graph (a ``ValueError``).
     """
     if dim < MIN_DIM:
-        raise ValueError(f"dim must be >= {MIN_DIM}, got {dim}")
+        raise InvalidArgumentError(f"dim must be an int >= {MIN_DIM} (56 entries hold the structure "
+                                   f"statistics), got {dim!r}")
     if g.number_of_nodes() == 0:
-        raise ValueError("cannot embed an empty graph")
+        raise InvalidArgumentError("cannot embed an empty graph (no nodes): capture one with "
+                                   "archi2vec.graph(), or pass the source to archi2vec.embed()")
     wl = _wl_block(g, dim - _STATS_DIM)
     stats = structure_stats(g)
     mix = np.sqrt(np.array([stats["mix"][c] for c in OP_CLASSES], dtype=np.float64))
@@ -152,10 +155,11 @@ def similarity(a: np.ndarray, b: np.ndarray) -> float:
     """
     a64, b64 = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a64.shape != b64.shape or a64.ndim != 1:
-        raise ValueError(f"need two vectors of the same length, got {a64.shape} and {b64.shape}")
+        raise InvalidArgumentError(f"need two 1-D vectors of the same length (embedded with the same dim), "
+                                   f"got shapes {a64.shape} and {b64.shape}")
     denom = np.linalg.norm(a64) * np.linalg.norm(b64)
     if denom == 0:
-        raise ValueError("cannot compare a zero vector")
+        raise InvalidArgumentError("cannot compare a zero vector: archi2vec vectors have unit norm")
     return round(float(a64 @ b64 / denom), 12)
 
 

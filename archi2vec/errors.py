@@ -12,6 +12,7 @@ from __future__ import annotations
 
 __all__ = [
     "Archi2VecError",
+    "InvalidArgumentError",
     "UnsupportedArchitectureError",
     "RemoteCodeRefusedError",
     "TraceTimeoutError",
@@ -23,6 +24,12 @@ __all__ = [
 
 class Archi2VecError(Exception):
     """Base class of every error archi2vec raises on purpose."""
+
+
+class InvalidArgumentError(Archi2VecError, ValueError):
+    """An argument outside what the function accepts (a capture method, a timeout, an input
+    size, a vector length, a budget, a pair of vectors); the message names the argument,
+    what was given and what is accepted. Not a verdict on any model."""
 
 
 class UnsupportedArchitectureError(Archi2VecError, ValueError):

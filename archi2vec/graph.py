@@ -48,7 +48,7 @@ from archi2vec._nodes import (
 from archi2vec._recorder import record_graph
 from archi2vec._timeout import call_with_timeout
 from archi2vec.build import Source, build, describe_source
-from archi2vec.errors import TraceTimeoutError, UnsupportedArchitectureError
+from archi2vec.errors import InvalidArgumentError, TraceTimeoutError, UnsupportedArchitectureError
 
 __all__ = ["graph", "input_shape_for", "write_graphml", "DEFAULT_TIMEOUT", "METHODS"]
 
@@ -88,7 +88,7 @@ def graph(
         UnsupportedArchitectureError: the model cannot be built, or neither capture works.
         ImplausibleConfigError: the config was refused before building (a subclass of the above).
         TraceTimeoutError: building or capturing ran out of time (a subclass of the above).
-        ValueError: bad ``method`` or ``input_size``.
+        InvalidArgumentError: bad ``method``, ``timeout`` or ``input_size`` (a ``ValueError``).
 
     Example:
         >>> g = graph({"model_type": "vit", "hidden_size": 32, "num_hidden_layers": 2,
@@ -98,10 +98,10 @@ def graph(
         ('export', 'input')
     """
     if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        raise InvalidArgumentError(f"method must be one of {METHODS}, got {method!r}")
     model_id = describe_source(source)
     if timeout is not None and not timeout > 0:
-        raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout}")
+        raise InvalidArgumentError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
     deadline = None if timeout is None else time.monotonic() + timeout
     model = call_with_timeout(
         lambda: build(source, library=library, trust_remote_code=trust_remote_code), timeout,
@@ -185,8 +185,8 @@ def input_shape_for(model: nn.Module, input_size: int | Sequence[int] | None = N
         if len(values) == 2:
             values = (channels, *values)
     if len(values) != 3 or min(values) < 1:
-        raise ValueError(f"input_size must be N, (H, W) or (C, H, W) with positive ints, "
-                         f"got {input_size!r}")
+        raise InvalidArgumentError(f"input_size must be N, (H, W) or (C, H, W) with positive ints, "
+                                   f"got {input_size!r}")
     return values  # type: ignore[return-value]
 
 

@@ -102,7 +102,7 @@ def test_timm_keeps_only_what_reaches_timm_create_model():
 def test_bad_configs_are_refused_clearly():
     with pytest.raises(TypeError, match="must be a mapping"):
         architecture_key(["not", "a", "config"])  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="not plain JSON data"):
+    with pytest.raises(archi2vec.InvalidArgumentError, match="not plain JSON data"):
         architecture_key({"model_type": "vit", "hidden_size": {1, 2}})
     # an id2label that is not a mapping is kept (transformers refuses it, so must the key's build)
     assert architecture_config({"model_type": "vit", "id2label": ["a"]})["id2label"] == ["a"]

@@ -137,7 +137,7 @@ def test_constructor_failure_is_unsupported():
 
 
 def test_bad_library_and_source_type():
-    with pytest.raises(ValueError, match="library"):
+    with pytest.raises(archi2vec.InvalidArgumentError, match="library must be one of .*got 'keras'"):
         archi2vec.build("resnet50", library="keras")
     with pytest.raises(UnsupportedArchitectureError, match="cannot build from"):
         archi2vec.build(3.5)

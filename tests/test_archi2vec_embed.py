@@ -55,7 +55,7 @@ def test_fixed_size_and_unit_norm(graphs, vectors):
 
 
 def test_dim_too_small():
-    with pytest.raises(ValueError, match="dim"):
+    with pytest.raises(archi2vec.InvalidArgumentError, match=f"dim must be an int >= {MIN_DIM}"):
         archi2vec.embed(vit(2), dim=MIN_DIM - 1)
 
 
@@ -99,9 +99,9 @@ def test_similarity_contract(vectors):
     v = vectors["vit2"]
     assert similarity(v, v) == pytest.approx(1.0)
     assert similarity(v, vectors["resnet1"]) == similarity(vectors["resnet1"], v)
-    with pytest.raises(ValueError):
+    with pytest.raises(archi2vec.InvalidArgumentError, match=r"same length.*\(256,\) and \(10,\)"):
         similarity(v, v[:10])
-    with pytest.raises(ValueError):
+    with pytest.raises(archi2vec.InvalidArgumentError, match="zero vector"):
         similarity(np.zeros(3), np.ones(3))
 
 
@@ -118,6 +118,8 @@ def test_structure_stats_are_readable(graphs):
 def test_empty_graph_and_version():
     import networkx as nx
 
-    with pytest.raises(ValueError, match="empty"):
+    with pytest.raises(archi2vec.InvalidArgumentError, match="empty"):
         archi2vec.embed(nx.DiGraph())
+    with pytest.raises(archi2vec.InvalidArgumentError, match="dim must be an int >= 64"):
+        archi2vec.embed_graph(nx.DiGraph([(0, 1)]), dim=8)
     assert isinstance(EMBEDDER_VERSION, str) and EMBEDDER_VERSION

@@ -96,7 +96,7 @@ def test_input_size_from_config_and_override():
     assert input_shape_for(model, 64) == (3, 64, 64)
     assert input_shape_for(model, (48, 64)) == (3, 48, 64)
     assert input_shape_for(model, (1, 48, 48)) == (1, 48, 48)
-    with pytest.raises(ValueError, match="input_size"):
+    with pytest.raises(archi2vec.InvalidArgumentError, match=r"input_size .*got \(0, 4\)"):
         input_shape_for(model, (0, 4))
     g = archi2vec.graph(TINY_RESNET, input_size=64)
     assert g.nodes[0]["shape"] == (1, 3, 64, 64)
@@ -200,9 +200,22 @@ def test_trace_timeout_in_worker_thread():
     assert isinstance(box.get("error"), TraceTimeoutError) and box["forward_finished"] is False
 
 
-def test_bad_method():
-    with pytest.raises(ValueError, match="method"):
+def test_bad_method_and_timeout():
+    with pytest.raises(archi2vec.InvalidArgumentError, match="method must be one of .*got 'fx'"):
         archi2vec.graph(TINY_VIT, method="fx")
+    with pytest.raises(archi2vec.InvalidArgumentError, match="timeout must be a positive number"):
+        archi2vec.graph(TINY_VIT, timeout=0)
+    from archi2vec._timeout import call_with_timeout
+
+    with pytest.raises(archi2vec.InvalidArgumentError, match="got -1"):
+        call_with_timeout(lambda: None, -1, model_id="m")
+
+
+def test_argument_errors_are_value_errors_but_no_verdict_on_a_model():
+    """Callers that catch ValueError keep working; callers that record a model as unsupported
+    (``except UnsupportedArchitectureError``) do not mistake their own bad argument for one."""
+    assert issubclass(archi2vec.InvalidArgumentError, (ValueError, archi2vec.Archi2VecError))
+    assert not issubclass(archi2vec.InvalidArgumentError, UnsupportedArchitectureError)
 
 
 def test_write_graphml_roundtrip(vit_graph, tmp_path):

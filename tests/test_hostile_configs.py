@@ -333,5 +333,7 @@ def test_the_sandbox_refuses_bad_sizes_without_starting_a_worker():
     with pytest.raises(archi2vec.ImplausibleConfigError, match="'hidden_size' is nan"):
         sandbox.embed({**TINY_VIT, "hidden_size": float("nan")}, model_id="m")
     assert sandbox._process is None
-    with pytest.raises(ValueError, match="time_budget"):
+    with pytest.raises(archi2vec.InvalidArgumentError, match="time_budget"):
         archi2vec.Sandbox(time_budget=0)
+    with pytest.raises(archi2vec.InvalidArgumentError, match="memory_budget"):
+        archi2vec.Sandbox(memory_budget=-1)
