@@ -129,12 +129,13 @@ def build_hub(root: Path, *, models: int, n_bases: int, seed: int) -> list[dict]
 
 def run(hub_dir: Path, home: Path, *, dedup: bool, timeout: float) -> dict:
     """One full reindex of ``hub_dir`` into a fresh catalog under ``home``."""
+    from fennec import constants
     from fennec.catalog import Catalog
     from fennec.hub import LocalHub
     from fennec.reindex import Archi2VecEmbedder, reindex
 
     with Archi2VecEmbedder(method="record", timeout=timeout) as embedder, \
-            Catalog(home / "catalog.sqlite") as cat:
+            Catalog(home / constants.CATALOG_FILE) as cat:
         t, cpu = time.perf_counter(), time.process_time()
         summary = reindex(hub=LocalHub(hub_dir), catalog=cat, index_dir=home / "index",
                           embedder=embedder, dedup=dedup, batch_size=16)

@@ -42,7 +42,7 @@ BUDGETS = (6, 36)
 
 
 def main() -> int:
-    from fennec import bench as B
+    from fennec.bench import runner as B
     from fennec.metrics import list_metrics
     from fennec.workspace import DEFAULT_MAX_SAMPLES
 

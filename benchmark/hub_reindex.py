@@ -3,7 +3,7 @@
 Builds a Hub-style folder of real architecture configs (no weights) — one timm model name per
 timm model module and the default config of every transformers image-classification model
 type plus size variants, as in archi2vec's benchmark corpus (``benchmark/archi2vec_corpus.py``)
-— serves it with ``fennec.hub_server.HubServer`` on 127.0.0.1, and runs a full reindex through
+— serves it with ``fennec.hub.server.HubServer`` on 127.0.0.1, and runs a full reindex through
 ``HfHub`` (HTTP listing, ``model_info``, ``config.json`` / preprocessor download into the HF
 cache) and archi2vec, on one CPU thread (``torch.set_num_threads(1)``). It reports models per
 minute and where the time goes (HTTP vs embedding).
@@ -100,9 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
+    from fennec import constants
     from fennec.catalog import Catalog
     from fennec.hub import HfHub
-    from fennec.hub_server import HubServer
+    from fennec.hub.server import HubServer
     from fennec.reindex import Archi2VecEmbedder, reindex
 
     work = Path(tempfile.mkdtemp(prefix="fennec-bench-"))
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         build_s = time.perf_counter() - t
         print(f"{len(written)} repositories written in {build_s:.0f} s", flush=True)
         embedder = TimedEmbedder(Archi2VecEmbedder(method=args.method, timeout=args.timeout))
-        with HubServer(models_dir=work / "hub") as server, Catalog(work / "home/catalog.sqlite") as cat:
+        with HubServer(models_dir=work / "hub") as server, Catalog(work / "home" / constants.CATALOG_FILE) as cat:
             hub = HfHub(endpoint=server.url, cache_dir=work / "hf-cache", offline=False)
             t, cpu = time.perf_counter(), time.process_time()
             summary = reindex(hub=hub, catalog=cat, index_dir=work / "home/index", embedder=embedder,
@@ -144,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         md = [f"# Reindex throughput ({args.method})", "",
               f"Generated {out['generated_utc']} by `python benchmark/hub_reindex.py --method {args.method}`.",
               "", f"- {len(written)} real architecture configs (timm registry names, transformers model "
-              "types and size variants, as in archi2vec's corpus), served by `fennec.hub_server` on 127.0.0.1",
+              "types and size variants, as in archi2vec's corpus), served by `fennec.hub.server` on 127.0.0.1",
               f"- machine: {out['machine']}; load average at the end {out['load_average_at_end']} (2 cores)", "",
               "| processed | added | unsupported | failed | wall s | models/min (wall) | CPU s | models/CPU-min | embedding s | HTTP + catalog + index s | embed median s | embed p90 s |",
               "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",

@@ -446,7 +446,7 @@ def markdown(report: dict[str, Any]) -> str:
         "a *new dataset*, so these τw are not comparable with the transferability metrics' τw "
         "on the same tables.",
         "",
-        f"Transfer space: `{report['space']['space_version']}`, `fennec/space.py` at "
+        f"Transfer space: `{report['space']['space_version']}`, `fennec/space/` at "
         f"{report['space']['fennec_space_commit']}"
         + (" with uncommitted changes" if report["space"]["fennec_space_modified"] else "") + ".",
         "",
@@ -574,7 +574,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
 
 
 def space_provenance() -> dict[str, Any]:
-    """The transfer space's version and the git state of ``fennec/space.py`` (it evolves)."""
+    """The transfer space's version and the git state of ``fennec/space/`` (it evolves)."""
     root = Path(__file__).resolve().parents[1]
 
     def git(*args: str) -> str:
@@ -585,8 +585,8 @@ def space_provenance() -> dict[str, Any]:
             return ""
 
     return {"space_version": SPACE_VERSION,
-            "fennec_space_commit": git("log", "-1", "--format=%h", "--", "fennec/space.py") or None,
-            "fennec_space_modified": bool(git("status", "--porcelain", "--", "fennec/space.py"))}
+            "fennec_space_commit": git("log", "-1", "--format=%h", "--", "fennec/space/") or None,
+            "fennec_space_modified": bool(git("status", "--porcelain", "--", "fennec/space/"))}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import fennec  # noqa: F401  (the torchvision shim)
     from fennec.index import ModelIndex
-    from fennec.recommender import recommend
+    from fennec.recommendation import recommend
     from fennec.workspace import Workspace, zoo_dir, zoo_workspace
 
     base = zoo_workspace()

@@ -12,9 +12,9 @@ photo-like content: gradients and sensor-like noise, ~1.4 MB each) into an Image
 * **after**: ``fennec.data.load_sample(folder, max_samples=N, seed=0)``, the call
   ``recommend()`` makes with its default sample size (every image sampled when N = 1000
   and ``max_samples`` = 1000), with the default ``image_side`` (512);
-* **before**: the same call on the ``fennec/data.py`` of ``--before-rev`` (the commit
+* **before**: the same call on the ``fennec/data/`` of ``--before-rev`` (the commit
   before images were bounded; its source is read with ``git show`` and run against
-  today's ``fennec._data_sources``), on the first ``--before-images`` images only, since
+  today's ``fennec.data.sources``), on the first ``--before-images`` images only, since
   the full set would not fit in memory; its peak is extrapolated linearly to N.
 
 Reported: peak resident memory above the process's footprint after the imports (Linux:
@@ -43,7 +43,7 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 RESULTS = REPO_ROOT / "benchmark" / "results"
-BEFORE_REV = "ace830c"  # fennec/data.py before samples were bounded
+BEFORE_REV = "ace830c"  # fennec/data/ before samples were bounded
 
 
 def _status_mib(field: str) -> float:
@@ -90,12 +90,12 @@ def _child(mode: str, folder: str, n: int, before_rev: str) -> None:
 
     module = fennec.data
     if mode == "before":
-        source = subprocess.run(["git", "-C", str(REPO_ROOT), "show", f"{before_rev}:fennec/data.py"],
+        source = subprocess.run(["git", "-C", str(REPO_ROOT), "show", f"{before_rev}:fennec/data/"],
                                 check=True, capture_output=True, text=True).stdout
         spec = importlib.util.spec_from_loader("fennec._data_before", loader=None)
         module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module  # dataclasses look their module up
-        exec(compile(source, f"{before_rev}:fennec/data.py", "exec"), module.__dict__)
+        exec(compile(source, f"{before_rev}:fennec/data/", "exec"), module.__dict__)
     import PIL.Image  # noqa: F401  (imported by load_sample; counted in the footprint)
 
     reset = _reset_peak()

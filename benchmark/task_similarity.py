@@ -11,7 +11,7 @@ the similarity of its nearest *other* known task is what ``recommend()`` would r
 ``closest_tasks[0].similarity`` for a new dataset like it. Beside it: the target's
 leave-one-task-out index-only weighted τ from ``benchmark/results/zoo_recommend.json``.
 
-This is where ``fennec.recommender.LOW_SIMILARITY`` comes from (docs/recommend.md, "How far is
+This is where ``fennec.recommendation.recommender.LOW_SIMILARITY`` comes from (docs/recommend.md, "How far is
 far"). Writes ``benchmark/results/task_similarity.{json,md}``.
 """
 
@@ -30,7 +30,7 @@ RESULTS = REPO_ROOT / "benchmark" / "results"
 
 
 def main() -> int:
-    from fennec.recommender import LOW_SIMILARITY, SAME_DATA_SIMILARITY
+    from fennec.recommendation import LOW_SIMILARITY, SAME_DATA_SIMILARITY
     from fennec.task import TaskIndex
     from fennec.workspace import Workspace, zoo_workspace
 

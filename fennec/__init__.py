@@ -15,17 +15,18 @@ __version__ = "0.1.0.dev0"
 
 # public name -> the module that defines it
 _LAZY = {
-    "Recommendation": "fennec.recommender",
-    "Recommendations": "fennec.recommender",
-    "recommend": "fennec.recommender",
-    "fit": "fennec.workspace",
+    "Recommendation": "fennec.recommendation.records",
+    "Recommendations": "fennec.recommendation.records",
+    "recommend": "fennec.recommendation.recommender",
+    "fit": "fennec.workspace.fitting",
 }
 
 __all__ = ["Recommendation", "Recommendations", "__version__", "fit", "recommend"]
 
 if TYPE_CHECKING:
-    from fennec.recommender import Recommendation, Recommendations, recommend
-    from fennec.workspace import fit
+    from fennec.recommendation.recommender import recommend
+    from fennec.recommendation.records import Recommendation, Recommendations
+    from fennec.workspace.fitting import fit
 
 
 def __getattr__(name: str) -> Any:

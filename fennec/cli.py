@@ -198,7 +198,7 @@ def _catalog(home: Path | None):
     from fennec.catalog import Catalog
 
     home = home or constants.fennec_home()
-    return Catalog(home / "catalog.sqlite"), home
+    return Catalog(home / constants.CATALOG_FILE), home
 
 
 def _reindex(args: argparse.Namespace) -> int:
@@ -212,7 +212,7 @@ def _reindex(args: argparse.Namespace) -> int:
     LOG.info("Reindexing from %r into %s", hub, home)
 
     def once() -> None:
-        summary = reindex(hub=hub, catalog=catalog, index_dir=home / "index", embedder=embedder,
+        summary = reindex(hub=hub, catalog=catalog, index_dir=home / constants.ARCHI2VEC_INDEX_DIR, embedder=embedder,
                           limit=args.limit, since=args.since, dry_run=args.dry_run,
                           batch_size=args.batch_size, retry_failed=not args.no_retry_failed,
                           rebuild_index=args.rebuild_index,
@@ -235,7 +235,7 @@ def _reindex(args: argparse.Namespace) -> int:
 
 def _models(args: argparse.Namespace) -> int:
     home = args.home or constants.fennec_home()
-    if not (home / "catalog.sqlite").exists():  # read-only: never create an empty catalog
+    if not (home / constants.CATALOG_FILE).exists():  # read-only: never create an empty catalog
         if not args.json:
             print(f"(no catalog in {home} yet: `fennec reindex` builds it; `fennec recommend` meanwhile ranks "
                   "the embedded demo zoo)")
@@ -301,7 +301,7 @@ def _progress(args: argparse.Namespace) -> bool:
 
 
 def _recommend(args: argparse.Namespace) -> int:
-    from fennec.recommender import DEFAULT_FUSION_WEIGHT, recommend
+    from fennec.recommendation.recommender import DEFAULT_FUSION_WEIGHT, recommend
 
     recs = recommend(args.dataset, top_k=args.top_k, candidates=args.candidates, refine=not args.no_refine,
                      metric=args.metric, hub=args.hub, home=args.home, device=args.device, split=args.split,
@@ -318,7 +318,8 @@ def _recommend(args: argparse.Namespace) -> int:
 
 
 def _fit(args: argparse.Namespace) -> int:
-    from fennec.workspace import fit, zoo_workspace
+    from fennec.workspace.fitting import fit
+    from fennec.workspace.zoo import zoo_workspace
 
     if args.zoo:
         given = [flag for flag, v in (("--hub", args.hub), ("--proxy", args.proxy), ("--dim", args.dim),
@@ -389,7 +390,7 @@ def _catalog_command(args: argparse.Namespace) -> int:
 
     path = args.path or (args.home or constants.fennec_home())
     if path.is_dir():
-        path = path / "catalog.sqlite"
+        path = path / constants.CATALOG_FILE
     if args.action == "repair":
         print(repair_catalog(path).line())
         return 0
@@ -406,7 +407,7 @@ def _storage_or_sqlite_error(error: Exception, command: str) -> str | None:
     disk, a read-only or foreign folder, a damaged database; None for any other error."""
     import sqlite3
 
-    from fennec._files import storage_error
+    from fennec._io import storage_error
 
     if isinstance(error, OSError):
         converted = storage_error(error, doing=f"running `fennec {command}`")

@@ -1,4 +1,5 @@
-"""Environment variables and defaults, read at call time (never cached at import).
+"""Environment variables and defaults, read at call time (never cached at import), and the
+name of every file and folder fennec keeps on disk (each spelled here only).
 
 huggingface_hub reads ``HF_ENDPOINT``, ``HF_HUB_OFFLINE`` and ``HF_HOME`` once, when it is
 imported; fennec reads them every time it needs them and passes them explicitly, so that
@@ -27,9 +28,38 @@ DEFAULT_HF_ENDPOINT = "https://huggingface.co"
 PIPELINE_TAGS = ("image-classification", "image-feature-extraction")
 #: Libraries whose models fennec can build from a config.
 LIBRARIES = ("transformers", "timm")
-#: The transferability metric of refinement (:data:`fennec.refine.DEFAULT_METRIC`, documented
+#: The transferability metric of refinement (:data:`fennec.recommendation.refine.DEFAULT_METRIC`, documented
 #: there); here so that the command line shows it without importing torch.
 DEFAULT_METRIC = "hscore_regularized"
+
+# -- on-disk names ----------------------------------------------------------------------
+# A workspace (FENNEC_HOME, or the embedded zoo's, FENNEC_HOME/zoo; fennec.workspace):
+#: The catalog (:mod:`fennec.catalog`).
+CATALOG_FILE = "catalog.sqlite"
+#: The archi2vec index ``fennec reindex`` keeps beside the catalog.
+ARCHI2VEC_INDEX_DIR = "index"
+#: The link to the current fitted version (``.space.v<N>``, :mod:`fennec.workspace.history`).
+SPACE_LINK = "space"
+#: In a fitted version: what the fit used and made (hub, proxy, versions, stamps).
+FIT_MANIFEST = "fit.json"
+#: In a fitted version: the transfer space, the FAISS index of model vectors, the task index.
+SPACE_FILE = "space.npz"
+MODEL_INDEX_DIR = "index"
+TASK_INDEX_DIR = "tasks"
+#: In a fitted version: the file its readers hold a shared lock on.
+READERS_FILE = ".readers"
+#: Fits of one workspace (and builds of the zoo's) run one at a time, holding this lock.
+FIT_LOCK_FILE = ".fit.lock"
+# Under FENNEC_HOME:
+#: The embedded zoo's workspace.
+ZOO_HOME_DIR = "zoo"
+#: The feature cache (:class:`fennec.features.cache.FeatureCache`).
+FEATURES_DIR = "features"
+# A zoo (the embedded one, or FENNEC_ZOO):
+#: Its model repositories, its datasets, and its fine-tuning ground truth.
+ZOO_HUB_DIR = "hub"
+ZOO_DATASETS_DIR = "datasets"
+ZOO_GROUND_TRUTH_FILE = "ground_truth.json"
 
 _TRUE = {"1", "ON", "YES", "TRUE"}
 

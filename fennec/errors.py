@@ -317,7 +317,7 @@ __all__ += ["DatasetColumnError", "DatasetError", "DatasetNotFoundError", "Datas
 
 
 # ---------------------------------------------------------------------------------------
-# FEATURE EXTRACTION AND REFINEMENT (fennec.features, fennec.refine)
+# FEATURE EXTRACTION AND REFINEMENT (fennec.features, fennec.recommendation.refine)
 # ---------------------------------------------------------------------------------------
 
 

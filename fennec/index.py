@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from fennec._files import sha256_file
+from fennec._io import sha256_file
 from fennec.errors import IndexCorruptedError, IndexMismatchError, InvalidInputError
 
 __all__ = ["FORMAT_VERSION", "IndexMeta", "ModelIndex", "open_index"]

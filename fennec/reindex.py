@@ -57,7 +57,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from fennec import _progress
-from fennec._files import file_lock, storage_errors
+from fennec._io import file_lock, storage_errors
 from fennec.catalog import Catalog, iter_batches
 from fennec.errors import (
     GatedModelError,

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from fennec._files import save_json_atomic, save_npz_atomic
+from fennec._io import save_json_atomic, save_npz_atomic
 from fennec.errors import InvalidInputError
 from fennec.metrics._validation import check_features_labels
 

@@ -43,7 +43,7 @@ import _zoo_common  # noqa: E402
 
 _zoo_common.torchvision_compat()
 
-from fennec._files import sha256_file  # noqa: E402
+from fennec._io import sha256_file  # noqa: E402
 
 LOG = logging.getLogger("build_ground_truth")
 

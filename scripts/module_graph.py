@@ -45,7 +45,7 @@ LAYERS: dict[str, int] = {
     "fennec.cli": 9,
     "fennec.__main__": 9,
     "fennec.bench": 8,
-    # the face: lazily loads recommendation and workspace
+    # the face (``fennec/__init__.py`` only): lazily loads recommendation and workspace
     "fennec": 8,
     "fennec.recommendation": 7,
     "fennec.workspace": 6,
@@ -70,6 +70,7 @@ LAYERS: dict[str, int] = {
     "fennec._paths": 0,
     "fennec._progress": 0,
     "fennec._optional": 0,
+    "fennec._deprecated": 0,
     # archi2vec stands apart: fennec may use it, it never imports fennec (checked separately)
     "archi2vec": 3,
 }
@@ -97,6 +98,17 @@ MOVED: dict[str, str] = {
 
 #: The third-party package only ``fennec.hub`` may import.
 HUB_LIBRARY = "huggingface_hub"
+
+#: Import cycles allowed, each with why (a cycle not listed here is a violation).
+ALLOWED_CYCLES: dict[tuple[str, ...], str] = {
+    ("archi2vec", "archi2vec._sandbox"): "the sandbox's worker process imports the archi2vec package inside its "
+    "main function, to load torch/transformers/timm before its memory is limited; the package imports the "
+    "sandbox's class. Not an import-time cycle, and archi2vec stays as it is (issue 13).",
+}
+
+#: Cross-module private-name imports allowed, as (importer, imported, name) with why. Empty: a name
+#: another module needs is public in its module (a private module's names are private to it).
+ALLOWED_PRIVATE: dict[tuple[str, str, str], str] = {}
 
 
 @dataclass(frozen=True)
@@ -224,7 +236,10 @@ def layer_of(module: str) -> int | None:
             break
     parts = module.split(".")
     for i in range(len(parts), 0, -1):
-        layer = LAYERS.get(".".join(parts[:i]))
+        prefix = ".".join(parts[:i])
+        if prefix == "fennec" and module != "fennec":  # the face's layer is its own, not its modules'
+            return None
+        layer = LAYERS.get(prefix)
         if layer is not None:
             return layer
     return None
@@ -307,11 +322,35 @@ def analyse(root: Path) -> dict:
         "private_names": [{"importer": a, "imported": b, "name": n} for a, b, n in private],
         "private_pairs": len({(a, b) for a, b, _ in private}),
         "huggingface_hub": sorted(hub_importers),
-        "archi2vec_imports_fennec": sorted({(i.importer, i.target) for i in imports
-                                            if i.importer.startswith("archi2vec") and i.target.startswith("fennec")}),
+        "archi2vec_imports_fennec": [list(p) for p in sorted({(i.importer, i.target) for i in imports
+                                                              if i.importer.startswith("archi2vec")
+                                                              and i.target.startswith("fennec")})],
         "unlayered": sorted(m for m in modules if layer_of(m) is None),
         "module_list": sorted(modules),
         "edge_list": sorted([a, b, kind] for kind, pairs in edges.items() for a, b in pairs),
+    }
+
+
+def check(graph: dict) -> dict[str, list]:
+    """The import rules of the layout, as ``{rule: violations}`` (every list empty: the layout holds).
+
+    - ``huggingface_hub``: only ``fennec.hub`` (and its modules) imports huggingface_hub;
+    - ``upward``: no import from a lower layer to a higher one (:data:`LAYERS`);
+    - ``unlayered``: every module has a layer;
+    - ``cycles``: no import cycle but those of :data:`ALLOWED_CYCLES`;
+    - ``private_names``: no private name imported across modules but :data:`ALLOWED_PRIVATE`;
+    - ``archi2vec_imports_fennec``: archi2vec never imports fennec.
+    """
+    in_hub = ("fennec.hub", "fennec.hub.")
+    return {
+        "huggingface_hub": [m for m in graph["huggingface_hub"]
+                            if m.startswith("fennec") and not (m == in_hub[0] or m.startswith(in_hub[1]))],
+        "upward": graph["upward"],
+        "unlayered": graph["unlayered"],
+        "cycles": [c for c in graph["cycles"] if tuple(c) not in ALLOWED_CYCLES],
+        "private_names": [p for p in graph["private_names"]
+                          if (p["importer"], p["imported"], p["name"]) not in ALLOWED_PRIVATE],
+        "archi2vec_imports_fennec": graph["archi2vec_imports_fennec"],
     }
 
 
@@ -327,12 +366,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1],
                         help="checkout to measure (default: this one)")
     parser.add_argument("--out", type=Path, help="also write the JSON here")
+    parser.add_argument("--check", action="store_true",
+                        help="print the violations of the import rules (check()) and exit 1 if there are any")
     args = parser.parse_args(argv)
     graph = analyse(args.root.resolve())
     graph["summary"] = summary(graph)
+    graph["violations"] = {rule: len(found) for rule, found in check(graph).items()}
     text = json.dumps(graph, indent=1)
     if args.out:
         args.out.write_text(text + "\n", encoding="utf-8")
+    if args.check:
+        violations = {rule: found for rule, found in check(graph).items() if found}
+        print(json.dumps(violations, indent=1) if violations else "import rules: ok")
+        return 1 if violations else 0
     print(json.dumps(graph["summary"]) if args.out else text)
     return 0
 

@@ -1,6 +1,6 @@
 """A hostile Hub endpoint for tests: it answers what each test scripts, nothing more.
 
-Unlike :class:`fennec.hub_server.HubServer` (an honest server with injectable faults), this
+Unlike :class:`fennec.hub.server.HubServer` (an honest server with injectable faults), this
 one lies on purpose: commit shas, ``ETag`` and ``X-Repo-Commit`` headers that climb out of
 the cache (``../``), JSON documents that are huge or nested 200 000 levels deep, answers
 that are always HTTP 500. It counts every request, so tests assert how many were made.

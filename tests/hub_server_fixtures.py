@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fennec.hub_server import HubServer
+from fennec.hub.server import HubServer
 
 # ``from hub_server_fixtures import *`` brings the fixtures; helpers are imported by name
 __all__ = ["hub_server", "online", "tiny_zoo"]

@@ -7,7 +7,7 @@ import json
 import pytest
 from zoo_fixtures import MODELS, TASKS, tiny_zoo  # noqa: F401  (the fixture)
 
-from fennec import bench
+from fennec.bench import runner as bench
 from fennec.errors import InvalidInputError
 from fennec.metrics import list_metrics
 

@@ -257,7 +257,7 @@ def test_migrating_a_version_1_catalog_keeps_its_data(tmp_path):
 
 
 def test_a_failed_migration_is_rolled_back(tmp_path, monkeypatch):
-    import fennec.catalog as catalog
+    import fennec.catalog.store as catalog
 
     path = tmp_path / "old.sqlite"
     db = sqlite3.connect(path)

@@ -26,7 +26,7 @@ def test_version_and_the_metric_default_in_help(capsys):
     assert e.value.code == 0 and capsys.readouterr().out.strip() == f"fennec {__version__}"
     with pytest.raises(SystemExit):
         main(["recommend", "--help"])
-    from fennec.refine import DEFAULT_METRIC
+    from fennec.recommendation.refine import DEFAULT_METRIC
 
     help_text = " ".join(capsys.readouterr().out.split())
     assert f"(default: {DEFAULT_METRIC})" in help_text and constants.DEFAULT_METRIC == DEFAULT_METRIC
@@ -54,7 +54,7 @@ def test_a_device_this_machine_lacks_fails_at_once_with_exit_code_2(command, dev
     ("Pass device='cpu' or device=None (which picks the CPU here).", {"--device"},
      "Pass --device cpu or no --device (which picks the CPU here)."),
     ("raise max_samples or pass per_class=.", {"--max-samples"}, "raise --max-samples or pass per_class=."),
-    ("see fennec.refine.DEFAULT_METRIC and a.b=c", {"--metric"}, "see fennec.refine.DEFAULT_METRIC and a.b=c"),
+    ("see fennec.recommendation.refine.DEFAULT_METRIC and a.b=c", {"--metric"}, "see fennec.recommendation.refine.DEFAULT_METRIC and a.b=c"),
     ("fusion_weight must be a number in [0, 1], got 1.5.", {"--fusion-weight"},
      "--fusion-weight must be a number in [0, 1], got 1.5."),
     ("Leave max_samples= unset; load_sample() and fennec.data.max_samples stay", {"--max-samples"},

@@ -22,7 +22,7 @@ from fennec.errors import (
     HubOfflineError,
     InvalidInputError,
 )
-from fennec.hub_server import HubServer
+from fennec.hub.server import HubServer
 
 # ---------------------------------------------------------------------------------------
 # Tiny synthetic datasets
@@ -287,7 +287,7 @@ def test_unreadable_images_are_skipped_counted_and_replaced(tmp_path):
 
 
 def test_warnings_raised_while_decoding_are_one_warning_with_a_count_and_names(tmp_path, monkeypatch):
-    import fennec.data as data
+    import fennec.data.sampling as data
 
     root = make_image_folder(tmp_path / "d", {"a": 3, "b": 3})
     decode = data._decode
@@ -472,23 +472,23 @@ def test_hub_without_parquet_falls_back_to_load_dataset(tmp_path):
 def test_docstring_examples(monkeypatch):
     import doctest
 
-    import fennec.data
+    import fennec.data.sampling
 
     monkeypatch.chdir(REPO_ROOT)  # the examples use the zoo's relative paths
-    result = doctest.testmod(fennec.data, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    result = doctest.testmod(fennec.data.sampling, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted >= 5 and result.failed == 0
 
 
 def test_hub_parquet_fetches_only_what_the_sample_needs(online, tmp_path, monkeypatch):
-    import fennec._hub_routes as routes
+    import fennec.hub.server.routes as routes
 
     n = 200  # 20 row groups of 10 rows, ~70 KB of images each, both classes in every group
     path = write_table(tmp_path / "served" / "many-groups" / "data" / "train-00000-of-00001.parquet",
                        {"image": [_png(Image.fromarray(_pixels(i, (48, 48, 3)))) for i in range(n)],
                         "label": [i % 2 for i in range(n)]}, row_group_size=10)
     ranges: list[str] = []
-    send_header = routes._Handler.send_header
-    monkeypatch.setattr(routes._Handler, "send_header", lambda self, k, v: (
+    send_header = routes.HubRequestHandler.send_header
+    monkeypatch.setattr(routes.HubRequestHandler, "send_header", lambda self, k, v: (
         ranges.append(v) if k == "Content-Range" else None, send_header(self, k, v))[1])
     with HubServer(datasets_dir=tmp_path / "served") as server:
         monkeypatch.setenv("HF_ENDPOINT", server.url)

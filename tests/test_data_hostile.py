@@ -19,7 +19,7 @@ from PIL import Image
 
 from fennec.data import load_sample
 from fennec.errors import DatasetColumnError, DatasetError, DatasetWarning
-from fennec.hub_server import HubServer
+from fennec.hub.server import HubServer
 from hostile_hub import call_without_hanging
 
 IMAGE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fennec import data
-from fennec._hub_common import MAX_INPUT_SIDE, ModelFiles, Preprocessing
+from fennec.data import sampling as data
+from fennec.hub.records import MAX_INPUT_SIDE, ModelFiles, Preprocessing
 from fennec.data import DEFAULT_IMAGE_SIDE, MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE, load_sample
 from fennec.errors import DatasetError, InvalidInputError, MalformedModelError
 from fennec.features import preprocess

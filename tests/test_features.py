@@ -16,7 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from fennec._hub_common import Preprocessing
+from fennec.hub.records import Preprocessing
 from fennec.errors import FeatureExtractionError, InvalidInputError, UnsupportedModelError
 from fennec.features import (
     ExtractedFeatures,

@@ -34,7 +34,7 @@ def test_cuda_features_match_cpu(hub, repo_id):
 
 
 def test_recommend_on_cuda_matches_cpu(tiny_zoo, monkeypatch):  # noqa: F811
-    from fennec.recommender import recommend
+    from fennec.recommendation.recommender import recommend
 
     monkeypatch.setenv("FENNEC_ZOO", str(tiny_zoo))
     dataset = tiny_zoo / "datasets" / "t-new"

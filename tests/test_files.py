@@ -1,4 +1,4 @@
-"""fennec._files: atomic writes keep the old file on failure and leave no temp files."""
+"""fennec._io: atomic writes keep the old file on failure and leave no temp files."""
 
 import hashlib
 import json
@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from fennec._files import save_json_atomic, save_npz_atomic, sha256_file, write_bytes_atomic
+from fennec._io import save_json_atomic, save_npz_atomic, sha256_file, write_bytes_atomic
 
 
 def test_npz_and_json_round_trip(tmp_path):

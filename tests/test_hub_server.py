@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from fennec.hub_server import HubServer, RepoStore, main
+from fennec.hub.server import HubServer, RepoStore, main
 from hub_server_fixtures import *  # noqa: F401,F403 - fixtures
 from hub_server_fixtures import TORCHVISION_COMPAT, run_python, write_model, TINY_VIT
 
@@ -525,7 +525,7 @@ def test_one_malformed_repository_does_not_break_the_listing(tmp_path, caplog, c
 
 
 def test_card_metadata_is_bounded_as_if_expanded():
-    from fennec._repo_store import front_matter
+    from fennec.hub.repo_store import front_matter
 
     # a YAML alias bomb: ten levels of nine references, 9**10 values once expanded
     lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
@@ -602,7 +602,7 @@ def test_request_bodies_are_bounded_and_never_read_as_the_next_request(hub_serve
 
 
 def test_the_server_binds_loopback_unless_remote_is_allowed(tmp_path, caplog):
-    from fennec.hub_server import is_loopback
+    from fennec.hub.server import is_loopback
 
     write_model(tmp_path, "org/m", config=TINY_VIT)
     with HubServer(models_dir=tmp_path) as server:
@@ -616,7 +616,7 @@ def test_the_server_binds_loopback_unless_remote_is_allowed(tmp_path, caplog):
         assert server._httpd.server_address[0] == "0.0.0.0"
     assert any("plain HTTP" in r.getMessage() for r in caplog.records)
     # the command line refuses it before listening (it would serve forever otherwise)
-    proc = subprocess.run([sys.executable, "-m", "fennec.hub_server", "--models", str(tmp_path),
+    proc = subprocess.run([sys.executable, "-m", "fennec.hub.server", "--models", str(tmp_path),
                            "--host", "0.0.0.0", "--port", "0"], capture_output=True, text=True,
                           timeout=60, cwd=str(Path(__file__).resolve().parents[1]))
     assert proc.returncode == 2 and "--allow-remote" in proc.stderr

@@ -24,12 +24,13 @@ import pytest
 from zoo_fixtures import tiny_zoo  # noqa: F401  (the fixture)
 
 from fennec import cli
-from fennec import workspace as ws_mod
-from fennec._files import file_lock, storage_error
+from fennec.workspace import fitting as ws_fit
+from fennec.workspace import history
+from fennec._io import file_lock, storage_error
 from fennec.catalog import SCHEMA_VERSION, Catalog, check_catalog, repair_catalog
 from fennec.errors import CatalogDamagedError, CatalogError, StorageError
 from fennec.hub import ModelRecord
-from fennec.recommender import recommend
+from fennec.recommendation import recommend
 from fennec.workspace import Workspace, fit, zoo_workspace
 
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
@@ -343,7 +344,7 @@ def test_fit_on_a_full_disk_prints_one_line_and_keeps_the_previous_fit(home, mon
         (folder / "space.npz").write_bytes(b"half")
         raise OSError(errno.ENOSPC, "No space left on device", str(folder / "index"))
 
-    monkeypatch.setattr(ws_mod, "_write_space", full)
+    monkeypatch.setattr(ws_fit, "_write_space", full)
     assert cli.main(["fit", "--home", str(home), "--no-progress"]) == 1
     line = one_error_line(capsys)
     assert "No space left" in line and "previous fit and the catalog are intact" in line
@@ -380,7 +381,7 @@ def test_a_reader_holding_the_old_fit_keeps_it_until_it_is_done(home):
     holding, release, seen = threading.Event(), threading.Event(), {}
 
     def reader():
-        with ws_mod._reading(home) as folder:
+        with history.reading(home) as folder:
             seen["folder"] = folder
             holding.set()
             release.wait()
@@ -411,7 +412,7 @@ def test_readers_at_every_step_of_a_swap_see_a_whole_fit_and_never_break_it(home
             return
         busy.append(1)
         try:
-            seen.append(ws_mod._read_manifest(home)["fitted_at"])
+            seen.append(history.read_manifest(home)["fitted_at"])
             Workspace.load(home)
         finally:
             busy.pop()

@@ -20,10 +20,12 @@ from pathlib import Path
 import pytest
 from zoo_fixtures import MODELS, tiny_zoo  # noqa: F401  (the fixture)
 
-from fennec import _paths, bench, cli
+from fennec import _paths, cli
+from fennec.bench import runner as bench
 from fennec.errors import WorkspaceError
 from fennec.task import OFFLINE_PROXY
-from fennec.workspace import _zoo_ground_truth, zoo_dir, zoo_workspace
+from fennec.workspace import zoo_dir, zoo_workspace
+from fennec.workspace.layout import zoo_ground_truth
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GROUND_TRUTH = REPO_ROOT / "benchmark" / "results" / "zoo_ground_truth.json"
@@ -177,14 +179,14 @@ def test_checkout_uses_its_zoo_and_benchmark_ground_truth(monkeypatch):
     monkeypatch.delenv("FENNEC_ZOO", raising=False)
     assert not _paths.PACKAGED_ZOO.exists()  # a checkout has no packaged zoo (.gitignore'd build output)
     assert zoo_dir() == REPO_ROOT / "zoo"
-    assert _zoo_ground_truth() == GROUND_TRUTH
+    assert zoo_ground_truth() == GROUND_TRUTH
 
 
 def test_installed_prefers_the_packaged_zoo_and_its_ground_truth(installed, tiny_zoo, monkeypatch):
     zoo = installed(tiny_zoo)
-    assert zoo_dir() == zoo and _zoo_ground_truth() == zoo / "ground_truth.json"
+    assert zoo_dir() == zoo and zoo_ground_truth() == zoo / "ground_truth.json"
     monkeypatch.setattr(_paths, "source_root", lambda: REPO_ROOT)  # even beside a checkout
-    assert zoo_dir() == zoo and _zoo_ground_truth() == zoo / "ground_truth.json"
+    assert zoo_dir() == zoo and zoo_ground_truth() == zoo / "ground_truth.json"
 
 
 def test_installed_without_package_data_never_falls_back_to_the_source_tree(installed, tmp_path):
@@ -197,7 +199,7 @@ def test_installed_with_a_zoo_without_ground_truth_is_refused(installed, tiny_zo
     custom = tmp_path / "custom"
     shutil.copytree(tiny_zoo, custom, ignore=shutil.ignore_patterns("ground_truth.json"))
     monkeypatch.setenv("FENNEC_ZOO", str(custom))
-    assert _zoo_ground_truth() == custom / "ground_truth.json"  # not the checkout's benchmark/results
+    assert zoo_ground_truth() == custom / "ground_truth.json"  # not the checkout's benchmark/results
     with pytest.raises(WorkspaceError, match="ground truth .* is missing; a zoo carries its fine-tuning ground truth"):
         zoo_workspace()
 

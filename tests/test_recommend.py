@@ -15,9 +15,10 @@ import pytest
 from zoo_fixtures import MODELS, TASKS, TRUTH, tiny_zoo  # noqa: F401  (the fixture)
 
 from fennec import workspace as ws_mod
+from fennec.workspace import history
 from fennec.cli import main
 from fennec.errors import InvalidInputError, UnknownMetricError, WorkspaceError
-from fennec.recommender import Recommendations, recommend
+from fennec.recommendation import Recommendations, recommend
 from fennec.workspace import fit, zoo_workspace
 from fennec.task import OFFLINE_PROXY
 
@@ -88,7 +89,7 @@ def test_a_known_task_is_ranked_by_its_recorded_results_and_says_so(zoo_env, ref
 
 
 def test_low_confidence_note_when_the_closest_known_task_is_far(zoo_env, monkeypatch):
-    from fennec import recommender
+    from fennec.recommendation import recommender
 
     recs = recommend(zoo_env / "datasets" / "t-new", top_k=2, refine=False)
     similarity = recs.closest_tasks[0].similarity
@@ -109,7 +110,7 @@ def test_low_confidence_note_when_the_closest_known_task_is_far(zoo_env, monkeyp
 def test_a_near_but_not_same_known_task_says_why_its_results_do_not_rank(zoo_env, monkeypatch):
     """Another split or sample of a known task (0.98 <= similarity < 0.999): its recorded best model
     need not rank first, and the output says why instead of showing "similarity 1.00" unexplained."""
-    from fennec import recommender
+    from fennec.recommendation import recommender
 
     plain = recommend(zoo_env / "datasets" / "t-new", top_k=2, refine=False)
     closest = plain.closest_tasks[0]
@@ -287,7 +288,7 @@ def test_the_task_vector_placement_is_reported(zoo_env):
 
 
 def test_when_the_metric_fails_on_every_candidate_the_index_order_is_kept(zoo_env, monkeypatch):
-    from fennec import refine
+    from fennec.recommendation import refine
     from fennec.errors import FallbackWarning
 
     def failing(model_ids, sample, **kwargs):
@@ -345,7 +346,7 @@ def test_an_older_fennecs_interrupted_swap_is_read_in_place_and_migrated_by_the_
     (home / "space").unlink()
     shutil.copytree(current, home / ".space.old")
     shutil.rmtree(current)
-    assert ws_mod._read_manifest(home) == before
+    assert history.read_manifest(home) == before
     assert not (home / "space").exists() and (home / ".space.old").is_dir()  # a reader writes nothing
     # recommend() on FENNEC_HOME uses it too, instead of falling back to the embedded zoo
     monkeypatch.setenv("FENNEC_HOME", str(home))

@@ -1,4 +1,4 @@
-"""fennec.refine: scoring the shortlist with a transferability metric, and fusing with the index."""
+"""fennec.recommendation.refine: scoring the shortlist with a transferability metric, and fusing with the index."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import math
 import numpy as np
 import pytest
 
-import fennec.refine
+import fennec.recommendation.refine
 from fennec.errors import CandidateFailedWarning, InvalidInputError, UnknownMetricError
 from fennec.features import FeatureCache, model_features
 from fennec.metrics import leep, sfda
-from fennec.refine import DEFAULT_METRIC, CandidateScore, fuse, score_candidates
+from fennec.recommendation.refine import DEFAULT_METRIC, CandidateScore, fuse, score_candidates
 from test_features import build_feature_hub, make_sample
 
 
@@ -164,11 +164,11 @@ def test_fuse_rejects_bad_scores():
 
 
 def test_docstring_examples():
-    result = doctest.testmod(fennec.refine, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    result = doctest.testmod(fennec.recommendation.refine, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0 and result.attempted >= 2
 
 
 def test_zscore_is_population_standardisation():
-    z = fennec.refine._zscore(np.array([1.0, 2.0, 3.0, 4.0]))
+    z = fennec.recommendation.refine.zscore(np.array([1.0, 2.0, 3.0, 4.0]))
     assert z.mean() == pytest.approx(0.0) and z.std() == pytest.approx(1.0)
-    np.testing.assert_array_equal(fennec.refine._zscore(np.array([0.1, 0.1, 0.1])), 0.0)
+    np.testing.assert_array_equal(fennec.recommendation.refine.zscore(np.array([0.1, 0.1, 0.1])), 0.0)

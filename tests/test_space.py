@@ -9,7 +9,7 @@ import pytest
 import scipy.stats
 
 from fennec.errors import FallbackWarning, FennecWarning, InvalidInputError, NotFittedError, SpaceVersionError
-from fennec.baseline import FennecBaseline
+from fennec.space.baseline import FennecBaseline
 from fennec.space import (
     SPACE_VERSION,
     ModelSide,
@@ -468,10 +468,12 @@ def test_objective_never_increases():
 def test_docstring_examples():
     import doctest
 
-    import fennec.space
+    import fennec.space.results
+    import fennec.space.transfer
 
-    result = doctest.testmod(fennec.space, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 0 and result.failed == 0
+    for module in (fennec.space.transfer, fennec.space.results):
+        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+        assert result.attempted > 0 and result.failed == 0, module.__name__
 
 
 def test_archi2vec_components_keep_their_relative_variance():

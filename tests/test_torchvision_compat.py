@@ -24,7 +24,7 @@ from archi2vec import _compat
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # Modules whose import at `import fennec` time made the process abort or cost seconds.
-HEAVY = ("transformers", "torchvision", "timm", "fennec.recommender", "fennec.workspace",
+HEAVY = ("transformers", "torchvision", "timm", "fennec.recommendation.recommender", "fennec.workspace",
          "archi2vec._compat", "datasets")
 
 
@@ -63,9 +63,9 @@ def test_top_level_names_are_lazy_but_complete():
     out = _json_of(_python("""
         import json, sys
         import fennec
-        before = "fennec.recommender" in sys.modules
+        before = "fennec.recommendation.recommender" in sys.modules
         from fennec import recommend, Recommendation
-        from fennec.recommender import Recommendations
+        from fennec.recommendation.recommender import Recommendations
         from fennec.workspace import fit
         print(json.dumps({
             "before": before,

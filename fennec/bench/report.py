@@ -1,4 +1,4 @@
-"""The report of ``fennec bench`` (:mod:`fennec.bench`): markdown tables and plots. Private."""
+"""The report of ``fennec bench`` (:mod:`fennec.bench.runner`): markdown tables and plots."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ def _fmt(v: Any, digits: int = 3) -> str:
     return "-" if v is None else f"{v:.{digits}f}"
 
 
-def _markdown(res: dict) -> str:
+def markdown_report(res: dict) -> str:
     s, chk = res["summary"], res["targets_check"]
     cov = res["ground_truth_coverage"]
     lines = [
@@ -86,7 +86,7 @@ def _yes(v: bool | None) -> str:
     return "n/a" if v is None else ("met" if v else "missed")
 
 
-def _plots(res: dict, out: Path) -> None:
+def plot_report(res: dict, out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")

@@ -13,7 +13,7 @@ Methods, side by side:
   model (one forward pass per model and image);
 - ``metric-ensemble``: the mean z-score of the three metrics with the best mean weighted τ
   over the training targets (chosen without the held-out target), scoring every model;
-- ``fennec-paper``: the Fennec paper's recipe (:class:`fennec.baseline.FennecBaseline`: NMF k=5,
+- ``fennec-paper``: the Fennec paper's recipe (:class:`fennec.space.baseline.FennecBaseline`: NMF k=5,
   a random forest from proxy image embeddings to task vectors, meta-features; proxy only);
 - ``fennec-index``: fennec's transfer space and proxy descriptor alone (proxy only);
 - ``fennec-refine``: fennec-index, then the top ``C`` candidates re-ranked with a metric and
@@ -48,9 +48,9 @@ from typing import Any
 
 import numpy as np
 
-from fennec import _progress
-from fennec._bench_report import _markdown, _plots
-from fennec._files import save_json_atomic
+from fennec import _progress, constants
+from fennec._io import save_json_atomic
+from fennec.bench.report import markdown_report, plot_report
 from fennec.errors import InvalidInputError
 
 __all__ = ["ZooData", "default_out", "load_zoo_data", "run_benchmark", "score_zoo"]
@@ -108,12 +108,11 @@ def default_out() -> Path:
 def _cache_dir() -> Path:
     """The scores cache: in the zoo's folder, except for the zoo packaged with fennec (package
     data is read-only): then under ``FENNEC_HOME/zoo``, beside the zoo's workspace."""
-    from fennec import constants
     from fennec._paths import PACKAGED_ZOO
-    from fennec.workspace import zoo_dir
+    from fennec.workspace.layout import zoo_dir
 
     zoo = zoo_dir()
-    base = constants.fennec_home() / "zoo" if zoo.resolve() == PACKAGED_ZOO else zoo
+    base = constants.fennec_home() / constants.ZOO_HOME_DIR if zoo.resolve() == PACKAGED_ZOO else zoo
     return base / "cache" / "bench"
 
 
@@ -138,28 +137,30 @@ def load_zoo_data(*, max_samples: int, seed: int = 0, device: Any = None, target
     from fennec.data import load_sample
     from fennec.features import model_features
     from fennec.hub import open_hub
-    from fennec.workspace import _zoo_ground_truth, model_sides, zoo_dir, zoo_workspace
+    from fennec.workspace.fitting import model_sides
+    from fennec.workspace.layout import catalog_path, zoo_dir, zoo_ground_truth
+    from fennec.workspace.zoo import zoo_workspace
     from fennec.task import DESCRIPTOR_VERSION, OFFLINE_PROXY, TaskDescriptor, describe
 
     zoo = zoo_dir()
     home = zoo_workspace(progress=progress, device=device)
-    with Catalog(home / "catalog.sqlite") as catalog:
+    with Catalog(catalog_path(home)) as catalog:
         sides = model_sides(catalog)
     sides.pop(OFFLINE_PROXY, None)
-    gt = json.loads(_zoo_ground_truth().read_text(encoding="utf-8"))
+    gt = json.loads(zoo_ground_truth().read_text(encoding="utf-8"))
     truth = {t: {m: float(v) for m, v in row.items() if m in sides}
              for t, row in gt.get("test_accuracy_seed0", {}).items()}
-    truth = {t: row for t, row in truth.items() if len(row) >= MIN_MODELS and (zoo / "datasets" / t).is_dir()}
+    truth = {t: row for t, row in truth.items() if len(row) >= MIN_MODELS and (zoo / constants.ZOO_DATASETS_DIR / t).is_dir()}
     if targets:
         unknown = sorted(set(targets) - set(truth))
         if unknown:
             raise InvalidInputError(f"Targets {unknown} have no ground truth for {MIN_MODELS}+ models; "
                                     f"available: {sorted(truth)}.")
-    hub = open_hub(str(zoo / "hub"))
+    hub = open_hub(str(zoo / constants.ZOO_HUB_DIR))
     samples, descriptors, embeddings, proxy_seconds = {}, {}, {}, {}
     timing_cache = _load_json(_cache_dir() / "proxy_seconds.json")
     for t in sorted(truth):
-        sample = load_sample(zoo / "datasets" / t, max_samples=max_samples, seed=seed)
+        sample = load_sample(zoo / constants.ZOO_DATASETS_DIR / t, max_samples=max_samples, seed=seed)
         feats = model_features(OFFLINE_PROXY, sample, hub=hub, device=device)
         key = f"{feats.sha}|{sample.fingerprint}"
         if not feats.cached:
@@ -244,7 +245,7 @@ def _metric_code(name: str) -> str:
     """sha256 (12 hex) of the source file that defines a metric: the cache key of its scores."""
     import inspect
 
-    from fennec._files import sha256_file
+    from fennec._io import sha256_file
     from fennec.metrics import metric_info
 
     return sha256_file(inspect.getsourcefile(metric_info(name).func))[:12]
@@ -275,7 +276,7 @@ def _order_scores(order: Sequence[str]) -> dict[str, float]:
 
 
 def _fit_space(data: ZooData, train: Sequence[str], *, use_archi2vec: bool = True) -> Any:
-    from fennec.workspace import DEFAULT_DIM
+    from fennec.workspace.fitting import DEFAULT_DIM
     from fennec.space import TaskSide, TransferSpace
 
     results = {t: data.truth[t] for t in train}
@@ -294,7 +295,7 @@ def _index_scores(space: Any, data: ZooData, target: str) -> tuple[dict[str, flo
 
 def _refined(index: Mapping[str, float], metric: Mapping[str, float | None], n_candidates: int,
              weight: float) -> dict[str, float]:
-    from fennec.refine import fuse
+    from fennec.recommendation.refine import fuse
 
     ranked = sorted(index, key=lambda m: (-index[m], m))
     pool = ranked[:n_candidates]
@@ -309,10 +310,10 @@ def run_benchmark(*, targets: Sequence[str] | None = None, out: str | Path | Non
     """Run the leave-one-task-out benchmark; write the results into ``out`` (default
     :func:`default_out`); return the markdown report."""
     from fennec.metrics import list_metrics
-    from fennec.recommender import DEFAULT_FUSION_WEIGHT
-    from fennec.workspace import DEFAULT_MAX_SAMPLES
-    from fennec.refine import DEFAULT_METRIC
-    from fennec.baseline import FennecBaseline
+    from fennec.recommendation.recommender import DEFAULT_FUSION_WEIGHT
+    from fennec.recommendation.refine import DEFAULT_METRIC
+    from fennec.space.baseline import FennecBaseline
+    from fennec.workspace.fitting import DEFAULT_MAX_SAMPLES
     from fennec.space import TaskSide
 
     t_start = time.perf_counter()
@@ -424,10 +425,10 @@ def run_benchmark(*, targets: Sequence[str] | None = None, out: str | Path | Non
     out = Path(out) if out is not None else default_out()
     out.mkdir(parents=True, exist_ok=True)
     _save_json(out / "zoo_recommend.json", result)
-    report = _markdown(result)
+    report = markdown_report(result)
     (out / "zoo_recommend.md").write_text(report, encoding="utf-8")
     try:
-        _plots(result, out)
+        plot_report(result, out)
     except ImportError:
         LOG.warning("matplotlib is not installed (pip install 'fennec[plots]'): no plots written")
     return report
@@ -457,12 +458,12 @@ def _inner_metrics(metric_tau: Mapping[str, Mapping[str, float | None]], train: 
 
 def _ensemble(model_scores: Mapping[str, Mapping[str, float | None]], names: Sequence[str]) -> dict[str, float]:
     """Mean z-score (over the models) of several metrics; a model's failed metric counts as 0."""
-    from fennec.refine import _zscore
+    from fennec.recommendation.refine import zscore
 
     out = dict.fromkeys(model_scores, 0.0)
     for name in names:
         ok = [m for m in model_scores if model_scores[m].get(name) is not None]
-        z = _zscore(np.array([model_scores[m][name] for m in ok], dtype=np.float64))
+        z = zscore(np.array([model_scores[m][name] for m in ok], dtype=np.float64))
         for m, v in zip(ok, z):
             out[m] += float(v) / len(names)
     return out

@@ -1,4 +1,4 @@
-"""The catalog's SQLite schema, as the migrations that build it (:mod:`fennec.catalog`). Private."""
+"""The catalog's SQLite schema, as the migrations that build it (used by :mod:`fennec.catalog.store`)."""
 
 from __future__ import annotations
 

@@ -57,8 +57,8 @@ from typing import Any
 
 import numpy as np
 
-from fennec._catalog_schema import MIGRATIONS, SCHEMA_VERSION
-from fennec._files import storage_error
+from fennec._io import storage_error
+from fennec.catalog.schema import MIGRATIONS, SCHEMA_VERSION
 from fennec.errors import CatalogDamagedError, CatalogError, CatalogVersionError, InvalidInputError, StorageError
 
 __all__ = [
@@ -1040,7 +1040,7 @@ def repair_catalog(path: str | Path) -> RepairSummary:
         CatalogError: no file at ``path``, or a reindex holds the home's lock.
         CatalogVersionError: the catalog was written by a newer fennec (upgrade instead).
     """
-    from fennec._files import file_lock
+    from fennec._io import file_lock
 
     path = Path(path)
     check = check_catalog(path)

@@ -86,14 +86,14 @@ from typing import Any
 import numpy as np
 
 from fennec import _progress
-from fennec._data_sources import IMAGE_EXTENSIONS, Split, open_regular, open_split
-from fennec._hub_common import MAX_INPUT_SIDE
+from fennec.data.sources import IMAGE_EXTENSIONS, Split, open_regular, open_split
 from fennec.errors import (
     DatasetColumnError,
     DatasetError,
     DatasetWarning,
     InvalidInputError,
 )
+from fennec.hub.records import MAX_INPUT_SIDE
 
 __all__ = ["DEFAULT_IMAGE_SIDE", "IMAGE_EXTENSIONS", "LABEL_COLUMN_NAMES", "MAX_IMAGE_PIXELS", "MAX_IMAGE_SIDE",
            "DatasetSample", "load_sample"]
@@ -108,7 +108,7 @@ LABEL_COLUMN_NAMES = ("label", "labels", "class", "target", "category")
 #: gets the stored image enlarged. 1000 sampled 12-megapixel photos take ~1 GB instead of ~36 GB.
 DEFAULT_IMAGE_SIDE = 512
 #: The largest ``image_side`` :func:`load_sample` accepts (the same bound as a model's input,
-#: :data:`fennec._hub_common.MAX_INPUT_SIDE`).
+#: :data:`fennec.hub.records.MAX_INPUT_SIDE`).
 MAX_IMAGE_SIDE = MAX_INPUT_SIDE
 #: Decompression-bomb bound: an image whose header declares more pixels (128 Mi, e.g.
 #: 13000 x 10000) is refused with a :class:`~fennec.errors.DatasetError` naming it, before

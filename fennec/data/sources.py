@@ -3,7 +3,7 @@
 :func:`open_split` detects the layout (ImageFolder, parquet, ``save_to_disk``, Hub id) and
 returns a :class:`Split`: column metadata plus two readers (a whole column, or the values at
 given row indices), so that the sampler reads labels first and images only for its sample.
-See :mod:`fennec.data` for the layouts and their limits.
+See :mod:`fennec.data.sampling` for the layouts and their limits.
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ from typing import Any
 import numpy as np
 
 from fennec import constants
-from fennec._hub_input import RejectedInput, describe_file_type, loads_json
-from fennec._hub_input import open_regular as _open_regular  # fennec.data's open_regular wraps it
 from fennec.errors import (
     DatasetError,
     DatasetNotFoundError,
@@ -30,6 +28,8 @@ from fennec.errors import (
     ModelAccessError,
     ModelNotFoundError,
 )
+from fennec.hub.untrusted import RejectedInput, describe_file_type, loads_json
+from fennec.hub.untrusted import open_regular as _open_regular  # the dataset-error wrapper below
 
 __all__ = ["IMAGE_EXTENSIONS", "Split", "open_regular", "open_split"]
 
@@ -72,7 +72,7 @@ class Split:
 
 def open_regular(path: str | os.PathLike, *, dataset: str, what: str = "") -> Any:
     """A binary file object for a regular file; never blocks on a FIFO or a device
-    (:func:`fennec._hub_input.open_regular`).
+    (:func:`fennec.hub.untrusted.open_regular`).
 
     Raises:
         DatasetError: not a regular file (the message names it and its type).

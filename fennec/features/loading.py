@@ -1,6 +1,6 @@
 """Loading a Hub checkpoint (transformers or timm) as a feature extractor for
-:mod:`fennec.features`, and where its penultimate features are read. Private; the public
-entry point is ``fennec.features.load_model``.
+:mod:`fennec.features.extraction`, and where its penultimate features are read
+(:func:`load_model`, :func:`spec_of`).
 
 The config and the weights come from strangers. Before anything is allocated, the model is
 built on the meta device by :func:`archi2vec.build`, which refuses implausible configs
@@ -23,11 +23,11 @@ from pathlib import Path
 import torch
 
 from archi2vec._compat import import_timm, import_transformers
-from fennec._hub_common import ModelFiles
+from fennec.hub.records import ModelFiles
 from fennec.errors import UnsupportedModelError
 from fennec.metrics._validation import resolve_device
 
-LOG = logging.getLogger("fennec.features")
+LOG = logging.getLogger(__name__)
 
 # Head attributes of transformers classifiers, in the order they are looked for.
 # ``cls_classifier``: DeiTForImageClassificationWithTeacher, whose logits average a class-token
@@ -41,7 +41,7 @@ _HEAD_NAMES = ("classifier", "cls_classifier")
 
 
 @dataclasses.dataclass(frozen=True)
-class _Spec:
+class Spec:
     """How to read features off a loaded model (attached to it as ``_fennec_spec``)."""
 
     kind: str  # "classifier" | "backbone" | "timm"
@@ -212,9 +212,9 @@ def _load_transformers(files: ModelFiles) -> torch.nn.Module:
         if not head_loaded:
             LOG.warning("%s: the checkpoint has no weights for the head %r; its probabilities are "
                         "unusable and will be None", files.repo_id, head_name)
-        spec = _Spec("classifier", files.repo_id, head=head_name, head_loaded=head_loaded)
+        spec = Spec("classifier", files.repo_id, head=head_name, head_loaded=head_loaded)
     else:
-        spec = _Spec("backbone", files.repo_id, pooler_loaded=not any(k.startswith("pooler.") for k in missing))
+        spec = Spec("backbone", files.repo_id, pooler_loaded=not any(k.startswith("pooler.") for k in missing))
     model._fennec_spec = spec  # type: ignore[assignment]
     return model
 
@@ -257,7 +257,7 @@ def _load_timm(files: ModelFiles) -> torch.nn.Module:
         raise UnsupportedModelError(
             f"{files.repo_id}: its weights do not fit timm's {arch!r} ({str(e)[:300]}).",
             repo_id=files.repo_id, revision=files.sha, reason="weights_mismatch") from e
-    model._fennec_spec = _Spec("timm", files.repo_id)  # type: ignore[assignment]
+    model._fennec_spec = Spec("timm", files.repo_id)  # type: ignore[assignment]
     return model
 
 
@@ -278,18 +278,18 @@ def _find_head(model: torch.nn.Module, repo_id: str) -> tuple[str, torch.nn.Modu
         reason="no_head")
 
 
-def _spec_of(model: torch.nn.Module) -> _Spec:
+def spec_of(model: torch.nn.Module) -> Spec:
     """The spec attached by :func:`load_model`, or one inferred for a model built elsewhere."""
     spec = getattr(model, "_fennec_spec", None)
-    if isinstance(spec, _Spec):
+    if isinstance(spec, Spec):
         return spec
     name = type(model).__name__
     if callable(getattr(model, "forward_head", None)) and callable(getattr(model, "forward_features", None)):
-        return _Spec("timm", name)
+        return Spec("timm", name)
     if "ForImageClassification" in name:
-        return _Spec("classifier", name, head=_find_head(model, name)[0])
+        return Spec("classifier", name, head=_find_head(model, name)[0])
     if hasattr(model, "config") and hasattr(model, "base_model_prefix"):
-        return _Spec("backbone", name)
+        return Spec("backbone", name)
     raise UnsupportedModelError(
         f"Cannot extract features from a {name}: pass a transformers image model, a timm model, "
         "or ModelFiles from hub.fetch(..., weights=True).", reason="unsupported_architecture")

@@ -1,21 +1,22 @@
 """Talking to the Hugging Face Hub, or to a local folder laid out like it.
 
-This is the only fennec module that imports :mod:`huggingface_hub`. It returns frozen
+This is the only fennec module that imports :mod:`huggingface_hub` (and the only one that may:
+``tests/test_layout.py``). It returns frozen
 records pinned to a commit sha and raises fennec's typed errors (``fennec.errors``), so that
 a reindex batch can record a failing model and go on.
 
 Two hubs share one interface (:class:`Hub`):
 
 - :class:`HfHub` talks HTTP to the Hub, or to any Hub-compatible endpoint (``HF_ENDPOINT``,
-  such as :class:`fennec.hub_server.HubServer`). It honours ``HF_ENDPOINT``, ``HF_TOKEN``
+  such as :class:`fennec.hub.server.HubServer`). It honours ``HF_ENDPOINT``, ``HF_TOKEN``
   and ``HF_HUB_OFFLINE`` (read when the hub is opened, not when huggingface_hub is
   imported), retries 429, 5xx, timeouts and dropped connections with exponential backoff
   (and the server's ``Retry-After``), and downloads into the standard Hugging Face cache.
   Its answers are hostile input: fennec lists models, fetches model and dataset info and
   downloads files itself (one request per attempt or page: its retries are the only ones,
   none nested inside), reads
-  JSON within :data:`~fennec._hub_input.MAX_JSON_BYTES` and
-  :data:`~fennec._hub_input.MAX_JSON_DEPTH`, and checks every commit sha, ``ETag`` and
+  JSON within :data:`~fennec.hub.untrusted.MAX_JSON_BYTES` and
+  :data:`~fennec.hub.untrusted.MAX_JSON_DEPTH`, and checks every commit sha, ``ETag`` and
   ``X-Repo-Commit`` before it becomes part of a cache path (docs/security.md).
 - :class:`LocalHub` reads a folder of Hub-style repositories (``<org>/<name>/config.json``
   …), such as the benchmark zoo: the default when the Hub cannot be reached.
@@ -46,20 +47,19 @@ from typing import Any, TypeVar
 from urllib.parse import quote, urljoin, urlsplit
 
 from fennec import constants
-from fennec._hub_common import (
+from fennec.hub.local import LocalHub
+from fennec.hub.protocol import Hub, check_list_args, merge
+from fennec.hub.records import (
     CONFIG_NAME,
     PREPROCESSOR_NAMES,
     WEIGHT_NAMES,
-    Hub,
     ModelFiles,
     ModelRecord,
     Preprocessing,
-    _check_list_args,
-    _merge,
-    _read_config,
     check_config,
+    read_config,
 )
-from fennec._hub_input import (
+from fennec.hub.untrusted import (
     MAX_DATASET_DOWNLOAD_BYTES,
     MAX_DATASET_FILES,
     MAX_JSON_BYTES,
@@ -72,7 +72,6 @@ from fennec._hub_input import (
     is_commit_sha,
     loads_json,
 )
-from fennec._local_hub import LocalHub
 from fennec.errors import (
     GatedModelError,
     HubError,
@@ -329,12 +328,12 @@ class HfHub:
             ValueError: a bad ``sort``, ``limit`` or naive ``since``.
             HubUnavailableError: the listing kept failing; HubOfflineError when offline.
         """
-        _check_list_args(sort, since, limit)
+        check_list_args(sort, since, limit)
         if self.offline:
             raise HubOfflineError("Cannot list models: offline mode is on (HF_HUB_OFFLINE). "
                                   "Use a LocalHub (open_hub(folder)) instead.")
         streams = [self._stream(tag, lib, sort) for tag in pipeline_tags for lib in libraries]
-        return _merge(streams, sort=sort, since=since, limit=limit)
+        return merge(streams, sort=sort, since=since, limit=limit)
 
     def _stream(self, pipeline_tag: str, library: str, sort: str) -> Iterator[ModelRecord]:
         """One listing, restarted after a transient failure.
@@ -388,7 +387,7 @@ class HfHub:
     def model_info(self, repo_id: str, *, revision: str | None = None) -> ModelRecord:
         """Metadata of one model, pinned to the commit sha ``revision`` resolves to.
 
-        The answer is read within :data:`~fennec._hub_input.MAX_JSON_BYTES` and nesting
+        The answer is read within :data:`~fennec.hub.untrusted.MAX_JSON_BYTES` and nesting
         limits, and its sha and id are checked (:meth:`_record`).
 
         Raises:
@@ -438,7 +437,7 @@ class HfHub:
 
     def _get_json(self, url: str, *, what: str, repo_id: str, revision: str | None) -> dict[str, Any]:
         """GET a JSON object from the endpoint: one request, no retry (:meth:`_call` retries),
-        at most :data:`~fennec._hub_input.MAX_JSON_BYTES` read, nesting bounded.
+        at most :data:`~fennec.hub.untrusted.MAX_JSON_BYTES` read, nesting bounded.
 
         Raises:
             MalformedModelError: the answer is too large, too deep or not a JSON object.
@@ -497,8 +496,8 @@ class HfHub:
         every file is there, ``refs/<revision>`` (``main`` for None) records ``sha``, which
         :meth:`dataset_snapshot` reads offline.
 
-        At most :data:`~fennec._hub_input.MAX_DATASET_FILES` files and
-        :data:`~fennec._hub_input.MAX_DATASET_DOWNLOAD_BYTES` bytes in all: ``files`` may
+        At most :data:`~fennec.hub.untrusted.MAX_DATASET_FILES` files and
+        :data:`~fennec.hub.untrusted.MAX_DATASET_DOWNLOAD_BYTES` bytes in all: ``files`` may
         map each name to the size the Hub lists (:meth:`dataset_files`), checked before the
         first download; each download is then bounded by what is left (files already in the
         cache count too), so a server that lies about sizes is stopped while streaming.
@@ -561,7 +560,7 @@ class HfHub:
         (``blobs/<etag>``, ``snapshots/<sha>/<file>`` linking to it): one GET, no retry.
 
         What the endpoint answers is checked before it names a path: ``X-Repo-Commit`` must
-        be the commit asked for, the ETag an opaque token (:func:`~fennec._hub_input.check_etag`);
+        be the commit asked for, the ETag an opaque token (:func:`~fennec.hub.untrusted.check_etag`);
         a 40-hex ETag must be the file's git blob id and a 64-hex one its sha256. The blob is
         written to a temporary file and renamed, so no partial file is left under its name.
 
@@ -650,7 +649,7 @@ class HfHub:
                                           repo_id=repo_id, revision=sha)
         tags = record.tags if record is not None else ()
         config_path = self._download(repo_id, CONFIG_NAME, sha, max_bytes=MAX_JSON_BYTES)
-        config = _read_config(config_path, repo_id=repo_id, revision=sha, tags=tags)
+        config = read_config(config_path, repo_id=repo_id, revision=sha, tags=tags)
         pre = None
         not_cached = False
         for name in PREPROCESSOR_NAMES:
@@ -758,8 +757,8 @@ class _Listing:
     by fennec: one request per page with no retry inside (:meth:`HfHub._stream` restarts a
     failing listing, the only retry layer), each page a JSON list of at most
     :data:`_MAX_PAGE_BYTES`, and a page seen twice (a ``next`` loop) is an error, as is a
-    listing longer than :data:`~fennec._hub_input.MAX_LISTING_PAGES` pages or
-    :data:`~fennec._hub_input.MAX_LISTING_ENTRIES` models (``next`` links that never repeat).
+    listing longer than :data:`~fennec.hub.untrusted.MAX_LISTING_PAGES` pages or
+    :data:`~fennec.hub.untrusted.MAX_LISTING_ENTRIES` models (``next`` links that never repeat).
     The token goes only to the endpoint's origin (a ``next`` link elsewhere is read without it)."""
 
     def __init__(self, hub: HfHub):

@@ -1,5 +1,5 @@
-"""A folder of Hub-style repositories with the interface of ``fennec.hub``. Private:
-import :class:`fennec.hub.LocalHub`."""
+"""A folder of Hub-style repositories with the :class:`~fennec.hub.protocol.Hub` interface
+(:class:`LocalHub`)."""
 
 from __future__ import annotations
 
@@ -10,16 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from fennec import constants
-from fennec._hub_common import (
+from fennec.hub.protocol import check_list_args, merge, sort_key
+from fennec.hub.records import (
     CONFIG_NAME,
     PREPROCESSOR_NAMES,
     WEIGHT_NAMES,
     ModelFiles,
     ModelRecord,
-    _check_list_args,
-    _merge,
-    _read_config,
-    _sort_key,
+    read_config,
 )
 from fennec.errors import HubFileNotFoundError, MalformedModelError, ModelNotFoundError
 
@@ -36,8 +34,8 @@ class LocalHub:
 
     ``<root>/<org>/<name>/config.json`` (or ``<root>/<name>/``) is model ``org/name``; its
     sha is derived from the files' content, its metadata from the README's front matter
-    and an optional ``.hub.json`` (``fennec._repo_store``, which
-    :class:`fennec.hub_server.HubServer` serves the same way).
+    and an optional ``.hub.json`` (``fennec.hub.repo_store``, which
+    :class:`fennec.hub.server.HubServer` serves the same way).
     :meth:`fetch` returns paths inside the folder; nothing is copied.
 
     Args:
@@ -49,7 +47,7 @@ class LocalHub:
     """
 
     def __init__(self, root: str | Path):
-        from fennec._repo_store import RepoStore
+        from fennec.hub.repo_store import RepoStore
 
         self.root = Path(root)
         if not self.root.is_dir():
@@ -89,12 +87,12 @@ class LocalHub:
                     since: datetime | None = None, limit: int | None = None) -> Iterator[ModelRecord]:
         """Same contract as :meth:`HfHub.list_models`. A repository that cannot be read (a
         malformed ``.hub.json``, a file vanishing while it is read) is skipped with a warning."""
-        _check_list_args(sort, since, limit)
+        check_list_args(sort, since, limit)
         tags, libs = set(pipeline_tags), set(libraries)
         records = [self._record(repo) for repo in self._store.repos("model")
                    if repo.pipeline_tag in tags and repo.library_name in libs]
-        records.sort(key=lambda r: (_sort_key(r, sort), r.repo_id), reverse=True)
-        return _merge([iter(records)], sort=sort, since=since, limit=limit)
+        records.sort(key=lambda r: (sort_key(r, sort), r.repo_id), reverse=True)
+        return merge([iter(records)], sort=sort, since=since, limit=limit)
 
     def model_info(self, repo_id: str, *, revision: str | None = None) -> ModelRecord:
         """Same contract as :meth:`HfHub.model_info` (no gating: the folder is yours)."""
@@ -107,7 +105,7 @@ class LocalHub:
             raise MalformedModelError(f"{repo_id} has no config.json.", repo_id=repo_id,
                                       revision=repo.sha)
         config_path = repo.root / CONFIG_NAME
-        config = _read_config(config_path, repo_id=repo_id, revision=repo.sha, tags=repo.tags)
+        config = read_config(config_path, repo_id=repo_id, revision=repo.sha, tags=repo.tags)
         pre = next((repo.root / n for n in PREPROCESSOR_NAMES if repo.file(n)), None)
         weights_path = None
         if weights:

@@ -1,20 +1,19 @@
-"""Records, checks and the interface shared by fennec's hubs (``fennec.hub``). Private.
+"""What a hub answers: model records, downloaded files, preprocessing, and the config check.
 
-No huggingface_hub here: only :mod:`fennec.hub` imports it.
+Shared by every hub (:mod:`fennec.hub.client`, :mod:`fennec.hub.local`); the interface they
+implement is :class:`fennec.hub.protocol.Hub`. No huggingface_hub here.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import heapq
 import math
-from collections.abc import Iterable, Iterator
-from datetime import datetime, timezone
+from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from fennec import constants
-from fennec._hub_input import RejectedInput, read_json_file
+from fennec.hub.untrusted import RejectedInput, read_json_file
 from fennec.errors import MalformedModelError, RemoteCodeRequiredError
 
 CONFIG_NAME = "config.json"
@@ -22,7 +21,6 @@ CONFIG_NAME = "config.json"
 PREPROCESSOR_NAMES = ("preprocessor_config.json",)
 #: Weight files, in order of preference.
 WEIGHT_NAMES = ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")
-_SORTS = ("lastModified", "createdAt", "downloads", "likes")
 
 
 # ---------------------------------------------------------------------------------------
@@ -260,9 +258,9 @@ def check_config(config: Any, *, repo_id: str, revision: str | None = None,
     return config
 
 
-def _read_config(path: Path, *, repo_id: str, revision: str | None, tags: Iterable[str]) -> dict:
-    """``config.json``, read within :data:`~fennec._hub_input.MAX_JSON_BYTES` and
-    :data:`~fennec._hub_input.MAX_JSON_DEPTH`, then checked (:func:`check_config`).
+def read_config(path: Path, *, repo_id: str, revision: str | None, tags: Iterable[str]) -> dict:
+    """``config.json``, read within :data:`~fennec.hub.untrusted.MAX_JSON_BYTES` and
+    :data:`~fennec.hub.untrusted.MAX_JSON_DEPTH`, then checked (:func:`check_config`).
 
     Raises:
         MalformedModelError: too large, too deeply nested, not JSON, not a regular file, or
@@ -274,67 +272,3 @@ def _read_config(path: Path, *, repo_id: str, revision: str | None, tags: Iterab
         raise MalformedModelError(f"{e}; the model is recorded as unsupported.",
                                   repo_id=repo_id, revision=revision) from e
     return check_config(config, repo_id=repo_id, revision=revision, tags=tags)
-
-
-# ---------------------------------------------------------------------------------------
-# The interface
-# ---------------------------------------------------------------------------------------
-
-
-class Hub(Protocol):
-    """What fennec needs from a hub; :class:`HfHub` and :class:`LocalHub` implement it."""
-
-    def list_models(self, *, pipeline_tags: Iterable[str] = constants.PIPELINE_TAGS,
-                    libraries: Iterable[str] = constants.LIBRARIES, sort: str = "lastModified",
-                    since: datetime | None = None, limit: int | None = None) -> Iterator[ModelRecord]:
-        ...
-
-    def model_info(self, repo_id: str, *, revision: str | None = None) -> ModelRecord:
-        ...
-
-    def fetch(self, repo_id: str, *, revision: str | None = None, weights: bool = False) -> ModelFiles:
-        ...
-
-
-def _check_list_args(sort: str, since: datetime | None, limit: int | None) -> None:
-    if sort not in _SORTS:
-        raise ValueError(f"sort must be one of {_SORTS}, got {sort!r}")
-    if limit is not None and limit < 1:
-        raise ValueError(f"limit must be >= 1 or None, got {limit}")
-    if since is not None and since.tzinfo is None:
-        raise ValueError("since must be timezone-aware (e.g. datetime(..., tzinfo=timezone.utc))")
-
-
-def _sort_key(record: ModelRecord, sort: str) -> Any:
-    if sort == "lastModified":
-        return record.last_modified or datetime.min.replace(tzinfo=timezone.utc)
-    if sort == "createdAt":
-        return record.created_at or datetime.min.replace(tzinfo=timezone.utc)
-    return getattr(record, sort)
-
-
-def _merge(streams: list[Iterator[ModelRecord]], *, sort: str, since: datetime | None,
-           limit: int | None) -> Iterator[ModelRecord]:
-    """Merge per-(tag, library) listings, each sorted descending, into one without duplicates.
-
-    A duplicate is the same model at the same commit: a model that got a new commit while
-    it was being listed may come twice, once per commit.
-    With ``since`` and a date sort, stops as soon as every stream is older than ``since``.
-    """
-    merged = heapq.merge(*streams, key=lambda r: (_sort_key(r, sort), r.repo_id), reverse=True)
-    seen: set[tuple[str, str]] = set()
-    n = 0
-    for record in merged:
-        if since is not None:
-            when = record.last_modified if sort != "createdAt" else record.created_at
-            if when is not None and when <= since:
-                if sort in ("lastModified", "createdAt"):
-                    return  # everything after is older
-                continue
-        if (record.repo_id, record.sha) in seen:
-            continue
-        seen.add((record.repo_id, record.sha))
-        yield record
-        n += 1
-        if limit is not None and n >= limit:
-            return

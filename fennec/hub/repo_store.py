@@ -1,6 +1,6 @@
 """Hub-style repositories in a folder: files, content-derived commit sha, card metadata.
 
-Shared by :mod:`fennec.hub_server` (which serves such folders over HTTP) and
+Shared by :mod:`fennec.hub.server` (which serves such folders over HTTP) and
 :class:`fennec.hub.LocalHub` (which reads them directly). No network, no huggingface_hub.
 """
 
@@ -20,7 +20,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from fennec._hub_input import RejectedInput, open_regular
+from fennec.hub.untrusted import RejectedInput, open_regular
 from fennec.errors import HubError, MalformedModelError
 
 __all__ = ["FileEntry", "Repo", "RepoStore", "as_list", "front_matter", "iso_date", "open_confined",
@@ -530,7 +530,7 @@ def _read_extra(path: Path, base: Path, repo_id: str) -> dict[str, Any]:
         MalformedModelError: not a JSON object, or a field of the wrong type (a date, a
             counter, a commit sha, a list of tokens).
     """
-    fix = "Fix or delete the file (see fennec.hub_server for its fields)."
+    fix = "Fix or delete the file (see fennec.hub.server for its fields)."
     try:
         extra = json.loads(_read_bounded(path, base, MAX_HUB_JSON_BYTES))
     except (OSError, ValueError, RecursionError) as e:

@@ -1,11 +1,11 @@
-"""Checks of what a hub sends before fennec uses it. Private.
+"""Checks of what a hub sends before fennec uses it.
 
 Everything that comes from a Hub endpoint or a Hub-style folder is hostile input: a JSON
 document may be huge or nested deeply enough to exhaust the parser's recursion, and a
 commit sha or an ETag ends up in a cache path, so it must not be able to name another one.
 These helpers bound and check such values; callers turn the :class:`RejectedInput` they
 raise into their own typed error (a malformed model, a dataset error …). No huggingface_hub
-here (only :mod:`fennec.hub` imports it).
+here (only :mod:`fennec.hub.client` imports it).
 """
 
 from __future__ import annotations

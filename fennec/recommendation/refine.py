@@ -27,10 +27,11 @@ import torch
 
 from fennec import _progress, constants
 from fennec.errors import CandidateFailedWarning, FeatureExtractionError, InvalidInputError
-from fennec.features import FeatureCache, SampleLike, _check_sample, _features_of, _resolve_cache
+from fennec.features.cache import FeatureCache, check_sample, features_of, resolve_cache
+from fennec.features.extraction import SampleLike
 from fennec.metrics import metric_info
 
-__all__ = ["DEFAULT_METRIC", "CandidateScore", "fuse", "score_candidates"]
+__all__ = ["DEFAULT_METRIC", "CandidateScore", "check_weight", "fuse", "score_candidates", "zscore"]
 
 LOG = logging.getLogger(__name__)
 
@@ -101,8 +102,8 @@ def score_candidates(model_ids: Iterable[str], sample: SampleLike, *, hub: Any, 
     bad = [m for m in ids if not isinstance(m, str) or not m]
     if bad:
         raise InvalidInputError(f"model_ids must be non-empty strings like 'org/name'; got {bad[:3]}.")
-    _check_sample(sample)
-    store = _resolve_cache(cache)
+    check_sample(sample)
+    store = resolve_cache(cache)
     labels = np.asarray(sample.labels)
     iterator: Iterable[str] = _progress.track(ids, desc=f"scoring candidates ({metric})", unit="models",
                                               enabled=progress)
@@ -113,7 +114,7 @@ def score_candidates(model_ids: Iterable[str], sample: SampleLike, *, hub: Any, 
         try:
             files = hub.fetch(model_id, weights=False)
             sha = files.sha
-            out = _features_of(files, sample, hub=hub, store=store, device=device, batch_size=batch_size,
+            out = features_of(files, sample, hub=hub, store=store, device=device, batch_size=batch_size,
                                progress=False, started=t0)
             passes, cached = out.forward_passes, out.cached
             inputs = out.probabilities if info.input == "probabilities" else out.features
@@ -135,7 +136,7 @@ def score_candidates(model_ids: Iterable[str], sample: SampleLike, *, hub: Any, 
     return results
 
 
-def _zscore(values: np.ndarray) -> np.ndarray:
+def zscore(values: np.ndarray) -> np.ndarray:
     """(x - mean) / std over the set (population std); all zeros when the values are all equal."""
     if len(values) == 0 or np.ptp(values) == 0:
         return np.zeros_like(values)
@@ -207,9 +208,9 @@ def fuse(index_scores: Mapping[str, float], metric_scores: Mapping[str, float | 
         raise InvalidInputError(f"Index scores must be finite numbers; got {[(m, index_scores[m]) for m in bad[:3]]}.")
     if not ids:
         return {}
-    z_index = dict(zip(ids, _zscore(np.array([float(index_scores[m]) for m in ids]))))
+    z_index = dict(zip(ids, zscore(np.array([float(index_scores[m]) for m in ids]))))
     scored = [m for m in ids if _is_number(metric_scores.get(m)) and math.isfinite(metric_scores[m])]
-    z_metric = dict(zip(scored, _zscore(np.array([float(metric_scores[m]) for m in scored]))))
+    z_metric = dict(zip(scored, zscore(np.array([float(metric_scores[m]) for m in scored]))))
     fused = {m: float(w * z_metric.get(m, 0.0) + (1.0 - w) * z_index[m]) for m in ids}
     order = sorted(ids, key=lambda m: (-fused[m], -float(index_scores[m]), m))
     return {m: fused[m] for m in order}

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 
 from fennec.errors import InvalidInputError, NotFittedError
-from fennec._space_side import ModelSide, TaskSide, _check_params, _check_vector, _sides
-from fennec.space import _matrix, normalise_results
+from fennec.space.results import normalise_results, results_matrix
+from fennec.space.side import ModelSide, TaskSide, check_params, check_vector, sides_of
 
 __all__ = ["FennecBaseline"]
 
@@ -93,11 +93,11 @@ class FennecBaseline:
         if not (isinstance(self.k, int) and self.k >= 1 and 0.0 <= self.meta_weight <= 1.0):
             raise InvalidInputError(f"FennecBaseline(k={self.k!r}, meta_weight={self.meta_weight!r}): k must be an "
                                     "int >= 1 and meta_weight in [0, 1].")
-        model_ids, task_ids, y = _matrix(normalise_results(results, method="minmax"))
+        model_ids, task_ids, y = results_matrix(normalise_results(results, method="minmax"))
         if not isinstance(models, Mapping):
             raise InvalidInputError("models must be a mapping model id -> ModelSide.")
         all_ids = model_ids + sorted(set(models) - set(model_ids))
-        sides = _sides(models, all_ids, ModelSide, key="model")
+        sides = sides_of(models, all_ids, ModelSide, key="model")
         no_params = [s.model_id for s in sides if s.parameters is None]
         if no_params:
             raise InvalidInputError(f"{len(no_params)} model(s) have no parameter count ({', '.join(no_params[:5])}); "
@@ -127,7 +127,7 @@ class FennecBaseline:
         forest.fit(np.vstack(feats), np.vstack([np.repeat(v[j][None], len(f), axis=0) for j, f in enumerate(feats)]))
         # 3. meta-features and the linear meta-regressor
         self._model_meta = self._model_features(sides, KMeans)
-        task_sides = _sides(tasks, task_ids, TaskSide, key="task") if tasks else []
+        task_sides = sides_of(tasks, task_ids, TaskSide, key="task") if tasks else []
         self.uses_task_meta_ = bool(task_sides) and all(
             s.n_samples is not None and s.n_classes is not None for s in task_sides)
         rows, targets = [], []
@@ -151,8 +151,8 @@ class FennecBaseline:
         onehot = {s.model_id: np.zeros(0) for s in sides}
         self.n_clusters_ = 0
         if with_vec:
-            dim = _check_vector(with_vec[0].archi2vec, name=f"archi2vec of {with_vec[0].model_id!r}").size
-            vecs = np.stack([_check_vector(s.archi2vec, name=f"archi2vec of {s.model_id!r}", dim=dim)
+            dim = check_vector(with_vec[0].archi2vec, name=f"archi2vec of {with_vec[0].model_id!r}").size
+            vecs = np.stack([check_vector(s.archi2vec, name=f"archi2vec of {s.model_id!r}", dim=dim)
                              for s in with_vec])
             n_clusters = min(self.n_clusters, len(np.unique(vecs, axis=0)))
             labels = kmeans_cls(n_clusters=n_clusters, random_state=0, n_init=10).fit_predict(vecs)
@@ -161,7 +161,7 @@ class FennecBaseline:
             for s, lab in zip(with_vec, labels):
                 onehot[s.model_id][lab] = 1.0
         self.uses_layers_ = use_layers
-        return {s.model_id: np.concatenate([[float(_check_params(s))], [float(s.n_layers)] if use_layers else [],
+        return {s.model_id: np.concatenate([[float(check_params(s))], [float(s.n_layers)] if use_layers else [],
                                             onehot[s.model_id]]) for s in sides}
 
     @staticmethod

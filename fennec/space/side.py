@@ -1,7 +1,7 @@
 """Side information of the transfer space: model and task records and the encoder that
 turns a model's archi2vec vector, size, family and pre-training data into the features its
-prior is regressed on (:mod:`fennec.space`). Private; the records are public as
-``fennec.space.ModelSide`` / ``TaskSide``."""
+prior is regressed on (:class:`fennec.space.transfer.TransferSpace`; the paper baseline reads
+the same records)."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ import numpy as np
 
 from fennec.errors import InvalidInputError
 
-LOG = logging.getLogger("fennec.space")
+LOG = logging.getLogger(__name__)
 
 MAX_ARCHI2VEC_COMPONENTS = 16  # PCA of archi2vec in the side features
 _SIDE_ALPHAS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)  # × number of models: side-map ridge penalties
-_JITTER = 1e-9  # added to ridge diagonals so rank-deficient systems stay solvable
+JITTER = 1e-9  # added to ridge diagonals so rank-deficient systems stay solvable
 
 
 # ---------------------------------------------------------------------------------------
@@ -70,7 +70,8 @@ class TaskSide:
 # ---------------------------------------------------------------------------------------
 
 
-def _check_vector(value: Any, *, name: str, dim: int | None = None) -> np.ndarray:
+def check_vector(value: Any, *, name: str, dim: int | None = None) -> np.ndarray:
+    """``value`` as a finite 1-D float64 vector (of length ``dim`` when given), or a clear error."""
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
@@ -85,7 +86,7 @@ def _check_vector(value: Any, *, name: str, dim: int | None = None) -> np.ndarra
     return arr
 
 
-def _sides(mapping: Mapping[str, Any] | None, ids: Sequence[str], cls: type, *, key: str) -> list[Any]:
+def sides_of(mapping: Mapping[str, Any] | None, ids: Sequence[str], cls: type, *, key: str) -> list[Any]:
     """One side record per id (an empty one where the mapping has none), keys checked."""
     mapping = mapping or {}
     if not isinstance(mapping, Mapping):
@@ -107,14 +108,14 @@ def _labels(text: str | None) -> list[str]:
     return sorted({part.strip().lower() for part in (text or "").split(",") if part.strip()})
 
 
-def _ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> np.ndarray:
+def ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> np.ndarray:
     """Ridge regression ``y ≈ x·w`` whose first column of ``x`` is an unpenalised intercept."""
     penalty = np.full(x.shape[1], alpha)
     penalty[0] = 0.0
-    return np.linalg.solve(x.T @ x + np.diag(penalty + _JITTER), x.T @ y)  # (p+1, k)
+    return np.linalg.solve(x.T @ x + np.diag(penalty + JITTER), x.T @ y)  # (p+1, k)
 
 
-def _choose_side_alpha(s1: np.ndarray, u1: np.ndarray, v: np.ndarray, mask: np.ndarray) -> float:
+def choose_side_alpha(s1: np.ndarray, u1: np.ndarray, v: np.ndarray, mask: np.ndarray) -> float:
     """The side-map ridge penalty with the smallest leave-one-model-out error, in closed form.
 
     For ridge regression ``U' ≈ S1·W`` the held-out residual of model m is
@@ -131,7 +132,7 @@ def _choose_side_alpha(s1: np.ndarray, u1: np.ndarray, v: np.ndarray, mask: np.n
         alpha = c * n
         penalty = np.full(s1.shape[1], alpha)
         penalty[0] = 0.0
-        inv = np.linalg.inv(s1.T @ s1 + np.diag(penalty + _JITTER))
+        inv = np.linalg.inv(s1.T @ s1 + np.diag(penalty + JITTER))
         h = np.einsum("mi,ij,mj->m", s1, inv, s1)  # (M,) hat-matrix diagonal
         e = (u1 - s1 @ (inv @ (s1.T @ u1))) / np.maximum(1.0 - h, 1e-9)[:, None]  # (M, d+1)
         err = float(np.einsum("mi,mij,mj->", e, gram_m, e))
@@ -140,7 +141,7 @@ def _choose_side_alpha(s1: np.ndarray, u1: np.ndarray, v: np.ndarray, mask: np.n
     return best
 
 
-class _SideEncoder:
+class SideEncoder:
     """Model side information → standardised feature rows (fitted on the training models)."""
 
     def __init__(self, use_archi2vec: bool):
@@ -157,11 +158,11 @@ class _SideEncoder:
         self.keep = np.zeros(0, dtype=bool)
         self.names: list[str] = []
 
-    def fit(self, sides: Sequence[ModelSide]) -> _SideEncoder:
+    def fit(self, sides: Sequence[ModelSide]) -> SideEncoder:
         vectors = [(s.model_id, s.archi2vec) for s in sides if s.archi2vec is not None]
         if self.use_archi2vec and vectors:
-            dim = _check_vector(vectors[0][1], name=f"archi2vec of {vectors[0][0]!r}").size
-            a = np.stack([_check_vector(v, name=f"archi2vec of {m!r}", dim=dim) for m, v in vectors])  # (n, D)
+            dim = check_vector(vectors[0][1], name=f"archi2vec of {vectors[0][0]!r}").size
+            a = np.stack([check_vector(v, name=f"archi2vec of {m!r}", dim=dim) for m, v in vectors])  # (n, D)
             k = min(MAX_ARCHI2VEC_COMPONENTS, len(a) - 1, dim)
             if k >= 1:
                 self.a2v_dim = dim
@@ -170,7 +171,7 @@ class _SideEncoder:
                 comps = vt[:k]
                 comps *= np.where(comps[np.arange(k), np.abs(comps).argmax(axis=1)] < 0, -1.0, 1.0)[:, None]
                 self.a2v_components = comps
-        params = [_check_params(s) for s in sides if s.parameters is not None]
+        params = [check_params(s) for s in sides if s.parameters is not None]
         self.has_params = bool(params)
         self.log_params_mean = float(np.mean(np.log10(params))) if params else 0.0
         self.families = sorted({s.family.lower() for s in sides if s.family})
@@ -201,10 +202,10 @@ class _SideEncoder:
                 if s.archi2vec is None or not self.use_archi2vec:
                     parts.append(np.zeros(len(self.a2v_components)))  # = the training mean
                 else:
-                    vec = _check_vector(s.archi2vec, name=f"archi2vec of {s.model_id!r}", dim=self.a2v_dim)
+                    vec = check_vector(s.archi2vec, name=f"archi2vec of {s.model_id!r}", dim=self.a2v_dim)
                     parts.append(self.a2v_components @ (vec - self.a2v_mean))
             if self.has_params:
-                p = _check_params(s)
+                p = check_params(s)
                 parts.append(np.array([math.log10(p) if p is not None else self.log_params_mean]))
             fam = (s.family or "").lower()
             parts.append(np.array([float(fam == f) for f in self.families]))
@@ -228,7 +229,7 @@ class _SideEncoder:
         return header, arrays
 
     @classmethod
-    def from_state(cls, header: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> _SideEncoder:
+    def from_state(cls, header: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> SideEncoder:
         enc = cls(bool(header["use_archi2vec"]))
         enc.a2v_dim = header["a2v_dim"]
         enc.has_params = bool(header["has_params"])
@@ -244,7 +245,8 @@ class _SideEncoder:
         return enc
 
 
-def _check_params(side: ModelSide) -> int | None:
+def check_params(side: ModelSide) -> int | None:
+    """The model's parameter count, checked (None when unknown)."""
     p = side.parameters
     if p is None:
         return None

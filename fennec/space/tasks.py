@@ -1,24 +1,29 @@
-"""New-task vectors from proxy descriptors: the task predictors the transfer space chooses
-among by leave-one-task-out (:mod:`fennec.space`). Private."""
+"""New-task vectors from proxy descriptors: the task predictors (``knn``, ``ridge``, ``mean``)
+and their chooser, leave-one-task-out (:func:`choose_task_predictor`), for
+:class:`fennec.space.transfer.TransferSpace` (its module docstring, step 5, says why)."""
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
 from fennec.errors import InvalidInputError
 
+__all__ = ["candidates", "choose_task_predictor", "standardiser", "task_weights"]
+
 _KNN_TEMPERATURES = (0.05, 0.1, 0.2, 0.5, 1.0)  # softmax temperatures over cosine similarity
 _RIDGE_ALPHAS = (0.1, 1.0, 10.0)  # × mean self-similarity of the standardised descriptors
 
 
-def _standardiser(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def standardiser(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-dimension mean and scale of descriptors ``(T, D)`` (a constant dimension keeps scale 1)."""
     std = x.std(axis=0)
     return x.mean(axis=0), np.where(std > 1e-12, std, 1.0)
 
 
-def _task_weights(kind: str, param: float, z_train: np.ndarray, z: np.ndarray, n_neighbors: int) -> np.ndarray:
+def task_weights(kind: str, param: float, z_train: np.ndarray, z: np.ndarray, n_neighbors: int) -> np.ndarray:
     """Weights ``(T,)`` over the historical tasks (summing to 1) for a standardised query ``z``."""
     t = len(z_train)
     if kind == "mean":
@@ -40,7 +45,8 @@ def _task_weights(kind: str, param: float, z_train: np.ndarray, z: np.ndarray, n
     raise InvalidInputError(f"Unknown task predictor {kind!r}.")
 
 
-def _candidates() -> list[tuple[str, float]]:
+def candidates() -> list[tuple[str, float]]:
+    """Every ``(kind, parameter)`` the chooser tries, in its order of preference among equals."""
     return ([("knn", tau) for tau in _KNN_TEMPERATURES] + [("ridge", a) for a in _RIDGE_ALPHAS]
             + [("mean", 0.0)])
 
@@ -50,3 +56,45 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
     b = b - b.mean()
     den = math.sqrt(float(a @ a) * float(b @ b))
     return float(a @ b) / den if den > 0 else 0.0
+
+
+def choose_task_predictor(y: np.ndarray, u: np.ndarray, bias: np.ndarray, v: np.ndarray, x: np.ndarray,
+                          described: np.ndarray, *, n_neighbors: int) -> tuple[dict[str, Any], dict[str, float]]:
+    """The task predictor that best predicts each described task from the others.
+
+    Each candidate (:func:`candidates`) predicts every described task's vector from the other
+    tasks' descriptors and vectors; the predicted model scores are correlated (Pearson) with
+    the task's observed normalised results, and the best mean correlation wins.
+
+    Args:
+        y: ``(M, T)`` normalised results, NaN where missing.
+        u, bias: ``(M, dim)`` model factors and ``(M,)`` model biases.
+        v: ``(T_d, dim)`` task factors of the described tasks.
+        x: ``(T_d, D)`` their descriptors.
+        described: ``(T_d,)`` the described tasks' columns in ``y``.
+        n_neighbors: for ``knn``.
+
+    Returns:
+        ``({"kind": ..., "param": ...}, {"kind:param": mean correlation})``; with fewer than
+        three described tasks, nothing to cross-validate: the plain kNN average and no scores.
+    """
+    t = len(x)
+    scores: dict[str, float] = {}
+    if t >= 3:  # leave one task out: predict each task's vector from the others
+        for kind, param in candidates():
+            per_task = []
+            for j in range(t):
+                others = np.delete(np.arange(t), j)
+                mean, scale = standardiser(x[others])
+                weights = task_weights(kind, param, (x[others] - mean) / scale, (x[j] - mean) / scale, n_neighbors)
+                observed = np.isfinite(y[:, described[j]])
+                if observed.sum() >= 3:
+                    pred = u[observed] @ (weights @ v[others]) + bias[observed]
+                    per_task.append(_corr(pred, y[observed, described[j]]))
+            if per_task:
+                scores[f"{kind}:{param:g}"] = float(np.mean(per_task))
+    if scores:
+        best = max(scores, key=lambda k: scores[k])  # first of equals: knn, then ridge, then mean
+        kind, param = best.split(":")
+        return {"kind": kind, "param": float(param)}, scores
+    return {"kind": "knn", "param": 0.1}, scores  # too few tasks to cross-validate: the plain kNN average

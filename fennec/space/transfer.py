@@ -71,7 +71,7 @@ The algorithm (:class:`TransferSpace`)
    held-out one included; every candidate is scored with those same vectors.) :meth:`task_vector`
    returns the historical tasks with the largest weights as evidence.
 
-The Fennec paper's recipe (:class:`fennec.baseline.FennecBaseline`)
+The Fennec paper's recipe (:class:`fennec.space.baseline.FennecBaseline`)
 ------------------------------------------------------------------
 NMF of the min-max normalised matrix, a random forest from proxy image embeddings to NMF
 task vectors, and a linear meta-regressor on model/task meta-features, mixed 50/50; see
@@ -99,27 +99,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.stats
 
-from fennec._files import save_npz_atomic
-from fennec._space_side import (
-    _JITTER,
-    ModelSide,
-    TaskSide,
-    _check_vector,
-    _choose_side_alpha,
-    _ridge,
-    _sides,
-    _SideEncoder,
-)
-from fennec._space_tasks import _candidates, _corr, _standardiser, _task_weights
+from fennec._io import save_npz_atomic
 from fennec.errors import (
     FallbackWarning,
-    FennecWarning,
     InvalidInputError,
     NotFittedError,
     SpaceVersionError,
 )
+from fennec.space.results import NORMALISATIONS, normalise_results, results_matrix
+from fennec.space.side import JITTER, ModelSide, SideEncoder, TaskSide, check_vector, choose_side_alpha, ridge, sides_of
+from fennec.space.tasks import choose_task_predictor, standardiser, task_weights
 
 __all__ = [
     "SPACE_VERSION",
@@ -133,111 +123,6 @@ LOG = logging.getLogger(__name__)
 
 #: Version of the fitted format and algorithm; :meth:`TransferSpace.load` rejects others.
 SPACE_VERSION = "space-v2"
-
-NORMALISATIONS = ("zscore", "rank", "minmax", "none")
-
-
-# ---------------------------------------------------------------------------------------
-# Input checks and normalisation
-# ---------------------------------------------------------------------------------------
-
-
-def _check_results(results: Any) -> dict[str, dict[str, float]]:
-    """``results`` as a fresh ``{task: {model: float}}`` with every value finite."""
-    hint = "Pass {task_id: {model_id: fine-tune accuracy}} with at least one value."
-    if not isinstance(results, Mapping):
-        raise InvalidInputError(f"results must be a mapping task -> model -> accuracy, got "
-                                f"{type(results).__name__}. {hint}")
-    clean: dict[str, dict[str, float]] = {}
-    for task, row in results.items():
-        if not isinstance(task, str) or not task:
-            raise InvalidInputError(f"results has a task key {task!r}; task ids must be non-empty strings.")
-        if not isinstance(row, Mapping):
-            raise InvalidInputError(f"results[{task!r}] is a {type(row).__name__}, expected a mapping "
-                                    f"model -> accuracy. {hint}")
-        clean_row: dict[str, float] = {}
-        for model, value in row.items():
-            if not isinstance(model, str) or not model:
-                raise InvalidInputError(f"results[{task!r}] has a model key {model!r}; model ids must be "
-                                        "non-empty strings.")
-            try:
-                number = float(value)
-            except (TypeError, ValueError):
-                raise InvalidInputError(f"results[{task!r}][{model!r}] = {value!r} is not a number.") from None
-            if not math.isfinite(number):
-                raise InvalidInputError(
-                    f"results[{task!r}][{model!r}] = {number} is not finite. Leave a failed or missing "
-                    "run out of the mapping instead of writing NaN/inf.")
-            clean_row[model] = number
-        if clean_row:
-            clean[task] = clean_row
-    if not clean:
-        raise InvalidInputError(f"results is empty (no task has any model value). {hint}")
-    return clean
-
-
-def normalise_results(results: Mapping[str, Mapping[str, float]], *,
-                      method: str = "zscore") -> dict[str, dict[str, float]]:
-    """Normalise accuracies within each task so that tasks are comparable.
-
-    Args:
-        results: ``{task: {model: accuracy}}``; missing cells are simply absent.
-        method: ``"zscore"`` (subtract the task mean, divide by its population std; a task
-            whose models all tie gets zeros), ``"rank"`` (average ranks mapped uniformly onto
-            [-1, 1], ties share a rank), ``"minmax"`` (onto [0, 1]; a tie gets 0.5) or
-            ``"none"``.
-
-    Returns:
-        ``{task: {model: normalised value}}``. Tasks with fewer than 2 models say nothing
-        about an order and are dropped with a :class:`~fennec.errors.FennecWarning`.
-
-    Raises:
-        InvalidInputError: unknown method, malformed or non-finite results, or no task left.
-
-    Example:
-        >>> normalise_results({"t": {"a": 0.5, "b": 0.7, "c": 0.9}}, method="rank")
-        {'t': {'a': -1.0, 'b': 0.0, 'c': 1.0}}
-    """
-    if method not in NORMALISATIONS:
-        raise InvalidInputError(f"Unknown normalisation method {method!r}; use one of {', '.join(NORMALISATIONS)}.")
-    clean = _check_results(results)
-    out: dict[str, dict[str, float]] = {}
-    dropped = [task for task, row in clean.items() if len(row) < 2]
-    if dropped:
-        warnings.warn(f"Dropped {len(dropped)} task(s) with fewer than 2 models (no order to learn from): "
-                      f"{', '.join(sorted(dropped)[:10])}", FennecWarning, stacklevel=2)
-    for task, row in clean.items():
-        if len(row) < 2:
-            continue
-        names = list(row)
-        x = np.array([row[name] for name in names], dtype=np.float64)
-        if method == "zscore":
-            std = x.std()
-            y = (x - x.mean()) / std if std > 0 else np.zeros_like(x)
-        elif method == "rank":
-            y = 2.0 * (scipy.stats.rankdata(x) - 1.0) / (len(x) - 1) - 1.0
-        elif method == "minmax":
-            span = x.max() - x.min()
-            y = (x - x.min()) / span if span > 0 else np.full_like(x, 0.5)
-        else:
-            y = x
-        out[task] = {name: float(value) for name, value in zip(names, y)}
-    if not out:
-        raise InvalidInputError("No task has results for at least 2 models; nothing to learn a ranking from.")
-    return out
-
-
-def _matrix(normalised: Mapping[str, Mapping[str, float]]) -> tuple[list[str], list[str], np.ndarray]:
-    """Sorted model ids, sorted task ids and the ``(M, T)`` matrix with NaN for missing cells."""
-    task_ids = sorted(normalised)
-    model_ids = sorted({m for row in normalised.values() for m in row})
-    row_of = {m: i for i, m in enumerate(model_ids)}
-    y = np.full((len(model_ids), len(task_ids)), np.nan)
-    for j, task in enumerate(task_ids):
-        for model, value in normalised[task].items():
-            y[row_of[model], j] = value
-    return model_ids, task_ids, y
-
 
 # ---------------------------------------------------------------------------------------
 # The transfer space
@@ -332,9 +217,9 @@ class TransferSpace:
                 information, missing or mismatched descriptors.
         """
         self._check_params()
-        model_ids, task_ids, y = _matrix(normalise_results(results, method=self.normalise))
-        sides = _sides(models, model_ids, ModelSide, key="model")
-        encoder = _SideEncoder(self.use_archi2vec).fit(sides)
+        model_ids, task_ids, y = results_matrix(normalise_results(results, method=self.normalise))
+        sides = sides_of(models, model_ids, ModelSide, key="model")
+        encoder = SideEncoder(self.use_archi2vec).fit(sides)
         s1 = np.hstack([np.ones((len(model_ids), 1)), encoder.transform(sides)])  # (M, 1+p)
         u1, v, w, n_iter, loss = self._alternate(y, s1)
         self._encoder = encoder
@@ -354,10 +239,10 @@ class TransferSpace:
         y0 = np.where(mask > 0, y, 0.0)
         u1, v = self._start(y0, mask)
         auto = self.side_alpha is None and s1.shape[1] > 1
-        alpha = _choose_side_alpha(s1, u1, v, mask) if auto else float(self.side_alpha or self.l2)
+        alpha = choose_side_alpha(s1, u1, v, mask) if auto else float(self.side_alpha or self.l2)
         u1, v, w, n_iter, loss = self._sweeps(y0, mask, s1, u1, v, alpha)
         if auto:  # re-check the side penalty on the converged vectors; warm restart if it moved
-            again = _choose_side_alpha(s1, u1, v, mask)
+            again = choose_side_alpha(s1, u1, v, mask)
             if again != alpha:
                 alpha = again
                 u1, v, w, more, loss = self._sweeps(y0, mask, s1, u1, v, alpha)
@@ -388,21 +273,21 @@ class TransferSpace:
         """Alternating exact minimisation from ``(u1, v)`` with side-map penalty ``alpha``."""
         m, t = y0.shape
         d, lam, l2 = self.dim, float(self.side_weight), float(self.l2)
-        w = _ridge(s1, u1, alpha)
+        w = ridge(s1, u1, alpha)
         eye_m, eye_t = np.eye(d + 1), np.eye(d)
         loss = prev = math.inf
         n_iter = 0
         for n_iter in range(1, self.max_iter + 1):
             a = np.hstack([v, np.ones((t, 1))])  # (T, d+1)
-            gram = np.einsum("mt,ti,tj->mij", mask, a, a) + (lam + l2 + _JITTER) * eye_m  # (M, d+1, d+1)
+            gram = np.einsum("mt,ti,tj->mij", mask, a, a) + (lam + l2 + JITTER) * eye_m  # (M, d+1, d+1)
             rhs = y0 @ a + lam * (s1 @ w)  # (M, d+1)
             u1 = np.linalg.solve(gram, rhs[..., None])[..., 0]
             u, bias = u1[:, :d], u1[:, d]
-            gram_t = np.einsum("mt,mi,mj->tij", mask, u, u) + (l2 + _JITTER) * eye_t  # (T, d, d)
+            gram_t = np.einsum("mt,mi,mj->tij", mask, u, u) + (l2 + JITTER) * eye_t  # (T, d, d)
             rhs_t = (mask * (y0 - bias[:, None])).T @ u  # (T, d)
             v = np.linalg.solve(gram_t, rhs_t[..., None])[..., 0]
             if lam > 0:
-                w = _ridge(s1, u1, alpha)
+                w = ridge(s1, u1, alpha)
             resid = mask * (y0 - u @ v.T - bias[:, None])
             loss = (float(np.sum(resid**2)) + lam * float(np.sum((u1 - s1 @ w) ** 2))
                     + lam * alpha * float(np.sum(w[1:] ** 2)) + l2 * (float(np.sum(u1**2)) + float(np.sum(v**2))))
@@ -410,7 +295,7 @@ class TransferSpace:
                 break
             prev = loss
         if lam == 0:  # two-stage: the side map is fitted to the learned vectors afterwards
-            w = _ridge(s1, u1, alpha)
+            w = ridge(s1, u1, alpha)
         return u1, v, w, n_iter, loss
 
     def _fit_task_predictor(self, y: np.ndarray, tasks: Mapping[str, TaskSide] | None) -> None:
@@ -418,7 +303,7 @@ class TransferSpace:
         self.task_predictor_scores_: dict[str, float] = {}
         self._descriptors: np.ndarray | None = None
         self._described = np.zeros(0, dtype=np.int64)
-        sides = {s.task_id: s for s in _sides(tasks, self.task_ids_, TaskSide, key="task")} if tasks else {}
+        sides = {s.task_id: s for s in sides_of(tasks, self.task_ids_, TaskSide, key="task")} if tasks else {}
         known = [t for t in self.task_ids_ if t in sides and sides[t].descriptor is not None]
         if not known:
             return
@@ -426,37 +311,16 @@ class TransferSpace:
         # shape the model vectors; only described tasks can be neighbours of a new task.
         described = np.array([self.task_ids_.index(t) for t in known], dtype=np.int64)
         first = sides[known[0]]
-        dim = _check_vector(first.descriptor, name=f"descriptor of task {first.task_id!r}").size
-        x = np.stack([_check_vector(sides[t].descriptor, name=f"descriptor of task {t!r}", dim=dim)
+        dim = check_vector(first.descriptor, name=f"descriptor of task {first.task_id!r}").size
+        x = np.stack([check_vector(sides[t].descriptor, name=f"descriptor of task {t!r}", dim=dim)
                       for t in known])  # (T_d, D)
         self._descriptors = x
         self._described = described
-        self._desc_mean, self._desc_scale = _standardiser(x)
+        self._desc_mean, self._desc_scale = standardiser(x)
         u, bias = self.model_vectors_[:, :-1], self.model_vectors_[:, -1]
         v = self.task_vectors_[described, :-1]
-        t = len(x)
-        scores: dict[str, float] = {}
-        if t >= 3:  # leave one task out: predict each task's vector from the others
-            for kind, param in _candidates():
-                per_task = []
-                for j in range(t):
-                    others = np.delete(np.arange(t), j)
-                    mean, scale = _standardiser(x[others])
-                    weights = _task_weights(kind, param, (x[others] - mean) / scale, (x[j] - mean) / scale,
-                                            self.n_neighbors)
-                    observed = np.isfinite(y[:, described[j]])
-                    if observed.sum() >= 3:
-                        pred = u[observed] @ (weights @ v[others]) + bias[observed]
-                        per_task.append(_corr(pred, y[observed, described[j]]))
-                if per_task:
-                    scores[f"{kind}:{param:g}"] = float(np.mean(per_task))
-        if scores:
-            best = max(scores, key=lambda k: scores[k])  # first of equals: knn, then ridge, then mean
-            kind, param = best.split(":")
-            self.task_predictor_ = {"kind": kind, "param": float(param)}
-        else:  # too few tasks to cross-validate: the plain kNN average
-            self.task_predictor_ = {"kind": "knn", "param": 0.1}
-        self.task_predictor_scores_ = scores
+        self.task_predictor_, self.task_predictor_scores_ = choose_task_predictor(
+            y, u, bias, v, x, described, n_neighbors=self.n_neighbors)
 
     # -- queries ------------------------------------------------------------------------
 
@@ -526,10 +390,10 @@ class TransferSpace:
             vector = self.task_vectors_.mean(axis=0)
             vector[-1] = 1.0
             return vector, []
-        x = _check_vector(descriptor, name="descriptor", dim=self._descriptors.shape[1])
+        x = check_vector(descriptor, name="descriptor", dim=self._descriptors.shape[1])
         z_train = (self._descriptors - self._desc_mean) / self._desc_scale
         kind, param = self.task_predictor_["kind"], self.task_predictor_["param"]
-        weights = _task_weights(kind, param, z_train, (x - self._desc_mean) / self._desc_scale, self.n_neighbors)
+        weights = task_weights(kind, param, z_train, (x - self._desc_mean) / self._desc_scale, self.n_neighbors)
         vector = weights @ self.task_vectors_[self._described]  # last entry = Σ w = 1
         vector[-1] = 1.0
         order = np.argsort(-weights, kind="stable")[: self.n_neighbors]
@@ -597,7 +461,7 @@ class TransferSpace:
                 "Run `fennec fit` to refit the transfer space.", path=str(path), found=found, expected=SPACE_VERSION)
         try:
             space = cls(**header["params"])
-            space._encoder = _SideEncoder.from_state(header["side"], arrays)
+            space._encoder = SideEncoder.from_state(header["side"], arrays)
             space.model_ids_, space.task_ids_ = list(header["model_ids"]), list(header["task_ids"])
             space.model_vectors_, space.task_vectors_ = arrays["model_vectors"], arrays["task_vectors"]
             space.side_map_ = arrays["side_map"]

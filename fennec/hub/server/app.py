@@ -45,7 +45,7 @@ Example:
     ...     os.environ["HF_ENDPOINT"] = server.url   # before importing huggingface_hub
     ...     server.add_fault(r"/api/models", status=500, times=2)
 
-Run it from a shell with ``python -m fennec.hub_server --models zoo/hub --datasets zoo/datasets``.
+Run it from a shell with ``python -m fennec.hub.server --models zoo/hub --datasets zoo/datasets``.
 
 It listens on 127.0.0.1 only, unless told otherwise: another interface (``--host 0.0.0.0``)
 is refused without ``--allow-remote`` (``allow_remote=True``), since it serves every file
@@ -55,59 +55,21 @@ what it does not: docs/security.md ("The local Hub server").
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import logging
 import os
-import re
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from fennec._hub_routes import MAX_PAGE_SIZE, _Handler
-from fennec._repo_store import Repo, RepoStore
+from fennec.hub.repo_store import Repo, RepoStore
+from fennec.hub.server.faults import Fault
+from fennec.hub.server.routes import MAX_PAGE_SIZE, HubRequestHandler
 
 __all__ = ["Fault", "HubServer", "Repo", "RepoStore", "is_loopback", "main"]
 
 LOG = logging.getLogger(__name__)
-
-# ---------------------------------------------------------------------------------------
-# Fault injection
-# ---------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class Fault:
-    """A fault served instead of (or in the middle of) the normal answer.
-
-    Attributes:
-        pattern: regular expression searched in the request path (query string included).
-        methods: HTTP methods it applies to.
-        status: status code to answer with (e.g. 500, 429, 401), or None to answer normally.
-        retry_after: ``Retry-After`` seconds sent with the status.
-        delay: seconds to wait before answering (exceed the client's timeout to simulate one).
-        truncate: for file downloads, send only this many bytes of the body, then close the
-            connection (``Content-Length`` still announces the full size).
-        body: JSON-serialisable error body; defaults to ``{"error": <reason>}``.
-        times: how many matching requests it applies to; None for every one.
-    """
-
-    pattern: str
-    methods: tuple[str, ...] = ("GET", "HEAD", "POST")
-    status: int | None = None
-    retry_after: int | None = None
-    delay: float = 0.0
-    truncate: int | None = None
-    body: Any = None
-    times: int | None = 1
-    hits: int = 0
-
-    def matches(self, method: str, path: str) -> bool:
-        if method not in self.methods or (self.times is not None and self.hits >= self.times):
-            return False
-        return re.search(self.pattern, path) is not None
-
 
 # ---------------------------------------------------------------------------------------
 # The server
@@ -241,17 +203,17 @@ def is_loopback(host: str) -> bool:
 
 
 def _make_handler(server: HubServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(_Handler):
+    class Handler(HubRequestHandler):
         hub = server
 
     return Handler
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: ``python -m fennec.hub_server --models DIR --datasets DIR --port N``."""
+    """Command line: ``python -m fennec.hub.server --models DIR --datasets DIR --port N``."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m fennec.hub_server", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m fennec.hub.server", description=__doc__.split("\n")[0])
     parser.add_argument("--models", help="folder of model repositories (<org>/<name>/)")
     parser.add_argument("--datasets", help="folder of dataset repositories (<name>/)")
     parser.add_argument("--host", default="127.0.0.1",

@@ -1,6 +1,6 @@
-"""The request handler of :mod:`fennec.hub_server`: the Hub's routes over a RepoStore.
+"""The request handler of the local Hub server: the Hub's routes over a RepoStore.
 
-Private: use :class:`fennec.hub_server.HubServer`.
+Use :class:`fennec.hub.server.HubServer`; :class:`HubRequestHandler` answers one request for it.
 """
 
 from __future__ import annotations
@@ -16,16 +16,14 @@ import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
-from fennec._repo_store import FileEntry, Repo, as_list, iso_date
+from fennec.hub.repo_store import FileEntry, Repo, RepoStore, as_list, iso_date
+from fennec.hub.server.faults import Fault
 from fennec.errors import HubError, MalformedModelError
 
-if TYPE_CHECKING:
-    from fennec.hub_server import Fault, HubServer
-
-LOG = logging.getLogger("fennec.hub_server")
+LOG = logging.getLogger(__name__)
 
 #: Largest page the listing routes return (the Hub's own cap is 1000).
 MAX_PAGE_SIZE = 1000
@@ -45,7 +43,7 @@ def _header_safe(value: object) -> str:
     """``value`` as text that cannot break out of its header line: printable ASCII only (CR,
     LF, other control characters and anything past ASCII escaped as ``\\r``, ``\\xe9``,
     ``\\u20ac``), cut to :data:`MAX_HEADER_CHARS`. Every header the server sends goes
-    through it (:meth:`_Handler.send_header`)."""
+    through it (:meth:`HubRequestHandler.send_header`)."""
     text = str(value)[:MAX_HEADER_CHARS]
     if text.isascii() and text.isprintable():
         return text
@@ -69,8 +67,25 @@ class _HubError(Exception):
         self.headers = headers or {}
 
 
-class _Handler(BaseHTTPRequestHandler):
-    hub: HubServer
+class ServedHub(Protocol):
+    """What the handler reads of the server it answers for (:class:`fennec.hub.server.HubServer`)."""
+
+    store: RepoStore
+    page_size: int
+    tokens: set[str]
+
+    @property
+    def url(self) -> str: ...
+
+    def _log(self, method: str, path: str, status: int) -> int: ...
+
+    def _set_status(self, index: int, status: int) -> None: ...
+
+    def _take_fault(self, method: str, path: str) -> Fault | None: ...
+
+
+class HubRequestHandler(BaseHTTPRequestHandler):
+    hub: ServedHub
     protocol_version = "HTTP/1.1"
     server_version = "fennec-hub-server"
 
