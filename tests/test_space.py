@@ -69,6 +69,8 @@ def test_normalise_zscore_maths():
     s = np.sqrt(2 / 3)
     assert out["t"] == pytest.approx({"a": -1 / s, "b": 0.0, "c": 1 / s})
     assert out["u"] == {"a": 0.0, "b": 0.0}  # std 0 -> zeros
+    # equal floats whose mean is not exactly representable (std 5.6e-17, not 0) tie too
+    assert normalise_results({"v": {"a": 0.4, "b": 0.4, "c": 0.4}})["v"] == {"a": 0.0, "b": 0.0, "c": 0.0}
 
 
 def test_normalise_rank_and_minmax():

@@ -93,9 +93,8 @@ def normalise_results(results: Mapping[str, Mapping[str, float]], *,
             continue
         names = list(row)
         x = np.array([row[name] for name in names], dtype=np.float64)
-        if method == "zscore":
-            std = x.std()
-            y = (x - x.mean()) / std if std > 0 else np.zeros_like(x)
+        if method == "zscore":  # ptp, not std > 0: the std of equal floats can be 5.6e-17, not 0
+            y = (x - x.mean()) / x.std() if np.ptp(x) > 0 else np.zeros_like(x)
         elif method == "rank":
             y = 2.0 * (scipy.stats.rankdata(x) - 1.0) / (len(x) - 1) - 1.0
         elif method == "minmax":
