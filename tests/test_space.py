@@ -250,8 +250,8 @@ def test_new_task_close_to_a_known_task_names_it_first():
     assert len(neighbours) <= 3 and vector.shape == (3,) and vector[-1] == 1.0
     weights = [w for _, w in neighbours]
     assert weights == sorted(weights, reverse=True)
-    if space.task_predictor_["kind"] == "knn":
-        assert sum(weights) == pytest.approx(1.0)
+    if space.task_predictor_["kind"] == "knn":  # shrinkage spreads 1 - s (s ≈ 1 here) over every known task
+        assert sum(weights) <= 1.0 + 1e-9 and sum(weights) == pytest.approx(1.0, abs=1e-3)
     scores = space.score(space.model_vectors_, vector)
     truth = space.score(space.model_vectors_, space.task_vector_of("t04"))
     assert scipy.stats.spearmanr(scores, truth).statistic > 0.9
@@ -278,6 +278,34 @@ def test_without_descriptors_a_new_task_gets_the_mean_task_with_a_warning():
     expected[-1] = 1.0
     np.testing.assert_allclose(vector, expected)
     assert neighbours == []
+
+
+def test_a_new_task_is_pulled_toward_the_mean_task_by_its_nearest_known_tasks_dissimilarity(tmp_path):
+    results, tasks, desc, _, rng = _descriptor_world()
+    space = TransferSpace(dim=2).fit(results, tasks=tasks)
+    plain = TransferSpace(dim=2, shrink=False).fit(results, tasks=tasks)
+    assert space.shrink and space.task_predictor_ == plain.task_predictor_  # the fit is the same
+    mean_task = space.task_vectors_.mean(axis=0)
+    mean_task[-1] = 1.0
+    centre, scale = desc.mean(axis=0), desc.std(axis=0)
+    z_known = (desc - centre) / scale
+    # a known task's own descriptor (similarity 1) keeps its placement
+    np.testing.assert_allclose(space.task_vector(desc[4])[0], plain.task_vector(desc[4])[0], atol=1e-9)
+    # a descriptor orthogonal to every known one (similarity 0) gets the mean task: the history's overall ranking
+    null = np.linalg.svd(z_known)[2][-1]  # 10 known tasks in 16 dimensions: a direction none of them has
+    far = centre + scale * null * 5
+    np.testing.assert_allclose(space.task_vector(far)[0], mean_task, atol=1e-9)
+    assert not np.allclose(plain.task_vector(far)[0], mean_task)
+    # in between: s * the predictor's vector + (1 - s) * the mean task, s = cosine to the nearest known task
+    query = desc[2] + 0.8 * rng.normal(size=16) * scale
+    z = (query - centre) / scale
+    s = float(np.max(z_known @ z / (np.linalg.norm(z_known, axis=1) * np.linalg.norm(z))))
+    assert 0 < s < 1
+    np.testing.assert_allclose(space.task_vector(query)[0], s * plain.task_vector(query)[0] + (1 - s) * mean_task,
+                               atol=1e-9)
+    assert TransferSpace.load(plain.save(tmp_path / "plain.npz")).shrink is False
+    with pytest.raises(InvalidInputError, match="shrink"):
+        TransferSpace(shrink="yes").fit(results, tasks=tasks)
 
 
 def test_tasks_without_descriptors_shape_the_models_but_are_never_neighbours(tmp_path):

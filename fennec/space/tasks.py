@@ -11,7 +11,7 @@ import numpy as np
 
 from fennec.errors import InvalidInputError
 
-__all__ = ["candidates", "choose_task_predictor", "standardiser", "task_weights"]
+__all__ = ["candidates", "choose_task_predictor", "nearest_similarity", "shrunk", "standardiser", "task_weights"]
 
 _KNN_TEMPERATURES = (0.05, 0.1, 0.2, 0.5, 1.0)  # softmax temperatures over cosine similarity
 _RIDGE_ALPHAS = (0.1, 1.0, 10.0)  # × mean self-similarity of the standardised descriptors
@@ -43,6 +43,19 @@ def task_weights(kind: str, param: float, z_train: np.ndarray, z: np.ndarray, n_
         dual = np.linalg.solve(gram + alpha * np.eye(t), z_train @ z)  # (T,)
         return dual + (1.0 - dual.sum()) / t  # re-centred on the mean task vector
     raise InvalidInputError(f"Unknown task predictor {kind!r}.")
+
+
+def nearest_similarity(z_train: np.ndarray, z: np.ndarray) -> float:
+    """Cosine similarity of the standardised query ``z`` to its nearest historical task, clipped to [0, 1]."""
+    norms = np.linalg.norm(z_train, axis=1) * np.linalg.norm(z)
+    sims = np.divide(z_train @ z, norms, out=np.zeros(len(z_train)), where=norms > 0)
+    return float(np.clip(sims.max(), 0.0, 1.0)) if len(sims) else 0.0
+
+
+def shrunk(weights: np.ndarray, similarity: float) -> np.ndarray:
+    """Weights pulled toward the mean historical task by how far the nearest known task is:
+    ``s·w + (1 − s)/T``, with ``s`` the nearest task's similarity (:func:`nearest_similarity`)."""
+    return similarity * weights + (1.0 - similarity) / len(weights)
 
 
 def candidates() -> list[tuple[str, float]]:

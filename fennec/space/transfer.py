@@ -62,6 +62,15 @@ The algorithm (:class:`TransferSpace`)
      its dual coefficients are the weights (re-centred on the mean task vector);
    * ``mean``: the mean historical task vector (the descriptor is ignored; a control).
 
+   With ``shrink`` (the default), a new task's weights are then pulled toward the mean task,
+   ``w ← s·w + (1 − s)/T``, where ``s`` ∈ [0, 1] is the cosine similarity of its standardised
+   descriptor to the nearest historical one: a task like a known one keeps its placement, a
+   task unlike every known one falls back toward the mean task vector, i.e. toward ranking the
+   models by their overall strength over the history (the data-free ``history-mean``
+   baseline of ``fennec bench``), instead of extrapolating from a descriptor that the history
+   cannot interpret. It has no parameter; ``fennec bench`` measures it against no shrinkage
+   (benchmark/results/zoo_recommend.md).
+
    ``fit`` picks the predictor and its parameter by **leave-one-task-out**: each historical
    task in turn is predicted from the others' descriptors and vectors, and the predicted
    model scores are correlated (Pearson) with the task's observed normalised accuracies. The
@@ -109,7 +118,7 @@ from fennec.errors import (
 )
 from fennec.space.results import NORMALISATIONS, normalise_results, results_matrix
 from fennec.space.side import JITTER, ModelSide, SideEncoder, TaskSide, check_vector, choose_side_alpha, ridge, sides_of
-from fennec.space.tasks import choose_task_predictor, standardiser, task_weights
+from fennec.space.tasks import choose_task_predictor, nearest_similarity, shrunk, standardiser, task_weights
 
 __all__ = [
     "SPACE_VERSION",
@@ -152,6 +161,8 @@ class TransferSpace:
         side_alpha: ridge penalty α of the side map ``W`` (the objective's
             ``side_weight·α·‖W‖²``); None chooses it from 0.01 … 10 × the number of models by
             closed-form leave-one-model-out (recorded in ``side_alpha_``).
+        shrink: pull a new task's placement toward the mean task by the dissimilarity of its
+            nearest known task (:meth:`task_vector`; the module docstring, step 5).
 
     Example:
         >>> results = {"t1": {"a": 0.9, "b": 0.5, "c": 0.7}, "t2": {"a": 0.8, "b": 0.4}}
@@ -163,7 +174,7 @@ class TransferSpace:
 
     def __init__(self, dim: int = 6, *, use_archi2vec: bool = True, side_weight: float = 1.0, l2: float = 0.1,
                  n_neighbors: int = 3, max_iter: int = 200, tol: float = 1e-6, seed: int = 0,
-                 normalise: str = "zscore", side_alpha: float | None = None):
+                 normalise: str = "zscore", side_alpha: float | None = None, shrink: bool = True):
         self.dim = dim
         self.use_archi2vec = use_archi2vec
         self.side_weight = side_weight
@@ -174,11 +185,12 @@ class TransferSpace:
         self.seed = seed
         self.normalise = normalise
         self.side_alpha = side_alpha
+        self.shrink = shrink
 
     def _params(self) -> dict[str, Any]:
         return {"dim": self.dim, "use_archi2vec": self.use_archi2vec, "side_weight": self.side_weight,
                 "l2": self.l2, "n_neighbors": self.n_neighbors, "max_iter": self.max_iter, "tol": self.tol,
-                "seed": self.seed, "normalise": self.normalise, "side_alpha": self.side_alpha}
+                "seed": self.seed, "normalise": self.normalise, "side_alpha": self.side_alpha, "shrink": self.shrink}
 
     def _check_params(self) -> None:
         checks = [
@@ -191,6 +203,7 @@ class TransferSpace:
             (self.normalise in NORMALISATIONS, "normalise", f"one of {', '.join(NORMALISATIONS)}"),
             (self.side_alpha is None or (isinstance(self.side_alpha, (int, float)) and self.side_alpha > 0),
              "side_alpha", "None (chosen by leave-one-model-out) or a number > 0"),
+            (isinstance(self.shrink, bool), "shrink", "True or False"),
         ]
         for ok, name, expected in checks:
             if not ok:
@@ -372,6 +385,9 @@ class TransferSpace:
     def task_vector(self, descriptor: np.ndarray) -> tuple[np.ndarray, list[tuple[str, float]]]:
         """A new task's vector ``(dim+1,)`` from its proxy descriptor, with its evidence.
 
+        The chosen task predictor's weights over the historical tasks, pulled toward the mean
+        task by ``1 −`` the nearest task's similarity when ``shrink`` is on (module docstring).
+
         Returns:
             ``(vector, neighbours)``: the vector ``[v, 1]`` and up to ``n_neighbors``
             ``(historical task id, weight)`` pairs, largest weight first.
@@ -393,7 +409,10 @@ class TransferSpace:
         x = check_vector(descriptor, name="descriptor", dim=self._descriptors.shape[1])
         z_train = (self._descriptors - self._desc_mean) / self._desc_scale
         kind, param = self.task_predictor_["kind"], self.task_predictor_["param"]
-        weights = task_weights(kind, param, z_train, (x - self._desc_mean) / self._desc_scale, self.n_neighbors)
+        z = (x - self._desc_mean) / self._desc_scale
+        weights = task_weights(kind, param, z_train, z, self.n_neighbors)
+        if self.shrink:
+            weights = shrunk(weights, nearest_similarity(z_train, z))
         vector = weights @ self.task_vectors_[self._described]  # last entry = Σ w = 1
         vector[-1] = 1.0
         order = np.argsort(-weights, kind="stable")[: self.n_neighbors]
