@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from zoo_fixtures import MODELS, TASKS, tiny_zoo  # noqa: F401  (the fixture)
+from zoo_fixtures import MODELS, TASKS, TRUTH, tiny_zoo  # noqa: F401  (the fixture)
 
 from fennec.bench import runner as bench
-from fennec.errors import InvalidInputError
+from fennec.errors import FennecWarning, InvalidInputError
 from fennec.metrics import list_metrics
 
 
@@ -28,7 +28,14 @@ def test_leave_one_task_out_writes_every_method_and_counts_forward_passes(zoo_en
     assert {f"metric:{m}" for m in list_metrics()} <= methods
     s = res["summary"]
     n = len(MODELS)
-    assert s["random"]["forward_passes"] == s["largest"]["forward_passes"] == 0
+    assert {"history-mean", "fennec-index (no shrinkage)", "fennec-refine (no shrinkage, metric alone)"} <= methods
+    assert s["random"]["forward_passes"] == s["largest"]["forward_passes"] == s["history-mean"]["forward_passes"] == 0
+    for meth, agg in s.items():  # every method against the data-free baseline, on every target it ranked
+        vs = agg["vs_history-mean"]
+        assert vs["wins"] + vs["losses"] + vs["ties"] == vs["targets"] == agg["targets"]
+    assert all(s[m]["vs_history-mean"]["targets"] == len(TASKS) for m in ("fennec-index", "fennec-refine", "largest"))
+    assert s["history-mean"]["vs_history-mean"]["ties"] == len(TASKS)
+    assert s["history-mean"]["vs_history-mean"]["mean_diff"] == 0
     assert s["fennec-index"]["forward_passes"] == s["fennec-paper"]["forward_passes"] == 1
     assert s["fennec-refine"]["forward_passes"] == 1 + res["headline_candidates"]
     assert all(s[f"metric:{m}"]["forward_fraction"] == 1.0 for m in list_metrics())
@@ -37,14 +44,28 @@ def test_leave_one_task_out_writes_every_method_and_counts_forward_passes(zoo_en
         for meth in ("fennec-index", "fennec-refine", "largest"):
             assert -1.0 <= row[meth]["weighted_tau"] <= 1.0
             assert row[meth]["top3_hit"] in (0.0, 1.0)
+        # history-mean ranks by the other targets' results alone
+        train = {x: TRUTH[x] for x in TASKS if x != t}
+        expected = bench._evaluate(bench.history_mean(train, list(MODELS)), TRUTH[t])
+        assert {k: row["history-mean"][k] for k in expected} == expected
         assert res["fusion_weights"][t] in bench.FUSION_GRID
         assert all(v["fusion_weight"] in bench.FUSION_GRID for v in res["budget_curve"][t].values())
+        assert all(v["scorer"] in bench.SCORERS for v in res["budget_curve"][t].values())
         assert len(res["ensemble_metrics"][t]) == bench.ENSEMBLE_SIZE
-        assert res["ensemble_metrics"][t][0] == res["refine_metrics"][t]
+        top = res["ensemble_metrics"][t]
+        assert res["refine_metrics"][t] in (top[0], "ensemble(" + "+".join(top) + ")")
+        assert 0.0 <= res["nearest_similarity"][t] <= 1.0
         # refining every model with weight 1 is the metric alone: same order as metric:<default>
         assert str(n) in res["budget_curve"][t]
-    assert set(res["targets_check"]) >= {"beats_best_metric_by_0.05", "beats_index_only_by_0.10",
+    assert set(res["targets_check"]) >= {"default_at_least_history_mean_plus_0.05", "default_at_least_best_metric",
+                                         "default_below_history_mean_on_at_most_a_fifth",
+                                         "index_only_at_least_history_mean", "default_regret_at_most_best_metric",
                                          "forward_passes_at_most_one_fifth"}
+    assert res["noise_ceiling"] == {t: None for t in TASKS}  # the tiny zoo has no seed-1 repeat
+    cal = res["confidence_calibration"]
+    assert cal["near"]["n"] + cal["far"]["n"] == len(TASKS)
+    assert [r["similarity"] for r in cal["per_target"]] == sorted(res["nearest_similarity"].values(), reverse=True)
+    assert "history-mean, data-free" in report and "noise ceiling" in report
     assert "Leave-one-task-out" in report or "leave-one-task-out" in report
     assert (tmp_path / "zoo_recommend.md").read_text() == report
     assert (tmp_path / "zoo_recommend_tau.png").stat().st_size > 0
@@ -69,6 +90,38 @@ def test_evaluate_and_fusion_helpers():
     assert list(bench._refined(index, metric, 3, 0.0)) == ["m5", "m4", "m3", "m2", "m1", "m0"]
     # weight 1: the top 3 of the index re-ordered by the metric, the rest in index order
     assert list(bench._refined(index, metric, 3, 1.0)) == ["m3", "m4", "m5", "m2", "m1", "m0"]
+
+
+def test_history_mean_is_the_mean_z_score_over_the_known_tasks_by_hand():
+    results = {"t1": {"a": 0.9, "b": 0.7, "c": 0.5},   # z-scores: a 1.2247, b 0, c -1.2247 (std 0.1633)
+               "t2": {"a": 0.6, "b": 0.8},             # a -1, b 1; c has no result here
+               "t3": {"a": 0.4, "b": 0.4, "c": 0.4}}   # every model ties: zeros, no information
+    s = bench.history_mean(results, ["a", "b", "c", "d"])
+    assert s["a"] == pytest.approx((1.224745 - 1 + 0) / 3, abs=1e-6)
+    assert s["b"] == pytest.approx((0 + 1 + 0) / 3)
+    assert s["c"] == pytest.approx((-1.224745 + 0) / 2, abs=1e-6)  # over the tasks where it has a result
+    assert s["d"] == 0.0                                            # no history: the average model
+    order = sorted(s, key=lambda m: -s[m])
+    assert order == ["b", "a", "d", "c"]
+    # the scale of a task does not matter, its order does: an easy task weighs as much as a hard one
+    scaled = {"t1": {m: 0.99 + v / 100 for m, v in results["t1"].items()}, "t2": results["t2"], "t3": results["t3"]}
+    assert bench.history_mean(scaled, ["a", "b", "c"]) == pytest.approx({m: s[m] for m in "abc"})
+    with pytest.warns(FennecWarning, match="fewer than 2 models"):  # a single model says nothing about order
+        assert bench.history_mean({"t1": results["t1"], "t4": {"d": 0.9}}, ["d"]) == {"d": 0.0}
+
+
+def test_versus_counts_wins_losses_ties_against_the_baseline_and_noise_ceiling():
+    def r(tau):
+        return {"weighted_tau": tau}
+    rows = {"x": {"history-mean": r(0.5), "m": r(0.7)}, "y": {"history-mean": r(0.5), "m": r(0.3)},
+            "z": {"history-mean": r(0.5), "m": r(0.5002)}, "w": {"history-mean": r(0.5), "m": r(None)}}
+    vs = bench._versus(rows)["m"]
+    assert (vs["wins"], vs["losses"], vs["ties"], vs["targets"]) == (1, 1, 1, 3)
+    assert vs["mean_diff"] == pytest.approx((0.2 - 0.2 + 0.0002) / 3)
+    assert vs["below"] == ["y"]
+    truth = {f"m{i}": 0.1 * i for i in range(6)}
+    assert bench._noise_ceiling({m: v + 0.01 for m, v in truth.items()}, truth)["weighted_tau"] == pytest.approx(1.0)
+    assert bench._noise_ceiling({"m0": 0.1, "m1": 0.2}, truth) is None  # too few repeated models
 
 
 def test_metric_ensemble_is_the_mean_z_score_and_ignores_failures():
