@@ -280,11 +280,18 @@ def test_own_workspace_with_published_and_described_tasks(zoo_env, tmp_path):
 
 
 def test_the_task_vector_placement_is_reported(zoo_env):
+    from fennec.recommendation import records
+
     recs = recommend(zoo_env / "datasets" / "t-new", top_k=2, refine=False)
     placement = recs.placement
     assert placement["predictor"] in ("knn", "ridge", "mean") and placement["n_tasks"] == len(TASKS)
     assert {t for t, _ in placement["weights"]} <= set(TASKS)
     assert "task vector:" in recs.table() and json.dumps(recs.to_dict()["placement"])
+    assert placement["shrink"] is True  # the transfer space's default
+    line = records._placement_line
+    assert "pulled toward the mean" in line({"predictor": "knn", "n_tasks": 3, "weights": [("a", 0.5)], "shrink": True})
+    assert "pulled" not in line({"predictor": "knn", "n_tasks": 3, "weights": [("a", 0.5)], "shrink": False})
+    assert "pulled" not in line({"predictor": "mean", "n_tasks": 3, "weights": [("a", 0.3)], "shrink": True})
 
 
 def test_when_the_metric_fails_on_every_candidate_the_index_order_is_kept(zoo_env, monkeypatch):

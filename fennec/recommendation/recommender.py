@@ -75,10 +75,12 @@ LOG = logging.getLogger(__name__)
 #: Weight of the metric in the fusion (:func:`fennec.recommendation.refine.fuse`); the zoo benchmark's
 #: leave-one-task-out choice is reported in benchmark/results/zoo_recommend.md.
 DEFAULT_FUSION_WEIGHT = 0.5
-#: Below this similarity of the closest known task the ranking is flagged as low-confidence. Held
-#: out as in ``fennec bench``, 7 zoo targets had a nearest other task at >= 0.36 (index-only
-#: weighted tau 0.75-0.85, mean 0.80) and 3 at <= 0.18 (tau 0.04-0.65, mean 0.45); 0.25 lies in
-#: that gap (benchmark/task_similarity.py, docs/recommend.md "How far is far").
+#: Below this similarity of the closest known task the ranking is flagged as low-confidence.
+#: Calibrated on ``fennec bench``'s leave-one-task-out results (zoo_recommend.md, "Confidence"):
+#: held out, 7 zoo targets had a nearest other task at >= 0.36 (default weighted tau 0.72-0.91,
+#: mean 0.81) and 3 at <= 0.18 (tau 0.03-0.64, mean 0.44); 0.25 lies in that gap
+#: (docs/recommend.md "How far is far"). Ten targets are few: it marks "nothing like this dataset
+#: has been fine-tuned on", not a calibrated probability.
 LOW_SIMILARITY = 0.25
 #: From this similarity up to :data:`SAME_DATA_SIMILARITY` the closest known task is nearly this
 #: dataset without being it (another split or a subsample: the zoo's test splits and a 300-image
@@ -270,7 +272,8 @@ def _notes(info: WorkspaceInfo, closest: list[KnownTask], known: tuple[str, dict
     elif closest and closest[0].similarity < LOW_SIMILARITY:
         notes.append(f"low confidence: even the closest known task ({closest[0].task_id}, similarity "
                      f"{closest[0].similarity:.2f}) is far from this dataset (below {LOW_SIMILARITY}), so the "
-                     "transfer space extrapolates; on the zoo benchmark such targets were ranked much worse "
+                     "task placement leans on the models' overall record over the known tasks rather than on "
+                     "similar tasks; on the zoo benchmark such targets were ranked much worse "
                      "(docs/recommend.md). " + ("Weigh the metric column, or fine-tune the top few to check." if refined else
                                                 "No metric was run (refine=False): refine the "
                                                 "candidates, or fine-tune the top few to check."))
@@ -293,7 +296,7 @@ def _placement(ws: Workspace, weights: list[tuple[str, float]]) -> dict[str, Any
     kind = predictor.get("kind") if weights else None
     n_tasks = len(ws.tasks) if ws.tasks is not None else 0
     top = sorted(weights, key=lambda tw: -abs(tw[1]))
-    return {"predictor": kind, "n_tasks": n_tasks,
+    return {"predictor": kind, "n_tasks": n_tasks, "shrink": bool(getattr(ws.space, "shrink", False)),
             "weights": [(t, round(float(w), 4)) for t, w in top if math.isfinite(w)]}
 
 

@@ -97,7 +97,8 @@ class Recommendations(Sequence[Recommendation]):
     A sequence (``recs[0]`` is the best model); also carries ``dataset`` (the sample's
     summary), ``closest_tasks`` (:class:`KnownTask`), ``placement`` (how the task vector was
     formed: ``{"predictor": "knn" | "ridge" | "mean", "n_tasks": T, "weights": [(task id,
-    weight), …]}``, largest weights first), ``n_candidates``, ``n_refined`` (candidates the
+    weight), …] largest first, "shrink": whether they were pulled toward the mean known task by
+    the closest known task's dissimilarity}``), ``n_candidates``, ``n_refined`` (candidates the
     metric scored; failed ones excluded), ``n_failed``, ``forward_passes`` (images run through
     the proxy and the refined models, cache misses only), ``timings`` (seconds per step),
     ``workspace`` (:class:`WorkspaceInfo`: the embedded demo zoo or a fitted workspace),
@@ -187,6 +188,8 @@ class Recommendations(Sequence[Recommendation]):
 def _placement_line(placement: dict[str, Any]) -> str:
     kind, n = placement.get("predictor"), placement.get("n_tasks", 0)
     weights = ", ".join(f"{t} {w:+.2f}" for t, w in placement.get("weights", [])[:3])
+    if placement.get("shrink") and kind in ("knn", "ridge"):
+        weights += " (pulled toward the mean known task as far as the closest one is unlike this dataset)"
     if kind == "mean":
         return (f"task vector: the mean of the {n} known tasks (on held-out known tasks, descriptors did not "
                 "place tasks better than the mean)")
