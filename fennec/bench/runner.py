@@ -581,7 +581,7 @@ def _ensemble(model_scores: Mapping[str, Mapping[str, float | None]], names: Seq
 
 def _inner_choices(data: ZooData, train: Sequence[str], scores: dict, metric_tau: dict, metrics: Sequence[str],
                    budgets: Sequence[int], *, shrink: bool = True,
-                   kinds: Sequence[str] = ("metric", "ensemble")) -> dict[int, tuple[str, float]]:
+                   kinds: Sequence[str] = SCORERS) -> dict[int, tuple[str, float]]:
     """For each candidate budget, the refinement scorer (``"metric"``: the best single metric;
     ``"ensemble"``: the mean z-score of the best :data:`ENSEMBLE_SIZE`, computed over the
     candidates only) and fusion weight that maximise the mean weighted τ of leave-one-out over
