@@ -229,9 +229,10 @@ DATASETS = {
     "cars": _ds("unconfirmed", "tanganke/stanford_cars", None, ["train", "test"], None, None,
                 "https://huggingface.co/datasets/tanganke/stanford_cars/viewer/default/train?p=4 (default; train "
                 "8.14k, test 8.04k, plus corrupted copies of test)", COLUMNS_NOT_SEEN),
-    "sun397": _ds("unconfirmed", "tanganke/sun397", None, ["train", "test"], None, None,
-                  "https://huggingface.co/datasets/tanganke/sun397/viewer/default/train?p=198 (default; train 19.9k, "
-                  "test 19.9k)", COLUMNS_NOT_SEEN + "; the sources' SUN397 splits may differ"),
+    "sun397": _ds("confirmed", "tanganke/sun397", None, ["train", "test"], "label", "image",
+                  "https://huggingface.co/datasets/tanganke/sun397 (viewer: image, label); https://huggingface.co/"
+                  "datasets/tanganke/sun397/viewer/default/train?p=198 (default; train 19.9k, test 19.9k)",
+                  "one 19,850/19,850 partition; the sources' SUN397 splits may differ"),
     "caltech101": _ds("unconfirmed", "HuggingFaceM4/Caltech-101", None, [], None, None,
                       "https://huggingface.co/datasets/HuggingFaceM4/Caltech-101/tree/"
                       "7f3672cac15913b2f1bcd58e8094690dcbcd77b1 (a loading script and a zip)",
@@ -251,12 +252,15 @@ DATASETS = {
                  "https://huggingface.co/datasets/tanganke/stl10/tree/main/data (train and test parquet); columns from "
                  "a derived subset's card: https://huggingface.co/datasets/Chiranjeev007/STL-10_Subset/commit/"
                  "293369ba0d5368f87dde6f133fd20282d4a7d86c", "the columns were seen on a derived dataset's card only"),
-    "cub200": _ds("unconfirmed", "bentrevett/caltech-ucsd-birds-200-2011", None, ["train", "test"], None, None,
-                  "https://huggingface.co/datasets/bentrevett/caltech-ucsd-birds-200-2011/tree/"
-                  "1ef09e021b0b65b40337f6f285909656f407f6e0/data (train and test parquet)", COLUMNS_NOT_SEEN),
+    "cub200": _ds("confirmed", "bentrevett/caltech-ucsd-birds-200-2011", None, ["train", "test"], "label", "image",
+                  "https://huggingface.co/datasets/bentrevett/caltech-ucsd-birds-200-2011/blob/"
+                  "1ef09e021b0b65b40337f6f285909656f407f6e0/README.md?code=true (image, label: 200 classes, bbox); "
+                  "https://huggingface.co/datasets/bentrevett/caltech-ucsd-birds-200-2011/viewer/default/train?p=2 "
+                  "(default; train 5.99k, test 5.79k)"),
     "stanford_dogs": _ds("unconfirmed", "amaye15/stanford-dogs", None, ["train", "test"], None, None,
-                         "https://huggingface.co/datasets/amaye15/stanford-dogs/tree/main/data (train and test parquet)",
-                         COLUMNS_NOT_SEEN),
+                         "https://huggingface.co/datasets/amaye15/stanford-dogs/viewer/default/train?p=5 (default; "
+                         "train 14.4k, test 6.17k)", COLUMNS_NOT_SEEN + "; its split (14.4k/6.17k) is not the official "
+                         "12,000/8,580 one (https://www.tensorflow.org/datasets/catalog/stanford_dogs.md.txt)"),
     "imagenette": _ds("unconfirmed", "frgfm/imagenette", "full_size", ["train", "validation"], None, None,
                       "https://huggingface.co/datasets/frgfm/imagenette/viewer/160px/train?p=6 (configs 160px, 320px, "
                       "full_size; train 9.47k, validation 3.93k)",
