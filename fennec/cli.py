@@ -5,7 +5,8 @@ Subcommands:
 - ``fennec reindex``: bring the catalog and the index up to date with the Hub (or a
   local folder hub): ``--limit``, ``--since``, ``--dry-run``, ``--hub``, ``--every 6h``.
 - ``fennec models``: list and search the catalog.
-- ``fennec import-results``: import published transfer-result tables or the zoo's ground truth.
+- ``fennec import-results``: import the published transfer-result tables shipped with fennec
+  (models under their Hub ids), or tables given as paths, or the zoo's ground truth.
 - ``fennec fit``: fit the transfer space from the catalog and rebuild the model and task indexes.
 - ``fennec recommend DATASET``: the ranked models for a dataset (``--json`` for machines).
 - ``fennec bench``: the leave-one-task-out benchmark on the embedded zoo (``--published``: also
@@ -36,9 +37,13 @@ import warnings
 from collections.abc import Collection
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fennec import constants
 from fennec.errors import FennecError, InvalidInputError, ReindexLockedError
+
+if TYPE_CHECKING:
+    from fennec.catalog import Catalog, ImportSummary
 
 __all__ = ["main"]
 
@@ -125,8 +130,11 @@ def _parser() -> argparse.ArgumentParser:
 
     i = sub.add_parser("import-results", parents=[common],
                        help="import transfer-result tables into the catalog")
-    i.add_argument("paths", nargs="+", type=Path, help="table JSON files, folders of them, or "
-                   "a zoo_ground_truth.json")
+    i.add_argument("paths", nargs="*", type=Path, help="table JSON files, folders of them, or "
+                   "a zoo_ground_truth.json (default: the published tables shipped with fennec, their models "
+                   "under Hub ids)")
+    i.add_argument("--unconfirmed", action="store_true", help="with the shipped tables: also rename the models "
+                   "whose Hub id is unconfirmed (fennec/published/README.md)")
     i.add_argument("--home", type=Path, help="catalog folder (default: FENNEC_HOME)")
 
     rec = sub.add_parser("recommend", parents=[common], help="rank models for a labelled image dataset")
@@ -266,9 +274,16 @@ def _models(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
+    if args.unconfirmed and args.paths:
+        raise InvalidInputError("--unconfirmed renames the models of the tables shipped with fennec; it does not "
+                                "apply to tables given as paths. Drop it, or drop the paths.")
     catalog, _ = _catalog(args.home)
     with catalog:
         known = {m.repo_id for m in catalog.models(limit=None)}
+        imported = []
+        if not args.paths:
+            imported = catalog.import_shipped_tables(unconfirmed=args.unconfirmed)
+            _print_imported(catalog, imported, known)
         for path in args.paths:
             if path.is_dir():
                 others = sorted(p.name for p in path.iterdir()
@@ -283,16 +298,49 @@ def _import(args: argparse.Namespace) -> int:
                 summaries = [catalog.import_zoo_ground_truth(path)]
             else:
                 summaries = [catalog.import_published_table(path)]
-            for s in summaries:
-                models = {r.model for r in catalog.transfer_results(source=s.source_id)}
-                unmatched = len(models - known)
-                print(f"{s.source_id}: {s.n_results} results, {s.n_tasks} tasks, {s.n_models} models "
-                      f"({', '.join(s.variants)}; {s.n_skipped} empty cells); {unmatched} of {len(models)} "
-                      "models match no catalog model")
+            _print_imported(catalog, summaries, known)
+            imported += summaries
+        _print_matches(catalog, imported, known, shipped=not args.paths)
         if not known:
             print("the catalog has no models yet: results are used for the models `fennec reindex` adds, so run it "
                   "before `fennec fit`")
     return 0
+
+
+def _print_imported(catalog: Catalog, summaries: list[ImportSummary], known: set[str]) -> None:
+    """One line per imported source: its counts, and how many of its models the catalog lacks."""
+    for s in summaries:
+        models = {r.model for r in catalog.transfer_results(source=s.source_id)}
+        unmatched = len(models - known)
+        print(f"{s.source_id}: {s.n_results} results, {s.n_tasks} tasks, {s.n_models} models "
+              f"({', '.join(s.variants)}; {s.n_skipped} empty cells); {unmatched} of {len(models)} "
+              "models match no catalog model")
+
+
+def _print_matches(catalog: Catalog, summaries: list[ImportSummary], known: set[str], *, shipped: bool) -> None:
+    """One line on how many imported models the catalog has, naming a few it has not, and why."""
+    models = sorted({r.model for s in summaries for r in catalog.transfer_results(source=s.source_id)})
+    if not models:
+        return
+    unmatched = [m for m in models if m not in known]
+    line = f"catalog match: {len(models) - len(unmatched)} of {len(models)} published models are in the catalog"
+    if unmatched:
+        line += (f"; {len(unmatched)} are not (e.g. {', '.join(unmatched[:5])}"
+                 f"{', …' if len(unmatched) > 5 else ''})")
+    print(line)
+    if not unmatched:
+        return
+    if not shipped:
+        print("results count only for models the catalog has, by Hub id; published tables name most models their "
+              "own way (resnet50, not timm/resnet50.tv_in1k): `fennec import-results` without a path imports the "
+              "tables shipped with fennec with their models renamed to Hub ids (fennec/published/README.md)")
+        return
+    hub_ids = {h for s in catalog.sources() if s["source_id"] in {x.source_id for x in summaries}
+               for h in s["header"].get("model_ids", {}).values()}
+    no_id = [m for m in unmatched if m not in hub_ids]
+    print(f"{len(unmatched) - len(no_id)} of them are Hub ids the catalog has not indexed (`fennec reindex` adds "
+          f"them); {len(no_id)} have no Hub id with the same weights (fennec.published.model_mapping(source) "
+          "says why; --unconfirmed also renames those with an unconfirmed one)")
 
 
 def _progress(args: argparse.Namespace) -> bool:

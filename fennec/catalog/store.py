@@ -12,8 +12,9 @@ Tables (schema version :data:`SCHEMA_VERSION`, ``PRAGMA user_version``):
 - ``transfer_results``: (source, variant, task, model) → value, with the metric and
   protocol of that value. ``variant`` names the table inside a source (``results`` = the
   main fine-tuning table, ``results_linear``, ``seed0`` …). Models are named as the source
-  names them (Hub ids for some tables, torchvision names for others): they are not
-  foreign keys into ``models``.
+  names them (Hub ids for some tables, torchvision names for others; the tables shipped
+  with fennec are imported under Hub ids, :meth:`Catalog.import_shipped_tables`): they are
+  not foreign keys into ``models``.
 - ``reindex_state``: key/value pairs, among them the reindex watermark.
 - ``architectures``: (architecture key, embedder version) → the vector, or why that
   embedder cannot embed it (:func:`archi2vec.architecture_key`), so that reindexing builds
@@ -34,7 +35,7 @@ repair``). A full disk or a read-only folder is a :class:`~fennec.errors.Storage
 
 Example:
     >>> with Catalog(fennec_home() / "catalog.sqlite") as cat:  # doctest: +SKIP
-    ...     cat.import_published_tables("../shared/data/transfer-results")
+    ...     cat.import_shipped_tables()  # fennec.published, models under their Hub ids
     ...     cat.transfer_results(task="cifar10", variant="results")[:3]
 """
 
@@ -59,7 +60,8 @@ import numpy as np
 
 from fennec._io import storage_error
 from fennec.catalog.schema import MIGRATIONS, SCHEMA_VERSION
-from fennec.errors import CatalogDamagedError, CatalogError, CatalogVersionError, InvalidInputError, StorageError
+from fennec.errors import (CatalogDamagedError, CatalogError, CatalogVersionError, InvalidInputError,
+                           PublishedDataError, StorageError)
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -625,6 +627,52 @@ class Catalog:
             except InvalidInputError as e:
                 LOG.warning("Skipped %s (not a transfer-result table): %s", path.name, e)
         return out
+
+    def import_shipped_tables(self, *, unconfirmed: bool = False) -> list[ImportSummary]:
+        """Import the published tables shipped with fennec (:mod:`fennec.published`), each
+        model under the Hub id of the same weights.
+
+        Every source with fine-tuning, linear-probe or rank tables is imported as its own
+        source, its tables as variants (as :meth:`import_published_table` imports a file of
+        the shared index); transferability-metric scores are not results and are left out.
+        A model whose Hub id is ``confirmed`` (with ``unconfirmed=True``, also ``unconfirmed``)
+        is stored under that id, the others under their published name, which matches no
+        Hub model; the source's header keeps the renaming (``model_ids``). All sources are
+        imported in one transaction.
+
+        Raises:
+            PublishedDataError: the package data is damaged, or two models of one source map
+                to the same Hub id (nothing is imported).
+        """
+        from fennec import published
+
+        allowed = ("confirmed", "unconfirmed") if unconfirmed else ("confirmed",)
+        staged = []
+        for src in published.sources():
+            if src.kind not in ("finetune", "linear_probe", "ranks"):
+                continue
+            ids = {name: m.hub_id for name, m in sorted(published.model_mapping(src.source_id).items())
+                   if m.hub_id is not None and m.status in allowed}
+            seen: dict[str, str] = {}
+            for name, hub_id in ids.items():
+                if hub_id in seen:
+                    raise PublishedDataError(
+                        f"{src.source_id}: {seen[hub_id]} and {name} both map to {hub_id}; one Hub id holds one "
+                        "model's results. Fix the mapping (scripts/build_published.py writes it).",
+                        path=str(published.MODELS_FILE))
+                seen[hub_id] = name
+            tables = {v.name: {task: {ids.get(model, model): value for model, value in row.items()}
+                               for task, row in published.load_table(src.source_id, v.name).values.items()}
+                      for v in src.variants}
+            header = {"shipped_with_fennec": True, "kind": src.kind, "task_type": src.task_type,
+                      "scales": {v.name: v.scale for v in src.variants}, "model_ids": ids,
+                      "model_id_statuses": list(allowed)}
+            staged.append((src, tables, header))
+        with self.transaction():
+            return [self.import_table(src.source_id, tables, metric=src.metric, protocol=src.protocol,
+                                      source={"repo": src.repo, "path": src.path, "commit": src.commit,
+                                              "paper": src.paper}, header=header)
+                    for src, tables, header in staged]
 
     def import_zoo_ground_truth(self, path: str | Path, *, source_id: str = "zoo_ground_truth") -> ImportSummary:
         """Import the zoo benchmark's ``zoo_ground_truth.json`` (scripts/build_ground_truth.py).

@@ -239,7 +239,7 @@ def _workspace_info(ws: Workspace, *, fell_back: bool) -> WorkspaceInfo:
            else "hub='zoo'" if "zoo_stamp" in ws.manifest else f"{ws.home} was fitted with hub='zoo'")
     return WorkspaceInfo(str(ws.home), "demo-zoo", n, note=(
         f"ranked the embedded demo zoo ({n} small models), not the Hugging Face Hub ({why}). To rank the Hub's "
-        "models instead, build your workspace once: `fennec reindex`, `fennec import-results TABLES`, "
+        "models instead, build your workspace once: `fennec reindex`, `fennec import-results`, "
         "`fennec fit` (docs/recommend.md)."))
 
 

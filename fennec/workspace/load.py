@@ -125,7 +125,7 @@ def workspace_for(hub: str | None, home: str | Path | None, *, progress: bool, d
     if hub is not None:
         raise InvalidInputError(
             f"hub={hub!r}: recommend() ranks the models of a fitted workspace. Use hub='zoo' for the embedded zoo, "
-            f"or fit a workspace for that hub first (`fennec reindex --hub {hub}`, `fennec import-results ...`, "
+            f"or fit a workspace for that hub first (`fennec reindex --hub {hub}`, `fennec import-results`, "
             f"`fennec fit --hub {hub}`) and pass its folder as home=.")
     home = Path(home) if home is not None else constants.fennec_home()
     if space_dir(home) is not None:  # also a fit interrupted while replacing an older layout
