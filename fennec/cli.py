@@ -323,7 +323,7 @@ def _print_matches(catalog: Catalog, summaries: list[ImportSummary], known: set[
     if not models:
         return
     unmatched = [m for m in models if m not in known]
-    line = f"catalog match: {len(models) - len(unmatched)} of {len(models)} published models are in the catalog"
+    line = f"catalog match: {len(models) - len(unmatched)} of {len(models)} imported models are in the catalog"
     if unmatched:
         line += (f"; {len(unmatched)} are not (e.g. {', '.join(unmatched[:5])}"
                  f"{', …' if len(unmatched) > 5 else ''})")
@@ -331,6 +331,8 @@ def _print_matches(catalog: Catalog, summaries: list[ImportSummary], known: set[
     if not unmatched:
         return
     if not shipped:
+        if all("/" in m for m in unmatched):  # Hub-style ids: `fennec reindex` is what adds them
+            return
         print("results count only for models the catalog has, by Hub id; published tables name most models their "
               "own way (resnet50, not timm/resnet50.tv_in1k): `fennec import-results` without a path imports the "
               "tables shipped with fennec with their models renamed to Hub ids (fennec/published/README.md)")

@@ -91,7 +91,7 @@ def test_cli_imports_the_shipped_tables_without_a_path_and_says_what_matches(tmp
     (line,) = [x for x in out.splitlines() if x.startswith("catalog match:")]
     with Catalog(home / "catalog.sqlite") as c:
         models = {r.model for r in c.transfer_results()}
-    assert f"2 of {len(models)} published models are in the catalog" in line
+    assert f"2 of {len(models)} imported models are in the catalog" in line
     assert "timm/resnet50.tv_in1k" not in line.split("e.g.")[1]  # the examples are unmatched ones
     assert "fennec reindex" in out and "no Hub id" in out
 
@@ -109,5 +109,5 @@ def test_cli_path_import_hints_at_the_shipped_mapping(tmp_path, capsys, monkeypa
     assert main(["import-results", str(table)]) == 0
     out = capsys.readouterr().out
     (line,) = [x for x in out.splitlines() if x.startswith("catalog match:")]
-    assert "1 of 3 published models are in the catalog; 2 are not (e.g. densenet121, resnet50)" in line
+    assert "1 of 3 imported models are in the catalog; 2 are not (e.g. densenet121, resnet50)" in line
     assert "`fennec import-results` without a path" in out
