@@ -111,3 +111,19 @@ def test_cli_path_import_hints_at_the_shipped_mapping(tmp_path, capsys, monkeypa
     (line,) = [x for x in out.splitlines() if x.startswith("catalog match:")]
     assert "1 of 3 imported models are in the catalog; 2 are not (e.g. densenet121, resnet50)" in line
     assert "`fennec import-results` without a path" in out
+
+
+def test_cli_path_import_of_hub_ids_does_not_blame_published_names(tmp_path, capsys, monkeypatch):
+    import json
+
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("FENNEC_HOME", str(home))
+    with Catalog(home / "catalog.sqlite") as c:
+        c.upsert_model(rec("org/a"))
+    table = tmp_path / "hub_ids.json"
+    table.write_text(json.dumps({"results": {"cifar10": {"org/a": 0.8, "org/b": 0.7}}}))
+    assert main(["import-results", str(table)]) == 0
+    out = capsys.readouterr().out
+    assert "catalog match: 1 of 2 imported models are in the catalog; 1 are not (e.g. org/b)" in out
+    assert "without a path" not in out
