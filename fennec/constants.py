@@ -20,6 +20,7 @@ __all__ = [
     "hf_offline",
     "hf_token",
     "local_hub_dir",
+    "proxy_for",
 ]
 
 DEFAULT_HF_ENDPOINT = "https://huggingface.co"
@@ -109,3 +110,9 @@ def local_hub_dir() -> Path | None:
     """``FENNEC_LOCAL_HUB``: a folder of Hub-style model repositories used when offline."""
     value = os.environ.get("FENNEC_LOCAL_HUB")
     return Path(value).expanduser() if value else None
+
+
+def proxy_for(*, cuda: bool) -> str | None:
+    """``FENNEC_PROXY_GPU`` (``cuda``) or ``FENNEC_PROXY_CPU``: the Hub proxy a new fit uses by
+    default on that device (:func:`fennec.task.default_proxy`); None when unset or empty."""
+    return os.environ.get("FENNEC_PROXY_GPU" if cuda else "FENNEC_PROXY_CPU") or None

@@ -17,7 +17,9 @@ historical descriptors, so every recommendation can name its evidence ("closest 
 The proxy is a setting of the fitted space, because historical and new descriptors must come
 from the same model: the embedded zoo uses its own proxy (:data:`OFFLINE_PROXY`, a ResNet
 pre-trained on the union of the zoo's source datasets); a space fitted against the Hub
-defaults to :data:`ONLINE_PROXY` (DINOv2-large).
+defaults to the proxy that fits the device (:func:`default_proxy`): :data:`GPU_PROXY`
+(DINOv2-large) with CUDA, :data:`CPU_PROXY` (DINOv2-small, a task of 1000 images in about a
+minute on two cores: benchmark/results/proxy_timing.md) without.
 
 Example:
     >>> import numpy as np
@@ -45,12 +47,15 @@ from fennec.errors import InvalidInputError
 from fennec.metrics._validation import check_features_labels
 
 __all__ = [
+    "CPU_PROXY",
     "DESCRIPTOR_VERSION",
+    "GPU_PROXY",
     "OFFLINE_PROXY",
     "ONLINE_PROXY",
     "SCALAR_NAMES",
     "TaskDescriptor",
     "TaskIndex",
+    "default_proxy",
     "describe",
     "descriptor_dim",
     "embed_task",
@@ -63,8 +68,12 @@ LOG = logging.getLogger(__name__)
 DESCRIPTOR_VERSION = "taskdesc-v1"
 #: The proxy of the embedded zoo (a Hub-style repository under ``zoo/hub``).
 OFFLINE_PROXY = "fennec/resnet-proxy-union-long"
-#: The default proxy for a space fitted against the Hugging Face Hub.
-ONLINE_PROXY = "facebook/dinov2-large"
+#: The default proxy of a space fitted against the Hugging Face Hub on a GPU (304 M parameters).
+GPU_PROXY = "facebook/dinov2-large"
+#: ... and on a CPU (22 M parameters, the same training; benchmark/results/proxy_timing.md).
+CPU_PROXY = "facebook/dinov2-small"
+#: The large Hub proxy (:data:`GPU_PROXY`), kept under its former name.
+ONLINE_PROXY = GPU_PROXY
 
 #: The scalar part of the descriptor, in order (see :func:`describe`).
 SCALAR_NAMES = (
@@ -75,6 +84,22 @@ SCALAR_NAMES = (
     "nearest_centroid_accuracy",
     "within_effective_rank",
 )
+
+
+def default_proxy(device: Any = None) -> str:
+    """The Hub proxy that fits ``device``: ``FENNEC_PROXY_GPU`` (default :data:`GPU_PROXY`) on
+    a CUDA device, else ``FENNEC_PROXY_CPU`` (default :data:`CPU_PROXY`). ``device=None`` means
+    what fennec would use: CUDA when available.
+
+    Example:
+        >>> default_proxy("cpu")  # doctest: +SKIP
+        'facebook/dinov2-small'
+    """
+    from fennec import constants
+    from fennec.metrics._validation import resolve_device
+
+    cuda = resolve_device(device).type == "cuda"
+    return constants.proxy_for(cuda=cuda) or (GPU_PROXY if cuda else CPU_PROXY)
 
 
 def descriptor_dim(embedding_dim: int) -> int:

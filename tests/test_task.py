@@ -97,3 +97,17 @@ def test_task_index_validates_its_input():
     # a single historical task still answers
     one = TaskIndex(["only"], np.arange(4.0)[None], proxy="p")
     assert one.search(np.arange(4.0), k=3)[0][0] == "only"
+
+
+def test_the_default_hub_proxy_fits_the_device_and_is_configurable(monkeypatch):
+    from fennec.task import CPU_PROXY, GPU_PROXY, default_proxy
+
+    monkeypatch.delenv("FENNEC_PROXY_CPU", raising=False)
+    monkeypatch.delenv("FENNEC_PROXY_GPU", raising=False)
+    assert (CPU_PROXY, GPU_PROXY) == ("facebook/dinov2-small", "facebook/dinov2-large")
+    assert default_proxy("cpu") == CPU_PROXY
+    monkeypatch.setenv("FENNEC_PROXY_CPU", "org/my-proxy")
+    monkeypatch.setenv("FENNEC_PROXY_GPU", "org/my-big-proxy")
+    assert default_proxy("cpu") == "org/my-proxy"
+    with pytest.raises(InvalidInputError):
+        default_proxy("no-such-device")
