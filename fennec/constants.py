@@ -51,6 +51,8 @@ TASK_INDEX_DIR = "tasks"
 READERS_FILE = ".readers"
 #: Fits of one workspace (and builds of the zoo's) run one at a time, holding this lock.
 FIT_LOCK_FILE = ".fit.lock"
+#: The descriptors of its historical Hub tasks (:class:`fennec.workspace.known_tasks.DescriptorCache`).
+DESCRIPTORS_DIR = "descriptors"
 # Under FENNEC_HOME:
 #: The embedded zoo's workspace.
 ZOO_HOME_DIR = "zoo"

@@ -468,7 +468,8 @@ def load_sample(dataset: str | os.PathLike, *, split: str | None = None, config:
                 image_column: str | None = None, label_column: str | None = None,
                 max_samples: int | None = 2000, per_class: int | None = None,
                 min_per_class: int = 2, seed: int = 0, revision: str | None = None,
-                image_side: int = DEFAULT_IMAGE_SIDE, progress: bool = False) -> DatasetSample:
+                image_side: int = DEFAULT_IMAGE_SIDE, progress: bool = False, hub: Any = None,
+                parquet_only: bool = False) -> DatasetSample:
     """Load a labelled image dataset and draw a stratified, seeded sample of it.
 
     Args:
@@ -493,6 +494,10 @@ def load_sample(dataset: str | os.PathLike, *, split: str | None = None, config:
             enlarged; JPEGs are decoded at reduced scale); 1 to :data:`MAX_IMAGE_SIDE`.
             The default, :data:`DEFAULT_IMAGE_SIDE`, covers models with inputs up to 448 px.
         progress: report decoding on stderr (:mod:`fennec._progress`: a bar on a terminal, a line in a log).
+        hub: where a Hub dataset id is read from (a :class:`fennec.hub.HfHub`); default: the
+            environment's endpoint (``HF_ENDPOINT``, ``HF_TOKEN``, offline mode).
+        parquet_only: refuse a Hub dataset without parquet files (:class:`DatasetError`)
+            instead of downloading its files: only range requests are made.
 
     Returns:
         A :class:`DatasetSample`; ``labels`` index ``class_names``, which excludes dropped classes.
@@ -521,7 +526,7 @@ def load_sample(dataset: str | os.PathLike, *, split: str | None = None, config:
         raise InvalidInputError(f"image_side must be an int from 1 to {MAX_IMAGE_SIDE} (pixels on an image's "
                                 f"shorter side in the sample); got {image_side!r}. The default is "
                                 f"{DEFAULT_IMAGE_SIDE}.")
-    s = open_split(dataset, split, config, revision)
+    s = open_split(dataset, split, config, revision, hub=hub, parquet_only=parquet_only)
     image_column, label_column = _columns(s, image_column, label_column)
     names, codes = _encode_labels(s, label_column)
     counts = np.bincount(codes[codes >= 0], minlength=len(names))

@@ -377,14 +377,14 @@ def _load_saved(dataset: str, root: Path) -> Any:
 
 
 def _hub(dataset: str, repo_id: str, split: str | None, config: str | None,
-         revision: str | None) -> Split:
+         revision: str | None, hub: Any = None, parquet_only: bool = False) -> Split:
     if not _HUB_ID.match(repo_id):
         raise DatasetNotFoundError(f"{repo_id!r} is not a Hub dataset id ('org/name').",
                                    dataset=dataset, tried=("hub id",))
     source = f"hub:{repo_id}" + (f"/{config}" if config else "")
     from fennec.hub import HfHub
 
-    hub = HfHub()  # endpoint, token and offline mode from fennec.constants, now
+    hub = hub if hub is not None else HfHub()  # endpoint, token and offline mode from fennec.constants, now
     if hub.offline:  # a snapshot fennec downloaded before, else what datasets cached
         folder = hub.dataset_snapshot(repo_id, revision)
         if folder is not None:
@@ -406,6 +406,11 @@ def _hub(dataset: str, repo_id: str, split: str | None, config: str | None,
             f"{dataset!r} is not a local path, and {hub.endpoint} has no dataset {repo_id!r}"
             + (f" at revision {revision!r}" if revision else "") + " (or it is private: set "
             "HF_TOKEN).", dataset=dataset, tried=("local path", f"hub:{repo_id} on {hub.endpoint}")) from e
+    if not parquet and parquet_only:
+        raise DatasetError(
+            f"The Hub dataset {repo_id} has no parquet files (nor the Hub's refs/convert/parquet branch), so a "
+            "sample of it cannot be read over range requests; reading it would download its files whole. Name a "
+            "parquet copy of it, or pass the dataset to fennec.recommend() yourself.", dataset=dataset)
     if not parquet:
         # fennec downloads every file itself, with its checks, and datasets builds the split
         # from that snapshot folder as a local folder, making no request of its own: through
@@ -523,12 +528,15 @@ def _hub_datasets(dataset: str, repo_id: str, source: str, split: str | None,
 
 
 def open_split(dataset: str | os.PathLike, split: str | None, config: str | None,
-               revision: str | None) -> Split:
+               revision: str | None, *, hub: Any = None, parquet_only: bool = False) -> Split:
     """Detect the layout of ``dataset`` (ImageFolder, parquet, save_to_disk, Hub id, in this
-    order) and open one split of it; raises fennec's dataset errors naming what was tried."""
+    order) and open one split of it; raises fennec's dataset errors naming what was tried.
+    A Hub dataset is read from ``hub`` (a :class:`fennec.hub.HfHub`; default: the
+    environment's endpoint); with ``parquet_only`` one without parquet files is refused
+    instead of downloaded."""
     text = os.fspath(dataset)
     if text.startswith("hub:"):
-        return _hub(text, text[4:], split, config, revision)
+        return _hub(text, text[4:], split, config, revision, hub, parquet_only)
     path = Path(text).expanduser()
     if path.exists() and not (path.is_file() or path.is_dir()):
         _refuse_special(path, text, "The dataset")
@@ -556,7 +564,7 @@ def open_split(dataset: str | os.PathLike, split: str | None, config: str | None
             "save_to_disk folder (dataset_dict.json or state.json + dataset_info.json).",
             dataset=text)
     if _HUB_ID.match(text):
-        return _hub(text, text, split, config, revision)
+        return _hub(text, text, split, config, revision, hub, parquet_only)
     raise DatasetNotFoundError(
         f"{text!r} is neither a local path (no such file or folder: {path.absolute()}) nor a Hub "
         "dataset id ('org/name'). Tried: local ImageFolder / parquet / save_to_disk, Hub id.",

@@ -106,9 +106,10 @@ def recommend(dataset: str | Path | Any, *, top_k: int = 5, candidates: int = 20
     """Rank the workspace's models by how well they are expected to fine-tune on ``dataset``.
 
     Args:
-        dataset: a Hub dataset id, a local image folder (one sub-folder per class), a parquet
-            file or folder, a ``save_to_disk`` folder (:func:`fennec.data.load_sample`), or an
-            already loaded :class:`fennec.data.DatasetSample`.
+        dataset: a Hub dataset id (read from the workspace's hub, e.g. the endpoint
+            ``fennec init --hub`` built it for), a local image folder (one sub-folder per
+            class), a parquet file or folder, a ``save_to_disk`` folder
+            (:func:`fennec.data.load_sample`), or an already loaded :class:`fennec.data.DatasetSample`.
         top_k: how many recommendations to return.
         candidates: how many models the index proposes (and, with ``refine``, re-ranks with
             forward passes). Cost grows linearly with it when refining.
@@ -165,9 +166,12 @@ def recommend(dataset: str | Path | Any, *, top_k: int = 5, candidates: int = 20
     if hasattr(dataset, "images") and hasattr(dataset, "fingerprint"):
         sample = dataset
     else:
+        from fennec.hub import HfHub
+
         sample = load_sample(dataset, split=split, config=config, image_column=image_column,
                              label_column=label_column, max_samples=max_samples, seed=seed,
-                             min_per_class=min_per_class, progress=progress)
+                             min_per_class=min_per_class, progress=progress,
+                             hub=ws.hub if isinstance(ws.hub, HfHub) else None)  # a Hub id: the workspace's hub
     timings["sample"] = time.perf_counter() - t
 
     t = time.perf_counter()

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from fennec import _progress, constants
+from fennec import constants
 from fennec._io import save_json_atomic, storage_errors
 from fennec.errors import InvalidInputError, WorkspaceError
 from fennec.workspace.history import fit_lock, publish, read_manifest, remove_leftovers
@@ -107,39 +107,36 @@ def model_sides(catalog: Any) -> dict[str, Any]:
     return out
 
 
-def _task_datasets(catalog: Any, sources: Mapping[str, str]) -> dict[str, str]:
-    """``{task key: dataset}`` for the result tasks whose catalog metadata names their dataset."""
+def _task_datasets(catalog: Any, sources: Mapping[str, str]) -> dict[str, Any]:
+    """``{task key: TaskData}`` (:class:`fennec.workspace.known_tasks.TaskData`) for the result tasks whose
+    catalog metadata names their dataset."""
+    from fennec.workspace.known_tasks import TaskData
+
     meta = {t["task_id"]: t["metadata"] for t in catalog.tasks()}
     out = {}
     for key, source in sources.items():
         task_id = key[len(source) + 1:] if key.startswith(f"{source}/") else key
-        dataset = meta.get(task_id, {}).get("dataset")
-        if isinstance(dataset, str):
-            out[key] = dataset
+        data = TaskData.from_metadata(meta.get(task_id))
+        if data is not None:
+            out[key] = data
     return out
 
 
 def describe_tasks(task_datasets: Mapping[str, str], *, proxy: str, hub: Any, max_samples: int = DEFAULT_MAX_SAMPLES,
-                   seed: int = 0, device: Any = None, cache: Any = None, progress: bool = False) -> dict[str, Any]:
-    """Proxy descriptors (:class:`fennec.task.TaskDescriptor`) of historical tasks' datasets.
+                   seed: int = 0, device: Any = None, progress: bool = False) -> dict[str, Any]:
+    """Proxy descriptors (:class:`fennec.task.TaskDescriptor`) of historical tasks' datasets
+    (``{task: dataset}``: ``zoo:<name>``, a path or a Hub id), without a descriptor cache;
+    :func:`fennec.workspace.known_tasks.describe_known_tasks` does the work (and :func:`fit` calls it
+    with the workspace's cache, and each task's config, split and label column).
 
     Each dataset is sampled exactly as :func:`recommend` samples a new one (train split,
     ``max_samples``, ``seed``), so old and new descriptors are comparable.
     """
-    from fennec.data import load_sample
-    from fennec.task import task_descriptor
+    from fennec.workspace.known_tasks import TaskData, describe_known_tasks
 
-    out = {}
-    items = sorted(task_datasets.items())
-    bar = _progress.bar(total=len(items), desc="describing known tasks", unit="tasks", enabled=progress)
-    try:
-        for task, spec in items:
-            sample = load_sample(resolve_task_dataset(spec), max_samples=max_samples, seed=seed)
-            out[task] = task_descriptor(sample, proxy=proxy, hub=hub, device=device, cache=cache)
-            bar.update(1)
-    finally:
-        bar.close()
-    return out
+    return describe_known_tasks({t: TaskData(d) for t, d in task_datasets.items()}, proxy=proxy,
+                                proxy_sha=hub.fetch(proxy, weights=False).sha, hub=hub, resolve=resolve_task_dataset,
+                                max_samples=max_samples, seed=seed, device=device, progress=progress)
 
 
 def fit(*, home: str | Path | None = None, hub: str | None = None, proxy: str | None = None,
@@ -159,8 +156,8 @@ def fit(*, home: str | Path | None = None, hub: str | None = None, proxy: str | 
         hub: where model weights and the proxy come from: ``"zoo"``, a folder, or an endpoint
             URL (default: the previous fit's, else the environment's, see
             :func:`fennec.hub.open_hub`).
-        proxy: the proxy model (default: the previous fit's, else :data:`fennec.task.ONLINE_PROXY`,
-            or :data:`fennec.task.OFFLINE_PROXY` for the zoo).
+        proxy: the proxy model (default: the previous fit's, else the one that fits ``device``,
+            :func:`fennec.task.default_proxy`, or :data:`fennec.task.OFFLINE_PROXY` for the zoo).
         dim: transfer-space dimension (default: the previous fit's, else :data:`DEFAULT_DIM`).
         max_samples, seed: how each historical task's dataset is sampled for its descriptor
             (default: the previous fit's, else :data:`DEFAULT_MAX_SAMPLES` and 0);
@@ -189,7 +186,9 @@ def fit_locked(*, home: Path, hub: str | None, proxy: str | None, dim: int | Non
     """:func:`fit`, with the workspace's fit lock held."""
     from fennec.catalog import Catalog
     from fennec.space import SPACE_VERSION, TaskSide, TransferSpace
-    from fennec.task import DESCRIPTOR_VERSION, OFFLINE_PROXY, ONLINE_PROXY
+    from fennec.hub import HfHub
+    from fennec.workspace.known_tasks import DescriptorCache, describe_known_tasks
+    from fennec.task import DESCRIPTOR_VERSION, OFFLINE_PROXY, default_proxy
 
     t0 = time.perf_counter()
     remove_leftovers(home)
@@ -199,7 +198,7 @@ def fit_locked(*, home: Path, hub: str | None, proxy: str | None, dim: int | Non
         LOG.warning("%s Fitting with the settings given and the defaults.", e)
         previous = {}
     hub_spec = hub if hub is not None else previous.get("hub", "")
-    proxy = proxy or previous.get("proxy") or (OFFLINE_PROXY if hub_spec == ZOO_HUB else ONLINE_PROXY)
+    proxy = proxy or previous.get("proxy") or (OFFLINE_PROXY if hub_spec == ZOO_HUB else default_proxy(device))
     dim = dim if dim is not None else previous.get("dim", DEFAULT_DIM)
     max_samples = max_samples if max_samples is not None else previous.get("max_samples", DEFAULT_MAX_SAMPLES)
     seed = seed if seed is not None else previous.get("seed", 0)
@@ -220,15 +219,16 @@ def fit_locked(*, home: Path, hub: str | None, proxy: str | None, dim: int | Non
                 "some with `fennec import-results` (published tables whose models are in the catalog, or the zoo "
                 "ground truth).")
         datasets = _task_datasets(catalog, sources)
-    _check_proxy(hub_obj, proxy, hub_spec)  # before the long steps: every task and query goes through it
-    described = describe_tasks(datasets, proxy=proxy, hub=hub_obj, max_samples=max_samples, seed=seed,
-                               device=device, progress=progress) if datasets else {}
+    proxy_sha = _check_proxy(hub_obj, proxy, hub_spec)  # before the long steps: every task and query uses it
+    described = describe_known_tasks(
+        datasets, proxy=proxy, proxy_sha=proxy_sha, hub=hub_obj, resolve=resolve_task_dataset,
+        dataset_hub=hub_obj if isinstance(hub_obj, HfHub) else None, max_samples=max_samples, seed=seed,
+        device=device, cache=DescriptorCache(home / constants.DESCRIPTORS_DIR), progress=progress) if datasets else {}
     task_sides = {t: TaskSide(task_id=t, descriptor=d.vector, n_classes=d.n_classes, n_samples=d.n_samples)
                   for t, d in described.items()}
     space = TransferSpace(dim=dim, seed=seed).fit(results, models=sides, tasks=task_sides)
     ids = sorted(sides)
     vectors = space.model_vectors([sides[m] for m in ids]).astype(np.float32)
-    proxy_sha = next(iter(described.values())).proxy_sha if described else None
 
     tmp = Path(tempfile.mkdtemp(prefix=f".{constants.SPACE_LINK}.", suffix=".tmp", dir=home))
     try:
@@ -239,7 +239,8 @@ def fit_locked(*, home: Path, hub: str | None, proxy: str | None, dim: int | Non
             "proxy": proxy, "proxy_sha": proxy_sha, "dim": dim, "seed": seed, "max_samples": max_samples,
             "fitted_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "n_models": len(ids), "n_with_history": len(history & set(ids)), "n_tasks": len(results),
-            "tasks": {t: {"source": sources[t], "dataset": datasets.get(t)} for t in sorted(results)},
+            "tasks": {t: {"source": sources[t], "dataset": datasets[t].dataset if t in datasets else None,
+                          "described": t in described} for t in sorted(results)},
             "excluded": sorted({proxy, *exclude}),
             **(_extra_manifest or {}),
         }
@@ -262,12 +263,13 @@ def check_device(device: Any) -> None:
         resolve_device(device)
 
 
-def _check_proxy(hub: Any, proxy: str, hub_spec: str) -> None:
-    """The proxy must be on the hub (its config is fetched, no weights) before anything is fitted."""
+def _check_proxy(hub: Any, proxy: str, hub_spec: str) -> str:
+    """The proxy must be on the hub (its config is fetched, no weights) before anything is
+    fitted; returns the commit sha every descriptor of this fit is computed at."""
     from fennec.errors import HubError
 
     try:
-        hub.fetch(proxy, weights=False)
+        return hub.fetch(proxy, weights=False).sha
     except HubError as e:
         where = f"the hub {hub_spec!r}" if hub_spec else "the hub (HF_ENDPOINT / FENNEC_LOCAL_HUB)"
         raise InvalidInputError(
