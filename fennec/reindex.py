@@ -49,7 +49,7 @@ import re
 import sqlite3
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Protocol
@@ -292,12 +292,13 @@ _EPOCH = datetime.min.replace(tzinfo=timezone.utc)
 
 def _work_list(hub: Hub, catalog: Catalog, *, since: datetime | None, limit: int | None,
                retry_failed: bool, now: datetime, summary: ReindexSummary,
-               vector_version: str) -> list[_Work]:
-    """What to process, oldest first, at most ``limit``. Lists the hub but looks nothing up
-    and writes nothing: the models to redo come from the catalog."""
+               vector_version: str, models: Sequence[ModelRecord] | None = None) -> list[_Work]:
+    """What to process, oldest first, at most ``limit``. Lists the hub (or takes ``models``)
+    but looks nothing up and writes nothing: the models to redo come from the catalog."""
     listing_since = since - WATERMARK_OVERLAP if since is not None else None
     listed: dict[str, ModelRecord] = {}
-    for record in hub.list_models(sort="lastModified", since=listing_since):
+    records = hub.list_models(sort="lastModified", since=listing_since) if models is None else models
+    for record in records:
         summary.listed += 1
         known = catalog.get_model(record.repo_id)
         if known is not None and known.sha == record.sha and (
@@ -333,7 +334,7 @@ def reindex(*, hub: Hub, catalog: Catalog, index_dir: str | Path, embedder: Embe
             lock_path: str | Path | None = None, now: datetime | None = None,
             rebuild_index: bool = False, index_save_interval: float = 30.0,
             on_batch: Callable[[ReindexSummary], None] | None = None,
-            dedup: bool = True) -> ReindexSummary:
+            dedup: bool = True, models: Sequence[ModelRecord] | None = None) -> ReindexSummary:
     """Bring the catalog and the index up to date with the hub.
 
     Args:
@@ -361,6 +362,10 @@ def reindex(*, hub: Hub, catalog: Catalog, index_dir: str | Path, embedder: Embe
         dedup: build each architecture once when the embedder names architectures (an
             ``architecture_key(files, record)`` method); False builds every model (to
             measure what reuse saves: ``benchmark/arch_dedup.py``).
+        models: index these models (records from :meth:`~fennec.hub.HfHub.model_info` or a
+            listing) instead of listing the hub since the watermark; those already indexed at
+            the same commit are skipped as usual. Such a scoped run leaves the watermark
+            alone: only a listing of everything since the watermark moves it.
 
     Returns:
         A :class:`ReindexSummary`.
@@ -396,7 +401,7 @@ def reindex(*, hub: Hub, catalog: Catalog, index_dir: str | Path, embedder: Embe
             index, summary.index_rebuilt = _open_consistent_index(index_dir, catalog, meta,
                                                                   rebuild=rebuild_index)
         work = _work_list(hub, catalog, since=start, limit=limit, retry_failed=retry_failed,
-                          now=clock(), summary=summary, vector_version=embedder.version)
+                          now=clock(), summary=summary, vector_version=embedder.version, models=models)
         LOG.info("%d models to process (%d listed since %s, %d skipped)", len(work), summary.listed,
                  start, summary.skipped)
         if dry_run:
@@ -415,7 +420,7 @@ def reindex(*, hub: Hub, catalog: Catalog, index_dir: str | Path, embedder: Embe
                 unavailable = _run_batch(batch, hub=hub, catalog=catalog, index=index,
                                          embedder=embedder, clock=clock, summary=summary, bar=bar,
                                          unavailable=unavailable, arch_key=arch_key,
-                                         architectures=architectures)
+                                         architectures=architectures, advance=models is None)
                 dirty = True
                 if time.monotonic() - saved_at >= index_save_interval:
                     index.save(index_dir)
@@ -442,11 +447,12 @@ def _run_batch(batch: list[_Work], *, hub: Hub, catalog: Catalog, index: ModelIn
                embedder: Embedder, clock: Callable[[], datetime], summary: ReindexSummary,
                bar: Any, unavailable: int,
                arch_key: Callable[[ModelFiles, ModelRecord], str | None] | None = None,
-               architectures: dict[str, _Built] | None = None) -> int:
+               architectures: dict[str, _Built] | None = None, advance: bool = True) -> int:
     """Process one batch and commit it; returns how many models in a row, up to the end of
     this batch, the hub was unavailable for (``unavailable`` carries it between batches).
     With ``arch_key``, each architecture is built once: ``architectures`` holds those built
     in this run, the catalog those of earlier runs, and the batch's transaction adds the new.
+    ``advance=False`` (a scoped run) leaves the watermark where it is.
 
     Raises:
         HubUnavailableError: for ``HUB_DOWN_AFTER`` models in a row, or not about one
@@ -523,7 +529,7 @@ def _run_batch(batch: list[_Work], *, hub: Hub, catalog: Catalog, index: ModelIn
         # only the listing moves the watermark: models looked up from the catalog are older
         listed = [w.record.last_modified for w in batch
                   if w.record is not None and w.record.last_modified is not None]
-        if listed:
+        if listed and advance:
             catalog.advance_watermark(max(listed))
         generation = str(int(catalog.get_state(GENERATION_KEY, "0")) + 1)
         catalog.set_state(GENERATION_KEY, generation)

@@ -117,6 +117,20 @@ def test_first_run_then_nothing_to_do(tiny_zoo, catalog, home):
     assert "added 0" in again.line() and "models/min" in again.line()
 
 
+def test_a_scoped_run_indexes_only_the_models_given_and_leaves_the_watermark(tiny_zoo, catalog, home):
+    hub = LocalHub(tiny_zoo["hub"])
+    scope = [hub.model_info("org/tiny-vit"), hub.model_info("org/tiny-resnet")]
+    s = run(hub, catalog, home, models=scope)
+    assert (s.added, s.listed) == (2, 2)
+    assert {m.repo_id for m in catalog.models()} == {"org/tiny-vit", "org/tiny-resnet"}
+    assert catalog.watermark is None  # only a listing of everything since the watermark moves it
+    check_consistent(catalog, home)
+    again = run(hub, catalog, home, models=scope)  # indexed at the same commit: skipped
+    assert again.processed == 0 and again.skipped == 2
+    full = run(hub, catalog, home)  # a plain run then lists the rest and moves the watermark
+    assert full.added == 4 and catalog.watermark == max(r.last_modified for r in hub.list_models())
+
+
 def test_new_and_changed_models_are_picked_up(tiny_zoo, catalog, home, tmp_path):
     root = copy_zoo(tiny_zoo["hub"], tmp_path / "hub")
     hub = LocalHub(root)
