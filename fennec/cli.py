@@ -8,6 +8,8 @@ Subcommands:
 - ``fennec import-results``: import the published transfer-result tables shipped with fennec
   (models under their Hub ids), or tables given as paths, or the zoo's ground truth.
 - ``fennec fit``: fit the transfer space from the catalog and rebuild the model and task indexes.
+- ``fennec init``: build the workspace for a Hub in one resumable command (reindex a scope,
+  import the shipped published history, describe its tasks, fit; a plan and estimate first).
 - ``fennec recommend DATASET``: the ranked models for a dataset (``--json`` for machines).
 - ``fennec bench``: the leave-one-task-out benchmark on the embedded zoo (``--published``: also
   leave-one-model-out cold start on the published tables).
@@ -167,8 +169,8 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--home", type=Path, help="workspace (default: FENNEC_HOME)")
     f.add_argument("--hub", help="where weights and the proxy come from: 'zoo', a folder or an endpoint URL "
                    "(default: the previous fit's)")
-    f.add_argument("--proxy", help="proxy model id (default: the previous fit's, else facebook/dinov2-large; "
-                   "fennec/resnet-proxy-union-long with --hub zoo)")
+    f.add_argument("--proxy", help="proxy model id (default: the previous fit's, else facebook/dinov2-large with "
+                   "CUDA, facebook/dinov2-small without; fennec/resnet-proxy-union-long with --hub zoo)")
     f.add_argument("--dim", type=_positive, help="transfer-space dimension (default: the previous fit's, else 6)")
     f.add_argument("--max-samples", type=_positive, help="images per historical task for its descriptor "
                    "(default: the previous fit's, else 1000)")
@@ -177,6 +179,22 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--zoo", action="store_true", help="(re)build the embedded zoo's workspace instead (fixed "
                    "settings: only --home, --device and --no-progress apply)")
     f.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    n = sub.add_parser("init", parents=[common], help="build the workspace for a Hub: reindex, import the shipped "
+                       "history, describe its tasks, fit (resumable; says what it will do first)")
+    n.add_argument("--hub", help="Hub endpoint URL (default: HF_ENDPOINT, or https://huggingface.co)")
+    n.add_argument("--home", type=Path, help="workspace (default: FENNEC_HOME)")
+    n.add_argument("--top", type=_non_negative, default=None, help="most-downloaded image classifiers to index "
+                   "besides the models with published history (default 200)")
+    n.add_argument("--proxy", help="proxy model id (default: the workspace's, else facebook/dinov2-large with CUDA, "
+                   "facebook/dinov2-small without)")
+    n.add_argument("--device", type=_device, help="device for the proxy")
+    n.add_argument("--max-samples", type=_positive, help="images per published task for its descriptor "
+                   "(default 1000)")
+    n.add_argument("--include-unconfirmed", action="store_true", help="also use Hub ids of the published mapping "
+                   "marked unconfirmed")
+    n.add_argument("--dry-run", action="store_true", help="print the plan and its estimate; do nothing")
+    n.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     b = sub.add_parser("bench", parents=[common], help="leave-one-task-out benchmark on the embedded zoo")
     b.add_argument("--targets", nargs="*", help="zoo targets to hold out (default: all with ground truth)")
@@ -387,6 +405,18 @@ def _fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _init(args: argparse.Namespace) -> int:
+    from fennec.workspace.hub_init import DEFAULT_TOP, init_workspace
+
+    summary = init_workspace(args.hub, home=args.home, top=DEFAULT_TOP if args.top is None else args.top,
+                             proxy=args.proxy, device=args.device, max_samples=args.max_samples,
+                             include_unconfirmed=args.include_unconfirmed, dry_run=args.dry_run,
+                             progress=_progress(args), announce=lambda line: print(line, flush=True))
+    for line in summary.lines():
+        print(line, flush=True)
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
     from fennec.bench import run_benchmark
 
@@ -545,7 +575,7 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.showwarning = show
             commands = {"reindex": _reindex, "models": _models, "import-results": _import, "recommend": _recommend,
-                        "fit": _fit, "bench": _bench, "catalog": _catalog_command}
+                        "fit": _fit, "init": _init, "bench": _bench, "catalog": _catalog_command}
             return commands[args.command](args)
     except ReindexLockedError as e:
         print(f"fennec: {_cli_terms(str(e), flags)}", file=sys.stderr)

@@ -110,7 +110,7 @@ def test_a_hub_dataset_is_read_from_the_hub_given_and_parquet_only_refuses_a_dow
     ``parquet_only`` refuses a dataset that has no parquet files instead of downloading it."""
     from fennec.data import load_sample
     from fennec.hub import HfHub
-    from fennec.hub_server import HubServer
+    from fennec.hub.server import HubServer
 
     datasets = tmp_path / "datasets"
     write_parquet_dataset(datasets, "with-parquet")
