@@ -92,7 +92,7 @@ def default_proxy(device: Any = None) -> str:
     what fennec would use: CUDA when available.
 
     Example:
-        >>> default_proxy("cpu")  # doctest: +SKIP
+        >>> default_proxy("cpu")  # without FENNEC_PROXY_CPU
         'facebook/dinov2-small'
     """
     from fennec import constants
