@@ -17,7 +17,7 @@ Hub-compatible server: ``--hub URL``). Its steps, each of which skips the work a
    tables and mapping have not changed since the last init;
 3. **describe the tasks** and **fit** (:func:`fennec.workspace.fit`): each mapped task's
    dataset is sampled from that hub over range requests as ``recommend()`` samples a new
-   one and run through the proxy (:mod:`fennec.known_tasks`; descriptors are cached, so a
+   one and run through the proxy (:mod:`fennec.workspace.known_tasks`; descriptors are cached, so a
    rerun describes only what is missing), then the transfer space is fitted.
 
 Before any of it, :func:`plan_init` says what will be done and how long it should take
@@ -206,7 +206,8 @@ class InitPlan:
             return "no estimate (no measured rate)" if value is None else f"~{_duration(value)}"
 
         skipped = ", ".join(f"{n} {status}" for status, n in sorted(s.skipped_models.items())) or "none"
-        total = None if any(v is None for v in self.estimate.values()) else sum(self.estimate.values())  # type: ignore[misc]
+        known = [v for v in self.estimate.values() if v is not None]
+        total = sum(known) if len(known) == len(self.estimate) else None
         return [
             f"fennec init: a workspace in {self.home} for {self.hub or constants.hf_endpoint()}",
             f"1. reindex the {len(s.hub_ids)} Hub models with published history (from {s.n_models} published "

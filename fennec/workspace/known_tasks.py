@@ -15,7 +15,7 @@ split, columns), the proxy and the commit of its weights, the sampling (``max_sa
 ``seed``) and :data:`fennec.task.DESCRIPTOR_VERSION`: a refit, or a fit interrupted after
 some tasks, describes only what is not cached yet (one small request per dataset finds its
 commit). Local and zoo datasets have no commit and are described again by each fit (their
-proxy features are cached by content, :class:`fennec.features.FeatureCache`). Each task's
+proxy features are cached by content, :class:`fennec.features.cache.FeatureCache`). Each task's
 progress is a line on stderr with its images, classes and seconds.
 
 A Hub task whose dataset cannot be read (not on that hub, gated, no parquet files, no
