@@ -11,10 +11,10 @@ Hub-compatible server: ``--hub URL``). Its steps, each of which skips the work a
    architecture is embedded once (archi2vec, configs only, no weights). A first init sets
    the watermark to the time it started, so that a later ``fennec reindex`` adds the models
    changed since, not the whole Hub (``fennec reindex --since 2000-01-01`` does that);
-2. **import the shipped history**: the published tables that come with fennec, each model
-   renamed to its Hub id (unmapped ones are left out and counted), each task given the Hub
-   dataset, config, split and label column its mapping names; skipped when the shipped
-   tables and mapping have not changed since the last init;
+2. **import the shipped history** (``fennec import-results`` without a path): the published
+   tables that come with fennec, each model under its Hub id, each mapped task given the Hub
+   dataset, config, split and columns its mapping names; skipped when the shipped tables and
+   mapping have not changed since the last init;
 3. **describe the tasks** and **fit** (:func:`fennec.workspace.fit`): each mapped task's
    dataset is sampled from that hub over range requests as ``recommend()`` samples a new
    one and run through the proxy (:mod:`fennec.workspace.known_tasks`; descriptors are cached, so a
@@ -89,8 +89,9 @@ _HISTORY_STAMP = "published_history_stamp"
 # -- what the shipped history maps -----------------------------------------------------
 
 
-#: The published sources :func:`init_workspace` imports: image-classification tables of
-#: fine-tuning or linear-probe accuracies (not rank-only tables, metric scores or reports).
+#: The published sources whose models :func:`init_workspace` indexes and whose tasks it
+#: describes: image-classification tables of fine-tuning or linear-probe accuracies (not
+#: rank-only tables, metric scores, reports, captioning or segmentation).
 HISTORY_KINDS = ("finetune", "linear_probe")
 
 
@@ -377,7 +378,7 @@ def init_workspace(hub: str | None = None, *, home: str | Path | None = None, to
     plan.home.mkdir(parents=True, exist_ok=True)
     records, missing = _resolve(hub_obj, plan.scope.hub_ids, progress=progress)
     reindexed = _reindex(hub_obj, plan.home, [*records, *plan.top], started=started, progress=progress)
-    n_results = _import_history(plan.home, plan.scope)
+    n_results = _import_history(plan.home, plan.scope, include_unconfirmed=include_unconfirmed)
     from fennec.workspace.fitting import fit
 
     fitted = fit(home=plan.home, hub=hub, proxy=plan.proxy, device=device, max_samples=plan.max_samples,
@@ -418,37 +419,17 @@ def _reindex(hub: Any, home: Path, records: Sequence[Any], *, started: datetime,
     return summary
 
 
-def _import_history(home: Path, scope: HistoryScope) -> int:
-    """Import the shipped tables with models renamed to their Hub ids and tasks given their
-    datasets; nothing when the same history was imported before. Returns the results imported."""
-    from fennec import published
+def _import_history(home: Path, scope: HistoryScope, *, include_unconfirmed: bool) -> int:
+    """Import the shipped tables (:meth:`fennec.catalog.Catalog.import_shipped_tables`: models
+    under their Hub ids) and give the mapped tasks their datasets; nothing when the same history
+    was imported before. Returns the results imported."""
     from fennec.catalog import Catalog
 
     stamp = _history_stamp(scope)
     with Catalog(catalog_path(home)) as catalog:
         if catalog.get_state(_HISTORY_STAMP) == stamp:
             return 0
-        n = 0
-        for src in _history_sources():
-            hub_ids = scope.models.get(src.source_id, {})
-            tables: dict[str, dict[str, dict[str, float]]] = {}
-            for variant in src.variants:
-                for task, row in published.load_table(src.source_id, variant.name).values.items():
-                    kept: dict[str, float] = {}
-                    for name, value in row.items():
-                        # two names of one table for the same weights: the first one's result is kept
-                        if value is not None and name in hub_ids and hub_ids[name] not in kept:
-                            kept[hub_ids[name]] = float(value)
-                    if kept:
-                        tables.setdefault(variant.name, {})[task] = kept
-            if "results" not in tables:
-                continue
-            summary = catalog.import_table(
-                src.source_id, tables, metric=src.metric or None, protocol=src.protocol,
-                source={"repo": src.repo, "path": src.path, "commit": src.commit, "paper": src.paper},
-                header={"shipped_with": "fennec.published", "models": "renamed to their Hub ids (mapped only)",
-                        "scales": {v.name: v.scale for v in src.variants}})
-            n += summary.n_results
+        n = sum(s.n_results for s in catalog.import_shipped_tables(unconfirmed=include_unconfirmed))
         for task, data in sorted(scope.tasks.items()):
             catalog.upsert_task(task, kind="published", metadata=data.to_metadata())
         catalog.set_state(_HISTORY_STAMP, stamp)
