@@ -16,11 +16,13 @@ noise with class-specific colour), sampled with :func:`fennec.data.load_sample` 
 ``fennec fit`` samples a historical task (1000 images, stratified, seed 0); reading it from
 the Hub adds the transfer of the sampled rows' row groups (not measured here).
 
-Reported: seconds to decode the sample, seconds for loading the proxy, its forward passes
-and the descriptor, and images per second, for the CPU proxy on ``--images`` images; the GPU
-proxy is timed on ``--large-images`` and on a third of that (both include loading its 1.2 GB
-of weights), and the difference gives its rate per image, extrapolated to ``--images``: what
-the CPU would take if it used the large proxy. Writes ``benchmark/results/proxy_timing.{json,md}``.
+Reported, wall clock and the process's CPU time: seconds to decode the sample, and seconds
+for loading the proxy, its forward passes and the descriptor, for the CPU proxy on
+``--images`` images. On a shared machine the CPU time divided by the torch threads is what
+that many dedicated cores would take. The GPU proxy is timed on ``--large-images`` and on a
+third of that (both include loading its 1.2 GB of weights); the difference of their CPU times
+gives its cost per image, extrapolated to ``--images``: what the CPU would take if it used the
+large proxy. Writes ``benchmark/results/proxy_timing.{json,md}``.
 """
 
 from __future__ import annotations
@@ -123,22 +125,22 @@ def time_proxy(hub: Any, proxy: str, data: Path, n_images: int) -> dict[str, Any
     from fennec.data import load_sample
     from fennec.task import task_descriptor
 
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     sample = load_sample(data, max_samples=n_images, seed=0)
-    decode_s = time.perf_counter() - t
-    t = time.perf_counter()
+    decode_s, decode_cpu = time.perf_counter() - t, time.process_time() - c
+    t, c = time.perf_counter(), time.process_time()
     desc = task_descriptor(sample, proxy=proxy, hub=hub, cache=False, device="cpu")
-    describe_s = time.perf_counter() - t
+    describe_s, describe_cpu = time.perf_counter() - t, time.process_time() - c
     return {"proxy": proxy, "images": len(sample), "classes": sample.n_classes, "decode_s": round(decode_s, 2),
-            "describe_s": round(describe_s, 2), "images_per_s": round(len(sample) / describe_s, 2),
-            "descriptor_length": int(desc.vector.size)}
+            "decode_cpu_s": round(decode_cpu, 2), "describe_s": round(describe_s, 2),
+            "describe_cpu_s": round(describe_cpu, 2), "descriptor_length": int(desc.vector.size)}
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--images", type=int, default=1000, help="images of one task (fit samples 1000)")
     p.add_argument("--large-images", type=int, default=60, help="images timed with the GPU proxy on this CPU (and a "
-                   "third of that, to separate loading from the forward passes); a multiple of 30")
+                   "third of that, at least 20, to cancel out its loading); a multiple of 10 above 20")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)
@@ -160,12 +162,15 @@ def main(argv: list[str] | None = None) -> int:
         hub = LocalHub(root / "hub")
         rows = [time_proxy(hub, CPU_PROXY, data, args.images),
                 time_proxy(hub, GPU_PROXY, data, args.large_images)]
-        fewer = time_proxy(hub, GPU_PROXY, data, args.large_images // 3)
-    large = rows[1]
-    per_image = (large["describe_s"] - fewer["describe_s"]) / (large["images"] - fewer["images"])
-    large["seconds_per_image_after_loading"] = round(per_image, 3)
-    large["loading_s"] = round(large["describe_s"] - per_image * large["images"], 1)
-    large["extrapolated_describe_s_for_images"] = round(large["loading_s"] + per_image * args.images, 1)
+        fewer = time_proxy(hub, GPU_PROXY, data, max(20, args.large_images // 3))  # >= 2 images per class
+    small, large = rows
+    threads = torch.get_num_threads()
+    small["dedicated_s"] = round((small["decode_cpu_s"] + small["describe_cpu_s"]) / threads, 1)
+    # CPU seconds per image of the large proxy, its loading cancelled out by the difference of two runs
+    per_image = (large["describe_cpu_s"] - fewer["describe_cpu_s"]) / (large["images"] - fewer["images"])
+    large["cpu_s_per_image"] = round(per_image, 3)
+    large["fewer_images_run"] = fewer
+    large["dedicated_s_for_images"] = round(per_image * args.images / threads, 1)
     out = {
         "generated_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
@@ -184,22 +189,26 @@ def main(argv: list[str] | None = None) -> int:
 def _report(out: dict[str, Any]) -> str:
     small, large = out["rows"]
     m = out["machine"]
+    threads = m["torch_threads"]
     return f"""# Describing one task with the Hub proxies: time on this CPU
 
 `benchmark/proxy_timing.py`, {out['generated_utc']}: {m['cpu_count']} CPU cores shared with other jobs (load
-average {m['load_average_at_start'][0]:.1f} at the start), torch {m['torch']} with {m['torch_threads']} threads.
+average {m['load_average_at_start'][0]:.1f} at the start), torch {m['torch']} with {threads} threads.
 Random-weight stand-ins built from the proxies' real Hub configs (no download; the forward
 passes cost the same as the trained weights'); a local parquet task of {out['images']} JPEG
 photos (500 x 375, 10 classes), sampled as `fennec fit` samples a historical task.
 
-| proxy | images | decode (s) | proxy + descriptor (s) | images / s | one task of {out['images']} images |
-|---|---:|---:|---:|---:|---:|
-| `{small['proxy']}` (CPU default) | {small['images']} | {small['decode_s']} | {small['describe_s']} | {small['images_per_s']} | **{small['decode_s'] + small['describe_s']:.0f} s** |
-| `{large['proxy']}` (GPU default) | {large['images']} | {large['decode_s']} | {large['describe_s']} (loading ~{large['loading_s']:.0f}) | {1 / large['seconds_per_image_after_loading']:.2f} after loading | ~{large['extrapolated_describe_s_for_images']:.0f} s (extrapolated) |
+The machine is shared, so wall-clock times follow the other jobs' load; the process's CPU
+time divided by its {threads} threads is what {threads} dedicated cores would take ("dedicated").
+
+| proxy | images | decode wall / CPU (s) | proxy + descriptor wall / CPU (s) | one task of {out['images']} images, dedicated |
+|---|---:|---:|---:|---:|
+| `{small['proxy']}` (CPU default) | {small['images']} | {small['decode_s']} / {small['decode_cpu_s']} | {small['describe_s']} / {small['describe_cpu_s']} | **{small['dedicated_s']:.0f} s** (this run's wall clock: {small['decode_s'] + small['describe_s']:.0f} s) |
+| `{large['proxy']}` (GPU default) | {large['images']} | {large['decode_s']} / {large['decode_cpu_s']} | {large['describe_s']} / {large['describe_cpu_s']} | ~{large['dedicated_s_for_images']:.0f} s ({large['cpu_s_per_image']} CPU s per image, extrapolated) |
 
 On a CPU, fennec's default proxy is `{small['proxy']}`: a historical task takes minutes,
-where `{large['proxy']}` would take about {large['extrapolated_describe_s_for_images'] / 60:.0f} minutes per task. With
-CUDA available the default is `{large['proxy']}` (not measured here: no GPU on this machine).
+where `{large['proxy']}` would take about {large['dedicated_s_for_images'] / 60:.0f} minutes per task. With
+CUDA available the default is `{large['proxy']}` (not measured here: no GPU was lent to this run).
 Reading a task from the Hub adds the download of the sampled rows' parquet row groups.
 Either default is replaced with `fennec fit --proxy` / `fennec init --proxy`, or
 `FENNEC_PROXY_CPU` / `FENNEC_PROXY_GPU`.
