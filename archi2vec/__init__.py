@@ -35,7 +35,7 @@ from archi2vec.errors import (
     SandboxError,
     TraceTimeoutError,
     UnsupportedArchitectureError,
-    UnsupportedModelError,  # the old name of UnsupportedArchitectureError, for one release
+    _deprecated_name,
 )
 from archi2vec.graph import graph, input_shape_for, write_graphml
 
@@ -63,3 +63,8 @@ __all__ = [
     "similarity",
     "write_graphml",
 ]
+
+
+def __getattr__(name: str) -> type[Exception]:
+    # ``archi2vec.UnsupportedModelError``: the old name of UnsupportedArchitectureError
+    return _deprecated_name(__name__, name)

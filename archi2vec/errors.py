@@ -3,12 +3,14 @@
 Each one subclasses the builtin it refines (``ValueError``, ``TimeoutError``), so callers
 that do not know archi2vec's types keep working, and carries the model id and the reason.
 
-``UnsupportedModelError`` is the old name of :class:`UnsupportedArchitectureError` (renamed
-so that it no longer collides with :class:`fennec.errors.UnsupportedModelError`): it names
-the same class for one more release.
+``UnsupportedModelError`` is the deprecated name of :class:`UnsupportedArchitectureError`
+(renamed so that it no longer collides with :class:`fennec.errors.UnsupportedModelError`);
+it still names the same class, with a ``DeprecationWarning``, and goes in the next release.
 """
 
 from __future__ import annotations
+
+import warnings
 
 __all__ = [
     "Archi2VecError",
@@ -82,5 +84,24 @@ class SandboxError(Archi2VecError, RuntimeError):
     verdict on any model (retry later)."""
 
 
-# The old name, for one release (see the module docstring).
-UnsupportedModelError = UnsupportedArchitectureError
+# Old names that still resolve, with a DeprecationWarning, until the next release.
+_DEPRECATED = {"UnsupportedModelError": "UnsupportedArchitectureError"}
+
+
+def _deprecated_name(module: str, name: str) -> type[Exception]:
+    """The class an old name of :data:`_DEPRECATED` stands for, with a ``DeprecationWarning``
+    (the module ``__getattr__`` of ``archi2vec`` and ``archi2vec.errors``).
+
+    Raises:
+        AttributeError: ``name`` is not an old name (what Python raises for a missing name).
+    """
+    new = _DEPRECATED.get(name)
+    if new is None:
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+    warnings.warn(f"archi2vec.{name} is deprecated and will be removed in the next release: "
+                  f"use archi2vec.{new} (the same class)", DeprecationWarning, stacklevel=3)
+    return globals()[new]
+
+
+def __getattr__(name: str) -> type[Exception]:
+    return _deprecated_name(__name__, name)

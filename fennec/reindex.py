@@ -162,7 +162,7 @@ class Archi2VecEmbedder:
                                            method=self.method, library=lib)
             return a2v.embed(config, dim=self.dim, method=self.method,
                              timeout=self.timeout, library=lib)
-        except a2v.UnsupportedModelError as e:
+        except a2v.UnsupportedArchitectureError as e:
             if isinstance(e, a2v.ImplausibleConfigError):
                 kind, what = "implausible_config", "archi2vec refused its config"
             elif isinstance(e, (a2v.BudgetExceededError, a2v.TraceTimeoutError)):

@@ -181,10 +181,17 @@ def test_config_saved_in_half_precision_builds_and_embeds_in_float32():
     assert archi2vec.similarity(vector, archi2vec.embed(TINY_VIT, method="record")) > 0.999
 
 
-def test_the_old_error_name_still_names_the_same_class():
+def test_the_old_error_name_still_works_with_a_deprecation_warning():
     """``UnsupportedModelError`` was renamed ``UnsupportedArchitectureError`` (it collided with
-    fennec's): the old name is the same class, for one release, and no longer public."""
+    fennec's): the old name is the same class, for one release, and says what to use."""
     import archi2vec.errors
 
-    assert archi2vec.UnsupportedModelError is archi2vec.errors.UnsupportedModelError is UnsupportedArchitectureError
+    for module in (archi2vec, archi2vec.errors):
+        with pytest.warns(DeprecationWarning, match="use archi2vec.UnsupportedArchitectureError"):
+            old = module.UnsupportedModelError
+        assert old is UnsupportedArchitectureError
+    with pytest.warns(DeprecationWarning):
+        from archi2vec.errors import UnsupportedModelError  # noqa: F401 - the import warns
+    with pytest.raises(AttributeError, match="module 'archi2vec' has no attribute 'NoSuchError'"):
+        archi2vec.NoSuchError  # noqa: B018 - the lookup is the test
     assert "UnsupportedModelError" not in archi2vec.__all__ + archi2vec.errors.__all__

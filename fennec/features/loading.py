@@ -127,7 +127,7 @@ def _check_size(files: ModelFiles, *, library: str) -> None:
             f"{repo_id}: building its config on the meta device took more than "
             f"{_META_BUILD_TIMEOUT:g} s", repo_id=repo_id, revision=files.sha,
             reason="over_budget") from e
-    except archi2vec.UnsupportedModelError as e:  # the loader below says why, in its words
+    except archi2vec.UnsupportedArchitectureError as e:  # the loader below says why, in its words
         LOG.debug("%s: archi2vec cannot build it on meta (%s); no size check", repo_id, e.reason)
         return
     parameters = sum(p.numel() for p in meta.parameters())
