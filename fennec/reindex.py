@@ -636,6 +636,10 @@ def parse_duration(text: str) -> float:
 
     Raises:
         InvalidInputError: anything else, or zero.
+
+    Example:
+        >>> parse_duration("15m"), parse_duration("1.5h")
+        (900.0, 5400.0)
     """
     m = _DURATION.match(text or "")
     if not m:

@@ -17,21 +17,45 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# The rest of fennec joins once its package layout (issue 13) has landed.
-ROOTS = ("archi2vec", "fennec.metrics", "fennec.evaluation", "fennec.task")
+ROOTS = ("archi2vec", "fennec")
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 # Examples marked ``# doctest: +SKIP``, by their first source line (the directive removed),
 # with why each cannot run here. Make an example runnable rather than adding it here.
 SKIPPED = {
-    'list_metrics()':
-        "its output grows with every metric registered; tests/test_metrics_common.py lists them",
-    'get_metric("sfda")(features, labels)':
-        "features and labels stand for a model's features on a dataset",
-    'score = get_metric("logme")(features, labels)':
-        "features and labels stand for a model's features on a dataset",
-    'score = nleep(features, labels, component_ratio=5, seed=0)':
-        "features and labels stand for a model's features on a dataset",
+    'with HubServer(models_dir="zoo/hub", datasets_dir="zoo/datasets") as server:':
+        "sets HF_ENDPOINT in the environment of the whole test process",
+    'hub = HfHub(endpoint="http://127.0.0.1:8765", retry=RetryPolicy(attempts=3))':
+        "needs a Hub server listening at that address",
+    'hub.model_info("google/vit-base-patch16-224").sha':
+        "needs the Hugging Face Hub",
+    'scores = score_candidates(["org/a", "org/b"], sample, hub=hub)':
+        "sample and hub stand for the caller's; tests/test_refine.py covers scoring",
+    'final = fuse({"org/a": 0.91, "org/b": 0.88},':
+        "needs the scores of the line before",
+    'hub = open_hub("zoo/hub")':
+        "opens the hub of the next line, which is skipped",
+    'out = model_features("photolab/resnet-tiny-photos", sample, hub=hub)':
+        "sample stands for the caller's; tests/test_features.py::test_a_zoo_model_on_synthetic_images "
+        "runs it",
+    'out.features.shape, out.cached':
+        "needs the features of the line before",
+    'cache = FeatureCache(tmp_path)':
+        "tmp_path, sha and sample stand for the caller's; tests/test_features.py covers the cache",
+    'cache.put(sha, sample.fingerprint, feats, probs)':
+        "needs the cache of the line before",
+    'feats2, probs2 = cache.get(sha, sample.fingerprint)':
+        "needs the cache of the line before",
+    'with Catalog(fennec_home() / "catalog.sqlite") as cat:':
+        "writes to the user's fennec home (and reads the shared tables, or the Hub)",
+    'recs = fennec.recommend("zoo/datasets/t-digits-fewshot", top_k=3)':
+        "builds the zoo workspace and runs models; tests/test_recommend.py covers it",
+    'recs[0].model_id':
+        "needs the recommendations of the line before",
+    'ws = Workspace.load(zoo_workspace())':
+        "builds the zoo workspace in the user's fennec home; tests/test_local_state.py covers it",
+    'len(ws.index)':
+        "needs the workspace of the line before",
     'with Sandbox(time_budget=60) as sandbox:':
         "config.json stands for the caller's file; tests/test_hostile_configs.py covers embedding",
 }

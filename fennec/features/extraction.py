@@ -228,8 +228,13 @@ def extract_features(model_or_files: torch.nn.Module | ModelFiles, images: Seque
         FeatureExtractionError: non-finite outputs.
 
     Example:
-        >>> files = hub.fetch("photolab/vit-tiny-photos", weights=True)  # doctest: +SKIP
-        >>> feats, probs = extract_features(files, images)  # doctest: +SKIP
+        >>> from PIL import Image
+        >>> from fennec.hub import LocalHub
+        >>> files = LocalHub("zoo/hub").fetch("photolab/vit-tiny-photos", weights=True)
+        >>> images = [Image.new("RGB", (40, 30), (60 * i, 90, 200 - 60 * i)) for i in range(3)]
+        >>> feats, probs = extract_features(files, images, device="cpu")
+        >>> feats.shape[0], probs.shape[0], bool(abs(probs.sum(axis=1) - 1).max() < 1e-4)
+        (3, 3, True)
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InvalidInputError(f"batch_size must be a positive int, got {batch_size!r}.")

@@ -23,11 +23,14 @@ Two hubs share one interface (:class:`Hub`):
 
 :func:`open_hub` picks one from a URL, a folder or the environment.
 
-Example:
-    >>> hub = open_hub("http://127.0.0.1:8765")  # doctest: +SKIP
-    >>> for m in hub.list_models(sort="lastModified", limit=10):  # doctest: +SKIP
+Example (a folder of repositories, here the zoo; a Hub URL such as
+``open_hub("https://huggingface.co")`` gives an :class:`HfHub` with the same methods):
+    >>> hub = open_hub("zoo/hub")
+    >>> for m in hub.list_models(sort="lastModified", limit=2):
     ...     files = hub.fetch(m.repo_id, revision=m.sha)     # config only, no weights
-    ...     files.config["model_type"]
+    ...     m.repo_id, files.config["model_type"]
+    ('unionlab/vit-tiny-union-weak', 'vit')
+    ('unionlab/vit-small-union', 'vit')
 """
 
 from __future__ import annotations
@@ -1000,7 +1003,7 @@ def open_hub(spec: str | Path | None = None, **kwargs: Any) -> HfHub | LocalHub:
         FileNotFoundError: ``spec`` is neither a URL nor an existing folder.
 
     Example:
-        >>> open_hub("zoo/hub")  # doctest: +SKIP
+        >>> open_hub("zoo/hub")
         LocalHub('zoo/hub')
     """
     if spec is None:

@@ -42,8 +42,9 @@ class LocalHub:
         root: the folder.
 
     Example:
-        >>> hub = LocalHub("zoo/hub")  # doctest: +SKIP
-        >>> [m.repo_id for m in hub.list_models(limit=3)]  # doctest: +SKIP
+        >>> hub = LocalHub("zoo/hub")
+        >>> [m.repo_id for m in hub.list_models(limit=3)]
+        ['unionlab/vit-tiny-union-weak', 'unionlab/vit-small-union', 'unionlab/swin-tiny-union']
     """
 
     def __init__(self, root: str | Path):

@@ -224,8 +224,14 @@ def nleep(features: Any, labels: Any, *, component_ratio: int = 5, pca_variance:
 
     Examples
     --------
+    >>> import numpy as np
     >>> from fennec.metrics import nleep
-    >>> score = nleep(features, labels, component_ratio=5, seed=0)  # doctest: +SKIP
+    >>> rng = np.random.default_rng(0)
+    >>> labels = np.repeat(np.arange(3), 50)
+    >>> features = rng.normal(size=(150, 8)) + 1.0 * labels[:, None]
+    >>> score = nleep(features, labels, component_ratio=5, seed=0)
+    >>> bool(score > nleep(features, rng.permutation(labels), component_ratio=5, seed=0))
+    True
     """
     if isinstance(component_ratio, bool) or not isinstance(component_ratio, (int, np.integer)) \
             or component_ratio < 1:

@@ -97,9 +97,12 @@ class HubServer:
         ValueError: ``host`` is not a loopback address and ``allow_remote`` is not set.
 
     Example:
-        >>> server = HubServer(models_dir=tmp / "hub").start()  # doctest: +SKIP
-        >>> HfApi(endpoint=server.url).model_info("org/tiny-vit").sha  # doctest: +SKIP
-        >>> server.stop()  # doctest: +SKIP
+        >>> import json, urllib.request
+        >>> server = HubServer(models_dir="zoo/hub").start()
+        >>> with urllib.request.urlopen(f"{server.url}/api/models/photolab/vit-tiny-photos") as r:
+        ...     json.load(r)["id"]                    # what HfApi(endpoint=server.url) reads
+        'photolab/vit-tiny-photos'
+        >>> server.stop()
     """
 
     def __init__(self, *, models_dir: str | os.PathLike | None = None,
