@@ -12,6 +12,7 @@ __all__ = [
     "FennecWarning",
     "InvalidInputError",
     "MetricComputationError",
+    "UnknownIdError",
     "UnknownMetricError",
 ]
 
@@ -51,6 +52,18 @@ class UnknownMetricError(FennecError, KeyError):
             f"Available metrics: {', '.join(self.available)}. "
             "Use fennec.metrics.list_metrics() to see them with their descriptions."
         )
+
+
+class UnknownIdError(InvalidInputError, KeyError):
+    """An id (a model in an index, a task) that is not there. ``key`` is the id asked for.
+
+    Both an :class:`InvalidInputError` (a ``ValueError``) and a ``KeyError``, so callers of
+    either kind of lookup keep working.
+    """
+
+    def __init__(self, message: str, *, key: str):
+        self.key = key
+        super().__init__(message)
 
 
 # ---------------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from fennec._io import sha256_file
-from fennec.errors import IndexCorruptedError, IndexMismatchError, InvalidInputError
+from fennec.errors import IndexCorruptedError, IndexMismatchError, InvalidInputError, UnknownIdError
 
 __all__ = ["FORMAT_VERSION", "IndexMeta", "ModelIndex", "open_index"]
 
@@ -169,9 +169,14 @@ class ModelIndex:
         return [self._model_of[i] for i in sorted(self._model_of)]
 
     def vector(self, model_id: str) -> np.ndarray:
-        """The stored vector of a model (normalised for ``cosine``)."""
+        """The stored vector of a model (normalised for ``cosine``).
+
+        Raises:
+            UnknownIdError: ``model_id`` is not in the index (a ``KeyError`` and a ``ValueError``).
+        """
         if model_id not in self._id_of:
-            raise KeyError(model_id)
+            raise UnknownIdError(f"{model_id!r} is not in the index ({len(self._id_of)} models); check the id "
+                                 "(the index's ids are in .ids), or add it first.", key=model_id)
         return self._index.reconstruct(self._id_of[model_id])
 
     # -- updates --------------------------------------------------------------------------

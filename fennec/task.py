@@ -43,7 +43,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from fennec._io import save_json_atomic, save_npz_atomic
-from fennec.errors import InvalidInputError
+from fennec.errors import InvalidInputError, UnknownIdError
 from fennec.metrics._validation import check_features_labels
 
 __all__ = [
@@ -323,7 +323,7 @@ class TaskIndex:
         try:
             return self._raw[self.task_ids.index(task_id)].copy()
         except ValueError:
-            raise InvalidInputError(f"Unknown task {task_id!r}; known: {self.task_ids}.") from None
+            raise UnknownIdError(f"Unknown task {task_id!r}; known: {self.task_ids}.", key=task_id) from None
 
     def search(self, descriptor: Any, k: int = 5, *, exclude: Sequence[str] = ()) -> list[tuple[str, float]]:
         """The ``k`` historical tasks most similar to ``descriptor``: ``[(task_id, cosine)]``."""

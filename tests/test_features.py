@@ -265,6 +265,15 @@ def test_cache_round_trips_none_probabilities(tmp_path):
     assert cache.get("a/b c", "../fp")[1].shape == (3, 2)
 
 
+def test_cache_put_refuses_arrays_of_the_wrong_shape(tmp_path):
+    cache = FeatureCache(tmp_path)
+    with pytest.raises(InvalidInputError, match="features must be 2-D float32, got 1-D"):
+        cache.put("abc", "fp", np.zeros(3), None)
+    with pytest.raises(InvalidInputError, match="probabilities must be 2-D float32 with 3 rows"):
+        cache.put("abc", "fp", np.zeros((3, 2)), np.zeros((2, 2)))
+    assert not list(tmp_path.rglob("*.npz"))  # nothing written
+
+
 def test_corrupt_or_mismatching_cache_file_is_ignored_and_rewritten(hub, sample, tmp_path, caplog):
     cache = FeatureCache(tmp_path / "cache")
     first = model_features("org/tiny-resnet", sample, hub=hub, cache=cache)

@@ -19,6 +19,7 @@ from fennec.errors import (
     MalformedModelError,
     ModelAccessError,
     ModelNotFoundError,
+    InvalidInputError,
     RemoteCodeRequiredError,
     UnsupportedModelError,
 )
@@ -77,12 +78,15 @@ def test_list_models_since_stops_at_the_watermark(hub, online, tiny_zoo):
     assert sorted(got) == ["org/gated-vit", "org/malformed", "org/tiny-vit"]
 
 
-def test_list_models_argument_errors(hub):
-    with pytest.raises(ValueError, match="sort"):
+@pytest.mark.parametrize("kind", ["local", "remote"])
+def test_list_models_argument_errors(hub, tiny_zoo, kind):
+    """The same InvalidInputError (a ValueError, as before) from either hub, naming the argument."""
+    hub = LocalHub(tiny_zoo["hub"]) if kind == "local" else hub
+    with pytest.raises(InvalidInputError, match=r"sort must be one of .*got 'size'"):
         list(hub.list_models(sort="size"))
-    with pytest.raises(ValueError, match="limit"):
+    with pytest.raises(InvalidInputError, match="limit must be >= 1 or None .*got 0"):
         list(hub.list_models(limit=0))
-    with pytest.raises(ValueError, match="timezone"):
+    with pytest.raises(InvalidInputError, match="timezone-aware .*got 2024-01-01T00:00:00 without a time zone"):
         list(hub.list_models(since=datetime(2024, 1, 1)))
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from fennec.errors import InvalidInputError
 from fennec.hub.server import HubServer, RepoStore, main
 from hub_server_fixtures import *  # noqa: F401,F403 - fixtures
 from hub_server_fixtures import TORCHVISION_COMPAT, run_python, write_model, TINY_VIT
@@ -262,9 +263,9 @@ def test_store_sha_follows_content_and_ids(tmp_path):
     for bad in ("../x", "a/b/c", "", ".git"):
         assert store.get("model", bad) is None
     assert store.repo_ids("dataset") == []
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidInputError, match="namespace must be a plain name .*got 'a/b'"):
         RepoStore(tmp_path, namespace="a/b")
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidInputError, match="page_size must be >= 1, got 0"):
         HubServer(models_dir=tmp_path, page_size=0)
 
 
@@ -609,7 +610,7 @@ def test_the_server_binds_loopback_unless_remote_is_allowed(tmp_path, caplog):
         assert server.url.startswith("http://127.0.0.1:")
     assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
     assert not is_loopback("0.0.0.0") and not is_loopback("")
-    with pytest.raises(ValueError, match="allow_remote=True"):
+    with pytest.raises(InvalidInputError, match="allow_remote=True"):
         HubServer(models_dir=tmp_path, host="0.0.0.0")
     with caplog.at_level("WARNING"), HubServer(models_dir=tmp_path, host="0.0.0.0",
                                                allow_remote=True) as server:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from fennec.catalog import Catalog
-from fennec.errors import IndexCorruptedError, IndexMismatchError, InvalidInputError
+from fennec.errors import IndexCorruptedError, IndexMismatchError, InvalidInputError, UnknownIdError
 from fennec.hub import ModelRecord
 from fennec.index import FORMAT_VERSION, IndexMeta, ModelIndex, open_index
 
@@ -59,8 +59,9 @@ def test_add_upsert_remove_keep_ids_consistent():
     assert ids[7] not in idx and len(idx) == 19
     assert idx.search(x[7] + 100, 1)[0][0] != ids[7]
     assert idx.remove([]) == 0
-    with pytest.raises(KeyError):
+    with pytest.raises(UnknownIdError, match=f"'{ids[7]}' is not in the index \\(19 models\\)") as info:
         idx.vector(ids[7])
+    assert info.value.key == ids[7] and isinstance(info.value, KeyError)  # what it raised before
     idx.add([ids[7]], x[7:8])  # re-added under a fresh faiss id
     assert idx.search(x[7], 1)[0][0] == ids[7]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fennec.errors import InvalidInputError
+from fennec.errors import InvalidInputError, UnknownIdError
 from fennec.task import DESCRIPTOR_VERSION, SCALAR_NAMES, TaskIndex, describe, descriptor_dim
 
 
@@ -76,6 +76,9 @@ def test_task_index_finds_the_task_with_the_closest_descriptor(tmp_path):
     assert len(hits) == 2 and hits[0][1] >= hits[1][1]
     assert index.search(tasks["t2"], k=1)[0] == ("t2", pytest.approx(1.0, abs=1e-5))
     assert "t2" not in [t for t, _ in index.search(tasks["t2"], k=3, exclude=["t2"])]
+    with pytest.raises(UnknownIdError, match="Unknown task 't9'; known") as info:
+        index.descriptor("t9")
+    assert info.value.key == "t9" and isinstance(info.value, InvalidInputError)  # what it raised before
 
     index.save(tmp_path / "tasks")
     back = TaskIndex.load(tmp_path / "tasks", proxy="org/proxy")

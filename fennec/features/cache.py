@@ -108,10 +108,10 @@ class FeatureCache:
 
 def _check_arrays(features: np.ndarray, probabilities: np.ndarray | None) -> None:
     if features.dtype != np.float32 or features.ndim != 2:
-        raise ValueError(f"features must be 2-D float32, got {features.ndim}-D {features.dtype}")
+        raise InvalidInputError(f"features must be 2-D float32, got {features.ndim}-D {features.dtype}")
     if probabilities is not None and (probabilities.dtype != np.float32 or probabilities.ndim != 2
                                       or len(probabilities) != len(features)):
-        raise ValueError(f"probabilities must be 2-D float32 with {len(features)} rows, got "
+        raise InvalidInputError(f"probabilities must be 2-D float32 with {len(features)} rows, got "
                          f"shape {probabilities.shape} {probabilities.dtype}")
 
 

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from fennec import constants
+from fennec.errors import InvalidInputError
 from fennec.hub.records import ModelFiles, ModelRecord
 
 #: The orders a model listing can be sorted in (descending).
@@ -35,12 +36,18 @@ class Hub(Protocol):
 
 
 def check_list_args(sort: str, since: datetime | None, limit: int | None) -> None:
+    """Refuse list_models arguments that no hub can honour.
+
+    Raises:
+        InvalidInputError: an unknown ``sort``, a ``limit`` below 1, a naive ``since``.
+    """
     if sort not in SORTS:
-        raise ValueError(f"sort must be one of {SORTS}, got {sort!r}")
+        raise InvalidInputError(f"sort must be one of {SORTS}, got {sort!r}")
     if limit is not None and limit < 1:
-        raise ValueError(f"limit must be >= 1 or None, got {limit}")
+        raise InvalidInputError(f"limit must be >= 1 or None (no limit), got {limit!r}")
     if since is not None and since.tzinfo is None:
-        raise ValueError("since must be timezone-aware (e.g. datetime(..., tzinfo=timezone.utc))")
+        raise InvalidInputError(f"since must be timezone-aware (e.g. datetime(..., tzinfo=timezone.utc)), "
+                                f"got {since.isoformat()} without a time zone")
 
 
 def sort_key(record: ModelRecord, sort: str) -> Any:

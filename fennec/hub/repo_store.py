@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from fennec.hub.untrusted import RejectedInput, open_regular
-from fennec.errors import HubError, MalformedModelError
+from fennec.errors import HubError, InvalidInputError, MalformedModelError
 
 __all__ = ["FileEntry", "Repo", "RepoStore", "as_list", "front_matter", "iso_date", "open_confined",
            "safetensors_parameters"]
@@ -366,7 +366,8 @@ class RepoStore:
     def __init__(self, models_dir: str | os.PathLike | None = None,
                  datasets_dir: str | os.PathLike | None = None, *, namespace: str | None = "local"):
         if namespace is not None and (not namespace or "/" in namespace or namespace.startswith(".")):
-            raise ValueError(f"namespace must be a plain name or None, got {namespace!r}")
+            raise InvalidInputError(f"namespace must be a plain name (no '/', not starting with '.') or None, "
+                                    f"got {namespace!r}")
         self.namespace = namespace
         self.roots = {"model": Path(models_dir) if models_dir else None,
                       "dataset": Path(datasets_dir) if datasets_dir else None}

@@ -63,6 +63,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from fennec.errors import InvalidInputError
 from fennec.hub.repo_store import Repo, RepoStore
 from fennec.hub.server.faults import Fault
 from fennec.hub.server.routes import MAX_PAGE_SIZE, HubRequestHandler
@@ -94,7 +95,8 @@ class HubServer:
             folders is then served to the network, over plain HTTP.
 
     Raises:
-        ValueError: ``host`` is not a loopback address and ``allow_remote`` is not set.
+        InvalidInputError: ``host`` is not a loopback address and ``allow_remote`` is not set,
+            or ``page_size`` is below 1 (a ``ValueError``).
 
     Example:
         >>> import json, urllib.request
@@ -111,10 +113,10 @@ class HubServer:
                  page_size: int = MAX_PAGE_SIZE, namespace: str | None = "local",
                  allow_remote: bool = False):
         if page_size < 1:
-            raise ValueError(f"page_size must be >= 1, got {page_size}")
+            raise InvalidInputError(f"page_size must be >= 1, got {page_size!r}")
         if not is_loopback(host):
             if not allow_remote:
-                raise ValueError(
+                raise InvalidInputError(
                     f"host {host!r} is not a loopback address: the server would serve every file "
                     "under its folders, over plain HTTP, to anyone who can reach the port. Bind "
                     "127.0.0.1 (the default), or pass allow_remote=True (on the command line: "
