@@ -35,7 +35,7 @@ from archi2vec.errors import (
     SandboxError,
     TraceTimeoutError,
     UnsupportedArchitectureError,
-    _deprecated_name,
+    deprecated_name,
 )
 from archi2vec.graph import graph, input_shape_for, write_graphml
 
@@ -67,4 +67,4 @@ __all__ = [
 
 def __getattr__(name: str) -> type[Exception]:
     # ``archi2vec.UnsupportedModelError``: the old name of UnsupportedArchitectureError
-    return _deprecated_name(__name__, name)
+    return deprecated_name(__name__, name)

@@ -88,9 +88,9 @@ class SandboxError(Archi2VecError, RuntimeError):
 _DEPRECATED = {"UnsupportedModelError": "UnsupportedArchitectureError"}
 
 
-def _deprecated_name(module: str, name: str) -> type[Exception]:
+def deprecated_name(module: str, name: str) -> type[Exception]:
     """The class an old name of :data:`_DEPRECATED` stands for, with a ``DeprecationWarning``
-    (the module ``__getattr__`` of ``archi2vec`` and ``archi2vec.errors``).
+    (the module ``__getattr__`` of ``archi2vec`` and ``archi2vec.errors``; not in ``__all__``).
 
     Raises:
         AttributeError: ``name`` is not an old name (what Python raises for a missing name).
@@ -104,4 +104,4 @@ def _deprecated_name(module: str, name: str) -> type[Exception]:
 
 
 def __getattr__(name: str) -> type[Exception]:
-    return _deprecated_name(__name__, name)
+    return deprecated_name(__name__, name)
