@@ -26,7 +26,10 @@ Before any of it, :func:`plan_init` says what will be done and how long it shoul
 ``library_name`` are not used here yet: :func:`fennec.workspace.model_sides` is where side
 information for cold start is assembled.
 
-Example:
+Example (what of the shipped history is usable on a Hub needs no Hub; the init does):
+    >>> scope = published_scope()
+    >>> len(scope.hub_ids) > 0, len(scope.tasks) > 0, scope.hub_ids == sorted(scope.hub_ids)
+    (True, True, True)
     >>> summary = init_workspace("https://huggingface.co", top=200, progress=True)  # doctest: +SKIP
     >>> print(summary.next_command)                                                  # doctest: +SKIP
     fennec recommend DATASET
