@@ -174,7 +174,7 @@ def import_timm() -> ModuleType:
     if not timm_available():
         raise ImportError("timm is not installed; install it with `pip install 'fennec[timm]'`")
     ensure_torchvision_importable()
-    import timm  # noqa: PLC0415 - optional dependency
+    import timm  # optional dependency
 
     return timm
 
@@ -182,6 +182,6 @@ def import_timm() -> ModuleType:
 def import_transformers() -> ModuleType:
     """Import transformers after making torchvision importable (if it is installed)."""
     ensure_torchvision_importable()
-    import transformers  # noqa: PLC0415
+    import transformers
 
     return transformers

@@ -163,7 +163,7 @@ def check_sizes(config: Mapping, model_id: str) -> None:
         Traceback (most recent call last):
         ...
         archi2vec.errors.ImplausibleConfigError: demo: config field 'vision_config.hidden_size' is '768': a str, not a number; sizes must be non-negative numbers (or null)
-    """
+    """  # noqa: E501 - the doctest shows the whole error message
     for name, key, value in _size_fields(config):
         for leaf in _leaves(value):
             problem = _bad_size(leaf)
@@ -191,7 +191,7 @@ def check_implementations(config: Mapping, model_id: str) -> None:
         Traceback (most recent call last):
         ...
         archi2vec.errors.ImplausibleConfigError: demo: config field 'attn_implementation' is 'org/kernel'; archi2vec accepts only null, 'eager' or 'sdpa' (another value may name code on the Hub that transformers would download and run)
-    """
+    """  # noqa: E501 - the doctest shows the whole error message
     stack: list[tuple[str, Any]] = [("", config)]
     while stack:
         where, node = stack.pop()
@@ -269,7 +269,7 @@ def estimate_parameters(config: Mapping, construct: Callable[[dict], nn.Module])
     for depth in (1, 2):
         try:
             counts.append(count_parameters(construct(_with_depth(config, depth))))
-        except Exception:  # noqa: BLE001 - no estimate; the exact count is checked later
+        except Exception:  # no estimate; the exact count is checked later
             return None
     per_layer = max(counts[1] - counts[0], 0)
     return counts[0] + per_layer * (deepest - 1)

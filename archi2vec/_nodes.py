@@ -181,7 +181,7 @@ def simplify_graph(g: nx.DiGraph) -> nx.DiGraph:
 
     Idempotent; graph attributes are kept. Used by :func:`archi2vec.graph` on both captures.
     """
-    import networkx as nx  # noqa: PLC0415
+    import networkx as nx
 
     h = g.copy()
     while True:  # pruning can expose new pass-through nodes: repeat to a fixed point
@@ -196,7 +196,7 @@ def simplify_graph(g: nx.DiGraph) -> nx.DiGraph:
 
 
 def _contract_and_prune(h: nx.DiGraph) -> nx.DiGraph:
-    import networkx as nx  # noqa: PLC0415
+    import networkx as nx
 
     for node in sorted(h.nodes):
         op = h.nodes[node].get("op")

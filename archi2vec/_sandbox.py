@@ -42,7 +42,6 @@ import weakref
 from collections.abc import Mapping, Sequence
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -303,7 +302,7 @@ def _limit_memory(budget: int | None) -> None:
     if budget is None:
         return
     try:
-        import resource  # noqa: PLC0415 - Unix only
+        import resource  # Unix only
     except ImportError:
         LOG.warning("no memory budget for the archi2vec worker on this platform")
         return
@@ -337,7 +336,7 @@ def _out_of_memory(exc: BaseException) -> bool:
 
 def _handle(request: dict) -> dict:
     """Embed one request; the answer as plain data (``exit``: the worker should be replaced)."""
-    import archi2vec  # noqa: PLC0415 - imported once at startup, before the memory limit
+    import archi2vec  # imported once at startup, before the memory limit
 
     try:
         vector = archi2vec.embed(request["config"], dim=int(request["dim"]),
@@ -351,7 +350,7 @@ def _handle(request: dict) -> dict:
             return {"error": "memory", "reason": exc.reason, "exit": True}
         name = type(exc).__name__ if type(exc).__name__ in _ERRORS else "UnsupportedArchitectureError"
         return {"error": name, "reason": exc.reason}
-    except Exception as exc:  # noqa: BLE001 - reported to the parent, never raised here
+    except Exception as exc:  # reported to the parent, never raised here
         if _out_of_memory(exc):
             return {"error": "memory", "reason": f"{type(exc).__name__}: {exc}"[:500], "exit": True}
         return {"error": "internal", "reason": f"{type(exc).__name__}: {exc}"[:500]}
@@ -367,8 +366,8 @@ def _main(argv: Sequence[str]) -> None:
 def _serve(conn: Connection, memory_budget: int | None) -> None:
     """The worker's main loop: import, limit memory, then answer requests until EOF."""
     try:
-        import archi2vec  # noqa: PLC0415
-        from archi2vec._compat import import_timm, import_transformers, timm_available  # noqa: PLC0415
+        import archi2vec
+        from archi2vec._compat import import_timm, import_transformers, timm_available
 
         import_transformers()
         if timm_available():
@@ -378,7 +377,7 @@ def _serve(conn: Connection, memory_budget: int | None) -> None:
                 LOG.warning("timm does not import in the archi2vec worker: %s", exc)
         archi2vec.embed(_WARM_UP, dim=64, method="record")
         _limit_memory(memory_budget)
-    except Exception as exc:  # noqa: BLE001 - reported to the parent
+    except Exception as exc:  # reported to the parent
         conn.send_bytes(json.dumps({"error": f"{type(exc).__name__}: {exc}"[:500]}).encode())
         return
     conn.send_bytes(b'{"ready": true}')

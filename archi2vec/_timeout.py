@@ -70,7 +70,7 @@ def call_with_timeout(fn: Callable[[], T], timeout: float | None, *, model_id: s
 
 
 def _with_alarm(fn: Callable[[], T], timeout: float, model_id: str) -> T:
-    def handler(signum, frame):  # noqa: ARG001 - signal handler signature
+    def handler(signum, frame):  # signal handler signature
         raise _Alarm()
 
     previous = signal.signal(signal.SIGALRM, handler)
@@ -90,7 +90,7 @@ def _with_thread(fn: Callable[[], T], timeout: float, model_id: str) -> T:
     def target() -> None:
         try:
             box["value"] = fn()
-        except BaseException as exc:  # noqa: BLE001 - handed back to the caller below
+        except BaseException as exc:  # handed back to the caller below
             box["error"] = exc
 
     worker = threading.Thread(target=target, name=f"archi2vec-trace-{model_id}", daemon=True)

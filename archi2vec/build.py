@@ -193,7 +193,7 @@ def _construct_from_dict(config: dict, model_id: str, library: str | None, trust
             model_id, "config has neither 'model_type' (transformers) nor 'architecture' (timm)"
         )
     transformers = import_transformers()
-    from transformers.models.auto.configuration_auto import CONFIG_MAPPING  # noqa: PLC0415
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
     if model_type not in CONFIG_MAPPING:
         raise UnsupportedArchitectureError(
@@ -227,7 +227,7 @@ def _check_remote_code(config: Mapping | Any, model_id: str, trust: bool) -> Non
 def _build_transformers(cfg: Any, model_id: str, trust: bool) -> nn.Module:
     _check_remote_code(cfg, model_id, trust)
     transformers = import_transformers()
-    from transformers.models.auto import modeling_auto  # noqa: PLC0415
+    from transformers.models.auto import modeling_auto
 
     model_type = cfg.model_type
     if model_type in modeling_auto.MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES:
@@ -300,8 +300,8 @@ def _read_config_json(path: Path, model_id: str) -> dict:
 
 def _fetch_hub_config(repo_id: str, model_id: str) -> dict:
     """Fetch ``config.json`` only, through the Hub cache (honours ``HF_HUB_OFFLINE``)."""
-    from huggingface_hub import hf_hub_download  # noqa: PLC0415
-    from huggingface_hub.errors import HFValidationError  # noqa: PLC0415
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import HFValidationError
 
     try:
         file = hf_hub_download(repo_id, "config.json")
@@ -351,7 +351,7 @@ def _on_meta(factory: Any, model_id: str) -> nn.Module:
         try:
             with ctx:
                 model = factory()
-        except Exception as exc:  # noqa: BLE001 - any constructor failure is reported below
+        except Exception as exc:  # any constructor failure is reported below
             errors.append(f"{attempt}: {_describe(exc)}")
             LOG.debug("building %s with %s failed", model_id, attempt, exc_info=True)
             continue

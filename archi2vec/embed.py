@@ -117,7 +117,7 @@ def embed(
     if isinstance(source_or_graph, nx.DiGraph):
         g = source_or_graph
     else:
-        from archi2vec.graph import DEFAULT_TIMEOUT, graph  # noqa: PLC0415 - import cycle
+        from archi2vec.graph import DEFAULT_TIMEOUT, graph  # import cycle
 
         g = graph(source_or_graph, input_size=input_size, method=method,
                   timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
@@ -142,7 +142,7 @@ def embed_graph(g: nx.DiGraph, *, dim: int = 256) -> np.ndarray:
     mix = np.sqrt(np.array([stats["mix"][c] for c in OP_CLASSES], dtype=np.float64))
     scal = np.concatenate([_bumps(stats[name], lo, hi) for name, lo, hi in _SCALARS])
     blocks = [wl, mix, scal]
-    out = np.concatenate([math.sqrt(w) * _unit(b) for w, b in zip(_WEIGHTS, blocks)])
+    out = np.concatenate([math.sqrt(w) * _unit(b) for w, b in zip(_WEIGHTS, blocks, strict=True)])
     return _unit(out).astype(np.float32)
 
 

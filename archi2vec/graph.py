@@ -119,7 +119,7 @@ def graph(
                                   model_id=model_id)
         except TraceTimeoutError as exc:
             raise TraceTimeoutError(model_id, float(timeout)) from exc
-        except Exception as exc:  # noqa: BLE001 - any export failure triggers the fallback
+        except Exception as exc:  # any export failure triggers the fallback
             export_error = f"{exc.__class__.__name__}: {_first_line(exc)}"
             LOG.info("torch.export failed for %s (%s); using the eager recorder",
                      model_id, export_error)
@@ -132,7 +132,7 @@ def graph(
                                   model_id=model_id)
         except TraceTimeoutError as exc:
             raise TraceTimeoutError(model_id, float(timeout)) from exc
-        except Exception as exc:  # noqa: BLE001 - reported with the export error
+        except Exception as exc:  # reported with the export error
             reason = f"recorder failed: {exc.__class__.__name__}: {_first_line(exc)}"
             if export_error:
                 reason = f"torch.export failed: {export_error}; {reason}"

@@ -90,7 +90,7 @@ def _wl_document(g: nx.DiGraph, iterations: int = 2) -> list[str]:
 def graph2vec(graphs: list[nx.DiGraph], *, dims: int = FENNEC_DIMS, epochs: int = 100,
               seed: int = 42) -> np.ndarray:
     """Graph2Vec embeddings (N, dims) with karateclub 1.3.3's settings as Fennec calls them."""
-    from gensim.models.doc2vec import Doc2Vec, TaggedDocument  # noqa: PLC0415
+    from gensim.models.doc2vec import Doc2Vec, TaggedDocument
 
     documents = [TaggedDocument(words=_wl_document(g), tags=[str(i)])
                  for i, g in enumerate(graphs)]
@@ -107,7 +107,7 @@ def _stable_hash(text: str) -> int:
 
 def fennec_clusters(embeddings: np.ndarray, k: int = FENNEC_KMEANS_K) -> np.ndarray:
     """KMeans(k, random_state=0) cluster id per row, as Fennec's archi_graph.py."""
-    from sklearn.cluster import KMeans  # noqa: PLC0415
+    from sklearn.cluster import KMeans
 
     return KMeans(n_clusters=k, random_state=0, n_init=10).fit_predict(embeddings)
 

@@ -119,7 +119,7 @@ def timm_entries(per_module: int = PER_MODULE) -> list[Entry]:
 def hf_entries() -> list[Entry]:
     """Default config of every transformers vision type, plus the size variants above."""
     import_transformers()
-    from transformers.models.auto import modeling_auto  # noqa: PLC0415
+    from transformers.models.auto import modeling_auto
 
     types = sorted(set(modeling_auto.MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES)
                    | set(HF_EXTRA_TYPES))
@@ -146,7 +146,7 @@ def corpus_entries(per_module: int = PER_MODULE) -> list[Entry]:
 
 
 def _torchvision_model(name: str) -> torch.nn.Module:
-    import torchvision  # noqa: PLC0415 - archi2vec._compat made it importable
+    import torchvision  # archi2vec._compat made it importable
 
     with torch.device("meta"):
         if name == "googlenet":
@@ -240,11 +240,11 @@ def process(entry: Entry, cache: Path, *, timeout: float = TIMEOUT,
         try:
             rec["autograd_graph"] = call_with_timeout(lambda: autograd_graph(model, g),
                                                       timeout, model_id=entry.key)
-        except Exception as exc:  # noqa: BLE001 - baseline failure is recorded, not fatal
+        except Exception as exc:  # baseline failure is recorded, not fatal
             rec["autograd_error"] = f"{exc.__class__.__name__}: {str(exc)[:200]}"
     except archi2vec.UnsupportedArchitectureError as exc:
         rec["error"] = exc.reason[:500]
-    except Exception as exc:  # noqa: BLE001 - e.g. a model whose constructor is broken
+    except Exception as exc:  # e.g. a model whose constructor is broken
         rec["error"] = f"{exc.__class__.__name__}: {str(exc)[:400]}"
     rec["maxrss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     tmp = file.with_suffix(".tmp")

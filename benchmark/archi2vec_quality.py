@@ -77,10 +77,10 @@ def _refresh(g):
 def _tfidf_similarity(graphs) -> np.ndarray:
     """Experiment, not shipped: the same WL features unhashed, TF-IDF weighted (sublinear tf,
     IDF fitted on this corpus, as Graph2Vec is fitted on it), cosine."""
-    from sklearn.feature_extraction import DictVectorizer  # noqa: PLC0415
-    from sklearn.feature_extraction.text import TfidfTransformer  # noqa: PLC0415
+    from sklearn.feature_extraction import DictVectorizer
+    from sklearn.feature_extraction.text import TfidfTransformer
 
-    from archi2vec.embed import wl_label_counts  # noqa: PLC0415
+    from archi2vec.embed import wl_label_counts
 
     docs = [{f"{i}:{label}": n for i, counts in enumerate(wl_label_counts(g))
              for label, n in counts.items()} for g in graphs]
@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     g2v_by = {r["key"]: g2v[i] for i, r in enumerate(fennec_recs)}
     cl_by = {r["key"]: clusters[i] for i, r in enumerate(fennec_recs)}
     ophist_all = bl.op_histograms([r["graph"] for r in all_recs.values()])
-    oph_by = dict(zip(all_recs, ophist_all))
+    oph_by = dict(zip(all_recs, ophist_all, strict=True))
 
     def sims_for(keys: list[str]) -> dict[str, np.ndarray]:
         out = {"archi2vec": bl.cosine_matrix(np.array([vec[k] for k in keys])),
@@ -296,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
                      "cpu": os.cpu_count(), "loadavg_at_end": os.getloadavg()},
     }
     previous.write_text(json.dumps(report, indent=1, default=_jsonable) + "\n")
-    from archi2vec_report import write_markdown, write_plot  # noqa: PLC0415
+    from archi2vec_report import write_markdown, write_plot
 
     write_markdown(report, args.out / "archi2vec_quality.md")
     write_plot(common, [vec[k] for k in keys], args.out / "archi2vec_corpus_tsne.png")

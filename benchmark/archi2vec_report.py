@@ -132,11 +132,11 @@ def write_markdown(report: dict, path: Path) -> None:
 
 def write_plot(records: list[dict], vectors: list[np.ndarray], path: Path, top: int = 14) -> None:
     """t-SNE (cosine, seed 0) of the corpus vectors, the ``top`` largest families in colour."""
-    import matplotlib  # noqa: PLC0415
+    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-    from sklearn.manifold import TSNE  # noqa: PLC0415
+    import matplotlib.pyplot as plt
+    from sklearn.manifold import TSNE
 
     x = np.asarray(vectors)
     xy = TSNE(n_components=2, metric="cosine", init="pca", random_state=0,

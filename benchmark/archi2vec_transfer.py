@@ -118,7 +118,7 @@ def _variants(model_type: str, image: int) -> dict[str, dict[str, Any]]:
 
 def match_transfergraph(table: dict) -> tuple[dict[str, Entry], dict[str, str]]:
     """Entries for TransferGraph models with an exact parameter-count match; reasons else."""
-    import archi2vec  # noqa: PLC0415
+    import archi2vec
 
     cache: dict[str, int | str] = {}
     out, unresolved = {}, {}
@@ -175,7 +175,7 @@ def predict_knn(scores: np.ndarray, sim: np.ndarray, k: int = K_NEIGHBOURS) -> n
                 continue
             s = sim[i, avail]
             kth = np.sort(s)[::-1][min(k, len(s)) - 1]
-            chosen = [o for o, v in zip(avail, s) if v >= kth]
+            chosen = [o for o, v in zip(avail, s, strict=True) if v >= kth]
             pred[i, j] = float(np.mean(scores[chosen, j]))
     return pred
 

@@ -73,7 +73,7 @@ def main() -> int:
               "command": "python benchmark/fusion_ablation.py", "targets": targets,
               "n_models": len(data.models), "ensemble3": list(ENS3),
               "mean_weighted_tau": {k: float(np.mean(v)) for k, v in rows.items()},
-              "weighted_tau_per_target": {k: dict(zip(targets, map(float, v))) for k, v in rows.items()}}
+              "weighted_tau_per_target": {k: dict(zip(targets, map(float, v), strict=True)) for k, v in rows.items()}}
     RESULTS.mkdir(parents=True, exist_ok=True)
     tmp = RESULTS / "fusion_ablation.json.tmp"
     tmp.write_text(json.dumps(result, indent=1), encoding="utf-8")

@@ -35,7 +35,7 @@ LOG = logging.getLogger("bench.hub_reindex")
 
 def build_hub(root: Path, *, per_module: int) -> list[dict]:
     """Write one repository per corpus architecture; returns what was written."""
-    import archi2vec_corpus as corpus  # noqa: E402 - benchmark sibling
+    import archi2vec_corpus as corpus  # benchmark sibling
 
     from archi2vec._compat import import_transformers
 
@@ -147,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
               "", f"- {len(written)} real architecture configs (timm registry names, transformers model "
               "types and size variants, as in archi2vec's corpus), served by `fennec.hub.server` on 127.0.0.1",
               f"- machine: {out['machine']}; load average at the end {out['load_average_at_end']} (2 cores)", "",
-              "| processed | added | unsupported | failed | wall s | models/min (wall) | CPU s | models/CPU-min | embedding s | HTTP + catalog + index s | embed median s | embed p90 s |",
+              "| processed | added | unsupported | failed | wall s | models/min (wall) | CPU s | models/CPU-min "
+              "| embedding s | HTTP + catalog + index s | embed median s | embed p90 s |",
               "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
               f"| {processed} | {summary.added} | {summary.unsupported} | {summary.failed} | {out['wall_s']} | "
               f"**{out['models_per_min']}** | {out['cpu_s']} | **{out['models_per_cpu_min']}** | "

@@ -96,7 +96,7 @@ def measure(n: int, factory: str, nprobe: int | None, x: np.ndarray, ids: list[s
            "p99_ms": round(float(np.percentile(lat_a, 99)), 3),
            "mean_ms": round(float(lat_a.mean()), 3), "queries": len(queries)}
     if exact is not None:
-        row["recall_at_50"] = round(float(np.mean([len(a & e) / K for a, e in zip(answers, exact)])), 4)
+        row["recall_at_50"] = round(float(np.mean([len(a & e) / K for a, e in zip(answers, exact, strict=True)])), 4)
     print(json.dumps(row), flush=True)
     return row
 

@@ -15,12 +15,14 @@ What it measures, per (N, D, C) in {(2000, 256, 20), (5000, 1024, 50), (10000, 2
   metric), relative to ``time(B)`` for B in {sfda, logme, nleep}. Target: ≤ 20 %.
 
 A metric whose time, scaled by the growth of N·D·C, projects above ``--budget`` seconds at
-the next size is not run there (recorded as skipped, with the reason). Results: ``benchmark/results/metrics_speed.{json,md}``.
+the next size is not run there (recorded as skipped, with the reason). Results:
+``benchmark/results/metrics_speed.{json,md}``.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -96,7 +98,7 @@ def run(devices: list[str], sizes, repeats: int, budget: float, eigen: bool) -> 
                     continue
                 inputs = probs if metric_info(name).input == "probabilities" else x
                 fn = get_metric(name)
-                seconds, score = time_call(lambda: fn(inputs, y, device=device), reps)
+                seconds, score = time_call(functools.partial(fn, inputs, y, device=device), reps)
                 timings[name] = seconds
                 rows.append({**row, "seconds": seconds, "score": float(score)})
                 print(f"[{device}] {name:>20} N={n:>5} D={d:>4} C={c:>3}: {seconds:8.3f} s", flush=True)
@@ -112,7 +114,7 @@ def run(devices: list[str], sizes, repeats: int, budget: float, eigen: bool) -> 
             # base metric: input validation and the dynamics. Timed directly, because the base
             # metric's time on moved features differs from its time on the originals (e.g. the
             # NLEEP mixture converges in a different number of EM steps).
-            own_seconds, _ = time_call(lambda: _ped_own_work(x, y, device), reps)
+            own_seconds, _ = time_call(functools.partial(_ped_own_work, x, y, device), reps)
             for base in PED_BASES:
                 if base not in timings:
                     continue
@@ -121,7 +123,7 @@ def run(devices: list[str], sizes, repeats: int, budget: float, eigen: bool) -> 
                              "base_seconds": timings[base], "overhead": own_seconds / timings[base]})
                 print(f"[{device}] ped own work {own_seconds:.3f} s = {own_seconds / timings[base]:.1%} of {base}")
             if eigen and device == "cpu" and "sfda" in timings:
-                eig_seconds, eig_score = time_call(lambda: sfda_eigen(x.astype(np.float64), y), 1)
+                eig_seconds, eig_score = time_call(lambda x=x, y=y: sfda_eigen(x.astype(np.float64), y), 1)
                 fast_score = get_metric("sfda")(x, y)
                 rows.append({"device": device, "n": n, "d": d, "c": c, "metric": "sfda (eigensolver form)",
                              "seconds": eig_seconds, "score": eig_score,
@@ -186,7 +188,8 @@ def to_markdown(result: dict) -> str:
                     if "speedup" in r:
                         extra = f" (fast SFDA is {r['speedup']:.1f}x faster; rel. diff {r['relative_difference']:.1e})"
                     elif "overhead" in r:
-                        extra = f" (PED's own work {r['ped_own_seconds']:.3f} s = {r['overhead']:.0%} of {name.split('+')[1]})"
+                        extra = (f" (PED's own work {r['ped_own_seconds']:.3f} s = {r['overhead']:.0%} of "
+                                 f"{name.split('+')[1]})")
                     cells.append(f"{r['seconds']:.3f}{extra}")
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         skipped = [r for r in rows if r.get("skipped")]

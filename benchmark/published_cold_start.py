@@ -53,8 +53,9 @@ after a sweep over k in {1, 2, 3, 5} on the four tables with at most 13 models (
 earlier version of the space that whitened the components), so this is a diagnostic of
 whether the number of architecture dimensions matters, not a tuned result.
 
-Reference, ``warm`` (not a cold start): each model keeps its history except one task. ``T`` fits per table; fit *f* hides, for the *i*-th model, task ``(i + f) mod T``,
-so every observed cell is predicted once by a space that saw that model on the other tasks.
+Reference, ``warm`` (not a cold start): each model keeps its history except one task. ``T``
+fits per table; fit *f* hides, for the *i*-th model, task ``(i + f) mod T``, so every observed
+cell is predicted once by a space that saw that model on the other tasks.
 It is not guaranteed to beat the cold starts: a model's own ``dim`` interaction factors,
 fitted on its other few tasks, can fit noise that the side-information placement smooths.
 So it is computed twice: with the space's ``l2`` and with ``WARM_L2`` = 10 (``warm (l2=10)``);
@@ -258,7 +259,7 @@ def cold_predictions(results: Mapping[str, Mapping[str, float]], sides: Mapping[
             vectors = space.model_vectors([fold_sides[m] for m in fold])  # (len(fold), dim+1)
             mean = space.model_vectors(known).mean(axis=0)  # the fold's average known model
             origin = mean if config.centre else np.zeros_like(mean)
-            for model, vector in zip(fold, vectors):
+            for model, vector in zip(fold, vectors, strict=True):
                 out[placement][model] = _scores(space, vector - origin, tasks)
             if placement == "metadata":
                 for model in fold:
@@ -438,7 +439,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"{report['config']['max_folds']} models: {report['config']['max_folds']} held-out groups); "
         "per task, its predicted score is ranked against the other held-out predictions. "
         "`uninformed` gives every model the same score where the table is complete (τ undefined, "
-        "shown as —; its regret is then the expected regret of a random pick). `warm` and `warm (l2=10)` are references, not cold starts: "
+        "shown as —; its regret is then the expected regret of a random pick). `warm` and `warm (l2=10)` "
+        "are references, not cold starts: "
         "the model keeps its history on every other task.",
         "",
         "The tasks are known here (their vectors are learned from the other models' results on "
@@ -539,10 +541,10 @@ def reading(report: dict[str, Any]) -> list[str]:
 
 def plot(report: dict[str, Any], path: Path) -> None:
     """Grouped bars: mean weighted τ per table and placement (± standard error)."""
-    import matplotlib  # noqa: PLC0415
+    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     names = list(report["tables"])
     placements = [p for p in _placements(report["config"])  # τ of a constant placement is undefined
@@ -606,8 +608,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     logging.getLogger("fennec.space").setLevel(logging.WARNING)
     logging.getLogger("archi2vec").setLevel(logging.WARNING)
-    import archi2vec_transfer as tr  # noqa: PLC0415 - heavy (torch): only the command needs it
-    from published_models import OUTPUT, load_side_info  # noqa: PLC0415
+    import archi2vec_transfer as tr  # heavy (torch): only the command needs it
+    from published_models import OUTPUT, load_side_info
 
     config = Config(warm=not args.no_warm, diagnostic=not args.no_diagnostic)
     side_info = load_side_info(OUTPUT)

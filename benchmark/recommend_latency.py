@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                 totals.append(time.perf_counter() - t0)
                 for k, v in recs.timings.items():
                     steps[k].append(v)
-            ranking = [a + b + c for a, b, c in zip(steps["task"], steps["index"], steps["rank"])]
+            ranking = [a + b + c for a, b, c in zip(steps["task"], steps["index"], steps["rank"], strict=True)]
             runs.append({"target_dataset": target, "dataset_summary": recs.dataset,
                          "cold_first_call_s": round(cold, 3), "cold_first_call_forward_passes": first.forward_passes,
                          "warm_total_ms": _pcts(totals), "warm_steps_ms": {k: _pcts(v) for k, v in steps.items()},

@@ -18,7 +18,8 @@ photo-like content: gradients and sensor-like noise, ~1.4 MB each) into an Image
   the full set would not fit in memory; its peak is extrapolated linearly to N.
 
 Reported: peak resident memory above the process's footprint after the imports (Linux:
-the peak is reset after the imports, ``/proc/self/clear_refs``, and read as ``VmHWM``), seconds, the bytes the sampled images hold, and their largest stored size.
+the peak is reset after the imports, ``/proc/self/clear_refs``, and read as ``VmHWM``), seconds,
+the bytes the sampled images hold, and their largest stored size.
 Writes ``benchmark/results/sample_memory.{json,md}``.
 """
 
@@ -85,7 +86,7 @@ def _write_images(root: Path, n: int, classes: int, width: int, height: int) -> 
 
 def _child(mode: str, folder: str, n: int, before_rev: str) -> None:
     """Runs in a fresh process: one load_sample call; prints a JSON line of measurements."""
-    import fennec  # noqa: F401
+    import fennec
     import fennec.data
 
     module = fennec.data

@@ -53,19 +53,21 @@ def evaluate(scores: dict, truth: dict, metrics: list[str]) -> dict:
             s = {mod: v[m]["score"] for mod, v in per_model.items() if "score" in v.get(m, {}) and mod in acc
                  and np.isfinite(v[m]["score"])}
             if len(s) < MIN_MODELS:
-                table[target][m] = {"n_models": len(s), "skipped": f"fewer than {MIN_MODELS} models with a score and ground truth"}
+                table[target][m] = {"n_models": len(s),
+                                    "skipped": f"fewer than {MIN_MODELS} models with a score and ground truth"}
                 continue
             a = {mod: acc[mod] for mod in s}
             row = {"n_models": len(s)}
-            for key, fn in (("weighted_tau", ev.weighted_tau), ("kendall_tau", ev.kendall_tau), ("pearson", ev.pearson)):
+            for key, fn in (("weighted_tau", ev.weighted_tau), ("kendall_tau", ev.kendall_tau),
+                            ("pearson", ev.pearson)):
                 try:
                     row[key] = float(fn(s, a))
-                except Exception as exc:  # noqa: BLE001 - e.g. a constant score vector: reported per cell
+                except Exception as exc:  # e.g. a constant score vector: reported per cell
                     row[key] = None
                     row.setdefault("errors", []).append(f"{key}: {exc}"[:200])
             try:
                 row["top1_regret"] = float(ev.top_k_regret(s, a, k=1))
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 row["top1_regret"] = None
                 row.setdefault("errors", []).append(f"top1_regret: {exc}"[:200])
             table[target][m] = row
@@ -76,7 +78,7 @@ def _summary(table: dict, metrics: list[str]) -> dict:
     out = {}
     for m in metrics:
         rows = [table[t][m] for t in table if "weighted_tau" in table[t].get(m, {})]
-        def mean(key):
+        def mean(key, rows=rows):
             vals = [r[key] for r in rows if r.get(key) is not None]
             return float(np.mean(vals)) if vals else None
         out[m] = {"targets": len(rows), "weighted_tau": mean("weighted_tau"), "kendall_tau": mean("kendall_tau"),
@@ -88,15 +90,17 @@ def _markdown(res: dict) -> str:
     metrics, targets = res["metrics"], list(res["per_target"])
     f = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
     lines = ["# Zoo benchmark: transferability metrics vs. fine-tuning ground truth", "",
-             f"Generated {res['generated_utc']} by `python benchmark/zoo_metrics.py`. Features: penultimate layer on each "
-             "target's training split (stratified sample of at most 1000 images, seed 0). Ground truth: seed-0 test accuracy (`zoo_ground_truth.json`, protocol "
+             f"Generated {res['generated_utc']} by `python benchmark/zoo_metrics.py`. Features: penultimate layer on "
+             "each target's training split (stratified sample of at most 1000 images, seed 0). Ground truth: seed-0 "
+             "test accuracy (`zoo_ground_truth.json`, protocol "
              f"`{res['ground_truth_protocol']}`), coverage {res['ground_truth_coverage']}. "
              f"Noise ceiling (seed 0 vs seed 1, mean weighted τ): {f(res['noise_ceiling_mean'])}.", "",
              "## Mean over targets", "", "| metric | targets | weighted τ | Kendall τ | Pearson | top-1 regret |",
              "|---|---|---|---|---|---|"]
     for m in sorted(metrics, key=lambda m: -(res["summary"][m]["weighted_tau"] or -9)):
         s = res["summary"][m]
-        lines.append(f"| {m} | {s['targets']} | {f(s['weighted_tau'])} | {f(s['kendall_tau'])} | {f(s['pearson'])} | {f(s['top1_regret'])} |")
+        lines.append(f"| {m} | {s['targets']} | {f(s['weighted_tau'])} | {f(s['kendall_tau'])} | {f(s['pearson'])} "
+                     f"| {f(s['top1_regret'])} |")
     lines += ["", "## Weighted τ per target", "", "| metric | " + " | ".join(targets) + " |",
               "|---" * (len(targets) + 1) + "|"]
     for m in metrics:
@@ -162,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     table = evaluate(scores, truth, metrics)
     res = {"generated_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "metrics": metrics,
            "models": data.models, "ground_truth_protocol": gt.get("protocol", {}).get("version"),
-           "ground_truth_coverage": f"{gt.get('coverage', {}).get('seed0_done', 0)} / {gt.get('coverage', {}).get('seed0_total', 0)} seed-0 pairs",
+           "ground_truth_coverage": f"{gt.get('coverage', {}).get('seed0_done', 0)} / "
+                                    f"{gt.get('coverage', {}).get('seed0_total', 0)} seed-0 pairs",
            "noise_ceiling_mean": gt.get("noise_ceiling_mean"), "summary": _summary(table, metrics),
            "mean_metric_seconds": {x: float(np.mean([metric_s[t][m][x] for t in metric_s for m in metric_s[t]]))
                                    for x in metrics},

@@ -2,7 +2,7 @@
 
 from fennec._deprecated import moved
 
-__getattr__ = moved("fennec._bench_report", ("fennec.bench.report",), renamed={
-    "_markdown": "markdown_report",
-    "_plots": "plot_report",
-})
+__getattr__ = moved(
+    "fennec._bench_report", ("fennec.bench.report",),
+    renamed={"_markdown": "markdown_report", "_plots": "plot_report"},
+)

@@ -2,6 +2,4 @@
 
 from fennec._deprecated import moved
 
-__getattr__ = moved("fennec._hub_routes", ("fennec.hub.server.routes",), renamed={
-    "_Handler": "HubRequestHandler",
-})
+__getattr__ = moved("fennec._hub_routes", ("fennec.hub.server.routes",), renamed={"_Handler": "HubRequestHandler"})

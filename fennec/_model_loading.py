@@ -2,7 +2,7 @@
 
 from fennec._deprecated import moved
 
-__getattr__ = moved("fennec._model_loading", ("fennec.features.loading",), renamed={
-    "_Spec": "Spec",
-    "_spec_of": "spec_of",
-})
+__getattr__ = moved(
+    "fennec._model_loading", ("fennec.features.loading",),
+    renamed={"_Spec": "Spec", "_spec_of": "spec_of"},
+)

@@ -2,8 +2,7 @@
 
 from fennec._deprecated import moved
 
-__getattr__ = moved("fennec._space_tasks", ("fennec.space.tasks",), renamed={
-    "_standardiser": "standardiser",
-    "_task_weights": "task_weights",
-    "_candidates": "candidates",
-})
+__getattr__ = moved(
+    "fennec._space_tasks", ("fennec.space.tasks",),
+    renamed={"_standardiser": "standardiser", "_task_weights": "task_weights", "_candidates": "candidates"},
+)

@@ -567,7 +567,7 @@ def main(argv: list[str] | None = None) -> int:
     root.addHandler(handler)
     root.setLevel((logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)])
 
-    def show(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001 - warnings' API
+    def show(message, category, filename, lineno, file=None, line=None) -> None:  # warnings' API
         # One line, no source path: the CLI's reader needs the message, not fennec's file and line.
         print(f"fennec: warning: {_cli_terms(_one_line(message), flags)}", file=sys.stderr, flush=True)
 

@@ -20,7 +20,7 @@ says what was found and how to fix it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import scipy.stats
@@ -35,7 +35,7 @@ __all__ = [
     "relative_top_k_accuracy",
 ]
 
-Values = Union[Mapping[Any, float], Sequence[float], np.ndarray]
+Values = Mapping[Any, float] | Sequence[float] | np.ndarray
 
 
 def _as_vector(values: Any, *, name: str, func: str) -> np.ndarray:

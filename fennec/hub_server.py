@@ -2,9 +2,10 @@
 
 from fennec._deprecated import moved
 
-__getattr__ = moved("fennec.hub_server", ("fennec.hub.server", "fennec.hub.server.app", "fennec.hub.server.routes"), renamed={
-    "_Handler": "HubRequestHandler",
-})
+__getattr__ = moved(
+    "fennec.hub_server", ("fennec.hub.server", "fennec.hub.server.app", "fennec.hub.server.routes"),
+    renamed={"_Handler": "HubRequestHandler"},
+)
 
 if __name__ == "__main__":  # `python -m fennec.hub_server` keeps working: `python -m fennec.hub.server`
     import sys

@@ -227,7 +227,7 @@ class ModelIndex:
                 np.random.default_rng(0).choice(x.shape[0], cap, replace=False))]
             self._index.train(np.ascontiguousarray(sample))
         self._index.add_with_ids(x, faiss_ids)
-        for model_id, fid in zip(ids, faiss_ids.tolist()):
+        for model_id, fid in zip(ids, faiss_ids.tolist(), strict=True):
             self._id_of[model_id] = fid
             self._model_of[fid] = model_id
         self._next_id += len(ids)
@@ -293,8 +293,8 @@ class ModelIndex:
         scores, fids = _search(self._index, q, int(min(k, len(self))))
         if self.meta.metric == "l2":
             scores = -scores
-        return [[(self._model_of[int(f)], float(s)) for s, f in zip(srow, frow) if f >= 0]
-                for srow, frow in zip(scores, fids)]
+        return [[(self._model_of[int(f)], float(s)) for s, f in zip(srow, frow, strict=True) if f >= 0]
+                for srow, frow in zip(scores, fids, strict=True)]
 
     def search(self, query: Any, k: int = 10) -> list[tuple[str, float]]:
         """The ``k`` nearest models of one query vector (dim,), best first.

@@ -2,6 +2,4 @@
 
 from fennec._deprecated import moved
 
-__getattr__ = moved("fennec.refine", ("fennec.recommendation.refine",), renamed={
-    "_zscore": "zscore",
-})
+__getattr__ = moved("fennec.refine", ("fennec.recommendation.refine",), renamed={"_zscore": "zscore"})

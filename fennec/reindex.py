@@ -15,8 +15,9 @@ One run:
    once per architecture: an embedder that names architectures (``architecture_key``,
    :func:`archi2vec.architecture_key`: the config without its labels, names and versions)
    reuses the vector, or the unsupported verdict, of an architecture it has already built
-   (the catalog's ``architectures`` table, written in the batch's transaction); then commits the batch to the catalog in one transaction together with the advanced
-   watermark and a generation counter, then updates the index in memory; the index is
+   (the catalog's ``architectures`` table, written in the batch's transaction); then commits
+   the batch to the catalog in one transaction together with the advanced watermark and a
+   generation counter, then updates the index in memory; the index is
    saved every ``index_save_interval`` seconds and when the run ends or stops. It records
    the generation it reflects, so an index that missed committed batches (a kill -9) is
    rebuilt from the catalog on the next run.

@@ -9,6 +9,6 @@ def torchvision_compat() -> None:
     Delegates to :func:`archi2vec._compat.ensure_torchvision_importable` (the one place that
     defines the two missing operator schemas). Call this before importing transformers.
     """
-    from archi2vec._compat import ensure_torchvision_importable  # noqa: PLC0415
+    from archi2vec._compat import ensure_torchvision_importable
 
     ensure_torchvision_importable()

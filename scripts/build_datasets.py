@@ -48,7 +48,7 @@ import time
 import unicodedata
 import zlib
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -366,7 +366,8 @@ def _photo(name: str) -> np.ndarray:
     else:
         import skimage.data
 
-        arr = np.asarray(skimage.data.stereo_motorcycle()[0] if name == "motorcycle_left" else getattr(skimage.data, name)())
+        arr = np.asarray(skimage.data.stereo_motorcycle()[0] if name == "motorcycle_left"
+                         else getattr(skimage.data, name)())
         if arr.dtype != np.uint8:
             arr = (255 * (arr.astype(np.float64) - arr.min()) / max(np.ptp(arr), 1e-9)).astype(np.uint8)
         if arr.ndim == 2:
@@ -412,7 +413,8 @@ def _digits_pool() -> tuple[np.ndarray, np.ndarray]:
     d = load_digits()
     imgs = []
     for im in d.images:
-        g = Image.fromarray(np.rint(im * (255.0 / 16.0)).astype(np.uint8)).resize((SIZE, SIZE), Image.Resampling.BILINEAR)
+        g = Image.fromarray(np.rint(im * (255.0 / 16.0)).astype(np.uint8)).resize((SIZE, SIZE),
+                                                                                   Image.Resampling.BILINEAR)
         imgs.append(np.repeat(np.asarray(g)[..., None], 3, axis=2))
     return np.stack(imgs), d.target.astype(np.int64)
 

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _zoo_common  # noqa: E402
+import _zoo_common
 
 _zoo_common.torchvision_compat()
 
@@ -163,12 +163,12 @@ def stale_reason(record: dict, *, hub_dir: Path = HUB_DIR, datasets_dir: Path = 
     return None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _weights_sha(path: str, mtime_ns: int, size: int) -> str:
     return sha256_file(path)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _dataset_fingerprint(folder: str) -> str:
     """The fingerprint of a stored target, computed from its decoded pixels and labels (the
     arrays :func:`finetune` trains on: decoded once for both)."""
@@ -276,7 +276,7 @@ def finetune(model_dir: Path, target: str, seed: int, *, protocol: Protocol = PR
         opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=protocol.weight_decay)
         warm = max(1, int(protocol.warmup_fraction * protocol.steps))
         sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * s / protocol.steps)))
+            opt, lambda s, warm=warm: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * s / protocol.steps)))
         gen = torch.Generator().manual_seed(seed)
         xtr, ytr = xs["train"], ys["train"]
         losses = []
@@ -292,7 +292,8 @@ def finetune(model_dir: Path, target: str, seed: int, *, protocol: Protocol = PR
             losses.append(loss.item())
         val = _accuracy(model, xs["validation"], ys["validation"])
         test = _accuracy(model, xs["test"], ys["test"])
-        runs.append({"lr": lr, "val_accuracy": val, "test_accuracy": test, "final_train_loss": float(np.mean(losses[-20:])),
+        runs.append({"lr": lr, "val_accuracy": val, "test_accuracy": test,
+                     "final_train_loss": float(np.mean(losses[-20:])),
                      "finite": bool(np.isfinite(losses).all()), "seconds": round(time.time() - t0, 2),
                      "cpu_seconds": round(time.process_time() - cpu0, 2)})
     best = max(runs, key=lambda r: (r["val_accuracy"], -r["lr"]))
@@ -444,7 +445,7 @@ def run_queue(*, workers: int = 2, max_hours: float | None = None, runs_dir: Pat
                         queue[:0] = retry
                         broken = True
                         break
-                    except Exception:  # noqa: BLE001 - one broken job must not stop the queue; logged, retried next run
+                    except Exception:  # one broken job must not stop the queue; logged, retried next run
                         LOG.exception("job %s failed", job)
                         continue
                     if rec is not None:
@@ -463,7 +464,8 @@ def run_queue(*, workers: int = 2, max_hours: float | None = None, runs_dir: Pat
 # Aggregation
 # ----------------------------------------------------------------------------------------------
 
-def load_results(runs_dir: Path = RUNS_DIR, *, hub_dir: Path = HUB_DIR, datasets_dir: Path = DATASETS_DIR) -> list[dict]:
+def load_results(runs_dir: Path = RUNS_DIR, *, hub_dir: Path = HUB_DIR,
+                 datasets_dir: Path = DATASETS_DIR) -> list[dict]:
     """The results of this protocol version that still describe the zoo (stale ones are
     logged and left out: the queue redoes them)."""
     out = []
@@ -496,18 +498,21 @@ def write_status(runs_dir: Path = RUNS_DIR, *, models: list[str] | None = None,
     mean_s = float(np.mean(secs)) if secs else float("nan")
     left = len(jobs) - n_done
     lines = ["# Ground-truth job queue status", "",
-             f"Updated {dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')} by `scripts/build_ground_truth.py`.", "",
+             f"Updated {dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')} by "
+             "`scripts/build_ground_truth.py`.", "",
              f"- protocol: `{PROTOCOL.version}`", f"- models: {len(models)}, targets: {len(targets)}",
              f"- jobs done: **{n_done} / {len(jobs)}** (seed 0: {sum(1 for j in jobs if j in done and j[2] == 0)} / "
              f"{sum(1 for j in jobs if j[2] == 0)}, seed 1: {sum(1 for j in jobs if j in done and j[2] == 1)} / "
              f"{sum(1 for j in jobs if j[2] == 1)})",
              f"- mean single-thread CPU seconds per job so far: {mean_s:.1f} (process CPU time; wall time is "
              "longer on a shared machine)",
-             f"- estimated CPU hours left: {left * mean_s / 3600:.2f}" if secs else "- estimated CPU hours left: unknown",
+             f"- estimated CPU hours left: {left * mean_s / 3600:.2f}" if secs
+             else "- estimated CPU hours left: unknown",
              "", "| target | seed-0 done | seed-1 done |", "|---|---|---|"]
     for t in targets:
         lines.append(f"| {t} | {sum(1 for j in jobs if j in done and j[1] == t and j[2] == 0)} / {len(models)} | "
-                     f"{sum(1 for j in jobs if j in done and j[1] == t and j[2] == 1)} / {sum(1 for j in jobs if j[1] == t and j[2] == 1)} |")
+                     f"{sum(1 for j in jobs if j in done and j[1] == t and j[2] == 1)} / "
+                     f"{sum(1 for j in jobs if j[1] == t and j[2] == 1)} |")
     runs_dir.mkdir(parents=True, exist_ok=True)
     (runs_dir / "STATUS.md").write_text("\n".join(lines) + "\n")
     return {"done": n_done, "total": len(jobs), "mean_seconds": mean_s}
@@ -573,7 +578,8 @@ def aggregate(runs_dir: Path = RUNS_DIR, results_dir: Path = RESULTS_DIR, *, plo
     with open(results_dir / "zoo_ground_truth.csv", "w") as fh:
         fh.write("model,target,seed,test_accuracy,val_accuracy,lr,seconds,cpu_seconds\n")
         for r in sorted(res, key=lambda r: (r["target"], r["model"], r["seed"])):
-            fh.write(f"{r['model']},{r['target']},{r['seed']},{r['test_accuracy']:.4f},{r['val_accuracy']:.4f},{r['lr']},{r['seconds']},{r.get('cpu_seconds', '')}\n")
+            fh.write(f"{r['model']},{r['target']},{r['seed']},{r['test_accuracy']:.4f},{r['val_accuracy']:.4f},"
+                     f"{r['lr']},{r['seconds']},{r.get('cpu_seconds', '')}\n")
     if plot and res:
         _heatmap(acc[0], models, targets, results_dir / "zoo_heatmap.png")
     _report(out, results_dir / "zoo_report.md", plot and bool(res))
@@ -617,7 +623,8 @@ def _heatmap(acc0: dict, models: list[str], targets: list[str], path: Path) -> N
                         fontweight="bold" if is_best else "normal")
     ax.set_xticks(range(len(targets)), targets, rotation=45, ha="right", fontsize=7)
     ax.set_yticks(range(len(models)), models, fontsize=6)
-    ax.set_title("Zoo ground truth: test accuracy (%) after fine-tuning, seed 0 (red = best per target; blank = not run yet)", fontsize=7)
+    ax.set_title("Zoo ground truth: test accuracy (%) after fine-tuning, seed 0 "
+                 "(red = best per target; blank = not run yet)", fontsize=7)
     fig.colorbar(im, ax=ax, fraction=0.03)
     fig.tight_layout()
     fig.savefig(path, dpi=130)
@@ -631,10 +638,10 @@ def _report(out: dict, path: Path, has_plot: bool) -> None:
              f"`benchmark/zoo_runs/`. Protocol `{out['protocol']['version']}`: see `benchmark/zoo_protocol.md`.", "",
              "## Coverage", "",
              f"- jobs done: **{c['jobs_done']} / {c['jobs_total']}**; seed-0 (model, target) pairs: "
-             f"{c['seed0_done']} / {c['seed0_total']}" + ("" if c["jobs_done"] == c["jobs_total"] else
-                                                          " — **partial results**: every table and figure below is over "
-                                                          "the targets whose seed-0 results are complete (the noise "
-                                                          "ceiling over their seed-1 jobs finished so far)."), ""]
+             f"{c['seed0_done']} / {c['seed0_total']}"
+             + ("" if c["jobs_done"] == c["jobs_total"] else
+                " — **partial results**: every table and figure below is over the targets whose seed-0 results "
+                "are complete (the noise ceiling over their seed-1 jobs finished so far)."), ""]
     pending = out.get("pending_targets", {})
     if pending:
         lines += [f"Targets in the tables (seed 0 complete for every model): {len(out['targets'])}. Pending, left out "
@@ -644,19 +651,23 @@ def _report(out: dict, path: Path, has_plot: bool) -> None:
     top = next(iter(wins.items()), None)
     lines += ["## Headline figures", "",
               f"- ranking diversity (mean pairwise Kendall τ between the targets' model rankings, seed 0; "
-              f"{len(out['ranking_diversity_pairs'])} target pairs): **{out['ranking_diversity_mean_kendall_tau']:.3f}** "
+              f"{len(out['ranking_diversity_pairs'])} target pairs): "
+              f"**{out['ranking_diversity_mean_kendall_tau']:.3f}** "
               "(aim < 0.3, issue 15)",
               f"- largest share of targets won by one model: **{out.get('max_model_win_share', float('nan')):.2f}**"
               + (f" ({top[0]})" if top else "") + " (aim ≤ 1/3)",
-              f"- noise ceiling (weighted τ between seed 0 and seed 1, per target, mean over {len(out['noise_ceiling'])} targets): "
+              "- noise ceiling (weighted τ between seed 0 and seed 1, per target, mean over "
+              f"{len(out['noise_ceiling'])} targets): "
               f"**{out['noise_ceiling_mean']:.3f}**",
-              f"- distinct best models over {len(out['best_model_per_target'])} targets: {out['distinct_best_models']}", ""]
+              f"- distinct best models over {len(out['best_model_per_target'])} targets: "
+              f"{out['distinct_best_models']}", ""]
     if wins:
         lines += ["## Share of targets won", "", "| model | targets won | share |", "|---|---|---|"]
         n_targets = len(out["best_model_per_target"])
         lines += [f"| {m} | {share * n_targets:.1f} | {share:.2f} |" for m, share in wins.items()]
         lines += [""]
-    lines += ["## Per target", "", "| target | models done | best model (seed 0) | best acc | median acc | noise-ceiling τw (n) |",
+    lines += ["## Per target", "",
+              "| target | models done | best model (seed 0) | best acc | median acc | noise-ceiling τw (n) |",
               "|---|---|---|---|---|---|"]
     for t in out["targets"]:
         a = out["test_accuracy_seed0"][t]

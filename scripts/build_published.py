@@ -90,16 +90,17 @@ EMMS_UNMAPPED = {
     "mocov3_small": ("unmapped", None, None, "MoCo v3 ViT-S (12 heads, vit-s-300ep.pth.tar) has no timm config and no "
                      "Hub port was found"),
     "pvt_tiny": ("unconfirmed", "Zetatech/pvt-tiny-224", "transformers",
-                 "transformers PVT v1 port of the same size; that it holds whai362/PVT's pvt_tiny.pth weights (the file "
-                 "EMMS loads) was not verified"),
+                 "transformers PVT v1 port of the same size; that it holds whai362/PVT's pvt_tiny.pth weights "
+                 "(the file EMMS loads) was not verified"),
     "pvt_small": ("unconfirmed", "Zetatech/pvt-small-224", "transformers",
-                  "transformers PVT v1 port of the same size; that it holds whai362/PVT's pvt_small.pth weights was not "
-                  "verified"),
+                  "transformers PVT v1 port of the same size; that it holds whai362/PVT's pvt_small.pth weights "
+                  "was not verified"),
     "pvt_medium": ("unconfirmed", "Zetatech/pvt-medium-224", "transformers",
                    "transformers PVT v1 port of the same size; that it holds whai362/PVT's pvt_medium.pth weights was "
                    "not verified"),
 }
-ZETATECH_EVIDENCE = "https://huggingface.co/Zetatech (pvt-tiny-224, pvt-small-224, pvt-medium-224; imagenet-1k, arxiv:2102.12122)"
+ZETATECH_EVIDENCE = ("https://huggingface.co/Zetatech (pvt-tiny-224, pvt-small-224, pvt-medium-224; imagenet-1k, "
+                     "arxiv:2102.12122)")
 
 SSL_NOTE = ("self-supervised ResNet-50 checkpoint of ssl-transfer (Ericsson et al. 2021); none is in timm's "
             "pretrained configs and no Hub port of these weights was found")
@@ -205,7 +206,8 @@ DATASETS = {
                 "oxford-iiit-pet-vl-enriched/raw/6c030d99763f5ffc5bc4e7ece652e3c0b57df72f/merge_w_timm_pets.ipynb",
                 "label = the 37 breeds (label_cat_dog is the 2-class variant)"),
     "dtd": _ds("confirmed", "tanganke/dtd", None, ["train", "test"], "label", "image",
-               "https://huggingface.co/datasets/tanganke/dtd/blob/main/README.md (image, label; train 3760, test 1880)"),
+               "https://huggingface.co/datasets/tanganke/dtd/blob/main/README.md "
+               "(image, label; train 3760, test 1880)"),
     "flowers": _ds("confirmed", "nelorth/oxford-flowers", None, ["train", "test"], "label", "image",
                    "https://huggingface.co/datasets/nelorth/oxford-flowers/blob/main/README.md (image, label); "
                    "https://huggingface.co/datasets/nelorth/oxford-flowers/tree/refs%2Fpr%2F1 (data/ parquet)",

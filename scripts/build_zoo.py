@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _zoo_common  # noqa: E402
+import _zoo_common
 
 _zoo_common.torchvision_compat()
 
@@ -261,12 +261,14 @@ def pretrain(spec: ZooSpec, *, steps: int | None = None, datasets_dir: Path = DA
         sched.step()
         losses.append(loss.item())
         if (step + 1) % 100 == 0:
-            LOG.info("%s step %d/%d loss %.3f (%.1fs)", spec.name, step + 1, steps, np.mean(losses[-100:]), time.time() - t0)
+            LOG.info("%s step %d/%d loss %.3f (%.1fs)", spec.name, step + 1, steps, np.mean(losses[-100:]),
+                     time.time() - t0)
     train_s = time.time() - t0
     val_acc = accuracy(model, xva_t, yva_t)
     record = {"steps": steps, "batch": batch, "optimizer": f"AdamW(lr={lr}, weight_decay=0.05), warmup {warm} "
               "steps then cosine, grad-norm clip 1.0, random 2-px translation",
-              "seed": seed, "train_seconds": round(train_s, 1), "final_train_loss": float(np.mean(losses[-50:])) if losses else None,
+              "seed": seed, "train_seconds": round(train_s, 1),
+              "final_train_loss": float(np.mean(losses[-50:])) if losses else None,
               "source_val_accuracy": round(val_acc, 4), "source_classes": len(classes)}
     return model, classes, record
 
@@ -369,6 +371,8 @@ def _card(spec: ZooSpec, record: dict, n_params: int, size_mb: float) -> str:
                    f"(1/{record['source_classes']} = {1 / record['source_classes']:.3f}), so this model is "
                    "effectively a weak, barely trained one. It is kept in the zoo as it was built. "
                    if record["source_val_accuracy"] < 2.0 / record["source_classes"] else ""))
+    inputs = ("the 32x32 benchmark images, resized to 64x64 by the processor" if spec.budget == "external"
+              else "32x32 RGB images")
     return "\n".join(lines) + f"""
 
 # {spec.repo_id}
@@ -376,7 +380,7 @@ def _card(spec: ZooSpec, record: dict, n_params: int, size_mb: float) -> str:
 A {spec.family} image classifier ({spec.size}, {n_params / 1e6:.3f} M parameters, {size_mb:.2f} MB fp16) of
 fennec's offline model zoo, built by `scripts/build_zoo.py`. {what}
 
-Inputs: {'the 32x32 benchmark images, resized to 64x64 by the processor' if spec.budget == 'external' else '32x32 RGB images'}
+Inputs: {inputs}
 (see `preprocessor_config.json`). Provenance is in `fennec_zoo.json`.
 """
 
@@ -470,8 +474,9 @@ def _index(manifest: dict, path: Path) -> None:
     for rid, m in sorted(manifest["models"].items(), key=lambda kv: (kv[1]["family"], kv[1]["size"], kv[0])):
         acc = m.get("source_val_accuracy")
         chance = f" ({1 / m['source_classes']:.3f})" if m.get("source_classes") else ""
-        lines.append(f"| `{rid}` | {m['family']} | {m['size']} | {m['source']} | {m['budget']} | {m['params'] / 1e6:.3f} | "
-                     f"{m['safetensors_mb']:.2f} | {m.get('steps', 0)} | {'-' if acc is None else f'{acc:.3f}'}{chance if acc is not None else ''} | "
+        shown = "-" if acc is None else f"{acc:.3f}{chance}"
+        lines.append(f"| `{rid}` | {m['family']} | {m['size']} | {m['source']} | {m['budget']} | "
+                     f"{m['params'] / 1e6:.3f} | {m['safetensors_mb']:.2f} | {m.get('steps', 0)} | {shown} | "
                      f"{m['build_seconds']:.0f} |")
     path.write_text("\n".join(lines) + "\n")
 
@@ -517,7 +522,7 @@ def main(argv: list[str] | None = None) -> int:
         for n in todo:
             try:
                 rec = build_one(ALL_SPECS[n], steps=args.steps)
-            except Exception:  # noqa: BLE001 - the other models still build; reported at the end
+            except Exception:  # the other models still build; reported at the end
                 LOG.exception("building %s failed", n)
                 failed.append(n)
                 continue
@@ -528,7 +533,7 @@ def main(argv: list[str] | None = None) -> int:
             for f in as_completed(futs):
                 try:
                     n, rec = f.result()
-                except Exception:  # noqa: BLE001 - the other models still build; reported at the end
+                except Exception:  # the other models still build; reported at the end
                     LOG.exception("building %s failed", futs[f])
                     failed.append(futs[f])
                     continue

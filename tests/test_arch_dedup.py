@@ -206,7 +206,7 @@ def test_reindex_builds_each_architecture_once_and_reuses_it_later(finetunes_hub
         assert (s.added, s.unsupported, s.built, s.reused) == (7, 2, 4, 5)
         assert len(built) == 4 and "built 4, reused 5" in s.line()
         ids, vectors = cat.vectors()
-        by_id = dict(zip(ids, vectors))
+        by_id = dict(zip(ids, vectors, strict=True))
         for family in ("vit", "resnet"):
             assert all(np.array_equal(by_id[f"org/{family}-ft0"], by_id[f"org/{family}-ft{i}"])
                        for i in (1, 2))

@@ -131,7 +131,8 @@ def test_the_estimate_is_exact_for_a_uniform_stack_and_an_upper_bound_otherwise(
 def test_the_exact_count_is_checked_once_built(monkeypatch):
     wide = {**VIT, "hidden_size": 2**15, "intermediate_size": 2**17}  # 2 layers: no probe needed
     n = count_parameters(archi2vec.build(wide, max_parameters=None))
-    with pytest.raises(ImplausibleConfigError, match=f"has {n:.3g} parameters, above the bound of 1e.09".replace("+", ".")):
+    bound = f"has {n:.3g} parameters, above the bound of 1e.09".replace("+", ".")
+    with pytest.raises(ImplausibleConfigError, match=bound):
         archi2vec.build(wide, max_parameters=10**9)
     assert MAX_PARAMETERS > 2.2e10  # ViT-22B is a plausible model
 

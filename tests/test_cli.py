@@ -54,7 +54,8 @@ def test_a_device_this_machine_lacks_fails_at_once_with_exit_code_2(command, dev
     ("Pass device='cpu' or device=None (which picks the CPU here).", {"--device"},
      "Pass --device cpu or no --device (which picks the CPU here)."),
     ("raise max_samples or pass per_class=.", {"--max-samples"}, "raise --max-samples or pass per_class=."),
-    ("see fennec.recommendation.refine.DEFAULT_METRIC and a.b=c", {"--metric"}, "see fennec.recommendation.refine.DEFAULT_METRIC and a.b=c"),
+    ("see fennec.recommendation.refine.DEFAULT_METRIC and a.b=c", {"--metric"},
+     "see fennec.recommendation.refine.DEFAULT_METRIC and a.b=c"),
     ("fusion_weight must be a number in [0, 1], got 1.5.", {"--fusion-weight"},
      "--fusion-weight must be a number in [0, 1], got 1.5."),
     ("Leave max_samples= unset; load_sample() and fennec.data.max_samples stay", {"--max-samples"},
@@ -144,7 +145,8 @@ def test_import_results_names_skipped_files_and_unmatched_models(zoo_env, tmp_pa
     assert main(["import-results", str(tables)]) == 0
     captured = capsys.readouterr()
     assert "fennec: warning: Skipped ranks.json (not a transfer-result table)" in captured.err
-    assert f"fennec: warning: Skipped 2 file(s) of {tables} that are not .json tables: README.md, paper.csv" in captured.err
+    assert (f"fennec: warning: Skipped 2 file(s) of {tables} that are not .json tables: README.md, paper.csv"
+            in captured.err)
     (scores,) = [line for line in captured.err.splitlines() if "scores.json" in line]
     assert "(dict) is not a number" in scores and len(scores) < 300  # a hostile value is not echoed whole
     assert "paper: 2 results, 1 tasks, 2 models" in captured.out

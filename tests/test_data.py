@@ -137,7 +137,7 @@ def test_all_pixel_modes_become_8bit_rgb(tmp_path):
         s = load_sample(root, max_samples=None)
     assert len(s) == 6 and s.n_skipped == 0
     assert all(im.mode == "RGB" and im.size == (8, 8) for im in s.images)
-    by_name = dict(zip(["gray", "rgba", "sixteen"], s.images[:3]))  # rglob order: sorted names
+    by_name = dict(zip(["gray", "rgba", "sixteen"], s.images[:3], strict=True))  # rglob order: sorted names
     assert np.all(np.asarray(by_name["gray"]) == 100)
     assert np.all(np.asarray(by_name["sixteen"]) == 100)  # 16-bit rescaled, not clipped to 255
 
@@ -258,7 +258,7 @@ def test_same_seed_same_sample_other_seed_other_sample(tmp_path):
     c = load_sample(root, per_class=4, seed=4)
     assert a.fingerprint == b.fingerprint and a.seed == 3
     assert c.fingerprint != a.fingerprint
-    assert not all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(a.images, c.images))
+    assert not all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(a.images, c.images, strict=True))
 
 
 def test_small_classes_dropped_with_a_warning(tmp_path):
@@ -293,7 +293,7 @@ def test_warnings_raised_while_decoding_are_one_warning_with_a_count_and_names(t
     decode = data._decode
 
     def warning_decode(value, *args, **kwargs):
-        warnings.warn("Corrupt EXIF data", UserWarning)
+        warnings.warn("Corrupt EXIF data", UserWarning, stacklevel=2)
         return decode(value, *args, **kwargs)
 
     monkeypatch.setattr(data, "_decode", warning_decode)

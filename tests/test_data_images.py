@@ -60,7 +60,7 @@ def test_jpeg_draft_decoding_keeps_the_content(tmp_path):
     """The reduced-scale JPEG decode gives (nearly) the pixels of a full decode + resize."""
     root = _folder(tmp_path, [(2000, 1500), (1800, 1200)], ".jpg")
     s = load_sample(root, per_class=2, image_side=150, seed=0)
-    for img, path in zip(s.images, sorted(root.glob("*/*.jpg"))):
+    for img, path in zip(s.images, sorted(root.glob("*/*.jpg")), strict=True):
         with Image.open(path) as full:
             expected = full.convert("RGB").resize(img.size, Image.Resampling.LANCZOS)
         diff = np.abs(np.asarray(img, dtype=np.int16) - np.asarray(expected, dtype=np.int16))
@@ -116,7 +116,8 @@ def test_decompression_bomb_in_parquet_bytes_names_the_row(tmp_path):
     images = [{"bytes": ok.getvalue(), "path": None}] * 3 + [{"bytes": _png_header(15000, 9000), "path": None}]
     path = tmp_path / "train.parquet"
     pq.write_table(pa.table({"image": images, "label": [0, 0, 1, 1]}), path)
-    with pytest.raises(DatasetError, match=r"the image at row 3 of column 'image' declares 15000x9000 = 135,000,000 pixels"):
+    with pytest.raises(DatasetError,
+                       match=r"the image at row 3 of column 'image' declares 15000x9000 = 135,000,000 pixels"):
         load_sample(path, per_class=2, seed=0)
 
 

@@ -33,7 +33,7 @@ def test_cuda_features_match_cpu(hub, repo_id):
         np.testing.assert_allclose(cuda.probabilities, cpu.probabilities, rtol=1e-3, atol=1e-5)
 
 
-def test_recommend_on_cuda_matches_cpu(tiny_zoo, monkeypatch):  # noqa: F811
+def test_recommend_on_cuda_matches_cpu(tiny_zoo, monkeypatch):
     from fennec.recommendation.recommender import recommend
 
     monkeypatch.setenv("FENNEC_ZOO", str(tiny_zoo))
@@ -41,7 +41,7 @@ def test_recommend_on_cuda_matches_cpu(tiny_zoo, monkeypatch):  # noqa: F811
     cpu = recommend(dataset, top_k=5, candidates=3, device="cpu", cache=False)
     cuda = recommend(dataset, top_k=5, candidates=3, device="cuda", cache=False)
     assert [r.model_id for r in cuda] == [r.model_id for r in cpu]
-    for a, b in zip(cpu, cuda):
+    for a, b in zip(cpu, cuda, strict=True):
         assert b.predicted_score == pytest.approx(a.predicted_score, rel=1e-3, abs=1e-4)
         if a.metric_score is not None:
             assert b.metric_score == pytest.approx(a.metric_score, rel=1e-3, abs=1e-4)

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from fennec import hub as fhub
 from fennec.errors import (
     GatedModelError,
     HubError,
@@ -24,7 +23,7 @@ from fennec.errors import (
     UnsupportedModelError,
 )
 from fennec.hub import HfHub, LocalHub, ModelRecord, RetryPolicy, check_config, open_hub
-from hub_server_fixtures import *  # noqa: F401,F403 - fixtures
+from hub_server_fixtures import *  # noqa: F403 - fixtures
 from hub_server_fixtures import TINY_VIT, write_model
 
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05, timeout=2.0)
@@ -183,7 +182,7 @@ def test_transient_errors_are_recognised_without_httpx2(monkeypatch):
     hub = HfHub(endpoint="http://127.0.0.1:9")
     monkeypatch.setitem(sys.modules, "httpx2", None)  # import httpx2 -> ImportError
     with pytest.raises(ImportError):  # huggingface_hub's own alias resolves it lazily
-        importlib.import_module("huggingface_hub.utils").httpx
+        _ = importlib.import_module("huggingface_hub.utils").httpx
     assert hub._is_transient(TimeoutError("t")) and hub._is_transient(ConnectionResetError())
     assert not hub._is_transient(KeyError("k"))
 

@@ -22,7 +22,7 @@ from fennec.hub import untrusted
 from fennec.hub.untrusted import MAX_JSON_BYTES, MAX_JSON_DEPTH, RejectedInput, check_etag, loads_json
 from fennec.catalog import Catalog
 from fennec.data import load_sample
-from fennec.errors import HubError, HubFileNotFoundError, HubUnavailableError, MalformedModelError
+from fennec.errors import HubError, HubUnavailableError, MalformedModelError
 from fennec.hub import HfHub, LocalHub, RetryPolicy
 from fennec.reindex import reindex
 from hostile_hub import HostileHub, call_without_hanging

@@ -39,7 +39,7 @@ def test_search_matches_brute_force(metric):
     idx.add(ids, x)
     got = idx.search_batch(q, 10)
     order, scores = brute(x.astype(np.float64), q.astype(np.float64), metric, 10)
-    for row, o, s in zip(got, order, scores):
+    for row, o, s in zip(got, order, scores, strict=True):
         assert [m for m, _ in row] == [ids[i] for i in o]
         np.testing.assert_allclose([v for _, v in row], s, rtol=1e-4, atol=1e-4)
     assert idx.search(q[0], k=3) == got[0][:3]
@@ -86,7 +86,7 @@ def test_ivf_index_trains_searches_removes_and_persists(tmp_path):
     order, _ = brute(x.astype(np.float64), q.astype(np.float64), "cosine", 10)
     assert [[m for m, _ in row] for row in idx.search_batch(q, 10)] == [[ids[i] for i in o] for o in order]
     assert idx.remove(ids[:500]) == 500
-    assert all(h[0][0] == m for h, m in zip(idx.search_batch(x[500:520], 1), ids[500:520]))
+    assert all(h[0][0] == m for h, m in zip(idx.search_batch(x[500:520], 1), ids[500:520], strict=True))
     np.testing.assert_allclose(idx.vector(ids[600]), x[600] / np.linalg.norm(x[600]), rtol=1e-5)
     idx.upsert([ids[600]], x[601:602])
     idx.save(tmp_path)
@@ -242,7 +242,7 @@ def catalog(tmp_path):
     ids, x = data(30)
     with Catalog(tmp_path / "catalog.sqlite") as cat:
         t = datetime(2024, 1, 1, tzinfo=timezone.utc)
-        for i, (m, v) in enumerate(zip(ids, x)):
+        for i, (m, v) in enumerate(zip(ids, x, strict=True)):
             cat.upsert_model(ModelRecord(repo_id=m, sha="a" * 40, last_modified=t), vector=v,
                              vector_version="e1" if i < 25 else "e0")
         yield cat

@@ -189,7 +189,7 @@ def _bad_cases(name: str):
         ("object labels", good, [None] * 40, "integers or strings"),
         # np.asarray would turn these into strings: 1 and "1" one class
         ("labels mixing str and int", good, [str(v) if i % 2 else int(v) for i, v in enumerate(y)],
-         "labels mix strings and other values: 20 str (e.g. ['"), 
+         "labels mix strings and other values: 20 str (e.g. ['"),
         ("object array mixing str and int", good, np.array(["a", 1] * 20, dtype=object),
          "convert them first, e.g. [str(v) for v in labels]"),
         ("2-D labels column", good, y[:, None], "ravel"),

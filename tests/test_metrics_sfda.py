@@ -49,21 +49,22 @@ def test_hand_worked_two_class_example():
     x = np.array([[-1.5], [-0.5], [0.5], [1.5]])
     y = np.array([0, 0, 1, 1])
     lam = math.exp(-1.25)
-    p_true = [_sigmoid(-8 * v) if k == 0 else _sigmoid(8 * v) for v, k in zip(x[:, 0], y)]
+    p_true = [_sigmoid(-8 * v) if k == 0 else _sigmoid(8 * v) for v, k in zip(x[:, 0], y, strict=True)]
     # ConfMix: softmax over the two probabilities gives w = sigmoid(p_true - p_other)
     #          = sigmoid(2 p_true - 1); each sample moves towards the other class's mean (±1).
     w = [_sigmoid(2 * p - 1) for p in p_true]
     other_mean = [1.0, 1.0, -1.0, -1.0]
-    mixed = [wi * v + (1 - wi) * m for wi, v, m in zip(w, x[:, 0], other_mean)]
+    mixed = [wi * v + (1 - wi) * m for wi, v, m in zip(w, x[:, 0], other_mean, strict=True)]
     # Second fit on the mixed points with the same λ: in 1-D S̃_w = S_w again.
     m0, m1 = (mixed[0] + mixed[1]) / 2, (mixed[2] + mixed[3]) / 2
-    s_w2 = 0.5 * ((mixed[0] - m0) ** 2 + (mixed[1] - m0) ** 2) / 2 + 0.5 * ((mixed[2] - m1) ** 2 + (mixed[3] - m1) ** 2) / 2
+    s_w2 = (0.5 * ((mixed[0] - m0) ** 2 + (mixed[1] - m0) ** 2) / 2
+            + 0.5 * ((mixed[2] - m1) ** 2 + (mixed[3] - m1) ** 2) / 2)
     s_w2 = (1 - lam) * s_w2 + lam * s_w2
 
     def logit_diff(v):  # logit_1 - logit_0 of the second LDA
         return v * (m1 - m0) / s_w2 - 0.5 * (m1**2 - m0**2) / s_w2
 
-    p2 = [_sigmoid(-logit_diff(v)) if k == 0 else _sigmoid(logit_diff(v)) for v, k in zip(mixed, y)]
+    p2 = [_sigmoid(-logit_diff(v)) if k == 0 else _sigmoid(logit_diff(v)) for v, k in zip(mixed, y, strict=True)]
     expected = sum(p2) / 4
     assert sfda(x, y) == pytest.approx(expected, rel=1e-12)
 

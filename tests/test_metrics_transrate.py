@@ -75,5 +75,6 @@ def test_features_tiny_against_eps_follow_the_fourth_power_law():
     x = rng.normal(size=(120, 8)) + y[:, None] * 0.8
     s5, s6 = transrate(x * 1e-5, y, device="cpu"), transrate(x * 1e-6, y, device="cpu")
     assert s5 > 0 and s6 == pytest.approx(s5 * 1e-4, rel=1e-4)
-    with pytest.raises(MetricComputationError, match=r"largest \|value\| about 1e-19\), the score, .* below the precision float64 keeps"):
+    with pytest.raises(MetricComputationError,
+                       match=r"largest \|value\| about 1e-19\), the score, .* below the precision float64 keeps"):
         transrate(x * 1e-20, y, device="cpu")

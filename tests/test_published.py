@@ -68,7 +68,7 @@ def test_every_shared_table_ships_with_every_number_unchanged():
         ours = list(_leaves(json.loads((published.TABLES_DIR / name).read_text())))
         theirs = list(_leaves(json.loads((SHARED_TABLES / name).read_text())))
         assert [p for p, _ in ours] == [p for p, _ in theirs], name
-        for (path, a), (_, b) in zip(ours, theirs):
+        for (path, a), (_, b) in zip(ours, theirs, strict=True):
             assert type(a) is type(b) and a == b, (name, path, a, b)
             compared += isinstance(a, (int, float)) and not isinstance(a, bool)
         assert (published.TABLES_DIR / name).read_bytes() == (SHARED_TABLES / name).read_bytes(), name

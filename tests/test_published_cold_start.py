@@ -10,9 +10,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmark"))
 
-import published_cold_start as pcs  # noqa: E402
-from fennec.errors import InvalidInputError  # noqa: E402
-from fennec.space import ModelSide  # noqa: E402
+import published_cold_start as pcs
+from fennec.errors import InvalidInputError
+from fennec.space import ModelSide
 
 CONFIG = pcs.Config(dim=2, warm=True)
 

@@ -64,11 +64,11 @@ def test_metric_input_routing(hub, sample, tmp_path):
     by_sfda = score_candidates(ids, sample, hub=hub, metric="sfda", cache=cache)
     by_leep = score_candidates(ids, sample, hub=hub, metric="leep", cache=cache)
     assert all(s.cached and s.forward_passes == 0 for s in by_leep)  # features reused across metrics
-    for model_id, s, l in zip(ids, by_sfda, by_leep):
+    for model_id, s, p in zip(ids, by_sfda, by_leep, strict=True):
         out = model_features(model_id, sample, hub=hub, cache=cache)
         assert s.score == pytest.approx(sfda(out.features, sample.labels), rel=1e-9)  # penultimate features
-        assert l.score == pytest.approx(leep(out.probabilities, sample.labels), rel=1e-9)  # head softmax
-        assert l.metric == "leep"
+        assert p.score == pytest.approx(leep(out.probabilities, sample.labels), rel=1e-9)  # head softmax
+        assert p.metric == "leep"
 
 
 def test_a_probability_metric_on_a_backbone_without_head_is_a_recorded_failure(hub, sample, tmp_path):

@@ -30,7 +30,7 @@ from fennec.reindex import (
     reindex_lock,
     run_every,
 )
-from hub_server_fixtures import *  # noqa: F401,F403 - fixtures
+from hub_server_fixtures import *  # noqa: F403 - fixtures
 from hub_server_fixtures import REPO_ROOT, TINY_RESNET, TINY_VIT, write_model
 
 DIM = 16
@@ -83,7 +83,7 @@ def check_consistent(catalog, home, embedder_version=ConfigDigestEmbedder.versio
     index = ModelIndex.load(home / "index", expected=IndexMeta(DIM, embedder_version=embedder_version))
     ids, vectors = catalog.vectors(version=embedder_version)
     assert sorted(index.ids) == ids
-    for m, v in zip(ids, vectors):
+    for m, v in zip(ids, vectors, strict=True):
         np.testing.assert_allclose(index.vector(m), v / np.linalg.norm(v), rtol=1e-5)
     assert index.extra[GENERATION_KEY] == catalog.get_state(GENERATION_KEY)
     return index
@@ -611,7 +611,7 @@ def test_cli_reindex_with_archi2vec_against_the_server(online, tmp_path):
     assert p.returncode == 0, p.stderr[-3000:]
     # the five oldest: remote-code (unsupported), vit-features, tiny-timm, tiny-resnet, tiny-vit
     assert "added 4, updated 0, unsupported 1, failed 0" in p.stdout
-    import archi2vec  # noqa: F401 - only for its version string
+    import archi2vec  # only for its version string
 
     with Catalog(tmp_path / "fh/catalog.sqlite") as cat:
         ok = cat.models(status="ok")

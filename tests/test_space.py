@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -491,7 +492,7 @@ def test_objective_never_increases():
     results, sides, _, _ = _side_world()
     losses = [TransferSpace(dim=3, side_alpha=4.0, max_iter=n, tol=0.0).fit(results, sides).loss_
               for n in (1, 2, 3, 5, 10, 30)]
-    assert all(b <= a * (1 + 1e-12) for a, b in zip(losses, losses[1:]))
+    assert all(b <= a * (1 + 1e-12) for a, b in itertools.pairwise(losses))
     assert losses[-1] < losses[0]
 
 

@@ -17,7 +17,7 @@ def _task(rng, n_classes=4, per_class=30, dim=16, spread=3.0, noise=1.0, shift=0
 
 
 def _scalars(d):
-    return dict(zip(SCALAR_NAMES, d[-len(SCALAR_NAMES):]))
+    return dict(zip(SCALAR_NAMES, d[-len(SCALAR_NAMES):], strict=True))
 
 
 def test_shape_and_blocks_by_hand():
@@ -44,7 +44,7 @@ def test_scale_invariant_and_order_invariant():
     perm = rng.permutation(len(y))
     np.testing.assert_allclose(describe(x[perm], y[perm]), d, rtol=1e-5, atol=1e-6)
     # string labels are remapped like the metrics do
-    np.testing.assert_allclose(describe(x, np.array(["c%d" % v for v in y])), d, rtol=1e-6)
+    np.testing.assert_allclose(describe(x, np.array([f"c{v}" for v in y])), d, rtol=1e-6)
 
 
 def test_separable_tasks_score_as_easier_than_confusable_ones():

@@ -401,4 +401,5 @@ def test_the_head_is_reinitialised_when_the_label_count_matches(toy_world, tmp_p
     assert not gt.is_done(runs / "a.json", hub_dir=toy_world["hub"])
     gt.write_atomic(runs / "b.json", {**record, "head_reinit": "explicit"})
     gt.write_atomic(runs / "c.json", {**record, "num_classes": 6})
-    assert gt.is_done(runs / "b.json", hub_dir=toy_world["hub"]) and gt.is_done(runs / "c.json", hub_dir=toy_world["hub"])
+    assert gt.is_done(runs / "b.json", hub_dir=toy_world["hub"])
+    assert gt.is_done(runs / "c.json", hub_dir=toy_world["hub"])

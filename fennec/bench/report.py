@@ -116,7 +116,8 @@ def markdown_report(res: dict) -> str:
                      + f" | {_fmt(ceiling.get('weighted_tau'))} | {res['refine_metrics'].get(t, '-')} | "
                        f"{res['fusion_weights'].get(t, '-')} | {ev} |")
     if res.get("ensemble_metrics"):
-        lines += ["", f"`metric-ensemble` averaged the z-scores of: {_counts({t: ' + '.join(v) for t, v in res['ensemble_metrics'].items()})}."]
+        chosen = {t: " + ".join(v) for t, v in res["ensemble_metrics"].items()}
+        lines += ["", f"`metric-ensemble` averaged the z-scores of: {_counts(chosen)}."]
     cal = res.get("confidence_calibration")
     if cal and cal["per_target"]:
         near, far = cal["near"], cal["far"]
@@ -142,7 +143,7 @@ def markdown_report(res: dict) -> str:
     cs = sorted({int(c) for t in res["budget_curve"] for c in res["budget_curve"][t]})
     for c in cs:
         vals = [res["budget_curve"][t][str(c)] for t in res["budget_curve"] if str(c) in res["budget_curve"][t]]
-        def mean(key: str) -> float | None:
+        def mean(key: str, vals: list = vals) -> float | None:
             v = [x[key] for x in vals if x.get(key) is not None]
             return float(np.mean(v)) if v else None
         fp = mean("forward_passes")
@@ -208,7 +209,7 @@ def plot_report(res: dict, out: Path) -> None:
         if name in s and s[name]["weighted_tau"] is not None:
             ax.scatter([s[name]["forward_fraction"]], [s[name]["weighted_tau"]], marker=marker, label=name, zorder=3)
     metric_rows = [(k, v) for k, v in s.items() if k.startswith("metric:") and v["weighted_tau"] is not None]
-    for k, v in metric_rows:
+    for _, v in metric_rows:
         ax.scatter([v["forward_fraction"]], [v["weighted_tau"]], marker=".", color="grey", zorder=2)
     if metric_rows:
         best = max(metric_rows, key=lambda kv: kv[1]["weighted_tau"])

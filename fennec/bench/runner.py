@@ -173,7 +173,8 @@ def load_zoo_data(*, max_samples: int, seed: int = 0, device: Any = None, target
     gt = json.loads(zoo_ground_truth().read_text(encoding="utf-8"))
     truth = {t: {m: float(v) for m, v in row.items() if m in sides}
              for t, row in gt.get("test_accuracy_seed0", {}).items()}
-    truth = {t: row for t, row in truth.items() if len(row) >= MIN_MODELS and (zoo / constants.ZOO_DATASETS_DIR / t).is_dir()}
+    truth = {t: row for t, row in truth.items()
+             if len(row) >= MIN_MODELS and (zoo / constants.ZOO_DATASETS_DIR / t).is_dir()}
     if targets:
         unknown = sorted(set(targets) - set(truth))
         if unknown:
@@ -248,7 +249,7 @@ def score_zoo(data: ZooData, metrics: Sequence[str], *, device: Any = None,
                     if x is None:
                         raise InvalidInputError(f"{m} has no classification head for {name}")
                     entry["metrics"][name] = float(info.func(x, sample.labels, device=device))
-                except Exception as e:  # noqa: BLE001 - a metric failing on one model is a result
+                except Exception as e:  # a metric failing on one model is a result
                     LOG.warning("%s on %s / %s failed: %s", name, m, t, e)
                     entry["metrics"][name] = None
                     entry.setdefault("errors", {})[name] = f"{type(e).__name__}: {e}"[:300]
@@ -372,7 +373,7 @@ def _index_scores(space: Any, data: ZooData, target: str) -> tuple[dict[str, flo
     vec, neighbours = space.task_vector(data.descriptors[target].vector)
     mv = space.model_vectors([data.sides[m] for m in data.models])
     scores = space.score(mv, vec)
-    return {m: float(s) for m, s in zip(data.models, scores)}, neighbours
+    return {m: float(s) for m, s in zip(data.models, scores, strict=True)}, neighbours
 
 
 def _refined(index: Mapping[str, float], metric: Mapping[str, float | None], n_candidates: int,
@@ -574,7 +575,7 @@ def _ensemble(model_scores: Mapping[str, Mapping[str, float | None]], names: Seq
     for name in names:
         ok = [m for m in model_scores if model_scores[m].get(name) is not None]
         z = zscore(np.array([model_scores[m][name] for m in ok], dtype=np.float64))
-        for m, v in zip(ok, z):
+        for m, v in zip(ok, z, strict=True):
             out[m] += float(v) / len(names)
     return out
 

@@ -251,7 +251,7 @@ def _encode_labels(s: Split, column: str) -> tuple[tuple[str, ...], np.ndarray]:
     values = s.read_column(column)
     feature = s.features.get(column, {})
     missing = [v is None or (isinstance(v, (int, np.integer)) and v < 0) for v in values]
-    present = [v for v, m in zip(values, missing) if not m]
+    present = [v for v, m in zip(values, missing, strict=True) if not m]
     if not present:
         raise DatasetError(f"{s.source} [{s.split}]: the label column {column!r} has no labels "
                            f"({len(values)} rows, all empty or -1). Unlabelled splits (often "
@@ -260,7 +260,7 @@ def _encode_labels(s: Split, column: str) -> tuple[tuple[str, ...], np.ndarray]:
     types = {type(v) for v in present}
     if feature.get("_type") == "ClassLabel" and feature.get("names") and types <= {int}:
         names = [str(n) for n in feature["names"]]
-        codes = np.array([-1 if m else v for v, m in zip(values, missing)], dtype=np.int64)
+        codes = np.array([-1 if m else v for v, m in zip(values, missing, strict=True)], dtype=np.int64)
         if codes.max() >= len(names):
             raise DatasetError(f"{s.source}: label {codes.max()} is out of range for the "
                                f"{len(names)} ClassLabel names of {column!r}.", dataset=s.dataset)
@@ -276,7 +276,7 @@ def _encode_labels(s: Split, column: str) -> tuple[tuple[str, ...], np.ndarray]:
                            f"({', '.join(sorted(t.__name__ for t in types))}); labels must be all "
                            "int or all str.", dataset=s.dataset)
     index = {u: i for i, u in enumerate(uniq)}
-    codes = np.array([-1 if m else index[v] for v, m in zip(values, missing)], dtype=np.int64)
+    codes = np.array([-1 if m else index[v] for v, m in zip(values, missing, strict=True)], dtype=np.int64)
     return tuple(names), codes
 
 
@@ -417,7 +417,7 @@ def _named(names: Sequence[str], limit: int = 5, width: int = 80) -> str:
 
 def _fingerprint(images: Sequence[Any], labels: np.ndarray, class_names: Sequence[str]) -> str:
     h = hashlib.sha256(json.dumps(list(class_names)).encode())
-    for img, y in zip(images, labels):
+    for img, y in zip(images, labels, strict=True):
         h.update(np.array([img.width, img.height, y], dtype=np.int64).tobytes())
         h.update(img.tobytes())
     return h.hexdigest()
@@ -458,7 +458,7 @@ def check_sampling(*, max_samples: int | None = None, per_class: int | None = No
 
 
 def _drop_warning(s: Split, names: Sequence[str], counts: Sequence[int], need: int, why: str) -> None:
-    listed = ", ".join(f"{n!r} ({c})" for n, c in list(zip(names, counts))[:20])
+    listed = ", ".join(f"{n!r} ({c})" for n, c in list(zip(names, counts, strict=True))[:20])
     more = f" and {len(names) - 20} more" if len(names) > 20 else ""
     warnings.warn(f"{s.source} [{s.split}]: dropped {len(names)} class(es) with fewer than "
                   f"{need} {why}: {listed}{more}.", DatasetWarning, stacklevel=3)
@@ -575,7 +575,7 @@ def load_sample(dataset: str | os.PathLike, *, split: str | None = None, config:
                 break
             batch.sort()
             rows = s.read_rows(image_column, np.array([i for i, _ in batch], dtype=np.int64))
-            for (i, c), value in zip(batch, rows):
+            for (i, c), value in zip(batch, rows, strict=True):
                 refusal = False
                 with warnings.catch_warnings(record=True) as caught:  # PIL warns per image: collected
                     warnings.simplefilter("always")

@@ -266,7 +266,7 @@ def _parquet(dataset: str, source: str, files: Sequence[str], split: str,
 
     def read_column(c: str) -> list:
         out: list = []
-        for f, h in zip(files, handles):
+        for f, h in zip(files, handles, strict=True):
             try:
                 out += h.read(columns=[c]).column(c).to_pylist()
             except HubError:

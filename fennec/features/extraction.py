@@ -31,7 +31,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Sequence
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -98,7 +99,8 @@ class ExtractedFeatures:
 # ---------------------------------------------------------------------------------------
 
 
-def _forward_fn(model: torch.nn.Module, spec: Spec) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]]:
+def _forward_fn(model: torch.nn.Module,
+                spec: Spec) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]]:
     """``x (B, C, H, W) -> (features (B, D), logits (B, C_s) or None)`` for this kind of model."""
     if spec.kind == "timm":
         has_head = int(getattr(model, "num_classes", 0) or 0) > 0

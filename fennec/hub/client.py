@@ -533,7 +533,7 @@ class HfHub:
         used = 0
         for name in names:
             try:
-                path = self._call(lambda name=name: self._download_file(
+                path = self._call(lambda name=name, used=used: self._download_file(
                     repo_id, name, sha, max_bytes=limit - used, repo_type="dataset", cache_dir=cache),
                     repo_id=repo_id, revision=sha, filename=name, what=f"dataset {repo_id}: {name}")
             except MalformedModelError as e:  # only a file past max_bytes (_write_blob)

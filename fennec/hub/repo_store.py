@@ -462,7 +462,7 @@ class RepoStore:
         files = []
         for rel, size, mtime_ns in stats:
             sha256, blob_id = self._read(folder / rel, repo_id,
-                                         lambda p: self._hashes(p, root, size, mtime_ns))
+                                         lambda p, size=size, mtime_ns=mtime_ns: self._hashes(p, root, size, mtime_ns))
             files.append(FileEntry(rel, size, sha256, blob_id, mtime_ns / 1e9))
         names = {f.path for f in files}
         extra = _read_extra(extra_path, root, repo_id) if has_extra else {}

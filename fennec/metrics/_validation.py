@@ -189,7 +189,8 @@ def _check_finite(t: torch.Tensor, *, name: str, metric: str) -> None:
 def _check_label_types(labels: Any, *, metric: str) -> None:
     """Refuse labels that mix strings with numbers: ``numpy.asarray(["1", 1])`` would silently
     make both the string ``"1"`` (and merge two classes)."""
-    if isinstance(labels, (np.ndarray, torch.Tensor)) and getattr(labels, "dtype", None) != object:
+    dtype = getattr(labels, "dtype", None)
+    if isinstance(labels, (np.ndarray, torch.Tensor)) and getattr(dtype, "kind", None) != "O":
         return
     try:
         values = list(np.asarray(labels, dtype=object).ravel()) if not isinstance(labels, (list, tuple)) else labels

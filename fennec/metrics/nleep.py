@@ -259,7 +259,8 @@ def nleep(features: Any, labels: Any, *, component_ratio: int = 5, pca_variance:
         raise scale_error(_NAME, x, e, f"the PCA features' mean variance, {shown}, is below the mixture's "
                           f"reg_covar={_REFERENCE_REG:g} (the reference's absolute regularisation, added to "
                           "every covariance), so every component would cover every sample and the score "
-                          f"would only reflect the class frequencies (about log(1/C) = {math.log(1 / checked.n_classes):.3f})")
+                          "would only reflect the class frequencies (about log(1/C) = "
+                          f"{math.log(1 / checked.n_classes):.3f})")
     n_components = int(component_ratio) * checked.n_classes
     if n_components > n:
         warnings.warn(

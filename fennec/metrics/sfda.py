@@ -179,7 +179,7 @@ def sfda(features: Any, labels: Any, *, device: str | torch.device | None = None
         >>> x = np.random.default_rng(0).normal(size=(200, 16)); y = np.arange(200) % 4
         >>> 0 < sfda(x, y) <= 1
         True
-    """
+    """  # noqa: E501 - one formula per line
     checked = check_features_labels(features, labels, metric=_NAME, min_per_class=2, device=device)
     x, y, c = checked.values, checked.labels, checked.n_classes
     # The score is translation invariant (shifting every x and μ_c by b adds only class-

@@ -39,7 +39,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -259,7 +259,7 @@ def _manifest() -> dict[str, dict[str, Any]]:
     return entries
 
 
-@lru_cache(maxsize=None)
+@cache
 def _raw(source_id: str) -> dict[str, Any]:
     path = TABLES_DIR / _manifest()[source_id]["file"]
     data = _read_json(path)
@@ -285,7 +285,7 @@ def sources() -> list[PublishedSource]:
     return [source(sid) for sid in sorted(_manifest())]
 
 
-@lru_cache(maxsize=None)
+@cache
 def source(source_id: str) -> PublishedSource:
     """One published source with its provenance and variants.
 
@@ -346,7 +346,7 @@ def load_table(source_id: str, variant: str | None = None) -> PublishedTable:
     return PublishedTable(src, v, _table(source_id, v.path))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _table(source_id: str, path: tuple[str, ...]) -> Mapping[str, Mapping[str, float | int | None]]:
     where = f"{TABLES_DIR / _manifest()[source_id]['file']} [{' / '.join(path)}]"
     node: Any = _raw(source_id)
@@ -401,7 +401,7 @@ def _status(value: Any, where: str, path: Path) -> str:
     return value
 
 
-@lru_cache(maxsize=None)
+@cache
 def _model_entries(source_id: str) -> Mapping[str, MappedModel]:
     _check_source_id(source_id)
     entries = _models_file()["sources"].get(source_id, {})
@@ -431,7 +431,7 @@ def model_mappings() -> dict[str, dict[str, MappedModel]]:
     return {s.source_id: model_mapping(s.source_id) for s in sources() if s.variants}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _task_entries(source_id: str) -> Mapping[str, MappedTask]:
     _check_source_id(source_id)
     data = _tasks_file()

@@ -278,9 +278,10 @@ def _notes(info: WorkspaceInfo, closest: list[KnownTask], known: tuple[str, dict
                      f"{closest[0].similarity:.2f}) is far from this dataset (below {LOW_SIMILARITY}), so the "
                      "task placement leans on the models' overall record over the known tasks rather than on "
                      "similar tasks; on the zoo benchmark such targets were ranked much worse "
-                     "(docs/recommend.md). " + ("Weigh the metric column, or fine-tune the top few to check." if refined else
-                                                "No metric was run (refine=False): refine the "
-                                                "candidates, or fine-tune the top few to check."))
+                     "(docs/recommend.md). "
+                     + ("Weigh the metric column, or fine-tune the top few to check." if refined else
+                        "No metric was run (refine=False): refine the candidates, or fine-tune the top few "
+                        "to check."))
     return notes
 
 

@@ -124,7 +124,7 @@ def score_candidates(model_ids: Iterable[str], sample: SampleLike, *, hub: Any, 
                     "probabilities; use a feature metric such as sfda or logme", model_id=model_id)
             score: float | None = float(info.func(inputs, labels, device=device))
             error = None
-        except Exception as exc:  # noqa: BLE001 - one broken candidate must not abort the ranking;
+        except Exception as exc:  # one broken candidate must not abort the ranking;
             # its error is reported in the result. KeyboardInterrupt (BaseException) still stops.
             score, error = None, f"{type(exc).__name__}: {exc}"
             warnings.warn(f"{model_id} could not be scored with {metric}: {error}", CandidateFailedWarning,
@@ -208,9 +208,9 @@ def fuse(index_scores: Mapping[str, float], metric_scores: Mapping[str, float | 
         raise InvalidInputError(f"Index scores must be finite numbers; got {[(m, index_scores[m]) for m in bad[:3]]}.")
     if not ids:
         return {}
-    z_index = dict(zip(ids, zscore(np.array([float(index_scores[m]) for m in ids]))))
+    z_index = dict(zip(ids, zscore(np.array([float(index_scores[m]) for m in ids])), strict=True))
     scored = [m for m in ids if _is_number(metric_scores.get(m)) and math.isfinite(metric_scores[m])]
-    z_metric = dict(zip(scored, zscore(np.array([float(metric_scores[m]) for m in scored]))))
+    z_metric = dict(zip(scored, zscore(np.array([float(metric_scores[m]) for m in scored])), strict=True))
     fused = {m: float(w * z_metric.get(m, 0.0) + (1.0 - w) * z_index[m]) for m in ids}
     order = sorted(ids, key=lambda m: (-fused[m], -float(index_scores[m]), m))
     return {m: fused[m] for m in order}

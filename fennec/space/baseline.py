@@ -131,7 +131,7 @@ class FennecBaseline:
         self.uses_task_meta_ = bool(task_sides) and all(
             s.n_samples is not None and s.n_classes is not None for s in task_sides)
         rows, targets = [], []
-        for j, t in enumerate(task_ids):
+        for j in range(len(task_ids)):
             task_meta = [task_sides[j].n_samples, task_sides[j].n_classes] if self.uses_task_meta_ else []
             for i, m in enumerate(model_ids):
                 if np.isfinite(y[i, j]):
@@ -158,7 +158,7 @@ class FennecBaseline:
             labels = kmeans_cls(n_clusters=n_clusters, random_state=0, n_init=10).fit_predict(vecs)
             self.n_clusters_ = n_clusters
             onehot = {s.model_id: np.zeros(n_clusters) for s in sides}
-            for s, lab in zip(with_vec, labels):
+            for s, lab in zip(with_vec, labels, strict=True):
                 onehot[s.model_id][lab] = 1.0
         self.uses_layers_ = use_layers
         return {s.model_id: np.concatenate([[float(check_params(s))], [float(s.n_layers)] if use_layers else [],
@@ -209,4 +209,4 @@ class FennecBaseline:
         row_of = {m: i for i, m in enumerate(self.model_ids_)}
         w = self.meta_weight
         return {m: float((1 - w) * (self.model_vectors_[row_of[m]] @ v) + w * p) if m in row_of else float(p)
-                for m, p in zip(ids, meta)}
+                for m, p in zip(ids, meta, strict=True)}

@@ -102,7 +102,7 @@ def normalise_results(results: Mapping[str, Mapping[str, float]], *,
             y = (x - x.min()) / span if span > 0 else np.full_like(x, 0.5)
         else:
             y = x
-        out[task] = {name: float(value) for name, value in zip(names, y)}
+        out[task] = {name: float(value) for name, value in zip(names, y, strict=True)}
     if not out:
         raise InvalidInputError("No task has results for at least 2 models; nothing to learn a ranking from.")
     return out

@@ -240,7 +240,7 @@ class TransferSpace:
         self.model_vectors_ = u1  # (M, dim+1)
         self.task_vectors_ = np.hstack([v, np.ones((len(task_ids), 1))])  # (T, dim+1)
         self.side_map_ = w  # (1+p, dim+1)
-        self.side_feature_names_ = [n for n, k in zip(encoder.names, encoder.keep) if k]
+        self.side_feature_names_ = [n for n, k in zip(encoder.names, encoder.keep, strict=True) if k]
         self.n_iter_, self.loss_ = n_iter, loss
         self._fit_task_predictor(y, tasks)
         LOG.info("transfer space: %d models x %d tasks, %d side features, %d sweeps, loss %.4g, task predictor %s",
@@ -290,7 +290,7 @@ class TransferSpace:
         eye_m, eye_t = np.eye(d + 1), np.eye(d)
         loss = prev = math.inf
         n_iter = 0
-        for n_iter in range(1, self.max_iter + 1):
+        for n_iter in range(1, self.max_iter + 1):  # noqa: B007 - read after the loop
             a = np.hstack([v, np.ones((t, 1))])  # (T, d+1)
             gram = np.einsum("mt,ti,tj->mij", mask, a, a) + (lam + l2 + JITTER) * eye_m  # (M, d+1, d+1)
             rhs = y0 @ a + lam * (s1 @ w)  # (M, d+1)
@@ -339,7 +339,8 @@ class TransferSpace:
 
     def _require_fitted(self) -> None:
         if not hasattr(self, "model_vectors_"):
-            raise NotFittedError("This TransferSpace is not fitted: call fit(results, ...) or TransferSpace.load(path).")
+            raise NotFittedError("This TransferSpace is not fitted: call fit(results, ...) or "
+                                 "TransferSpace.load(path).")
 
     def model_vectors(self, models: Sequence[str | ModelSide]) -> np.ndarray:
         """Vectors ``(n, dim+1)`` for models: learned when known, placed from side info when new.
@@ -378,7 +379,7 @@ class TransferSpace:
                               "gets the mean model vector.", FallbackWarning, stacklevel=2)
             feats = self._encoder.transform([side for _, side in cold])
             placed = np.hstack([np.ones((len(cold), 1)), feats]) @ self.side_map_  # (n_cold, dim+1)
-            for (i, _), vec in zip(cold, placed):
+            for (i, _), vec in zip(cold, placed, strict=True):
                 out[i] = vec
         return out
 
@@ -484,7 +485,7 @@ class TransferSpace:
             space.model_ids_, space.task_ids_ = list(header["model_ids"]), list(header["task_ids"])
             space.model_vectors_, space.task_vectors_ = arrays["model_vectors"], arrays["task_vectors"]
             space.side_map_ = arrays["side_map"]
-            space.side_feature_names_ = [n for n, k in zip(space._encoder.names, space._encoder.keep) if k]
+            space.side_feature_names_ = [n for n, k in zip(space._encoder.names, space._encoder.keep, strict=True) if k]
             space.task_predictor_ = header["task_predictor"]
             space.task_predictor_scores_ = dict(header["task_predictor_scores"])
             space.n_iter_, space.loss_ = int(header["n_iter"]), float(header["loss"])

@@ -34,7 +34,15 @@ Example:
 """
 
 from fennec._deprecated import forwarded
-from fennec.workspace.fitting import DEFAULT_DIM, DEFAULT_MAX_SAMPLES, FitSummary, describe_tasks, fit, model_sides, results_table
+from fennec.workspace.fitting import (
+    DEFAULT_DIM,
+    DEFAULT_MAX_SAMPLES,
+    FitSummary,
+    describe_tasks,
+    fit,
+    model_sides,
+    results_table,
+)
 from fennec.workspace.layout import ZOO_HUB, zoo_dir
 from fennec.workspace.load import Workspace
 from fennec.workspace.zoo import zoo_workspace

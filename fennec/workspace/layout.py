@@ -55,7 +55,8 @@ def zoo_dir() -> Path:
         fix = "Restore zoo/ in this checkout (`git checkout zoo`), or set FENNEC_ZOO to a zoo folder"
     if not _is_zoo(root):
         raise WorkspaceError(
-            f"No embedded zoo at {root} (expected {root / constants.ZOO_HUB_DIR} and {root / constants.ZOO_DATASETS_DIR}). {fix}; or fit your own "
+            f"No embedded zoo at {root} (expected {root / constants.ZOO_HUB_DIR} and "
+            f"{root / constants.ZOO_DATASETS_DIR}). {fix}; or fit your own "
             "workspace with `fennec reindex` + `fennec fit`.")
     return root
 

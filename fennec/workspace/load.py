@@ -86,7 +86,8 @@ class Workspace:
                                          f"fennec needs {want!r}. Run `fennec fit` again.")
             space = TransferSpace.load(folder / constants.SPACE_FILE)
             index = ModelIndex.load(folder / constants.MODEL_INDEX_DIR)
-            tasks = TaskIndex.load(folder / constants.TASK_INDEX_DIR, proxy=manifest["proxy"]) if (folder / constants.TASK_INDEX_DIR).exists() else None
+            task_dir = folder / constants.TASK_INDEX_DIR
+            tasks = TaskIndex.load(task_dir, proxy=manifest["proxy"]) if task_dir.exists() else None
         hub = open_hub_for(manifest.get("hub"))
         return cls(home, manifest, space, index, tasks, hub)
 

@@ -95,7 +95,7 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         # and the client's delayed ACK hold the body back ~40 ms on every response
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:  # stdlib signature
         LOG.debug("%s - %s", self.address_string(), format % args)
 
     def do_GET(self) -> None:
