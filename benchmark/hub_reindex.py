@@ -36,7 +36,6 @@ LOG = logging.getLogger("bench.hub_reindex")
 def build_hub(root: Path, *, per_module: int) -> list[dict]:
     """Write one repository per corpus architecture; returns what was written."""
     import archi2vec_corpus as corpus  # benchmark sibling
-
     from archi2vec._compat import import_transformers
 
     import_transformers()

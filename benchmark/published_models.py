@@ -56,9 +56,9 @@ from typing import Any
 
 import numpy as np
 
-import fennec  # noqa: F401 - installs the torchvision shim before timm/transformers import
 import archi2vec
 import archi2vec_transfer as tr
+import fennec  # noqa: F401 - installs the torchvision shim before timm/transformers import
 from archi2vec_corpus import _torchvision_model
 
 LOG = logging.getLogger("fennec.bench.published_models")

@@ -47,8 +47,8 @@ import sys
 import time
 import unicodedata
 import zlib
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -1192,8 +1192,8 @@ def fingerprint(splits: dict[str, tuple[np.ndarray, np.ndarray]]) -> str:
 
 
 def library_versions() -> dict[str, str]:
-    import PIL
     import matplotlib
+    import PIL
     import sklearn
 
     v = {"numpy": np.__version__, "Pillow": PIL.__version__, "matplotlib": matplotlib.__version__,

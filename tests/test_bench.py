@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from zoo_fixtures import MODELS, TASKS, TRUTH, tiny_zoo  # noqa: F401  (the fixture)
 
 from fennec.bench import runner as bench
 from fennec.errors import FennecWarning, InvalidInputError
 from fennec.metrics import list_metrics
+from zoo_fixtures import MODELS, TASKS, TRUTH, tiny_zoo  # noqa: F401  (the fixture)
 
 
 @pytest.fixture

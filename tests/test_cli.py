@@ -7,11 +7,11 @@ import json
 import warnings
 
 import pytest
-from zoo_fixtures import MODELS, tiny_zoo  # noqa: F401  (the fixture)
 
 from fennec import __version__, _progress, constants
 from fennec.cli import _cli_terms, main
 from fennec.errors import DatasetWarning
+from zoo_fixtures import MODELS, tiny_zoo  # noqa: F401  (the fixture)
 
 
 @pytest.fixture

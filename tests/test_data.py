@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hub_server_fixtures import REPO_ROOT, hub_server, online, run_python, tiny_zoo  # noqa: F401
 from PIL import Image
 
 from fennec.data import DatasetSample, load_sample
@@ -23,6 +22,7 @@ from fennec.errors import (
     InvalidInputError,
 )
 from fennec.hub.server import HubServer
+from hub_server_fixtures import REPO_ROOT, hub_server, online, run_python, tiny_zoo  # noqa: F401
 
 # ---------------------------------------------------------------------------------------
 # Tiny synthetic datasets

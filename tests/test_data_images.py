@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fennec.data import sampling as data
-from fennec.hub.records import MAX_INPUT_SIDE, ModelFiles, Preprocessing
 from fennec.data import DEFAULT_IMAGE_SIDE, MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE, load_sample
+from fennec.data import sampling as data
 from fennec.errors import DatasetError, InvalidInputError, MalformedModelError
 from fennec.features import preprocess
+from fennec.hub.records import MAX_INPUT_SIDE, ModelFiles, Preprocessing
 
 
 def _smooth(width: int, height: int, seed: int) -> Image.Image:

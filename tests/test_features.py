@@ -16,7 +16,6 @@ import pytest
 import torch
 from PIL import Image
 
-from fennec.hub.records import Preprocessing
 from fennec.errors import FeatureExtractionError, InvalidInputError, UnsupportedModelError
 from fennec.features import (
     ExtractedFeatures,
@@ -27,6 +26,7 @@ from fennec.features import (
     preprocess,
 )
 from fennec.hub import LocalHub
+from fennec.hub.records import Preprocessing
 from hub_server_fixtures import PREPROCESSOR, write_model
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

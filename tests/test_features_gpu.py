@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_features import build_feature_hub, make_sample
-from zoo_fixtures import tiny_zoo  # noqa: F401  (the fixture)
 
 from fennec.features import model_features
+from test_features import build_feature_hub, make_sample
+from zoo_fixtures import tiny_zoo  # noqa: F401  (the fixture)
 
 pytestmark = [
     pytest.mark.gpu,

@@ -194,7 +194,6 @@ def test_a_config_naming_a_hub_kernel_is_refused_before_loading(tmp_path, monkey
 def test_a_quantised_config_is_refused_before_loading(tmp_path, monkeypatch):
     # quant_method picks a transformers quantiser; mxfp4's fetches kernel code from the Hub
     import transformers
-
     from safetensors.torch import save_file
 
     root = tmp_path / "hub"

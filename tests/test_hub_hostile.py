@@ -18,12 +18,11 @@ import numpy as np
 import pytest
 
 import fennec.hub.client
-from fennec.hub import untrusted
-from fennec.hub.untrusted import MAX_JSON_BYTES, MAX_JSON_DEPTH, RejectedInput, check_etag, loads_json
 from fennec.catalog import Catalog
 from fennec.data import load_sample
 from fennec.errors import HubError, HubUnavailableError, MalformedModelError
-from fennec.hub import HfHub, LocalHub, RetryPolicy
+from fennec.hub import HfHub, LocalHub, RetryPolicy, untrusted
+from fennec.hub.untrusted import MAX_JSON_BYTES, MAX_JSON_DEPTH, RejectedInput, check_etag, loads_json
 from fennec.reindex import reindex
 from hostile_hub import HostileHub, call_without_hanging
 from hub_server_fixtures import TINY_VIT, write_model

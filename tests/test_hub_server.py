@@ -19,7 +19,7 @@ import pytest
 from fennec.errors import InvalidInputError
 from fennec.hub.server import HubServer, RepoStore, main
 from hub_server_fixtures import *  # noqa: F403 - fixtures
-from hub_server_fixtures import TORCHVISION_COMPAT, run_python, write_model, TINY_VIT
+from hub_server_fixtures import TINY_VIT, TORCHVISION_COMPAT, run_python, write_model
 
 
 def http(server, path, *, method="GET", headers=None, data=None):
@@ -170,8 +170,8 @@ def test_resolve_headers_ranges_and_missing_files(hub_server, tiny_zoo):
 
 
 def test_hf_hub_download_gated_private_and_cache(online, tmp_path):
-    from huggingface_hub import hf_hub_download
     from huggingface_hub import errors as hf
+    from huggingface_hub import hf_hub_download
 
     def get(repo, token=False, name="config.json"):
         return hf_hub_download(repo, name, endpoint=online.url, cache_dir=tmp_path, token=token)

@@ -21,17 +21,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from zoo_fixtures import tiny_zoo  # noqa: F401  (the fixture)
 
 from fennec import cli
-from fennec.workspace import fitting as ws_fit
-from fennec.workspace import history
 from fennec._io import file_lock, storage_error
 from fennec.catalog import SCHEMA_VERSION, Catalog, check_catalog, repair_catalog
 from fennec.errors import CatalogDamagedError, CatalogError, StorageError
 from fennec.hub import ModelRecord
 from fennec.recommendation import recommend
-from fennec.workspace import Workspace, fit, zoo_workspace
+from fennec.workspace import Workspace, fit, history, zoo_workspace
+from fennec.workspace import fitting as ws_fit
+from zoo_fixtures import tiny_zoo  # noqa: F401  (the fixture)
 
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
 REPO_ROOT = Path(__file__).resolve().parents[1]

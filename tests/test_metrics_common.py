@@ -14,10 +14,9 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import make_blobs
 from fennec.errors import InvalidInputError, MetricComputationError
 from fennec.metrics import get_metric, list_metrics, metric_info
-
-from conftest import make_blobs
 
 METRICS = list_metrics()
 

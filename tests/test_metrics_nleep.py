@@ -7,7 +7,6 @@ import warnings
 
 import numpy as np
 import pytest
-
 import torch
 from sklearn.decomposition import PCA
 from sklearn.mixture import GaussianMixture

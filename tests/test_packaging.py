@@ -18,7 +18,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from zoo_fixtures import MODELS, tiny_zoo  # noqa: F401  (the fixture)
 
 from fennec import _paths, cli
 from fennec.bench import runner as bench
@@ -26,6 +25,7 @@ from fennec.errors import WorkspaceError
 from fennec.task import OFFLINE_PROXY
 from fennec.workspace import zoo_dir, zoo_workspace
 from fennec.workspace.layout import zoo_ground_truth
+from zoo_fixtures import MODELS, tiny_zoo  # noqa: F401  (the fixture)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GROUND_TRUTH = REPO_ROOT / "benchmark" / "results" / "zoo_ground_truth.json"

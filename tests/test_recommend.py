@@ -12,15 +12,15 @@ import json
 
 import numpy as np
 import pytest
-from zoo_fixtures import MODELS, TASKS, TRUTH, tiny_zoo  # noqa: F401  (the fixture)
 
 from fennec import workspace as ws_mod
-from fennec.workspace import history
 from fennec.cli import main
 from fennec.errors import InvalidInputError, UnknownMetricError, WorkspaceError
 from fennec.recommendation import Recommendations, recommend
-from fennec.workspace import fit, zoo_workspace
 from fennec.task import OFFLINE_PROXY
+from fennec.workspace import fit, history, zoo_workspace
+from zoo_fixtures import MODELS, TASKS, TRUTH, tiny_zoo  # noqa: F401  (the fixture)
+
 
 @pytest.fixture
 def zoo_env(tiny_zoo, monkeypatch):
@@ -295,8 +295,8 @@ def test_the_task_vector_placement_is_reported(zoo_env):
 
 
 def test_when_the_metric_fails_on_every_candidate_the_index_order_is_kept(zoo_env, monkeypatch):
-    from fennec.recommendation import refine
     from fennec.errors import FallbackWarning
+    from fennec.recommendation import refine
 
     def failing(model_ids, sample, **kwargs):
         return [refine.CandidateScore(m, None, kwargs["metric"], None, "RuntimeError: boom", 0, 0.0, False)

@@ -10,7 +10,6 @@ import pytest
 import scipy.stats
 
 from fennec.errors import FallbackWarning, FennecWarning, InvalidInputError, NotFittedError, SpaceVersionError
-from fennec.space.baseline import FennecBaseline
 from fennec.space import (
     SPACE_VERSION,
     ModelSide,
@@ -18,6 +17,7 @@ from fennec.space import (
     TransferSpace,
     normalise_results,
 )
+from fennec.space.baseline import FennecBaseline
 
 FAMILIES = ("resnet", "vit", "convnext", "swin")
 SOURCES = ("glyphs", "photos", "shapes", "textures")

@@ -12,9 +12,9 @@ import json
 from pathlib import Path
 
 import pytest
-from hub_server_fixtures import write_model, write_parquet_dataset
 
 from fennec.task import OFFLINE_PROXY
+from hub_server_fixtures import write_model, write_parquet_dataset
 
 __all__ = ["MODELS", "TASKS", "TRUTH", "tiny_zoo"]
 

@@ -160,10 +160,10 @@ def load_zoo_data(*, max_samples: int, seed: int = 0, device: Any = None, target
     from fennec.data import load_sample
     from fennec.features import model_features
     from fennec.hub import open_hub
+    from fennec.task import DESCRIPTOR_VERSION, OFFLINE_PROXY, TaskDescriptor, describe
     from fennec.workspace.fitting import model_sides
     from fennec.workspace.layout import catalog_path, zoo_dir, zoo_ground_truth
     from fennec.workspace.zoo import zoo_workspace
-    from fennec.task import DESCRIPTOR_VERSION, OFFLINE_PROXY, TaskDescriptor, describe
 
     zoo = zoo_dir()
     home = zoo_workspace(progress=progress, device=device)
@@ -359,8 +359,8 @@ def _order_scores(order: Sequence[str]) -> dict[str, float]:
 
 
 def _fit_space(data: ZooData, train: Sequence[str], *, use_archi2vec: bool = True, shrink: bool = True) -> Any:
-    from fennec.workspace.fitting import DEFAULT_DIM
     from fennec.space import TaskSide, TransferSpace
+    from fennec.workspace.fitting import DEFAULT_DIM
 
     results = {t: data.truth[t] for t in train}
     tasks = {t: TaskSide(t, data.descriptors[t].vector, data.descriptors[t].n_classes,
@@ -395,9 +395,9 @@ def run_benchmark(*, targets: Sequence[str] | None = None, out: str | Path | Non
     from fennec.metrics import list_metrics
     from fennec.recommendation.recommender import DEFAULT_FUSION_WEIGHT, LOW_SIMILARITY
     from fennec.recommendation.refine import DEFAULT_METRIC
+    from fennec.space import TaskSide
     from fennec.space.baseline import FennecBaseline
     from fennec.workspace.fitting import DEFAULT_MAX_SAMPLES
-    from fennec.space import TaskSide
 
     t_start = time.perf_counter()
     max_samples = max_samples or DEFAULT_MAX_SAMPLES

@@ -30,16 +30,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
-from collections.abc import Callable
 
 import numpy as np
 import torch
 
 from fennec import _progress
-from fennec.features.loading import Spec, load_model, spec_of
 from fennec.errors import FeatureExtractionError, InvalidInputError
+from fennec.features.loading import Spec, load_model, spec_of
 from fennec.hub.records import ModelFiles, Preprocessing
 from fennec.metrics._validation import resolve_device
 

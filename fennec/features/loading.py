@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 
 from archi2vec._compat import import_timm, import_transformers
-from fennec.hub.records import ModelFiles
 from fennec.errors import UnsupportedModelError
+from fennec.hub.records import ModelFiles
 from fennec.metrics._validation import resolve_device
 
 LOG = logging.getLogger(__name__)

@@ -50,6 +50,16 @@ from typing import Any, TypeVar
 from urllib.parse import quote, urljoin, urlsplit
 
 from fennec import constants
+from fennec.errors import (
+    GatedModelError,
+    HubError,
+    HubFileNotFoundError,
+    HubOfflineError,
+    HubUnavailableError,
+    MalformedModelError,
+    ModelAccessError,
+    ModelNotFoundError,
+)
 from fennec.hub.local import LocalHub
 from fennec.hub.protocol import Hub, check_list_args, merge
 from fennec.hub.records import (
@@ -74,16 +84,6 @@ from fennec.hub.untrusted import (
     inside,
     is_commit_sha,
     loads_json,
-)
-from fennec.errors import (
-    GatedModelError,
-    HubError,
-    HubFileNotFoundError,
-    HubOfflineError,
-    HubUnavailableError,
-    MalformedModelError,
-    ModelAccessError,
-    ModelNotFoundError,
 )
 
 __all__ = [

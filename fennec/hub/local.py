@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from fennec import constants
+from fennec.errors import HubFileNotFoundError, MalformedModelError, ModelNotFoundError
 from fennec.hub.protocol import check_list_args, merge, sort_key
 from fennec.hub.records import (
     CONFIG_NAME,
@@ -19,7 +20,6 @@ from fennec.hub.records import (
     ModelRecord,
     read_config,
 )
-from fennec.errors import HubFileNotFoundError, MalformedModelError, ModelNotFoundError
 
 LOG = logging.getLogger(__name__)
 

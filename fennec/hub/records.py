@@ -13,8 +13,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from fennec.hub.untrusted import RejectedInput, read_json_file
 from fennec.errors import MalformedModelError, RemoteCodeRequiredError
+from fennec.hub.untrusted import RejectedInput, read_json_file
 
 CONFIG_NAME = "config.json"
 #: Preprocessor files, in the order they are looked for (transformers, then older names).

@@ -20,8 +20,8 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from fennec.hub.untrusted import RejectedInput, open_regular
 from fennec.errors import HubError, InvalidInputError, MalformedModelError
+from fennec.hub.untrusted import RejectedInput, open_regular
 
 __all__ = ["FileEntry", "Repo", "RepoStore", "as_list", "front_matter", "iso_date", "open_confined",
            "safetensors_parameters"]

@@ -25,17 +25,17 @@ Specifications, including where fennec deliberately departs from the reference c
 from __future__ import annotations
 
 from ._registry import MetricInfo, get_metric, list_metrics, metric_info, register_metric
+from .hscore import hscore, hscore_regularized
+from .leep import leep
+from .logme import logme
+from .nce import nce
+from .nleep import nleep
+from .parc import parc
+from .ped import ped
 
 # Importing a metric module registers its metric.
 from .sfda import sfda
-from .logme import logme
-from .ped import ped
-from .leep import leep
-from .nce import nce
-from .nleep import nleep
-from .hscore import hscore, hscore_regularized
 from .transrate import transrate
-from .parc import parc
 
 __all__ = [
     "MetricInfo",

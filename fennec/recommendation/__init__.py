@@ -6,6 +6,7 @@
 - :mod:`fennec.recommendation.records`: what it returns (:class:`Recommendations`).
 """
 
+from fennec.recommendation.recommender import DEFAULT_FUSION_WEIGHT, LOW_SIMILARITY, NEAR_SIMILARITY, recommend
 from fennec.recommendation.records import (
     SAME_DATA_SIMILARITY,
     KnownTask,
@@ -13,7 +14,6 @@ from fennec.recommendation.records import (
     Recommendations,
     WorkspaceInfo,
 )
-from fennec.recommendation.recommender import DEFAULT_FUSION_WEIGHT, LOW_SIMILARITY, NEAR_SIMILARITY, recommend
 
 __all__ = [
     "DEFAULT_FUSION_WEIGHT",

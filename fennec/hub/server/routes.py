@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
+from fennec.errors import HubError, MalformedModelError
 from fennec.hub.repo_store import FileEntry, Repo, RepoStore, as_list, iso_date
 from fennec.hub.server.faults import Fault
-from fennec.errors import HubError, MalformedModelError
 
 LOG = logging.getLogger(__name__)
 
