@@ -39,6 +39,8 @@ DEFAULT_METRIC = "hscore_regularized"
 CATALOG_FILE = "catalog.sqlite"
 #: The archi2vec index ``fennec reindex`` keeps beside the catalog.
 ARCHI2VEC_INDEX_DIR = "index"
+#: Beside the catalog: the lock a reindex (or a catalog repair) holds.
+REINDEX_LOCK_FILE = "reindex.lock"
 #: The link to the current fitted version (``.space.v<N>``, :mod:`fennec.workspace.history`).
 SPACE_LINK = "space"
 #: In a fitted version: what the fit used and made (hub, proxy, versions, stamps).

@@ -57,7 +57,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from fennec import _progress
+from fennec import _progress, constants
 from fennec._io import file_lock, storage_errors
 from fennec.catalog import Catalog, iter_batches
 from fennec.errors import (
@@ -386,7 +386,7 @@ def reindex(*, hub: Hub, catalog: Catalog, index_dir: str | Path, embedder: Embe
     index_dir = Path(index_dir)
     if lock_path is None:  # one lock per catalog, wherever its index lives
         beside = Path(catalog.path).parent if catalog.path != ":memory:" else index_dir.parent
-        lock_path = beside / "reindex.lock"
+        lock_path = beside / constants.REINDEX_LOCK_FILE
 
     def clock() -> datetime:  # read at each decision: a run may last hours
         return now if now is not None else _utcnow()

@@ -58,6 +58,7 @@ from typing import Any
 
 import numpy as np
 
+from fennec import constants
 from fennec._io import storage_error
 from fennec.catalog.schema import MIGRATIONS, SCHEMA_VERSION
 from fennec.errors import (CatalogDamagedError, CatalogError, CatalogVersionError, InvalidInputError,
@@ -1103,7 +1104,7 @@ def repair_catalog(path: str | Path) -> RepairSummary:
         raise CatalogError(f"A reindex of {path} is running ({holder or 'unknown holder'}); stop it, then repair.",
                            path=str(path))
 
-    with file_lock(path.parent / "reindex.lock", busy=busy):
+    with file_lock(path.parent / constants.REINDEX_LOCK_FILE, busy=busy):
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".repair", dir=path.parent)
         os.close(fd)
         try:
