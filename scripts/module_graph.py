@@ -7,13 +7,16 @@ graph it reports:
 
 - ``modules``: the project modules (a package counts as its ``__init__``);
 - ``edges``: distinct ``importer -> imported`` pairs between project modules, split by where the
-  import statement sits (``module``, ``function``, ``type_checking``);
+  import statement sits (``module``, ``function``, ``type_checking``); ``concept_edges``: the
+  same with each module replaced by its concept (its :data:`LAYERS` entry);
 - ``cycles``: strongly connected components of more than one module, over every edge (an
   import inside a function or under ``TYPE_CHECKING`` still ties the two modules together);
 - ``upward``: imports from a lower layer to a higher one, per :data:`LAYERS` (below);
 - ``private_names``: ``from fennec.x import _name`` across modules (``_name`` not a module);
 - ``huggingface_hub``: the modules that import ``huggingface_hub``;
-- ``unlayered``: modules :data:`LAYERS` does not place (each must be placed).
+- ``unlayered``: modules :data:`LAYERS` does not place (each must be placed);
+- ``aliases``: the deprecated aliases of old module paths (``fennec._deprecated.moved``),
+  counted among the modules.
 
 Usage (from the repository root)::
 
@@ -228,8 +231,9 @@ def imports_of(module: str, path: Path, modules: dict[str, Path]) -> tuple[list[
     return found, externals
 
 
-def layer_of(module: str) -> int | None:
-    """The layer of ``module`` per :data:`LAYERS` (a module of the old layout: its new home's)."""
+def concept_of(module: str) -> str | None:
+    """The entry of :data:`LAYERS` that places ``module`` (a module of the old layout: its new
+    home's), i.e. the concept it belongs to; None if none does."""
     for old, new in MOVED.items():
         if module == old or module.startswith(old + "."):
             module = new + module[len(old):]
@@ -239,10 +243,15 @@ def layer_of(module: str) -> int | None:
         prefix = ".".join(parts[:i])
         if prefix == "fennec" and module != "fennec":  # the face's layer is its own, not its modules'
             return None
-        layer = LAYERS.get(prefix)
-        if layer is not None:
-            return layer
+        if prefix in LAYERS:
+            return prefix
     return None
+
+
+def layer_of(module: str) -> int | None:
+    """The layer of ``module`` per :data:`LAYERS` (a module of the old layout: its new home's)."""
+    concept = concept_of(module)
+    return None if concept is None else LAYERS[concept]
 
 
 def _cycles(nodes: list[str], edges: set[tuple[str, str]]) -> list[list[str]]:
@@ -307,6 +316,8 @@ def analyse(root: Path) -> dict:
     for imp in imports:
         edges[imp.where].add((imp.importer, imp.target))
     every = set().union(*edges.values())
+    # the deprecated aliases of the flat layout's paths (fennec._deprecated.moved): modules by name only
+    aliases = sorted({i.importer for i in imports if i.target == "fennec._deprecated" and "moved" in i.names})
     upward = sorted({(i.importer, i.target, i.where) for i in imports
                      if (a := layer_of(i.importer)) is not None and (b := layer_of(i.target)) is not None
                      and b > a})
@@ -316,6 +327,9 @@ def analyse(root: Path) -> dict:
         "modules": len(modules),
         "edges": len(every),
         "edges_by_kind": {kind: len(pairs) for kind, pairs in edges.items()},
+        # the same graph with each module replaced by its concept (its LAYERS entry), self-loops left out
+        "concept_edges": sorted([a, b] for a, b in {(concept_of(x), concept_of(y)) for x, y in every}
+                                if a and b and a != b),
         "cycles": _cycles(sorted(modules), every),
         "upward": [{"importer": a, "imported": b, "where": w, "layers": [layer_of(a), layer_of(b)]}
                    for a, b, w in upward],
@@ -326,6 +340,7 @@ def analyse(root: Path) -> dict:
                                                               if i.importer.startswith("archi2vec")
                                                               and i.target.startswith("fennec")})],
         "unlayered": sorted(m for m in modules if layer_of(m) is None),
+        "aliases": aliases,
         "module_list": sorted(modules),
         "edge_list": sorted([a, b, kind] for kind, pairs in edges.items() for a, b in pairs),
     }
@@ -356,7 +371,9 @@ def check(graph: dict) -> dict[str, list]:
 
 def summary(graph: dict) -> dict[str, int]:
     """The headline counts of :func:`analyse`'s result."""
-    return {"modules": graph["modules"], "edges": graph["edges"], "cycles": len(graph["cycles"]),
+    return {"modules": graph["modules"], "aliases": len(graph["aliases"]), "edges": graph["edges"],
+            "concept_edges": len(graph["concept_edges"]),
+            "cycles": len(graph["cycles"]),
             "upward_imports": len(graph["upward"]), "private_names": len(graph["private_names"]),
             "private_pairs": graph["private_pairs"], "huggingface_hub_importers": len(graph["huggingface_hub"])}
 
