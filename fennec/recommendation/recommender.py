@@ -1,6 +1,6 @@
 """``fennec.recommend()``: rank a hub's vision models for a labelled image dataset.
 
-The path of one call (DESIGN.md):
+The path of one call (docs/design.md, with the file that owns each step):
 
 1. :func:`fennec.data.load_sample` draws a stratified sample of the dataset;
 2. the workspace's proxy model embeds it once and :func:`fennec.task.describe` turns the

@@ -20,9 +20,8 @@ __all__ = ["FennecBaseline"]
 LOG = logging.getLogger(__name__)
 
 
-
 class FennecBaseline:
-    """The Fennec paper's recommender, as in its public code (metrics-reference.md §5).
+    """The Fennec paper's recommender, as in its public code.
 
     Bai et al., "Pre-Trained Model Recommendation for Downstream Fine-tuning", arXiv 2403.06382,
     ``meta_features_plus.py``:

@@ -84,7 +84,7 @@ The Fennec paper's recipe (:class:`fennec.space.baseline.FennecBaseline`)
 ------------------------------------------------------------------
 NMF of the min-max normalised matrix, a random forest from proxy image embeddings to NMF
 task vectors, and a linear meta-regressor on model/task meta-features, mixed 50/50; see
-its docstring and metrics-reference.md §5. It is the baseline the transfer space must beat.
+its docstring. It is the baseline the transfer space must beat.
 
 Example:
     >>> rng = np.random.default_rng(0)
