@@ -7,7 +7,8 @@ for the item-split targets, real images that Debian packages install (icon theme
 colour emoji, card decks, chess pieces, script fonts, map symbols, GIMP patterns: read by
 ``scripts/zoo_sources.py``; install list ``scripts/zoo_sources.txt``). An item-split target
 puts every image of one item (an icon, an emoji, a deck, a font family...) in one split, so
-its test items are unseen in training (:func:`split_items`). Images are 32x32 RGB. Each dataset is written as a Hub-style dataset repository::
+its test items are unseen in training (:func:`split_items`). Images are 32x32 RGB. Each dataset is written as a
+Hub-style dataset repository::
 
     zoo/datasets/<name>/README.md                         dataset card (classes, recipe, fingerprint)
     zoo/datasets/<name>/data/{train,validation,test}-00000-of-00001.parquet
@@ -80,7 +81,7 @@ class Recipe:
     transfer: str = ""  # for targets: which sources it is near to, and why
     per_class_train: int | None = None  # few-shot targets: this many train images per class
     pool: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None  # real-image pool (images, labels)
-    items: Callable[[], list["Item"]] | None = None  # item-split targets: the items (see split_items)
+    items: Callable[[], list[Item]] | None = None  # item-split targets: the items (see split_items)
     sources: tuple[str, ...] = ()  # Debian packages the recipe reads (zoo_sources.SOURCES)
     item_unit: str = ""  # what one item (the unit of the split) is, for the card
 
@@ -766,18 +767,20 @@ def draw_t_symmetry(rng, label, split):
         phases = rng.uniform(0, 2 * math.pi, size=len(ks))
         amps = rng.uniform(0.08, 0.3, size=len(ks)) / np.arange(1, len(ks) + 1)
         amps[0] = rng.uniform(0.2, 0.35)
-        r = 1 + sum(a * np.cos(k * theta + p) for a, k, p in zip(amps, ks, phases))  # free phases: no mirror
+        # free phases: no mirror
+        r = 1 + sum(a * np.cos(k * theta + p) for a, k, p in zip(amps, ks, phases, strict=True))
     else:
         ks = list(range(1, 7))
         amps = rng.uniform(0.04, 0.22, size=len(ks))
         amps[int(rng.integers(1, 4))] = rng.uniform(0.2, 0.32)
         phases = np.zeros(len(ks)) if kind == "mirror" else rng.uniform(0, 2 * math.pi, size=len(ks))
-        r = 1 + sum(a * np.cos(k * theta + p) for a, k, p in zip(amps, ks, phases))
+        r = 1 + sum(a * np.cos(k * theta + p) for a, k, p in zip(amps, ks, phases, strict=True))
     big = 128
     rot = rng.uniform(0, 2 * math.pi)
     scale = rng.uniform(0.32, 0.42) * big / max(r.max(), 1e-6)
     cx, cy = big / 2 + rng.uniform(-6, 6, size=2)
-    pts = [(cx + scale * rr * math.cos(t + rot), cy + scale * rr * math.sin(t + rot)) for rr, t in zip(r, theta)]
+    pts = [(cx + scale * rr * math.cos(t + rot), cy + scale * rr * math.sin(t + rot))
+           for rr, t in zip(r, theta, strict=True)]
     fg, bg = _rand_colour_pair(rng, min_contrast=60.0)
     canvas = Image.new("RGB", (big, big), bg)
     ImageDraw.Draw(canvas).polygon(pts, fill=fg)
@@ -906,7 +909,7 @@ def draw_t_braille(rng, label, split):
     dot = rng.uniform(0.28, 0.42) * pitch
     x0 = big / 2 - pitch / 2 + rng.uniform(-8, 8)
     y0 = big / 2 - pitch + rng.uniform(-8, 8)
-    faint = tuple(int(0.8 * b + 0.2 * f) for f, b in zip(fg, bg)) if rng.random() < 0.5 else None
+    faint = tuple(int(0.8 * b + 0.2 * f) for f, b in zip(fg, bg, strict=True)) if rng.random() < 0.5 else None
     raised = set(BRAILLE[BRAILLE_LETTERS[label]])
     for k in range(6):
         col, row = (0, k) if k < 3 else (1, k - 3)
@@ -996,7 +999,8 @@ def _recipes() -> dict[str, Recipe]:
                "that all three themes have in the six contexts of t-icons-oxygen; same placement; 80 training "
                "images per class.",
                transfer="far: artistic style with content held fixed", per_class_train=80, items=_items_icon_style,
-               sources=("tango-icon-theme", "gnome-icon-theme", "oxygen-icon-theme"), item_unit="icon name (all themes)"),
+               sources=("tango-icon-theme", "gnome-icon-theme", "oxygen-icon-theme"),
+               item_unit="icon name (all themes)"),
         Recipe("t-emoji-groups", "target", EMOJI_GROUPS, {"validation": 160, "test": 480}, _pool_draw,
                "Noto colour emoji (single code point, no skin tones) labelled with their Unicode emoji group "
                "(emoji-test.txt of Unicode 15.0, Flags and Component left out); placed on a random plain "
@@ -1125,7 +1129,8 @@ def _balanced_labels(rng: np.random.Generator, n: int, n_classes: int) -> np.nda
     return y.astype(np.int64)
 
 
-def generate(recipe: Recipe, *, scale: float = 1.0, info: dict | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def generate(recipe: Recipe, *, scale: float = 1.0,
+             info: dict | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Draw every split of `recipe`: split -> (images (N, 32, 32, 3) uint8, labels (N,) int64).
 
     `scale` shrinks every split (tests use a toy size); 1.0 is the published recipe. For an

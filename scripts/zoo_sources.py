@@ -119,7 +119,8 @@ def icons(theme_dir: str, contexts: tuple[str, ...], package: str, size: str = "
     for ctx in contexts:
         folder = base / ctx
         if not folder.is_dir():
-            raise SourceMissingError(f"{folder} not found: the icon theme of {package} has no '{ctx}' context at {size}.")
+            raise SourceMissingError(
+                f"{folder} not found: the icon theme of {package} has no '{ctx}' context at {size}.")
         for f in sorted(folder.glob("*.png")):
             if f.is_symlink():
                 continue
@@ -164,7 +165,7 @@ def rsvg(svg: Path, *, height: int, element: str | None = None) -> Image.Image:
     return load_rgba(cached)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _rsvg_version(exe: str) -> str:
     out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=30, check=False)
     return out.stdout.strip()
@@ -306,7 +307,8 @@ def read_gimp_pattern(path: Path) -> np.ndarray:
     if len(data) < 24:
         raise ValueError(f"{path}: {len(data)} bytes, too short for a GIMP pattern header")
     header_size, version, width, height, bpp = struct.unpack(">5I", data[:20])
-    if data[20:24] != b"GPAT" or version != 1 or bpp not in (1, 2, 3, 4) or not (0 < width <= 4096 and 0 < height <= 4096):
+    if (data[20:24] != b"GPAT" or version != 1 or bpp not in (1, 2, 3, 4)
+            or not (0 < width <= 4096 and 0 < height <= 4096)):
         raise ValueError(f"{path}: not a version-1 GIMP pattern (magic {data[20:24]!r}, version {version}, "
                          f"{width}x{height}x{bpp})")
     n = width * height * bpp
@@ -391,7 +393,7 @@ def font_path(rel: str, package: str) -> Path:
     return path
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def font_cmap(path: str) -> frozenset[int]:
     """The code points a font maps to a glyph."""
     from fontTools.ttLib import TTFont

@@ -77,7 +77,7 @@ def test_item_recipe_draws_from_the_items_of_its_split(monkeypatch):
     assert info["groups"] == {s: len({it.group for it in parts[s]}) for s in build_datasets.SPLITS}
     for s, (x, y) in splits.items():
         allowed = {(it.label, int(it.draw(None)[0, 0, 0])) for it in parts[s]}
-        assert {(int(c), int(img[0, 0, 0])) for img, c in zip(x, y)} <= allowed  # only its own items
+        assert {(int(c), int(img[0, 0, 0])) for img, c in zip(x, y, strict=True)} <= allowed  # only its own items
         assert np.bincount(y, minlength=3).min() == np.bincount(y, minlength=3).max()  # balanced
     assert len(splits["train"][1]) == 30
     assert build_datasets.fingerprint(build_datasets.generate(recipe)) == build_datasets.fingerprint(splits)
