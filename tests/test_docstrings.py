@@ -11,7 +11,7 @@ from __future__ import annotations
 import doctest
 import importlib
 import pkgutil
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -65,7 +65,7 @@ SKIPPED = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def module_names() -> tuple[str, ...]:
     """Every importable module under :data:`ROOTS` (``__main__`` modules are programs)."""
     names = []

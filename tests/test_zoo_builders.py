@@ -132,8 +132,9 @@ def test_another_version_of_a_source_package_is_reported(tmp_path, monkeypatch, 
 
 
 def test_gimp_pattern_reader_checks_the_header(tmp_path):
-    import zoo_sources
     import struct
+
+    import zoo_sources
 
     name = b"toy\0"
     pixels = np.arange(2 * 3 * 3, dtype=np.uint8)
@@ -316,8 +317,9 @@ def test_aggregation_on_partial_results(tmp_path):
 
 
 def test_diversity_statistics_over_complete_targets(tmp_path):
-    import build_ground_truth as gt
     from scipy.stats import kendalltau
+
+    import build_ground_truth as gt
 
     models = [f"org/m{i}" for i in range(6)]
     up = {m: 0.1 * (i + 1) for i, m in enumerate(models)}  # m5 best
@@ -380,9 +382,10 @@ def test_a_claimed_job_is_not_claimed_twice_and_is_released(tmp_path):
 
 
 def test_the_head_is_reinitialised_when_the_label_count_matches(toy_world, tmp_path):
-    import build_ground_truth as gt
-    import transformers
     import torch
+    import transformers
+
+    import build_ground_truth as gt
 
     model_dir = toy_world["hub"] / toy_world["model"]
     n = gt.checkpoint_labels(model_dir)
