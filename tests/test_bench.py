@@ -30,7 +30,7 @@ def test_leave_one_task_out_writes_every_method_and_counts_forward_passes(zoo_en
     n = len(MODELS)
     assert {"history-mean", "fennec-index (no shrinkage)", "fennec-refine (no shrinkage, metric alone)"} <= methods
     assert s["random"]["forward_passes"] == s["largest"]["forward_passes"] == s["history-mean"]["forward_passes"] == 0
-    for meth, agg in s.items():  # every method against the data-free baseline, on every target it ranked
+    for agg in s.values():  # every method against the data-free baseline, on every target it ranked
         vs = agg["vs_history-mean"]
         assert vs["wins"] + vs["losses"] + vs["ties"] == vs["targets"] == agg["targets"]
     assert all(s[m]["vs_history-mean"]["targets"] == len(TASKS) for m in ("fennec-index", "fennec-refine", "largest"))

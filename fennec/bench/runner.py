@@ -667,7 +667,9 @@ def _calibration(rows: Mapping[str, Mapping[str, Mapping[str, Any]]], nearest: M
     ok = [r for r in per if None not in (r["default"], r["history_mean"])]
 
     def group(sel: list[dict]) -> dict[str, Any]:
-        mean = (lambda k: float(np.mean([r[k] for r in sel])) if sel else None)
+        def mean(k: str) -> float | None:
+            return float(np.mean([r[k] for r in sel])) if sel else None
+
         return {"n": len(sel), "default": mean("default"), "index": mean("index"), "history_mean": mean("history_mean"),
                 "default_minus_history_mean": float(np.mean([r["default"] - r["history_mean"] for r in sel]))
                 if sel else None}
