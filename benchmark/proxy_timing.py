@@ -212,7 +212,7 @@ CUDA available the default is `{large['proxy']}` (not measured here: no GPU was 
 Reading a task from the Hub adds the download of the sampled rows' parquet row groups.
 Either default is replaced with `fennec fit --proxy` / `fennec init --proxy`, or
 `FENNEC_PROXY_CPU` / `FENNEC_PROXY_GPU`.
-"""
+"""  # noqa: E501 - a markdown table row per line of the report
 
 
 if __name__ == "__main__":

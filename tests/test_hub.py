@@ -15,10 +15,10 @@ from fennec.errors import (
     HubFileNotFoundError,
     HubOfflineError,
     HubUnavailableError,
+    InvalidInputError,
     MalformedModelError,
     ModelAccessError,
     ModelNotFoundError,
-    InvalidInputError,
     RemoteCodeRequiredError,
     UnsupportedModelError,
 )

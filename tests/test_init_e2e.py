@@ -76,9 +76,9 @@ def _labels(n: int) -> dict:
 
 
 def _write_proxy(root: Path) -> None:
-    from archi2vec._compat import import_transformers
-
     import torch
+
+    from archi2vec._compat import import_transformers
 
     transformers = import_transformers()
     config = {"architectures": ["Dinov2Model"], "model_type": "dinov2", "hidden_size": 32, "num_hidden_layers": 2,

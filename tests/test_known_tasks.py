@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from fennec.errors import DatasetError, DatasetNotFoundError, DatasetWarning, InvalidInputError
-from fennec.workspace.known_tasks import DescriptorCache, TaskData, describe_known_tasks
 from fennec.task import OFFLINE_PROXY, TaskDescriptor
+from fennec.workspace.known_tasks import DescriptorCache, TaskData, describe_known_tasks
 from hub_server_fixtures import *  # noqa: F401,F403 - fixtures
 from hub_server_fixtures import REPO_ROOT, write_parquet_dataset
 

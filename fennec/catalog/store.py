@@ -61,8 +61,14 @@ import numpy as np
 from fennec import constants
 from fennec._io import storage_error
 from fennec.catalog.schema import MIGRATIONS, SCHEMA_VERSION
-from fennec.errors import (CatalogDamagedError, CatalogError, CatalogVersionError, InvalidInputError,
-                           PublishedDataError, StorageError)
+from fennec.errors import (
+    CatalogDamagedError,
+    CatalogError,
+    CatalogVersionError,
+    InvalidInputError,
+    PublishedDataError,
+    StorageError,
+)
 
 __all__ = [
     "SCHEMA_VERSION",

@@ -185,10 +185,10 @@ def fit_locked(*, home: Path, hub: str | None, proxy: str | None, dim: int | Non
          _extra_manifest: Mapping[str, Any] | None) -> FitSummary:
     """:func:`fit`, with the workspace's fit lock held."""
     from fennec.catalog import Catalog
-    from fennec.space import SPACE_VERSION, TaskSide, TransferSpace
     from fennec.hub import HfHub
-    from fennec.workspace.known_tasks import DescriptorCache, describe_known_tasks
+    from fennec.space import SPACE_VERSION, TaskSide, TransferSpace
     from fennec.task import DESCRIPTOR_VERSION, OFFLINE_PROXY, default_proxy
+    from fennec.workspace.known_tasks import DescriptorCache, describe_known_tasks
 
     t0 = time.perf_counter()
     remove_leftovers(home)

@@ -218,7 +218,7 @@ class InitPlan:
             f"1. reindex the {len(s.hub_ids)} Hub models with published history (from {s.n_models} published "
             f"model entries; not used: {skipped}) and the {len(self.top)} most-downloaded image classifiers: at "
             f"most {self.new_models} to index, {took('reindex')} (configs only, no weights)",
-            f"2. import the shipped published history: "
+            "2. import the shipped published history: "
             + ("already imported, unchanged" if self.history_current else "results of the mapped models, seconds"),
             f"3. describe the {len(set(s.tasks.values()))} datasets of the {len(s.tasks)} published tasks whose "
             f"dataset is mapped (of {s.n_tasks} task entries): up to {self.max_samples} images each, streamed from "
