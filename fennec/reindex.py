@@ -11,8 +11,9 @@ One run:
    a new embedder version, skipping those already indexed at the same commit; ``limit``
    applies to this list, and the models not in the listing are looked up only when their
    batch runs;
-4. per batch: fetches each config, embeds it with the embedder (archi2vec by default),
-   once per architecture: an embedder that names architectures (``architecture_key``,
+4. per batch: fetches each config, embeds it with the embedder (archi2vec by default; in
+   this process, or as Ray tasks with ``executor``, :mod:`fennec.engine`), once per
+   architecture: an embedder that names architectures (``architecture_key``,
    :func:`archi2vec.architecture_key`: the config without its labels, names and versions)
    reuses the vector, or the unsupported verdict, of an architecture it has already built
    (the catalog's ``architectures`` table, written in the batch's transaction); then commits
@@ -50,7 +51,7 @@ import re
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Protocol
@@ -60,6 +61,7 @@ import numpy as np
 from fennec import _progress, constants
 from fennec._io import file_lock, storage_errors
 from fennec.catalog import Catalog, iter_batches
+from fennec.engine import Executor, LocalExecutor, Resources, Result, Unit
 from fennec.errors import (
     GatedModelError,
     HubError,
@@ -142,24 +144,28 @@ class Archi2VecEmbedder:
         self.timeout = DEFAULT_TIMEOUT if timeout is None else float(timeout)
         # the two capture methods may give different graphs, hence different vectors
         self.version = f"{archi2vec.EMBEDDER_VERSION}/{method}/dim{self.dim}"
+        self.memory_budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else memory_budget
         self._sandbox = None
         if isolate and os.name == "posix":
-            self._sandbox = archi2vec.Sandbox(
-                time_budget=self.timeout,
-                memory_budget=DEFAULT_MEMORY_BUDGET if memory_budget is None else memory_budget)
+            self._sandbox = archi2vec.Sandbox(time_budget=self.timeout, memory_budget=self.memory_budget)
             self._sandbox.start()  # imports in the background while the hub is listed
 
     def __call__(self, files: ModelFiles, record: ModelRecord) -> np.ndarray:
+        return self.embed_config(files.config, library=_library(record), model_id=record.repo_id,
+                                 revision=record.sha)
+
+    def embed_config(self, config: Any, *, library: str | None, model_id: str,
+                     revision: str | None = None) -> np.ndarray:
+        """The vector of one config (``__call__`` without the hub's records)."""
         a2v = self._archi2vec
-        lib = _library(record)
+        lib = library
         # only the architecture's part of the config is built, so that the vector and any
         # refusal depend on what architecture_key hashes alone (and equal the raw config's)
-        config = files.config
         if isinstance(config, dict):
             config = a2v.architecture_config(config, library=lib)
         try:
             if self._sandbox is not None:
-                return self._sandbox.embed(config, model_id=record.repo_id, dim=self.dim,
+                return self._sandbox.embed(config, model_id=model_id, dim=self.dim,
                                            method=self.method, library=lib)
             return a2v.embed(config, dim=self.dim, method=self.method,
                              timeout=self.timeout, library=lib)
@@ -170,9 +176,19 @@ class Archi2VecEmbedder:
                 kind, what = "over_budget", "archi2vec stopped building it"
             else:
                 kind, what = "archi2vec", "archi2vec cannot embed it"
-            raise UnsupportedModelError(f"{record.repo_id}: {what}: {e.reason}",
-                                        repo_id=record.repo_id, revision=record.sha,
+            raise UnsupportedModelError(f"{model_id}: {what}: {e.reason}",
+                                        repo_id=model_id, revision=revision,
                                         reason=kind) from e
+
+    def unit(self, files: ModelFiles, record: ModelRecord) -> tuple[Callable[..., Any], tuple, Resources]:
+        """The embedding of one model as a unit another machine can run (``fennec reindex
+        --ray``): :func:`embed_remotely` and its plain-data arguments (this embedder's
+        settings, the config, the model's id), and what it needs: one CPU, and this
+        embedder's memory budget (the most a model may add to the worker)."""
+        settings = {"dim": self.dim, "method": self.method, "timeout": self.timeout,
+                    "memory_budget": self.memory_budget, "isolate": self._sandbox is not None}
+        return (embed_remotely, (settings, files.config, _library(record), record.repo_id, record.sha),
+                Resources(num_cpus=1, memory=self.memory_budget))
 
     def architecture_key(self, files: ModelFiles, record: ModelRecord) -> str | None:
         """The model's :func:`archi2vec.architecture_key` (models sharing it share their
@@ -198,6 +214,28 @@ class Archi2VecEmbedder:
 def _library(record: ModelRecord) -> str | None:
     """How archi2vec reads the model's config: the libraries it knows, else it guesses."""
     return record.library if record.library in ("transformers", "timm") else None
+
+
+#: Embedders of this process for :func:`embed_remotely`, by settings: a Ray worker keeps its
+#: sandbox (and its imports) from one model to the next.
+_REMOTE_EMBEDDERS: dict[tuple, Archi2VecEmbedder] = {}
+
+
+def embed_remotely(settings: dict[str, Any], config: Any, library: str | None, model_id: str,
+                   revision: str | None) -> tuple[str, Any, str | None]:
+    """:meth:`Archi2VecEmbedder.embed_config` on a worker (a unit of ``fennec reindex --ray``),
+    with an embedder of ``settings`` kept for the worker's later units. Returns plain data:
+    ``("ok", vector as a list of floats, None)`` or ``("unsupported", message, kind)``;
+    any other error is raised (the driver records the model as failed)."""
+    key = tuple(sorted(settings.items()))
+    embedder = _REMOTE_EMBEDDERS.get(key)
+    if embedder is None:
+        embedder = _REMOTE_EMBEDDERS[key] = Archi2VecEmbedder(**settings)
+    try:
+        vector = embedder.embed_config(config, library=library, model_id=model_id, revision=revision)
+    except UnsupportedModelError as e:
+        return "unsupported", str(e), e.reason
+    return "ok", np.asarray(vector, dtype=np.float32).tolist(), None
 
 
 @dataclasses.dataclass
@@ -335,7 +373,8 @@ def reindex(*, hub: Hub, catalog: Catalog, index_dir: str | Path, embedder: Embe
             lock_path: str | Path | None = None, now: datetime | None = None,
             rebuild_index: bool = False, index_save_interval: float = 30.0,
             on_batch: Callable[[ReindexSummary], None] | None = None,
-            dedup: bool = True, models: Sequence[ModelRecord] | None = None) -> ReindexSummary:
+            dedup: bool = True, models: Sequence[ModelRecord] | None = None,
+            executor: Executor | None = None) -> ReindexSummary:
     """Bring the catalog and the index up to date with the hub.
 
     Args:
@@ -367,6 +406,10 @@ def reindex(*, hub: Hub, catalog: Catalog, index_dir: str | Path, embedder: Embe
             listing) instead of listing the hub since the watermark; those already indexed at
             the same commit are skipped as usual. Such a scoped run leaves the watermark
             alone: only a listing of everything since the watermark moves it.
+        executor: where the embeddings run (:mod:`fennec.engine`): in this process by
+            default; a :class:`~fennec.engine.RayExecutor` runs each model's embedding (one per
+            architecture) as a Ray task, with the embedder's :meth:`~Archi2VecEmbedder.unit`.
+            The hub is read and the catalog and index written here either way, batch by batch.
 
     Returns:
         A :class:`ReindexSummary`.
@@ -383,6 +426,9 @@ def reindex(*, hub: Hub, catalog: Catalog, index_dir: str | Path, embedder: Embe
         raise InvalidInputError(f"batch_size must be >= 1, got {batch_size}.")
     if limit is not None and limit < 1:
         raise InvalidInputError(f"limit must be >= 1 or None, got {limit}.")
+    if executor is not None and executor.kind != "local" and not callable(getattr(embedder, "unit", None)):
+        raise InvalidInputError(f"The embedder {type(embedder).__name__} cannot run on {executor.describe()}: it "
+                                "has no unit() method (Archi2VecEmbedder has one). Run without an executor.")
     index_dir = Path(index_dir)
     if lock_path is None:  # one lock per catalog, wherever its index lives
         beside = Path(catalog.path).parent if catalog.path != ":memory:" else index_dir.parent
@@ -421,7 +467,8 @@ def reindex(*, hub: Hub, catalog: Catalog, index_dir: str | Path, embedder: Embe
                 unavailable = _run_batch(batch, hub=hub, catalog=catalog, index=index,
                                          embedder=embedder, clock=clock, summary=summary, bar=bar,
                                          unavailable=unavailable, arch_key=arch_key,
-                                         architectures=architectures, advance=models is None)
+                                         architectures=architectures, advance=models is None,
+                                         executor=executor)
                 dirty = True
                 if time.monotonic() - saved_at >= index_save_interval:
                     index.save(index_dir)
@@ -448,38 +495,39 @@ def _run_batch(batch: list[_Work], *, hub: Hub, catalog: Catalog, index: ModelIn
                embedder: Embedder, clock: Callable[[], datetime], summary: ReindexSummary,
                bar: Any, unavailable: int,
                arch_key: Callable[[ModelFiles, ModelRecord], str | None] | None = None,
-               architectures: dict[str, _Built] | None = None, advance: bool = True) -> int:
+               architectures: dict[str, _Built] | None = None, advance: bool = True,
+               executor: Executor | None = None) -> int:
     """Process one batch and commit it; returns how many models in a row, up to the end of
     this batch, the hub was unavailable for (``unavailable`` carries it between batches).
     With ``arch_key``, each architecture is built once: ``architectures`` holds those built
     in this run, the catalog those of earlier runs, and the batch's transaction adds the new.
     ``advance=False`` (a scoped run) leaves the watermark where it is.
 
+    The hub is read here, model by model; the embeddings run on ``executor`` (this process
+    by default, :func:`_embed_all`); the outcomes are committed here, in one transaction.
+
     Raises:
         HubUnavailableError: for ``HUB_DOWN_AFTER`` models in a row, or not about one
             model: the hub is down; nothing of this batch is committed.
     """
-    # (kind, repo_id, record or None, vector or error, embedder version of an unsupported verdict)
-    outcomes: list[tuple[str, str, ModelRecord | None, Any, str | None]] = []
+    # position in the batch -> (kind, repo_id, record or None, vector or error,
+    #                           embedder version of an unsupported verdict)
+    outcomes: dict[int, tuple[str, str, ModelRecord | None, Any, str | None]] = {}
     architectures = {} if architectures is None else architectures
     new_architectures: list[tuple[str, _Built]] = []
-    for item in batch:
-        record, embedding = item.record, False
+    to_embed: list[tuple[int, str | None, ModelFiles, ModelRecord]] = []
+    for position, item in enumerate(batch):
+        record = item.record
         try:
             if record is None:  # from the catalog: what is its current commit?
                 record = hub.model_info(item.repo_id)
             files = hub.fetch(record.repo_id, revision=record.sha)
-            embedding = True
-            vector = _embed_once(embedder, files, record, catalog=catalog, arch_key=arch_key,
-                                 architectures=architectures, new=new_architectures,
-                                 summary=summary)
         except (UnsupportedModelError, MalformedModelError) as e:
             unavailable = 0
             if record is None:  # cannot happen with fennec's hubs; a failure then
-                outcomes.append(("failed", item.repo_id, None, e, None))
+                outcomes[position] = ("failed", item.repo_id, None, e, None)
             else:
-                outcomes.append(("unsupported", item.repo_id, record, e,
-                                 embedder.version if embedding else None))
+                outcomes[position] = ("unsupported", item.repo_id, record, e, None)
         except HubUnavailableError as e:
             unavailable += 1
             if e.repo_id is None:
@@ -490,21 +538,35 @@ def _run_batch(batch: list[_Work], *, hub: Hub, catalog: Catalog, index: ModelIn
                     f"{e}); stopping. Committed batches are kept; the next run resumes.",
                     status=e.status) from e
             LOG.warning("%s: recorded as failed, retried after its backoff (%s)", item.repo_id, e)
-            outcomes.append(("failed", item.repo_id, record, e, None))
-        except (GatedModelError, ModelAccessError, ModelNotFoundError, HubError, _EmbedderFailure) as e:
+            outcomes[position] = ("failed", item.repo_id, record, e, None)
+        except (GatedModelError, ModelAccessError, ModelNotFoundError, HubError) as e:
             unavailable = 0
-            outcomes.append(("failed", item.repo_id, record,
-                             e.__cause__ if isinstance(e, _EmbedderFailure) else e, None))
+            outcomes[position] = ("failed", item.repo_id, record, e, None)
         else:
             unavailable = 0
-            outcomes.append(("ok", item.repo_id, record, vector, None))
+            to_embed.append((position, arch_key(files, record) if arch_key is not None else None,
+                             files, record))
+            continue
+        bar.update(1)
+    records = {position: record for position, _, _, record in to_embed}
+    for position, embedded in _embed_all(to_embed, embedder=embedder, catalog=catalog,
+                                         architectures=architectures, new=new_architectures,
+                                         summary=summary, executor=executor or LocalExecutor()):
+        repo_id, record = batch[position].repo_id, records[position]
+        if isinstance(embedded, (UnsupportedModelError, MalformedModelError)):
+            outcomes[position] = ("unsupported", repo_id, record, embedded, embedder.version)
+        elif isinstance(embedded, BaseException):  # _EmbedderFailure, or a HubError of the embedder
+            outcomes[position] = ("failed", repo_id, record,
+                                  embedded.__cause__ if isinstance(embedded, _EmbedderFailure) else embedded, None)
+        else:
+            outcomes[position] = ("ok", repo_id, record, embedded, None)
         bar.update(1)
     removed: list[str] = []
     with catalog.transaction():
         for key, built in new_architectures:
             catalog.put_architecture(key, embedder.version, vector=built.vector,
                                      unsupported=built.unsupported, first_model=built.repo_id)
-        for kind, repo_id, record, payload, unsupported_by in outcomes:
+        for kind, repo_id, record, payload, unsupported_by in (outcomes[p] for p in sorted(outcomes)):
             known = catalog.get_model(repo_id)
             if kind == "ok":
                 catalog.upsert_model(record, vector=payload, vector_version=embedder.version)
@@ -535,7 +597,7 @@ def _run_batch(batch: list[_Work], *, hub: Hub, catalog: Catalog, index: ModelIn
         generation = str(int(catalog.get_state(GENERATION_KEY, "0")) + 1)
         catalog.set_state(GENERATION_KEY, generation)
     # the catalog is committed; now the index (a crash here is repaired on the next run)
-    ok = [(repo_id, v) for kind, repo_id, _, v, _ in outcomes if kind == "ok"]
+    ok = [(outcomes[p][1], outcomes[p][3]) for p in sorted(outcomes) if outcomes[p][0] == "ok"]
     if ok:
         index.upsert([m for m, _ in ok], np.stack([v for _, v in ok]))
     index.remove(removed)
@@ -559,64 +621,144 @@ class _Built:
     unsupported: tuple[str, str] | None = None
 
 
-def _embed_once(embedder: Embedder, files: ModelFiles, record: ModelRecord, *, catalog: Catalog,
-                arch_key: Callable[[ModelFiles, ModelRecord], str | None] | None,
-                architectures: dict[str, _Built], new: list[tuple[str, _Built]],
-                summary: ReindexSummary) -> np.ndarray:
-    """:func:`_embed`, or the vector (or unsupported verdict) of the model's architecture if
-    it was built already; a new architecture's outcome goes to ``architectures`` and ``new``.
-    Unexpected embedder failures are not remembered: the next model of that architecture
-    tries again."""
-    key = arch_key(files, record) if arch_key is not None else None
-    if key is None:
-        summary.built += 1
-        return _embed(embedder, files, record)
-    built = architectures.get(key)
-    if built is None:
-        entry = catalog.get_architecture(key, embedder.version)
-        if entry is not None:
-            unsupported = None if entry.vector is not None else (
-                entry.unsupported_kind or "unsupported", entry.unsupported_reason or "")
-            built = architectures[key] = _Built(entry.first_model or "", entry.vector, unsupported)
-    if built is not None:
-        summary.reused += 1
-        if built.unsupported is not None:
-            kind, reason = built.unsupported
-            raise UnsupportedModelError(
-                f"{record.repo_id}: {reason} (its architecture, as {built.repo_id}'s)",
-                repo_id=record.repo_id, revision=record.sha, reason=kind)
-        if built.vector is None or built.vector.shape != (embedder.dim,):
-            raise _EmbedderFailure("bad cached vector") from InvalidInputError(
-                f"{record.repo_id}: the architecture vector cached for key {key} has shape "
-                f"{None if built.vector is None else built.vector.shape}, expected ({embedder.dim},).")
-        return built.vector
-    summary.built += 1
-    try:
-        vector = _embed(embedder, files, record)
-    except UnsupportedModelError as e:
-        message = str(e)
-        prefix = f"{record.repo_id}: "
-        reason = message[len(prefix):] if message.startswith(prefix) else message
-        built = _Built(record.repo_id, unsupported=(e.reason, reason))
-        architectures[key] = built
-        new.append((key, built))
-        raise
-    built = _Built(record.repo_id, vector=vector)
-    architectures[key] = built
-    new.append((key, built))
-    return vector
+def _embed_all(items: list[tuple[int, str | None, ModelFiles, ModelRecord]], *, embedder: Embedder,
+               catalog: Catalog, architectures: dict[str, _Built], new: list[tuple[str, _Built]],
+               summary: ReindexSummary, executor: Executor) -> Iterator[tuple[int, Any]]:
+    """Yield ``(position, vector or exception)`` for every ``(position, architecture key or
+    None, files, record)``, building each architecture once: a model whose key was built
+    already (in this run: ``architectures``; before: the catalog) reuses its vector or
+    unsupported verdict; the first model of each new key (and every model without a key) is
+    a unit of ``executor``. A new architecture's outcome goes to ``architectures`` and
+    ``new``. Unexpected embedder failures are not remembered: the next model of that
+    architecture is built in the next round."""
+    waiting = items
+    while waiting:
+        leaders: dict[int, tuple[int, str | None, ModelFiles, ModelRecord]] = {}
+        leading: set[str] = set()
+        followers = []
+        for item in waiting:
+            position, key, _, record = item
+            if key is not None:
+                built = architectures.get(key) or _built_before(catalog, key, embedder, architectures)
+                if built is not None:
+                    summary.reused += 1
+                    yield position, _reuse(built, key, record, embedder)
+                    continue
+                if key in leading:  # its architecture is being built: wait for it
+                    followers.append(item)
+                    continue
+                leading.add(key)
+            leaders[position] = item
+        waiting = followers
+        summary.built += len(leaders)
+        units = [_embedding_unit(position, embedder, files, record, executor)
+                 for position, (_, _, files, record) in leaders.items()]
+        for result in executor.map(units):
+            position, key, _, record = leaders[result.key]
+            try:
+                vector = _unit_vector(result, embedder, record)
+            except UnsupportedModelError as e:
+                if key is not None:
+                    message, prefix = str(e), f"{record.repo_id}: "
+                    reason = message[len(prefix):] if message.startswith(prefix) else message
+                    architectures[key] = _Built(record.repo_id, unsupported=(e.reason, reason))
+                    new.append((key, architectures[key]))
+                yield position, e
+            except (_EmbedderFailure, HubError) as e:
+                yield position, e
+            else:
+                if key is not None:
+                    architectures[key] = _Built(record.repo_id, vector=vector)
+                    new.append((key, architectures[key]))
+                yield position, vector
+
+
+def _built_before(catalog: Catalog, key: str, embedder: Embedder,
+                  architectures: dict[str, _Built]) -> _Built | None:
+    """The catalog's outcome for architecture ``key`` (kept in ``architectures``), or None."""
+    entry = catalog.get_architecture(key, embedder.version)
+    if entry is None:
+        return None
+    unsupported = None if entry.vector is not None else (
+        entry.unsupported_kind or "unsupported", entry.unsupported_reason or "")
+    built = architectures[key] = _Built(entry.first_model or "", entry.vector, unsupported)
+    return built
+
+
+def _reuse(built: _Built, key: str, record: ModelRecord, embedder: Embedder) -> Any:
+    """The vector of an architecture built already, or the exception of its verdict."""
+    if built.unsupported is not None:
+        kind, reason = built.unsupported
+        return UnsupportedModelError(
+            f"{record.repo_id}: {reason} (its architecture, as {built.repo_id}'s)",
+            repo_id=record.repo_id, revision=record.sha, reason=kind)
+    if built.vector is None or built.vector.shape != (embedder.dim,):
+        failure = _EmbedderFailure("bad cached vector")
+        failure.__cause__ = InvalidInputError(
+            f"{record.repo_id}: the architecture vector cached for key {key} has shape "
+            f"{None if built.vector is None else built.vector.shape}, expected ({embedder.dim},).")
+        return failure
+    return built.vector
+
+
+def _embedding_unit(position: int, embedder: Embedder, files: ModelFiles, record: ModelRecord,
+                    executor: Executor) -> Unit:
+    """The embedding of one model as a unit of ``executor``: the embedder itself in this
+    process; elsewhere, the embedder's :meth:`Archi2VecEmbedder.unit` (plain data)."""
+    if executor.kind == "local":
+        return Unit(position, _embed, (embedder, files, record))
+    func, args, resources = embedder.unit(files, record)  # type: ignore[attr-defined]
+    return Unit(position, func, args, resources=resources)
+
+
+def _unit_vector(result: Result, embedder: Embedder, record: ModelRecord) -> np.ndarray:
+    """The checked vector of an embedding unit's result, or the exception to record."""
+    if result.error is not None:
+        error = result.error
+        if isinstance(error, (UnsupportedModelError, HubError, _EmbedderFailure)):
+            raise error  # from _embed, in this process
+        if result.lost:
+            LOG.warning("Embedding %s was lost with its worker: %s", record.repo_id, error)
+            raise _EmbedderFailure(f"its worker was lost: {error}") from error
+        LOG.warning("Embedding %s failed: %s: %s", record.repo_id, type(error).__name__, error)
+        raise _EmbedderFailure(str(error)) from error
+    if isinstance(result.value, np.ndarray):  # _embed, in this process: checked already
+        return result.value
+    kind, payload, reason = _remote_answer(result.value, record)
+    if kind == "unsupported":
+        raise UnsupportedModelError(payload, repo_id=record.repo_id, revision=record.sha, reason=reason)
+    return _checked(payload, embedder, record)
+
+
+def _remote_answer(value: Any, record: ModelRecord) -> tuple[str, Any, str]:
+    """:func:`embed_remotely`'s answer, checked for its shape (it crossed the network)."""
+    if (isinstance(value, (tuple, list)) and len(value) == 3 and value[0] in ("ok", "unsupported")
+            and (value[0] == "ok" or (isinstance(value[1], str) and isinstance(value[2], str)))):
+        return value[0], value[1], value[2]
+    raise _EmbedderFailure("bad answer") from InvalidInputError(
+        f"{record.repo_id}: the worker's answer is not (kind, vector or message, reason): {str(value)[:200]}")
 
 
 def _embed(embedder: Embedder, files: ModelFiles, record: ModelRecord) -> np.ndarray:
     """The embedder's vector, checked; an unexpected error on one model must not stop the
     run (or every later run would stop at the same model): it is recorded as a failure."""
     try:
-        vector = np.asarray(embedder(files, record), dtype=np.float32)
+        vector = embedder(files, record)
     except (UnsupportedModelError, HubError):
         raise
     except Exception as e:  # deliberately broad: a bug or a crash inside model building
         LOG.warning("Embedding %s failed: %s: %s", record.repo_id, type(e).__name__, e, exc_info=True)
         raise _EmbedderFailure(str(e)) from e
+    return _checked(vector, embedder, record)
+
+
+def _checked(vector: Any, embedder: Embedder, record: ModelRecord) -> np.ndarray:
+    """``vector`` as float32 of the embedder's length with finite values."""
+    try:
+        vector = np.asarray(vector, dtype=np.float32)
+    except (TypeError, ValueError) as e:
+        raise _EmbedderFailure("not a vector") from InvalidInputError(
+            f"{record.repo_id}: the embedder returned something that is not a vector ({e}).")
     if vector.shape != (embedder.dim,) or not np.all(np.isfinite(vector)):
         raise _EmbedderFailure(f"bad vector {vector.shape}") from InvalidInputError(
             f"{record.repo_id}: the embedder returned shape {vector.shape} (expected "
