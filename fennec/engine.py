@@ -172,11 +172,14 @@ class Executor:
     #: ``local`` or ``ray``.
     kind: str = "local"
 
-    def map(self, units: Iterable[Unit]) -> Iterator[Result]:
+    def map(self, units: Iterable[Unit], *, in_flight: int | None = None) -> Iterator[Result]:
         """Run every unit; yield one result per unit as each finishes (any order).
 
-        An ``Exception`` raised by a unit's function is its result's ``error``; a
-        ``KeyboardInterrupt`` stops the map (units still running on Ray are cancelled).
+        ``units`` is read lazily: at most ``in_flight`` units (default: the executor's) are
+        submitted and not yet yielded, so a generator can stop handing out units (a
+        deadline) and a long list does not all wait in the cluster's queue. An ``Exception``
+        raised by a unit's function is its result's ``error``; a ``KeyboardInterrupt``
+        stops the map (units still running on Ray are cancelled).
         """
         raise NotImplementedError
 
@@ -232,7 +235,7 @@ class LocalExecutor(Executor):
 
     kind = "local"
 
-    def map(self, units: Iterable[Unit]) -> Iterator[Result]:
+    def map(self, units: Iterable[Unit], *, in_flight: int | None = None) -> Iterator[Result]:
         for unit in units:
             if not isinstance(unit, Unit):
                 raise InvalidInputError(f"An executor runs Unit values, got {type(unit).__name__}.")
@@ -404,7 +407,10 @@ class RayExecutor(Executor):
             task = self._remote[func] = self._ray.remote(func)
         return task
 
-    def map(self, units: Iterable[Unit]) -> Iterator[Result]:
+    def map(self, units: Iterable[Unit], *, in_flight: int | None = None) -> Iterator[Result]:
+        if in_flight is not None and in_flight < 1:
+            raise InvalidInputError(f"in_flight must be >= 1, got {in_flight}.")
+        limit = in_flight or self._max_in_flight
         ray = self._ray
         lost_types = _lost_errors(ray)
         queue = iter(units)
@@ -424,7 +430,7 @@ class RayExecutor(Executor):
                                                         **unit.resources.ray_options()).remote(
                         *unit.args, **dict(unit.kwargs))
                     pending[ref] = (unit, time.perf_counter())
-                    if len(pending) >= self._max_in_flight:
+                    if len(pending) >= limit:
                         break
                 if not pending:
                     return

@@ -10,8 +10,13 @@ target) for the noise ceiling.
 Run::
 
     python scripts/build_ground_truth.py run --workers 2 [--max-hours 3]   # resume the queue
+    python scripts/build_ground_truth.py run --ray [ADDRESS]              # the same, as Ray tasks
     python scripts/build_ground_truth.py aggregate                         # tables, report, plot
     python scripts/build_ground_truth.py status                            # counts only
+
+With ``--ray`` (or ``FENNEC_RAY_ADDRESS``) the jobs run as Ray tasks, on a Ray instance started
+here (``--workers`` CPUs) or a cluster; this process writes each result as it comes back, and
+Ray's scheduler takes the place of the claim files (:func:`_run_on_ray`).
 
 ``run`` also aggregates when it stops. ``aggregate`` works on partial results and reports the
 coverage. Needs the target datasets (scripts/build_datasets.py) and the zoo (scripts/build_zoo.py).
@@ -248,8 +253,9 @@ def _prep(x: np.ndarray, size: int, mean, std):
 
 
 def finetune(model_dir: Path, target: str, seed: int, *, protocol: Protocol = PROTOCOL,
-             datasets_dir: Path = DATASETS_DIR) -> dict:
-    """Run the protocol for one (model, target, seed): every learning rate of the grid, then select."""
+             datasets_dir: Path = DATASETS_DIR, device: str = "cpu") -> dict:
+    """Run the protocol for one (model, target, seed): every learning rate of the grid, then select.
+    ``device``: ``cpu`` (the protocol's ground truth), or ``cuda`` for a job given a GPU."""
     import torch
     import transformers as T
 
@@ -261,8 +267,8 @@ def finetune(model_dir: Path, target: str, seed: int, *, protocol: Protocol = PR
     pcfg = json.loads((model_dir / "preprocessor_config.json").read_text())
     size = int(pcfg["size"]["height"])
     mean, std = pcfg["image_mean"], pcfg["image_std"]
-    xs = {s: _prep(data[s][0], size, mean, std) for s in data}
-    ys = {s: torch.from_numpy(data[s][1]) for s in data}
+    xs = {s: _prep(data[s][0], size, mean, std).to(device) for s in data}
+    ys = {s: torch.from_numpy(data[s][1]).to(device) for s in data}
     runs = []
     t_job, cpu_job = time.time(), time.process_time()
     for lr in protocol.learning_rates:
@@ -272,7 +278,7 @@ def finetune(model_dir: Path, target: str, seed: int, *, protocol: Protocol = PR
             model_dir, num_labels=n_classes, ignore_mismatched_sizes=True, dtype=torch.float32)
         if explicit_reinit:  # same label count: from_pretrained kept the pre-trained head
             reinit_head(model)
-        model.float().train()
+        model.float().to(device).train()
         opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=protocol.weight_decay)
         warm = max(1, int(protocol.warmup_fraction * protocol.steps))
         sched = torch.optim.lr_scheduler.LambdaLR(
@@ -302,7 +308,7 @@ def finetune(model_dir: Path, target: str, seed: int, *, protocol: Protocol = PR
             "cpu_seconds": round(time.process_time() - cpu_job, 2), "num_classes": n_classes,
             "n_train": int(len(ys["train"])), "n_val": int(len(ys["validation"])), "n_test": int(len(ys["test"])),
             "input_size": size, "params": int(sum(p.numel() for p in model.parameters())),
-            "head_reinit": "explicit" if explicit_reinit else "size-mismatch"}
+            "head_reinit": "explicit" if explicit_reinit else "size-mismatch", "device": str(device)}
 
 
 def _translate(x, gen, pad: int):
@@ -332,20 +338,27 @@ def _accuracy(model, x, y, batch: int = 250) -> float:
 def run_job(model: str, target: str, seed: int, *, runs_dir: Path = RUNS_DIR, hub_dir: Path = HUB_DIR,
             datasets_dir: Path = DATASETS_DIR, protocol: Protocol = PROTOCOL) -> dict:
     """Fine-tune one job and write its result JSON atomically; return the record."""
+    record = job_record(model, target, seed, hub_dir=hub_dir, datasets_dir=datasets_dir, protocol=protocol)
+    write_atomic(job_path(model, target, seed, runs_dir), record)
+    return record
+
+
+def job_record(model: str, target: str, seed: int, *, hub_dir: Path = HUB_DIR, datasets_dir: Path = DATASETS_DIR,
+               protocol: Protocol = PROTOCOL, device: str = "cpu") -> dict:
+    """Fine-tune one job; its result record (what :func:`run_job` writes; a Ray task of
+    ``run --ray`` returns it to the queue, which writes it)."""
     import torch
     import transformers
 
     model_dir = hub_dir / model
-    res = finetune(model_dir, target, seed, protocol=protocol, datasets_dir=datasets_dir)
-    record = {"model": model, "target": target, "seed": seed, **res,
+    res = finetune(model_dir, target, seed, protocol=protocol, datasets_dir=datasets_dir, device=device)
+    return {"model": model, "target": target, "seed": seed, **res,
               "protocol": dataclasses.asdict(protocol),
               "model_sha256": sha256_file(model_dir / "model.safetensors"),
               "dataset_sha256": _dataset_fingerprint(str(datasets_dir / target)),  # the pixels it ran on
               "finished_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
               "host": socket.gethostname(), "machine": platform.machine(), "cpu_count": os.cpu_count(),
               "torch": torch.__version__, "transformers": transformers.__version__}
-    write_atomic(job_path(model, target, seed, runs_dir), record)
-    return record
 
 
 def _init_worker():
@@ -389,7 +402,7 @@ def _release(fd: int) -> None:
         os.close(fd)
 
 
-def _claimed_job(model, target, seed, runs_dir, hub_dir=HUB_DIR, datasets_dir=DATASETS_DIR):
+def _claimed_job(model, target, seed, runs_dir, hub_dir=HUB_DIR, datasets_dir=DATASETS_DIR, protocol=PROTOCOL):
     path = job_path(model, target, seed, runs_dir)
     if is_done(path, hub_dir=hub_dir, datasets_dir=datasets_dir):
         return None
@@ -400,20 +413,36 @@ def _claimed_job(model, target, seed, runs_dir, hub_dir=HUB_DIR, datasets_dir=DA
     try:
         if is_done(path, hub_dir=hub_dir, datasets_dir=datasets_dir):  # another queue finished it meanwhile
             return None
-        return run_job(model, target, seed, runs_dir=runs_dir, hub_dir=hub_dir, datasets_dir=datasets_dir)
+        return run_job(model, target, seed, runs_dir=runs_dir, hub_dir=hub_dir, datasets_dir=datasets_dir,
+                       protocol=protocol)
     finally:
         _release(fd)
 
 
 def run_queue(*, workers: int = 2, max_hours: float | None = None, runs_dir: Path = RUNS_DIR,
-              limit: int | None = None) -> int:
-    """Run pending jobs until done, `max_hours` passed (no new job starts after it) or `limit` jobs."""
-    models, targets = zoo_models(), target_names()
-    jobs = [j for j in all_jobs(models, targets, pool=zoo_definition()) if not is_done(job_path(*j, runs_dir))]
+              limit: int | None = None, jobs: list[tuple[str, str, int]] | None = None,
+              hub_dir: Path = HUB_DIR, datasets_dir: Path = DATASETS_DIR, protocol: Protocol = PROTOCOL,
+              ray: str | None = None, ray_cpus: int | None = None, gpus_per_job: float = 0) -> int:
+    """Run pending jobs until done, `max_hours` passed (no new job starts after it) or `limit` jobs.
+
+    `jobs` defaults to every job of the zoo (:func:`all_jobs`); finished ones are skipped. By
+    default `workers` processes of this machine run them, each job claimed by a lock file so
+    that queues on one machine never run the same job. With `ray` (an address, or ``local``
+    for a Ray instance started here with `ray_cpus` CPUs) they run as Ray tasks instead:
+    :func:`_run_on_ray`."""
+    if jobs is None:
+        models, targets = zoo_models(hub_dir), target_names()
+        jobs = all_jobs(models, targets, pool=zoo_definition())
+        LOG.info("%d models x %d targets", len(models), len(targets))
+    jobs = [j for j in jobs
+            if not is_done(job_path(*j, runs_dir), protocol, hub_dir=hub_dir, datasets_dir=datasets_dir)]
     if limit is not None:
         jobs = jobs[:limit]
-    LOG.info("%d models x %d targets; %d jobs pending; %d worker(s)", len(models), len(targets), len(jobs), workers)
     deadline = time.time() + 3600 * max_hours if max_hours else math.inf
+    if ray is not None:
+        return _run_on_ray(jobs, address=ray, cpus=ray_cpus, deadline=deadline, runs_dir=runs_dir, hub_dir=hub_dir,
+                           datasets_dir=datasets_dir, protocol=protocol, gpus_per_job=gpus_per_job)
+    LOG.info("%d jobs pending; %d worker(s)", len(jobs), workers)
     done = 0
     queue = list(jobs)
     kills: dict = {}
@@ -426,7 +455,7 @@ def run_queue(*, workers: int = 2, max_hours: float | None = None, runs_dir: Pat
             while not broken:
                 while len(pending) < workers and queue and time.time() < deadline:
                     job = queue.pop(0)
-                    pending[ex.submit(_claimed_job, *job, runs_dir)] = job
+                    pending[ex.submit(_claimed_job, *job, runs_dir, hub_dir, datasets_dir, protocol)] = job
                 if not pending:
                     break
                 finished, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -456,6 +485,70 @@ def run_queue(*, workers: int = 2, max_hours: float | None = None, runs_dir: Pat
                             write_status(runs_dir)
             if broken:
                 write_status(runs_dir)
+    write_status(runs_dir)
+    return done
+
+
+#: Memory one fine-tuning job reserves on a Ray node: the zoo's models are small, their target
+#: arrays (train, validation, test as float32 tensors) take most of it.
+JOB_MEMORY = 2 * 2**30
+
+
+def _run_on_ray(jobs: list[tuple[str, str, int]], *, address: str, cpus: int | None, deadline: float,
+                runs_dir: Path, hub_dir: Path, datasets_dir: Path, protocol: Protocol,
+                gpus_per_job: float = 0) -> int:
+    """Run `jobs` as Ray tasks (``fennec.engine``); this process writes each result.
+
+    Each job is a task asking for ``protocol.threads`` CPUs, :data:`JOB_MEMORY` and
+    `gpus_per_job` GPUs (then it fine-tunes on CUDA); Ray's scheduler replaces the claim
+    files of the local queue, and one Ray queue at a time may run on `runs_dir` (a lock file).
+    A finished task's record comes back here and is written atomically as the local queue
+    writes it, so a worker or node that dies loses only its job (Ray runs it once more; a job
+    lost twice is redone by the next run) and a killed queue resumes from the files. No job
+    is submitted after `deadline`, and at most as many as the cluster runs at once are
+    submitted ahead, so none starts long after it. The workers need this checkout (the
+    scripts, ``zoo/``) at the same path: a local instance has it; on a cluster use a
+    shared file system."""
+    import build_ground_truth as this  # the functions by module name: workers import them, not a pickled copy
+    from fennec._files import file_lock
+    from fennec.engine import RayExecutor, Resources, Unit
+
+    def busy(holder: str | None) -> None:
+        raise SystemExit(f"another Ray queue ({holder or 'unknown holder'}) is running on {runs_dir}; wait for it")
+
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    resources = Resources(num_cpus=protocol.threads, memory=JOB_MEMORY, num_gpus=gpus_per_job)
+    where = {"hub_dir": hub_dir, "datasets_dir": datasets_dir, "protocol": protocol,
+             "device": "cuda" if gpus_per_job else "cpu"}
+    path = os.pathsep.join([str(Path(__file__).resolve().parent), str(REPO_ROOT)])
+    done = 0
+    with file_lock(runs_dir / ".ray-queue.lock", busy=busy), \
+            RayExecutor(address, num_cpus=cpus, runtime_env={"env_vars": {"PYTHONPATH": path}}) as ex:
+        slots = max(1, int(ex.workers // max(protocol.threads, 1)))
+        LOG.info("%d jobs pending; %s, %d at a time", len(jobs), ex.describe(), slots)
+
+        def units():
+            for job in jobs:
+                if time.time() >= deadline:
+                    LOG.info("max-hours reached: no new job")
+                    return
+                yield Unit(job, this.job_record, job, where, resources=resources, retries=1)
+
+        for result in ex.map(units(), in_flight=slots):
+            model, target, seed = result.key
+            if result.ok:
+                write_atomic(job_path(model, target, seed, runs_dir), result.value)
+                done += 1
+                LOG.info("done %s %s seed%d: test %.4f (lr %g) in %.0fs (%.0f CPU s)", model, target, seed,
+                         result.value["test_accuracy"], result.value["lr"], result.value["seconds"],
+                         result.value["cpu_seconds"])
+                if done % 10 == 0:
+                    write_status(runs_dir)
+            elif result.lost:
+                LOG.error("job %s was lost with its Ray worker or node after a retry (%s); the next run redoes it",
+                          result.key, result.error)
+            else:  # one broken job must not stop the queue; logged, retried next run
+                LOG.error("job %s failed: %s: %s", result.key, type(result.error).__name__, result.error)
     write_status(runs_dir)
     return done
 
@@ -693,12 +786,25 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--workers", type=int, default=2)
     r.add_argument("--max-hours", type=float, default=None, help="start no new job after this many hours")
     r.add_argument("--limit", type=int, default=None, help="run at most this many jobs")
+    r.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="run the jobs as Ray tasks: on the cluster at ADDRESS (host:port, ray://host:port, auto), "
+                        "or on a Ray instance started here ('local' or no value; --workers CPUs); default: "
+                        "FENNEC_RAY_ADDRESS, else this machine's process pool")
+    r.add_argument("--gpus-per-job", type=float, default=0,
+                   help="with --ray: GPUs each job asks for (then it fine-tunes on CUDA; the zoo's ground truth "
+                        "is CPU)")
     sub.add_parser("aggregate", help="tables, noise ceiling, diversity, report and heat map")
     sub.add_parser("status", help="write benchmark/zoo_runs/STATUS.md")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.cmd == "run":
-        n = run_queue(workers=args.workers, max_hours=args.max_hours, limit=args.limit)
+        from fennec.engine import ray_address
+
+        ray = ray_address(args.ray)
+        if args.gpus_per_job and ray is None:
+            p.error("--gpus-per-job needs --ray (the local queue fine-tunes on the CPU)")
+        n = run_queue(workers=args.workers, max_hours=args.max_hours, limit=args.limit, ray=ray,
+                      ray_cpus=args.workers if ray == "local" else None, gpus_per_job=args.gpus_per_job)
         LOG.info("%d jobs finished this run", n)
         aggregate()
     elif args.cmd == "aggregate":
