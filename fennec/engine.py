@@ -58,7 +58,7 @@ CONNECT_TIMEOUT_S = 5.0
 DEFAULT_GCS_PORT, DEFAULT_CLIENT_PORT = 6379, 10001
 
 _INSTALL_HINT = 'pip install "fennec[ray]"'
-#: How Ray reports a task whose function a worker cannot unpickle (a module missing there).
+#: How Ray reports a remote function a worker cannot unpickle (a module missing there).
 _IMPORT_FAILED = "The remote function failed to import on the worker"
 
 
@@ -314,6 +314,23 @@ def _probe(address: str, timeout: float) -> None:
         raise _unreachable(address, f"{target[0]}:{target[1]}: {why}") from e
 
 
+def _call(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """What a Ray task runs: ``func`` (shipped by reference, any callable) on its arguments
+    (passed at the top level, so that Ray hands the task the values of shared object refs)."""
+    return func(*args, **kwargs)
+
+
+def _missing_module(error: BaseException) -> str | None:
+    """The import error of a task whose function (or an argument) a worker could not load,
+    as Ray reports it, or None for any other error."""
+    for candidate in (error, *(a for a in error.args[:1] if isinstance(a, BaseException))):
+        if isinstance(candidate, ModuleNotFoundError):
+            return str(candidate)
+    if _IMPORT_FAILED in str(error):
+        return str(error).rstrip().splitlines()[-1]
+    return None
+
+
 def _lost_errors(ray: Any) -> tuple[type[BaseException], ...]:
     """Ray's exceptions that mean a unit's worker or node went away (not the unit's fault)."""
     names = ("WorkerCrashedError", "NodeDiedError", "OutOfMemoryError", "ObjectLostError",
@@ -381,7 +398,7 @@ class RayExecutor(Executor):
         self._cpus = max(1, int(resources.get("CPU", 1)))
         self._gpus = float(resources.get("GPU", 0.0))
         self._max_in_flight = max_in_flight or max(4, 2 * self._cpus)
-        self._remote: dict[Callable[..., Any], Any] = {}
+        self._call = ray.remote(_call)
         LOG.info("Ray: %s (started in %.1f s)", self.describe(), self.startup_seconds)
 
     @property
@@ -401,11 +418,6 @@ class RayExecutor(Executor):
     def share(self, value: Any) -> Any:
         return self._ray.put(value)
 
-    def _task(self, func: Callable[..., Any]) -> Any:
-        task = self._remote.get(func)
-        if task is None:
-            task = self._remote[func] = self._ray.remote(func)
-        return task
 
     def map(self, units: Iterable[Unit], *, in_flight: int | None = None) -> Iterator[Result]:
         if in_flight is not None and in_flight < 1:
@@ -424,11 +436,10 @@ class RayExecutor(Executor):
                     if unit.key in seen:
                         raise InvalidInputError(f"Two units share the key {unit.key!r}; each unit needs its own key.")
                     seen.add(unit.key)
-                    ref = self._task(unit.func).options(max_retries=max(0, int(unit.retries)),
-                                                        retry_exceptions=False,
-                                                        name=f"fennec:{unit.key}"[:200],
-                                                        **unit.resources.ray_options()).remote(
-                        *unit.args, **dict(unit.kwargs))
+                    ref = self._call.options(max_retries=max(0, int(unit.retries)), retry_exceptions=False,
+                                             name=f"fennec:{unit.key}"[:200],
+                                             **unit.resources.ray_options()).remote(
+                        unit.func, *unit.args, **dict(unit.kwargs))
                     pending[ref] = (unit, time.perf_counter())
                     if len(pending) >= limit:
                         break
@@ -452,8 +463,8 @@ class RayExecutor(Executor):
         except ray.exceptions.RayTaskError as e:  # the function raised: its own exception
             cause = getattr(e, "cause", None)
             error = cause if isinstance(cause, BaseException) else e
-            if _IMPORT_FAILED in str(error):  # the worker cannot even load the function
-                missing = str(error).rstrip().splitlines()[-1]
+            missing = _missing_module(error)
+            if missing is not None:  # the worker cannot even load the function
                 raise EngineError(
                     f"The Ray workers of {self.describe()} cannot import "
                     f"{getattr(unit.func, '__module__', '?')}.{getattr(unit.func, '__qualname__', '?')} "

@@ -61,7 +61,7 @@ import numpy as np
 from fennec import _progress, constants
 from fennec._io import file_lock, storage_errors
 from fennec.catalog import Catalog, iter_batches
-from fennec.engine import Executor, LocalExecutor, Resources, Result, Unit
+from fennec.engine import EngineError, Executor, LocalExecutor, Resources, Result, Unit
 from fennec.errors import (
     GatedModelError,
     HubError,
@@ -719,7 +719,9 @@ def _unit_vector(result: Result, embedder: Embedder, record: ModelRecord) -> np.
             raise error  # from _embed, in this process
         if result.lost:
             LOG.warning("Embedding %s was lost with its worker: %s", record.repo_id, error)
-            raise _EmbedderFailure(f"its worker was lost: {error}") from error
+            raise _EmbedderFailure("lost") from EngineError(
+                f"{record.repo_id}: the worker embedding it was lost ({type(error).__name__}: "
+                f"{str(error).splitlines()[0][:300] if str(error) else 'no details'}); retried after its backoff.")
         LOG.warning("Embedding %s failed: %s: %s", record.repo_id, type(error).__name__, error)
         raise _EmbedderFailure(str(error)) from error
     if isinstance(result.value, np.ndarray):  # _embed, in this process: checked already

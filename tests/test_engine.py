@@ -1,0 +1,329 @@
+"""fennec.engine: the local executor, the Ray executor (a local Ray instance: marked slow), the
+choice between them, their errors, and the steps that run their units on them."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import operator
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+
+from fennec.catalog import Catalog
+from fennec.engine import (
+    LOCAL,
+    RAY_ADDRESS_ENV,
+    EngineError,
+    Executor,
+    LocalExecutor,
+    RayClusterUnreachableError,
+    RayNotInstalledError,
+    Resources,
+    Result,
+    Unit,
+    _host_port,
+    open_executor,
+    ray_address,
+)
+from fennec.errors import FennecError, InvalidInputError
+from fennec.hub import LocalHub
+from fennec.reindex import Archi2VecEmbedder, embed_remotely, reindex
+from hub_server_fixtures import REPO_ROOT
+from test_arch_dedup import finetunes_hub  # noqa: F401 - fixture
+
+# ---------------------------------------------------------------------------------------
+# The local executor and the units
+# ---------------------------------------------------------------------------------------
+
+
+def test_local_executor_runs_units_in_order_and_keeps_each_failure_as_its_result():
+    with LocalExecutor() as ex:
+        results = list(ex.map([Unit("a", operator.mul, (2, 3)), Unit("b", int, ("x",)),
+                               Unit("c", operator.add, kwargs={"a": 1, "b": 2})]))
+    assert [r.key for r in results] == ["a", "b", "c"]
+    assert results[0].get() == 6 and results[0].ok
+    assert isinstance(results[1].error, ValueError) and not results[1].lost and not results[1].ok
+    with pytest.raises(ValueError, match="invalid literal"):
+        results[1].get()
+    assert results[2].value is None and isinstance(results[2].error, TypeError)  # operator.add takes no keywords
+    assert ex.kind == "local" and ex.workers == 1 and ex.gpus_per_unit("cuda") == 0
+    assert ex.share(marker := object()) is marker
+
+
+def test_local_executor_lets_ctrl_c_through():
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        list(LocalExecutor().map([Unit(1, interrupted)]))
+
+
+def test_run_collects_by_key_and_refuses_duplicate_keys_and_non_units():
+    ex = LocalExecutor()
+    assert {k: r.value for k, r in ex.run([Unit(k, operator.neg, (k,)) for k in (3, 1, 2)]).items()} == \
+        {3: -3, 1: -1, 2: -2}
+    with pytest.raises(InvalidInputError, match="share the key 1"):
+        ex.run([Unit(1, operator.neg, (1,)), Unit(1, operator.neg, (2,))])
+    with pytest.raises(InvalidInputError, match="runs Unit values, got tuple"):
+        list(ex.map([(1, operator.neg)]))
+
+
+@pytest.mark.parametrize("kwargs, field", [({"num_cpus": -1}, "num_cpus"), ({"num_gpus": True}, "num_gpus"),
+                                           ({"num_cpus": "2"}, "num_cpus"), ({"memory": 0}, "memory"),
+                                           ({"memory": 1.5e9}, "memory")])
+def test_resources_refuse_what_a_scheduler_cannot_read(kwargs, field):
+    with pytest.raises(InvalidInputError, match=f"Resources.{field}"):
+        Resources(**kwargs)
+
+
+def test_resources_as_ray_options():
+    assert Resources().ray_options() == {"num_cpus": 1.0, "num_gpus": 0.0}
+    assert Resources(num_cpus=2, memory=2**30, num_gpus=0.5).ray_options() == \
+        {"num_cpus": 2, "num_gpus": 0.5, "memory": 2**30}
+
+
+# ---------------------------------------------------------------------------------------
+# Choosing the executor; Ray's errors
+# ---------------------------------------------------------------------------------------
+
+
+def test_ray_address_from_the_flag_or_the_environment(monkeypatch):
+    monkeypatch.delenv(RAY_ADDRESS_ENV, raising=False)
+    assert ray_address(None) is None and isinstance(open_executor(None), LocalExecutor)
+    assert ray_address("") == LOCAL and ray_address(" 10.0.0.5:6379 ") == "10.0.0.5:6379"
+    monkeypatch.setenv(RAY_ADDRESS_ENV, "head:6379")
+    assert ray_address(None) == "head:6379" and ray_address("other:1") == "other:1"
+    monkeypatch.setenv(RAY_ADDRESS_ENV, "  ")
+    assert ray_address(None) is None
+
+
+def test_without_ray_asked_for_ray_is_never_imported(tmp_path):
+    """A fresh interpreter: the engine, reindex through the CLI, the script's local queue."""
+    code = textwrap.dedent(f"""
+        import sys, json
+        from fennec import cli, engine
+        sys.path.insert(0, {str(REPO_ROOT / "scripts")!r})
+        import build_ground_truth
+        ex = engine.open_executor(None)
+        rc = cli.main(["reindex", "--hub", {str(REPO_ROOT / "zoo" / "hub")!r}, "--limit", "2", "--dry-run",
+                       "--no-progress"])
+        print(json.dumps({{"executor": type(ex).__name__, "rc": rc,
+                          "ray": sorted(m for m in sys.modules if m == "ray" or m.startswith("ray."))}}))
+    """)
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "FENNEC_HOME": str(tmp_path / "home")}
+    env.pop(RAY_ADDRESS_ENV, None)
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300,
+                          cwd=str(REPO_ROOT))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"executor": "LocalExecutor", "rc": 0, "ray": []}
+
+
+def test_ray_asked_for_but_not_installed_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    monkeypatch.setenv(RAY_ADDRESS_ENV, "head:6379")
+    with pytest.raises(RayNotInstalledError, match=r'pip install "fennec\[ray\]"') as info:
+        open_executor(None)
+    assert "head:6379" in str(info.value) and isinstance(info.value, (FennecError, ImportError))
+    with pytest.raises(RayNotInstalledError, match="'local'"):
+        open_executor("")
+
+
+@pytest.mark.parametrize("address, expected", [("10.0.0.5:6379", ("10.0.0.5", 6379)), ("head", ("head", 6379)),
+                                               ("ray://head", ("head", 10001)), ("ray://h:123", ("h", 123)),
+                                               ("[::1]:7000", ("::1", 7000)), ("auto", None)])
+def test_cluster_addresses_are_read(address, expected):
+    assert _host_port(address) == expected
+
+
+@pytest.mark.parametrize("address", ["http://head:6379", "head:port", "head:0", "head:70000", ":6379",
+                                     "ray://", "he ad:1", "head:1/x"])
+def test_unreadable_cluster_addresses_say_what_is_expected(address):
+    with pytest.raises(InvalidInputError, match="HOST:PORT|port must be"):
+        _host_port(address)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("scheme", ["", "ray://"])
+def test_an_unreachable_cluster_is_named_with_what_to_check(scheme):
+    pytest.importorskip("ray")
+    from fennec.engine import RayExecutor
+
+    address = f"{scheme}127.0.0.1:{free_port()}"  # nothing listens there
+    with pytest.raises(RayClusterUnreachableError) as info:
+        RayExecutor(address)
+    message = str(info.value)
+    assert info.value.address == address and address in message
+    assert "ray status" in message and "firewall" in message and RAY_ADDRESS_ENV in message
+    assert ("Ray Client" in message) and isinstance(info.value, ConnectionError)
+
+
+def test_local_instance_settings_are_refused_with_a_cluster_address():
+    from fennec.engine import RayExecutor
+
+    with pytest.raises(InvalidInputError, match="num_cpus and num_gpus set up a local Ray instance"):
+        RayExecutor("head:6379", num_cpus=2)
+
+
+# ---------------------------------------------------------------------------------------
+# reindex on an executor that is not this process (without Ray: a stand-in that answers out
+# of order and can lose units, as a cluster may)
+# ---------------------------------------------------------------------------------------
+
+
+class Elsewhere(Executor):
+    """Runs units in this process but as a remote executor would be used: the embedder's
+    unit() (plain data in and out), results in reverse order, some units lost."""
+
+    kind = "elsewhere"
+
+    def __init__(self, lose: set[str] = frozenset()):
+        self.lose = set(lose)
+        self.units: list[Unit] = []
+
+    def describe(self) -> str:
+        return "elsewhere (a test executor)"
+
+    def map(self, units, *, in_flight=None):
+        units = list(units)
+        self.units += units
+        for unit in reversed(units):
+            model_id = unit.args[3]
+            if model_id in self.lose:
+                yield Result(unit.key, error=RuntimeError("The worker died unexpectedly"), lost=True)
+                continue
+            # the arguments and the answer cross a network as plain data
+            args = json.loads(json.dumps(unit.args))
+            yield Result(unit.key, value=json.loads(json.dumps(unit.func(*args))))
+
+
+def reindexed(hub_dir, home, **kw):
+    with Catalog(home / "catalog.sqlite") as cat:
+        s = reindex(hub=LocalHub(hub_dir), catalog=cat, index_dir=home / "index", batch_size=4,
+                    embedder=Archi2VecEmbedder(dim=64, isolate=False), **kw)
+        ids, vectors = cat.vectors()
+        states = {m.repo_id: (m.status, m.error_type) for m in cat.models(limit=None)}
+    return s, dict(zip(ids, vectors)), states
+
+
+def test_reindex_on_another_executor_gives_what_this_process_gives(finetunes_hub, tmp_path):  # noqa: F811
+    local, local_vectors, local_states = reindexed(finetunes_hub, tmp_path / "local")
+    ex = Elsewhere()
+    remote, vectors, states = reindexed(finetunes_hub, tmp_path / "remote", executor=ex)
+    assert (remote.added, remote.unsupported, remote.failed, remote.built, remote.reused) == \
+        (local.added, local.unsupported, local.failed, local.built, local.reused) == (7, 2, 0, 4, 5)
+    assert states == local_states and vectors.keys() == local_vectors.keys()
+    assert all(np.array_equal(vectors[m], local_vectors[m]) for m in vectors)
+    # one unit per architecture, run by embed_remotely with plain settings and the resources declared
+    assert len(ex.units) == 4 and {u.func for u in ex.units} == {embed_remotely}
+    assert all(u.resources == Resources(num_cpus=1, memory=Archi2VecEmbedder(isolate=False).memory_budget)
+               for u in ex.units)
+    assert ex.units[0].args[0] == {"dim": 64, "method": "record", "timeout": 120.0,
+                                   "memory_budget": 4 * 2**30, "isolate": False}
+
+
+def test_a_unit_lost_with_its_worker_fails_its_model_and_the_next_run_retries_it(finetunes_hub, tmp_path):  # noqa: F811
+    home = tmp_path / "home"
+    s, vectors, states = reindexed(finetunes_hub, home, executor=Elsewhere(lose={"org/vit-ft0"}))
+    # the first fine-tune of the vit was lost: the next of its architecture was built in the next round
+    assert states["org/vit-ft0"] == ("failed", "EngineError") and s.failed == 1
+    assert "org/vit-ft0: the worker embedding it was lost (RuntimeError: The worker died unexpectedly)" \
+        in dict(s.failures)["org/vit-ft0"]
+    assert states["org/vit-ft1"][0] == "ok" and s.built == 5
+    with Catalog(home / "catalog.sqlite") as cat:
+        assert "worker embedding it was lost" in cat.get_model("org/vit-ft0").last_error
+    later = datetime.now(timezone.utc) + timedelta(days=2)  # past the failure's backoff
+    s2, vectors2, states2 = reindexed(finetunes_hub, home, executor=Elsewhere(), now=later)
+    assert s2.processed == 1 and states2["org/vit-ft0"][0] == "ok"
+    assert np.array_equal(vectors2["org/vit-ft0"], vectors2["org/vit-ft1"])
+
+
+def test_a_worker_answer_that_is_not_a_vector_fails_the_model(finetunes_hub, tmp_path):  # noqa: F811
+    class Garbled(Elsewhere):
+        def map(self, units, *, in_flight=None):
+            for result in super().map(units):
+                yield dataclasses.replace(result, value=("ok", [1.0, "x"], None)) if result.value[0] == "ok" else result
+
+    s, _, states = reindexed(finetunes_hub, tmp_path / "home", executor=Garbled())
+    assert s.added == 0 and s.failed == 7 and s.unsupported == 2
+    assert "not a vector" in dict(s.failures)["org/vit-ft0"] or "expected (64,)" in dict(s.failures)["org/vit-ft0"]
+
+
+def test_an_embedder_without_units_cannot_run_elsewhere(finetunes_hub, tmp_path):  # noqa: F811
+    class Plain:
+        version, dim = "plain-v1", 4
+
+        def __call__(self, files, record):
+            return np.ones(4, dtype=np.float32)
+
+    with Catalog(tmp_path / "catalog.sqlite") as cat, \
+            pytest.raises(InvalidInputError, match="Plain cannot run on elsewhere .* no unit\\(\\) method"):
+        reindex(hub=LocalHub(finetunes_hub), catalog=cat, index_dir=tmp_path / "index", embedder=Plain(),
+                executor=Elsewhere())
+
+
+# ---------------------------------------------------------------------------------------
+# A local Ray instance (slow: it starts in 5-15 s on 2 shared cores)
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ray_executor():
+    pytest.importorskip("ray")
+    from fennec.engine import RayExecutor
+
+    ex = RayExecutor(num_cpus=2)
+    yield ex
+    ex.close()
+
+
+@pytest.mark.slow
+def test_ray_executor_runs_units_and_reports_failures_and_lost_workers(ray_executor):
+    ex = ray_executor
+    assert ex.kind == "ray" and ex.workers == 2 and "local Ray instance (2 CPUs)" in ex.describe()
+    assert ex.gpus_per_unit(None) == 0  # no GPU here: a unit asking for one would never be scheduled
+    shared = ex.share(np.arange(5))
+    units = [Unit(i, operator.mul, (shared, i), resources=Resources(num_cpus=1, memory=2**28)) for i in range(6)]
+    units += [Unit("bad", int, ("x",)), Unit("dies", os._exit, (3,), retries=0)]
+    results = ex.run(units)
+    assert list(results) == [u.key for u in units]
+    for i in range(6):
+        assert np.array_equal(results[i].get(), np.arange(5) * i)
+    assert isinstance(results["bad"].error, ValueError) and not results["bad"].lost  # the unit's own error
+    assert results["dies"].lost and not results["dies"].ok
+    # the executor goes on after a lost worker
+    assert ex.run([Unit("after", operator.add, (1, 2))])["after"].get() == 3
+
+
+@pytest.mark.slow
+def test_ray_reports_a_function_its_workers_cannot_import(ray_executor, tmp_path):
+    module = tmp_path / "only_here_mod.py"
+    module.write_text("def f():\n    return 1\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import only_here_mod
+
+        with pytest.raises(EngineError, match="cannot import only_here_mod.f .*install fennec"):
+            ray_executor.run([Unit("x", only_here_mod.f)])
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("only_here_mod", None)
+
+
+@pytest.mark.slow
+def test_reindex_on_ray_gives_what_this_process_gives(ray_executor, finetunes_hub, tmp_path):  # noqa: F811
+    local, local_vectors, local_states = reindexed(finetunes_hub, tmp_path / "local")
+    on_ray, vectors, states = reindexed(finetunes_hub, tmp_path / "ray", executor=ray_executor)
+    assert (on_ray.added, on_ray.unsupported, on_ray.built, on_ray.reused) == (7, 2, 4, 5)
+    assert states == local_states and all(np.array_equal(vectors[m], local_vectors[m]) for m in vectors)
