@@ -17,6 +17,9 @@ Subcommands:
   copy what SQLite can still read of a damaged one into a new catalog, keeping the damaged
   file beside it.
 
+``reindex``, ``fit`` and ``recommend`` take ``--ray [ADDRESS]`` (or ``FENNEC_RAY_ADDRESS``): their
+independent units run as Ray tasks (:mod:`fennec.engine`).
+
 The catalog and the index live in ``FENNEC_HOME`` (``--home``), by default
 ``$HF_HOME/fennec``. Known errors are printed as one line; exit codes: 0 success, 1 error,
 2 usage (a bad flag, or a ``--device`` this machine does not have), 75 another reindex holds
@@ -42,6 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fennec import constants
+from fennec.engine import RAY_ADDRESS_ENV
 from fennec.errors import FennecError, InvalidInputError, ReindexLockedError
 
 if TYPE_CHECKING:
@@ -93,6 +97,23 @@ def _version() -> str:
     return f"fennec {__version__}"
 
 
+def _ray_flag(parser: argparse.ArgumentParser, units: str) -> None:
+    parser.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                        help=f"run {units} as Ray tasks: on the cluster at ADDRESS (HOST:PORT of its head node, "
+                             "ray://HOST:PORT, auto), or on a Ray instance started here (no ADDRESS); default: "
+                             f"{RAY_ADDRESS_ENV} if set, else in this process. Needs pip install \"fennec[ray]\"")
+
+
+def _executor(args: argparse.Namespace):
+    """The command's executor (:func:`fennec.engine.open_executor`): Ray only when asked for."""
+    from fennec.engine import open_executor
+
+    executor = open_executor(args.ray)
+    if executor.kind != "local":
+        LOG.info("Units run on %s", executor.describe())
+    return executor
+
+
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
@@ -119,6 +140,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--rebuild-index", action="store_true", help="rebuild the index, re-embedding "
                    "models embedded by another archi2vec version (after an upgrade)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _ray_flag(r, "each architecture's embedding")
 
     m = sub.add_parser("models", parents=[common], help="list and search the catalog")
     m.add_argument("--home", type=Path, help="catalog folder (default: FENNEC_HOME)")
@@ -164,6 +186,7 @@ def _parser() -> argparse.ArgumentParser:
                      "(default 2)")
     rec.add_argument("--json", action="store_true", help="print one JSON document")
     rec.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _ray_flag(rec, "each candidate's forward passes and score")
 
     f = sub.add_parser("fit", parents=[common], help="fit the transfer space and rebuild its indexes")
     f.add_argument("--home", type=Path, help="workspace (default: FENNEC_HOME)")
@@ -179,6 +202,7 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--zoo", action="store_true", help="(re)build the embedded zoo's workspace instead (fixed "
                    "settings: only --home, --device and --no-progress apply)")
     f.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _ray_flag(f, "each known task's description")
 
     n = sub.add_parser("init", parents=[common], help="build the workspace for a Hub: reindex, import the shipped "
                        "history, describe its tasks, fit (resumable; says what it will do first)")
@@ -233,7 +257,9 @@ def _reindex(args: argparse.Namespace) -> int:
 
     interval = parse_duration(args.every) if args.every else None
     hub = open_hub(args.hub)
-    embedder = Archi2VecEmbedder(dim=args.dim, method=args.method)
+    executor = _executor(args)
+    # on Ray the workers embed, each in its own sandbox: this process starts none
+    embedder = Archi2VecEmbedder(dim=args.dim, method=args.method, prestart=executor.kind == "local")
     catalog, home = _catalog(args.home)
     LOG.info("Reindexing from %r into %s", hub, home)
 
@@ -242,7 +268,7 @@ def _reindex(args: argparse.Namespace) -> int:
                           limit=args.limit, since=args.since, dry_run=args.dry_run,
                           batch_size=args.batch_size, retry_failed=not args.no_retry_failed,
                           rebuild_index=args.rebuild_index,
-                          progress=_progress(args))
+                          progress=_progress(args), executor=executor)
         print(summary.line(), flush=True)
         for repo_id, error in summary.failures[:20]:
             print(f"  failed: {repo_id}: {error.splitlines()[0][:200]}", flush=True)
@@ -256,6 +282,7 @@ def _reindex(args: argparse.Namespace) -> int:
         catalog.close()
         if hasattr(embedder, "close"):  # stops Archi2VecEmbedder's worker process
             embedder.close()
+        executor.close()
     return 0
 
 
@@ -371,12 +398,13 @@ def _progress(args: argparse.Namespace) -> bool:
 def _recommend(args: argparse.Namespace) -> int:
     from fennec.recommendation.recommender import DEFAULT_FUSION_WEIGHT, recommend
 
-    recs = recommend(args.dataset, top_k=args.top_k, candidates=args.candidates, refine=not args.no_refine,
-                     metric=args.metric, hub=args.hub, home=args.home, device=args.device, split=args.split,
-                     config=args.config, image_column=args.image_column, label_column=args.label_column,
-                     max_samples=args.max_samples, seed=args.seed, min_per_class=args.min_per_class,
-                     fusion_weight=DEFAULT_FUSION_WEIGHT if args.fusion_weight is None else args.fusion_weight,
-                     progress=_progress(args))
+    with _executor(args) as executor:
+        recs = recommend(args.dataset, top_k=args.top_k, candidates=args.candidates, refine=not args.no_refine,
+                         metric=args.metric, hub=args.hub, home=args.home, device=args.device, split=args.split,
+                         config=args.config, image_column=args.image_column, label_column=args.label_column,
+                         max_samples=args.max_samples, seed=args.seed, min_per_class=args.min_per_class,
+                         fusion_weight=DEFAULT_FUSION_WEIGHT if args.fusion_weight is None else args.fusion_weight,
+                         progress=_progress(args), executor=executor)
     # the notes come first in both outputs: in this command's terms (``hub='zoo'`` -> ``--hub zoo``)
     recs.notes = [_cli_terms(n, args.cli_flags) for n in recs.notes]
     if recs.workspace.note:
@@ -391,7 +419,8 @@ def _fit(args: argparse.Namespace) -> int:
 
     if args.zoo:
         given = [flag for flag, v in (("--hub", args.hub), ("--proxy", args.proxy), ("--dim", args.dim),
-                                      ("--max-samples", args.max_samples), ("--exclude", args.exclude))
+                                      ("--max-samples", args.max_samples), ("--exclude", args.exclude),
+                                      ("--ray", args.ray))
                  if v is not None]
         if given:
             raise InvalidInputError(f"fennec fit --zoo builds the embedded zoo with fixed settings; {', '.join(given)} "
@@ -399,8 +428,9 @@ def _fit(args: argparse.Namespace) -> int:
         home = zoo_workspace(args.home, progress=_progress(args), device=args.device)
         print(f"embedded zoo workspace ready: {home}")
         return 0
-    summary = fit(home=args.home, hub=args.hub, proxy=args.proxy, dim=args.dim, max_samples=args.max_samples,
-                  exclude=args.exclude, device=args.device, progress=_progress(args))
+    with _executor(args) as executor:
+        summary = fit(home=args.home, hub=args.hub, proxy=args.proxy, dim=args.dim, max_samples=args.max_samples,
+                      exclude=args.exclude, device=args.device, progress=_progress(args), executor=executor)
     print(summary.line())
     return 0
 

@@ -42,8 +42,9 @@ from typing import Any
 
 from fennec.errors import FennecError, InvalidInputError
 
-__all__ = ["RAY_ADDRESS_ENV", "LOCAL", "EngineError", "Executor", "LocalExecutor", "RayClusterUnreachableError",
-           "RayExecutor", "RayNotInstalledError", "Resources", "Result", "Unit", "open_executor", "ray_address"]
+__all__ = ["RAY_ADDRESS_ENV", "LOCAL", "EngineError", "Executor", "HubRecipe", "LocalExecutor",
+           "RayClusterUnreachableError", "RayExecutor", "RayNotInstalledError", "Resources", "Result", "Unit",
+           "hub_for_workers", "hub_on_worker", "lost_error", "open_executor", "ray_address"]
 
 LOG = logging.getLogger(__name__)
 
@@ -355,6 +356,9 @@ class RayExecutor(Executor):
         connect_timeout: seconds to wait for a cluster's address to answer.
         init_kwargs: more keywords for ``ray.init`` (e.g. ``runtime_env``).
 
+    When this process is connected to Ray already (its own ``ray.init``), that connection
+    is used as it is, whatever ``address`` says, and left open by :meth:`close`.
+
     Raises:
         RayNotInstalledError: ``ray`` cannot be imported.
         RayClusterUnreachableError: nothing answers at ``address``, or ``ray.init`` could
@@ -376,9 +380,15 @@ class RayExecutor(Executor):
             raise InvalidInputError(f"max_in_flight must be >= 1, got {max_in_flight}.")
         self.address = LOCAL if local else str(address)
         ray = self._ray = _import_ray(self.address)
-        if ray.is_initialized():
-            raise EngineError("Ray is already initialised in this process (by other code); fennec starts and "
-                              "stops its own connection. Call ray.shutdown() first, or pass that code's address.")
+        self._max_in_flight_asked = max_in_flight
+        # connected already (a notebook's ray.init, another executor): use that connection, leave it open
+        self._owned = not ray.is_initialized()
+        if not self._owned:
+            self.address = "an existing connection"
+            LOG.info("Ray is already initialised in this process: using its connection as it is")
+            self.startup_seconds = 0.0
+            self._setup()
+            return
         if not local:
             _probe(self.address, connect_timeout)
         options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
@@ -394,19 +404,23 @@ class RayExecutor(Executor):
                 raise EngineError(f"Could not start a local Ray instance: {e}") from e
             raise _unreachable(self.address, f"{type(e).__name__}: {e}") from e
         self.startup_seconds = time.perf_counter() - t0
-        resources = ray.cluster_resources()
+        self._setup()
+        LOG.info("Ray: %s (started in %.1f s)", self.describe(), self.startup_seconds)
+
+    def _setup(self) -> None:
+        resources = self._ray.cluster_resources()
         self._cpus = max(1, int(resources.get("CPU", 1)))
         self._gpus = float(resources.get("GPU", 0.0))
-        self._max_in_flight = max_in_flight or max(4, 2 * self._cpus)
-        self._call = ray.remote(_call)
-        LOG.info("Ray: %s (started in %.1f s)", self.describe(), self.startup_seconds)
+        self._max_in_flight = self._max_in_flight_asked or max(4, 2 * self._cpus)
+        self._call = self._ray.remote(_call)
 
     @property
     def workers(self) -> int:
         return self._cpus
 
     def describe(self) -> str:
-        where = "a local Ray instance" if self.address == LOCAL else f"the Ray cluster at {self.address}"
+        where = ("a local Ray instance" if self.address == LOCAL else
+                 f"the Ray cluster at {self.address}" if self._owned else "this process's Ray connection")
         gpus = f", {self._gpus:g} GPUs" if self._gpus else ""
         return f"ray: {where} ({self._cpus} CPUs{gpus})"
 
@@ -477,9 +491,66 @@ class RayExecutor(Executor):
         return Result(unit.key, value=value, seconds=time.perf_counter() - t0)
 
     def close(self) -> None:
-        """Disconnect from the cluster; a local instance started here is shut down."""
-        if self._ray.is_initialized():
+        """Disconnect from the cluster; a local instance started here is shut down. A
+        connection this executor found open is left open."""
+        if self._owned and self._ray.is_initialized():
             self._ray.shutdown()
+
+
+# ---------------------------------------------------------------------------------------
+# What travels to a worker
+# ---------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class HubRecipe:
+    """How a worker opens the hub this process uses, without shipping it: a folder hub by
+    its path (which the workers must see: a local Ray instance does; a cluster needs a shared
+    file system), an HTTP hub by its endpoint and offline setting. The token and the
+    download cache are the worker's own (``HF_TOKEN``, ``HF_HOME`` on its node; a local Ray
+    instance inherits this process's environment)."""
+
+    kind: str  # "folder" | "http"
+    location: str
+    offline: bool = False
+
+    def open(self) -> Any:
+        from fennec.hub import HfHub, LocalHub
+
+        if self.kind == "folder":
+            return LocalHub(self.location)
+        return HfHub(endpoint=self.location, offline=self.offline)
+
+
+def hub_for_workers(hub: Any) -> Any:
+    """What to pass to a unit for ``hub``: a :class:`HubRecipe` for fennec's hubs, the hub
+    itself for any other object (which must then pickle)."""
+    from fennec.hub import HfHub, LocalHub
+
+    if isinstance(hub, LocalHub):
+        return HubRecipe("folder", str(hub.root.resolve()))
+    if isinstance(hub, HfHub):
+        return HubRecipe("http", hub.endpoint, hub.offline)
+    return hub
+
+
+_OPENED: dict[HubRecipe, Any] = {}
+
+
+def hub_on_worker(hub: Any) -> Any:
+    """The hub a unit was given by :func:`hub_for_workers`, opened once per worker process."""
+    if not isinstance(hub, HubRecipe):
+        return hub
+    if hub not in _OPENED:
+        _OPENED[hub] = hub.open()
+    return _OPENED[hub]
+
+
+def lost_error(result: Result, what: str) -> EngineError:
+    """The error to raise for a unit that was lost with its worker (``what`` names it)."""
+    return EngineError(f"{what} was lost with its Ray worker ({type(result.error).__name__}: "
+                       f"{str(result.error).splitlines()[0][:300] if str(result.error) else 'no details'}); "
+                       "nothing was written. Run the command again.")
 
 
 # ---------------------------------------------------------------------------------------

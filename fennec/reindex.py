@@ -125,6 +125,9 @@ class Archi2VecEmbedder:
         isolate: build in the worker process (the default). False builds in this process:
             the time budget still holds (a signal on the main thread), the memory budget does
             not. On systems without POSIX processes the embedder builds in this process.
+        prestart: start the worker now, so that it imports while the hub is listed (the
+            default); False starts it for the first model this process embeds (with
+            ``fennec reindex --ray`` the Ray workers embed, each in a sandbox of its own).
 
     Raises (when called):
         fennec.errors.UnsupportedModelError: archi2vec cannot build or trace the model
@@ -133,7 +136,7 @@ class Archi2VecEmbedder:
     """
 
     def __init__(self, *, dim: int = 256, method: str = "record", timeout: float | None = None,
-                 memory_budget: int | None = None, isolate: bool = True):
+                 memory_budget: int | None = None, isolate: bool = True, prestart: bool = True):
         import archi2vec
         from archi2vec._sandbox import DEFAULT_MEMORY_BUDGET
         from archi2vec.graph import DEFAULT_TIMEOUT
@@ -148,7 +151,8 @@ class Archi2VecEmbedder:
         self._sandbox = None
         if isolate and os.name == "posix":
             self._sandbox = archi2vec.Sandbox(time_budget=self.timeout, memory_budget=self.memory_budget)
-            self._sandbox.start()  # imports in the background while the hub is listed
+            if prestart:
+                self._sandbox.start()  # imports in the background while the hub is listed
 
     def __call__(self, files: ModelFiles, record: ModelRecord) -> np.ndarray:
         return self.embed_config(files.config, library=_library(record), model_id=record.repo_id,

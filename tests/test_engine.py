@@ -7,6 +7,7 @@ import dataclasses
 import json
 import operator
 import os
+import pickle
 import socket
 import subprocess
 import sys
@@ -17,11 +18,13 @@ import numpy as np
 import pytest
 
 from fennec.catalog import Catalog
+from fennec.cli import main
 from fennec.engine import (
     LOCAL,
     RAY_ADDRESS_ENV,
     EngineError,
     Executor,
+    HubRecipe,
     LocalExecutor,
     RayClusterUnreachableError,
     RayNotInstalledError,
@@ -32,11 +35,16 @@ from fennec.engine import (
     open_executor,
     ray_address,
 )
-from fennec.errors import FennecError, InvalidInputError
+from fennec.errors import CandidateFailedWarning, FennecError, InvalidInputError
 from fennec.hub import LocalHub
+from fennec.refine import CANDIDATE_MEMORY, score_candidates, score_remotely
 from fennec.reindex import Archi2VecEmbedder, embed_remotely, reindex
+from fennec.task import OFFLINE_PROXY
+from fennec.workspace import TASK_MEMORY, describe_remotely, describe_tasks
 from hub_server_fixtures import REPO_ROOT
 from test_arch_dedup import finetunes_hub  # noqa: F401 - fixture
+from test_refine import hub, sample  # noqa: F401 - fixtures
+from zoo_fixtures import tiny_zoo  # noqa: F401 - fixture
 
 # ---------------------------------------------------------------------------------------
 # The local executor and the units
@@ -274,16 +282,106 @@ def test_an_embedder_without_units_cannot_run_elsewhere(finetunes_hub, tmp_path)
 
 
 # ---------------------------------------------------------------------------------------
+# fit's task descriptions and recommend's candidates on an executor that is not this process
+# ---------------------------------------------------------------------------------------
+
+
+class Pickled(Executor):
+    """Runs units in this process after a pickle round trip of the function (by reference),
+    its arguments and its answer, as a remote executor ships them; some units lost."""
+
+    kind = "pickled"
+
+    def __init__(self, lose: set[str] = frozenset()):
+        self.lose = set(lose)
+        self.units: list[Unit] = []
+        self.shared = 0
+
+    def share(self, value):
+        self.shared += 1
+        return value
+
+    def map(self, units, *, in_flight=None):
+        for unit in units:
+            self.units.append(unit)
+            if unit.key in self.lose:
+                yield Result(unit.key, error=RuntimeError("the node died"), lost=True)
+                continue
+            func, args, kwargs = pickle.loads(pickle.dumps((unit.func, unit.args, dict(unit.kwargs))))
+            try:
+                value = func(*args, **kwargs)
+            except Exception as e:  # noqa: BLE001 - the unit's result
+                yield Result(unit.key, error=e)
+                continue
+            yield Result(unit.key, value=pickle.loads(pickle.dumps(value)))
+
+
+def test_candidates_scored_elsewhere_score_as_here(hub, sample):  # noqa: F811
+    ids = ["org/tiny-resnet", "org/missing", "org/tiny-vit"]
+    with pytest.warns(CandidateFailedWarning, match="org/missing"):
+        here = score_candidates(ids, sample, hub=hub, cache=False)
+    ex = Pickled(lose={"org/tiny-vit"})
+    with pytest.warns(CandidateFailedWarning) as caught:
+        there = score_candidates(ids + ["org/tiny-resnet"], sample, hub=hub, cache=False, executor=ex)
+    assert [c.model_id for c in there] == ids
+    assert (there[0].score, there[0].sha, there[0].forward_passes) == (here[0].score, here[0].sha, len(sample.images))
+    assert there[1].score is None and there[1].error.startswith("ModelNotFoundError") and "org/missing" in there[1].error
+    assert there[2].score is None and there[2].error == "its worker was lost: RuntimeError: the node died"
+    assert sorted(str(w.message).split(" ")[0] for w in caught) == ["org/missing", "org/tiny-vit"]
+    # one unit per candidate, the sample shared once, the hub as a recipe the worker opens
+    assert ex.shared == 1 and [u.key for u in ex.units] == ids
+    assert all(u.func is score_remotely and u.args[2] == HubRecipe("folder", str(hub.root.resolve()))
+               and u.resources == Resources(num_cpus=1, memory=CANDIDATE_MEMORY) for u in ex.units)
+
+
+@pytest.fixture
+def zoo_env(tiny_zoo, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("FENNEC_ZOO", str(tiny_zoo))
+    return tiny_zoo
+
+
+def test_known_tasks_described_elsewhere_as_here(zoo_env):
+    hub = LocalHub(zoo_env / "hub")  # noqa: F811 - not the fixture
+    tasks = {"t-two": "zoo:t-two", "t-one": "zoo:t-one"}
+    here = describe_tasks(tasks, proxy=OFFLINE_PROXY, hub=hub, cache=False)
+    ex = Pickled()
+    there = describe_tasks(tasks, proxy=OFFLINE_PROXY, hub=hub, executor=ex)
+    assert list(there) == ["t-one", "t-two"]
+    assert all(np.array_equal(there[t].vector, here[t].vector) and there[t].proxy_sha == here[t].proxy_sha
+               for t in tasks)
+    # the dataset goes as the catalog names it: the worker resolves zoo: itself
+    assert [(u.func, u.args[0]) for u in ex.units] == [(describe_remotely, "zoo:t-one"), (describe_remotely, "zoo:t-two")]
+    assert all(u.resources == Resources(num_cpus=1, memory=TASK_MEMORY) for u in ex.units)
+    with pytest.raises(EngineError, match="Describing the known task 't-two' was lost .*the node died.*again"):
+        describe_tasks(tasks, proxy=OFFLINE_PROXY, hub=hub, executor=Pickled(lose={"t-two"}))
+
+
+def test_hub_recipes_open_the_same_hub(tmp_path):
+    from fennec.engine import hub_for_workers, hub_on_worker
+    from fennec.hub import HfHub
+
+    local = LocalHub(REPO_ROOT / "zoo" / "hub")
+    recipe = hub_for_workers(local)
+    assert recipe == HubRecipe("folder", str((REPO_ROOT / "zoo" / "hub").resolve()))
+    assert hub_on_worker(recipe).root == local.root.resolve() and hub_on_worker(recipe) is hub_on_worker(recipe)
+    http = hub_for_workers(HfHub(endpoint="http://127.0.0.1:9/", token="secret", offline=True))
+    assert http == HubRecipe("http", "http://127.0.0.1:9", True) and "secret" not in repr(pickle.dumps(http))
+    other = object()
+    assert hub_for_workers(other) is other and hub_on_worker(other) is other
+
+
+# ---------------------------------------------------------------------------------------
 # A local Ray instance (slow: it starts in 5-15 s on 2 shared cores)
 # ---------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def ray_executor():
+def ray_executor(tiny_zoo):  # noqa: F811
+    """One local Ray instance for the module; its workers see the tiny zoo (zoo: tasks)."""
     pytest.importorskip("ray")
     from fennec.engine import RayExecutor
 
-    ex = RayExecutor(num_cpus=2)
+    ex = RayExecutor(num_cpus=2, runtime_env={"env_vars": {"FENNEC_ZOO": str(tiny_zoo), "HF_HUB_OFFLINE": "1"}})
     yield ex
     ex.close()
 
@@ -327,3 +425,32 @@ def test_reindex_on_ray_gives_what_this_process_gives(ray_executor, finetunes_hu
     on_ray, vectors, states = reindexed(finetunes_hub, tmp_path / "ray", executor=ray_executor)
     assert (on_ray.added, on_ray.unsupported, on_ray.built, on_ray.reused) == (7, 2, 4, 5)
     assert states == local_states and all(np.array_equal(vectors[m], local_vectors[m]) for m in vectors)
+
+
+@pytest.mark.slow
+def test_the_commands_with_ray_give_what_they_give_without(ray_executor, zoo_env, tmp_path, capsys, monkeypatch):
+    """reindex, fit and recommend --ray (this process's Ray connection: the fixture's) against
+    the same commands without it, on the tiny zoo."""
+    out = {}
+    for mode in ("local", "ray"):
+        home = tmp_path / mode
+        ray = ["--ray"] if mode == "ray" else []
+        monkeypatch.setenv("FENNEC_HOME", str(home))
+        assert main(["reindex", "--hub", str(zoo_env / "hub"), "--no-progress", *ray]) == 0
+        assert main(["import-results", str(zoo_env / "ground_truth.json")]) == 0
+        assert main(["fit", "--hub", str(zoo_env / "hub"), "--no-progress", *ray]) == 0
+        capsys.readouterr()
+        assert main(["recommend", str(zoo_env / "datasets" / "t-new"), "--candidates", "3", "--metric", "logme",
+                     "--json", "--no-progress", *ray]) == 0
+        out[mode] = json.loads(capsys.readouterr().out)
+        with Catalog(home / "catalog.sqlite") as cat:
+            out[mode]["vectors"] = cat.vectors()
+    local, on_ray = out["local"], out["ray"]
+    assert local["vectors"][0] == on_ray["vectors"][0] and np.array_equal(local["vectors"][1], on_ray["vectors"][1])
+    assert [r["model_id"] for r in on_ray["recommendations"]] == [r["model_id"] for r in local["recommendations"]]
+    for a, b in zip(local["recommendations"], on_ray["recommendations"]):  # Ray's workers: 1 BLAS thread
+        assert (a["metric_score"] is None) == (b["metric_score"] is None)
+        if a["metric_score"] is not None:
+            assert b["metric_score"] == pytest.approx(a["metric_score"], rel=1e-4)
+        assert b["predicted_score"] == pytest.approx(a["predicted_score"], rel=1e-4, abs=1e-5)
+    assert sum(r["metric_score"] is not None for r in on_ray["recommendations"]) == 3

@@ -42,7 +42,7 @@ import math
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -57,6 +57,9 @@ from fennec.recommendation.records import (
 from fennec.workspace.fitting import DEFAULT_MAX_SAMPLES
 from fennec.workspace.layout import ZOO_HUB, catalog_path
 from fennec.workspace.load import Workspace, read_catalog, workspace_for
+
+if TYPE_CHECKING:
+    from fennec.engine import Executor
 
 __all__ = [
     "DEFAULT_FUSION_WEIGHT",
@@ -102,7 +105,7 @@ def recommend(dataset: str | Path | Any, *, top_k: int = 5, candidates: int = 20
               image_column: str | None = None, label_column: str | None = None,
               max_samples: int | None = None, seed: int | None = None, min_per_class: int = 2,
               fusion_weight: float = DEFAULT_FUSION_WEIGHT, cache: Any = None,
-              progress: bool = False) -> Recommendations:
+              progress: bool = False, executor: Executor | None = None) -> Recommendations:
     """Rank the workspace's models by how well they are expected to fine-tune on ``dataset``.
 
     Args:
@@ -130,6 +133,9 @@ def recommend(dataset: str | Path | Any, *, top_k: int = 5, candidates: int = 20
             folder, False = none).
         progress: report the long steps on stderr: bars on a terminal, one line per step (counts,
             seconds) otherwise (:mod:`fennec._progress`).
+        executor: where the refinement's candidates run
+            (:func:`fennec.recommendation.refine.score_candidates`):
+            in this process by default, or as Ray tasks (:class:`fennec.engine.RayExecutor`).
 
     Returns:
         :class:`Recommendations` (best first), with the closest known tasks as evidence. When
@@ -201,7 +207,7 @@ def recommend(dataset: str | Path | Any, *, top_k: int = 5, candidates: int = 20
         t = time.perf_counter()
         pool = [m for m, _ in hits[:candidates]]
         for c in score_candidates(pool, sample, hub=ws.hub, metric=metric, device=device, cache=cache,
-                                  progress=progress):
+                                  progress=progress, executor=executor):
             metric_scores[c.model_id] = c.score
             shas[c.model_id] = c.sha
             forward += c.forward_passes

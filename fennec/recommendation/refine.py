@@ -20,7 +20,7 @@ import time
 import warnings
 from collections.abc import Iterable, Mapping
 from numbers import Real
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -31,7 +31,11 @@ from fennec.features.cache import FeatureCache, check_sample, features_of, resol
 from fennec.features.extraction import SampleLike
 from fennec.metrics import metric_info
 
-__all__ = ["DEFAULT_METRIC", "CandidateScore", "check_weight", "fuse", "score_candidates", "zscore"]
+if TYPE_CHECKING:
+    from fennec.engine import Executor
+
+__all__ = ["CANDIDATE_MEMORY", "DEFAULT_METRIC", "CandidateScore", "check_weight", "fuse", "score_candidates",
+           "score_remotely", "zscore"]
 
 LOG = logging.getLogger(__name__)
 
@@ -69,7 +73,8 @@ class CandidateScore:
 
 def score_candidates(model_ids: Iterable[str], sample: SampleLike, *, hub: Any, metric: str = DEFAULT_METRIC,
                      device: str | torch.device | None = None, cache: FeatureCache | bool | None = None,
-                     batch_size: int = 64, progress: bool = False) -> list[CandidateScore]:
+                     batch_size: int = 64, progress: bool = False,
+                     executor: Executor | None = None) -> list[CandidateScore]:
     """Score each candidate model with a transferability metric on the sample.
 
     A model that cannot be fetched, loaded, run or scored is recorded with ``score=None`` and
@@ -86,6 +91,11 @@ def score_candidates(model_ids: Iterable[str], sample: SampleLike, *, hub: Any, 
         cache: a FeatureCache, None/True for the default one, False for none.
         batch_size: images per forward pass.
         progress: report the models scored on stderr (:mod:`fennec._progress`).
+        executor: where the candidates run (:mod:`fennec.engine`): in this process, one after
+            the other, by default; on a :class:`~fennec.engine.RayExecutor` each candidate
+            (fetch, forward passes, score) is a Ray task given the sample once (a GPU each when
+            the cluster has them), with the feature cache of its worker's ``FENNEC_HOME``
+            (``cache=False``: none).
 
     Returns:
         One :class:`CandidateScore` per distinct model id, in input order.
@@ -94,7 +104,7 @@ def score_candidates(model_ids: Iterable[str], sample: SampleLike, *, hub: Any, 
         UnknownMetricError: ``metric`` is not registered (before any model is loaded).
         InvalidInputError: a malformed sample or model id list.
     """
-    info = metric_info(metric)
+    metric_info(metric)  # an unknown metric fails before any model is loaded
     if isinstance(model_ids, str):
         raise InvalidInputError(f"model_ids must be a list of model ids, got the string {model_ids!r}; "
                                 f"pass [{model_ids!r}].")
@@ -104,36 +114,93 @@ def score_candidates(model_ids: Iterable[str], sample: SampleLike, *, hub: Any, 
         raise InvalidInputError(f"model_ids must be non-empty strings like 'org/name'; got {bad[:3]}.")
     check_sample(sample)
     store = resolve_cache(cache)
-    labels = np.asarray(sample.labels)
+    if executor is not None and executor.kind != "local":
+        return _warned(_score_elsewhere(ids, sample, hub=hub, metric=metric, device=device, cache=store is not None,
+                                        batch_size=batch_size, progress=progress, executor=executor))
     iterator: Iterable[str] = _progress.track(ids, desc=f"scoring candidates ({metric})", unit="models",
                                               enabled=progress)
     results = []
     for model_id in iterator:
-        t0 = time.perf_counter()
-        sha, passes, cached = None, 0, False
-        try:
-            files = hub.fetch(model_id, weights=False)
-            sha = files.sha
-            out = features_of(files, sample, hub=hub, store=store, device=device, batch_size=batch_size,
-                               progress=False, started=t0)
-            passes, cached = out.forward_passes, out.cached
-            inputs = out.probabilities if info.input == "probabilities" else out.features
-            if inputs is None:
-                raise FeatureExtractionError(
-                    f"the model has no pre-trained classification head, and {metric} needs source-class "
-                    "probabilities; use a feature metric such as sfda or logme", model_id=model_id)
-            score: float | None = float(info.func(inputs, labels, device=device))
-            error = None
-        except Exception as exc:  # one broken candidate must not abort the ranking;
-            # its error is reported in the result. KeyboardInterrupt (BaseException) still stops.
-            score, error = None, f"{type(exc).__name__}: {exc}"
-            warnings.warn(f"{model_id} could not be scored with {metric}: {error}", CandidateFailedWarning,
-                          stacklevel=2)
-        results.append(CandidateScore(model_id, sha, metric, score, error, passes,
-                                      time.perf_counter() - t0, cached))
-        LOG.info("%s: %s=%s (%s, %.2fs)", model_id, metric, score,
-                 "cached" if cached else f"{passes} forward passes", results[-1].seconds)
+        results.extend(_warned([_score_one(model_id, sample, hub=hub, metric=metric, store=store,
+                                           device=device, batch_size=batch_size)]))
     return results
+
+
+def _warned(scores: list[CandidateScore]) -> list[CandidateScore]:
+    """``scores``, after a :class:`CandidateFailedWarning` for each failed one."""
+    for c in scores:
+        if c.error is not None:
+            warnings.warn(f"{c.model_id} could not be scored with {c.metric}: {c.error}", CandidateFailedWarning,
+                          stacklevel=3)
+    return scores
+
+
+def _score_one(model_id: str, sample: SampleLike, *, hub: Any, metric: str, store: FeatureCache | None,
+               device: Any, batch_size: int) -> CandidateScore:
+    """One candidate: fetched, run on the sample (or read from ``store``) and scored."""
+    info = metric_info(metric)
+    t0 = time.perf_counter()
+    sha, passes, cached = None, 0, False
+    try:
+        files = hub.fetch(model_id, weights=False)
+        sha = files.sha
+        out = features_of(files, sample, hub=hub, store=store, device=device, batch_size=batch_size,
+                           progress=False, started=t0)
+        passes, cached = out.forward_passes, out.cached
+        inputs = out.probabilities if info.input == "probabilities" else out.features
+        if inputs is None:
+            raise FeatureExtractionError(
+                f"the model has no pre-trained classification head, and {metric} needs source-class "
+                "probabilities; use a feature metric such as sfda or logme", model_id=model_id)
+        score: float | None = float(info.func(inputs, np.asarray(sample.labels), device=device))
+        error = None
+    except Exception as exc:  # noqa: BLE001 - one broken candidate must not abort the ranking;
+        # its error is reported in the result. KeyboardInterrupt (BaseException) still stops.
+        score, error = None, f"{type(exc).__name__}: {exc}"
+    result = CandidateScore(model_id, sha, metric, score, error, passes, time.perf_counter() - t0, cached)
+    LOG.info("%s: %s=%s (%s, %.2fs)", model_id, metric, score,
+             "cached" if cached else f"{passes} forward passes", result.seconds)
+    return result
+
+
+#: Memory a candidate reserves on a Ray node: a model of a few hundred million parameters and
+#: the features of a 1000-image sample.
+CANDIDATE_MEMORY = 4 * 2**30
+
+
+def score_remotely(model_id: str, sample: SampleLike, hub: Any, metric: str, device: Any, cache: bool,
+                   batch_size: int) -> CandidateScore:
+    """:func:`_score_one` on a worker (a unit of ``score_candidates(..., executor=...)``): the
+    hub from :func:`fennec.engine.hub_for_workers`, the worker's default feature cache."""
+    from fennec.engine import hub_on_worker
+
+    return _score_one(model_id, sample, hub=hub_on_worker(hub), metric=metric,
+                      store=resolve_cache(None) if cache else None, device=device, batch_size=batch_size)
+
+
+def _score_elsewhere(ids: list[str], sample: SampleLike, *, hub: Any, metric: str, device: Any, cache: bool,
+                     batch_size: int, progress: bool, executor: Executor) -> list[CandidateScore]:
+    """Every candidate as a unit of ``executor``; a candidate lost with its worker is failed."""
+    from fennec.engine import Resources, Unit, hub_for_workers
+
+    shared, recipe = executor.share(sample), hub_for_workers(hub)
+    resources = Resources(num_cpus=1, memory=CANDIDATE_MEMORY, num_gpus=executor.gpus_per_unit(device))
+    units = [Unit(m, score_remotely, (m, shared, recipe, metric, device, cache, batch_size), resources=resources)
+             for m in ids]
+    scores: dict[str, CandidateScore] = {}
+    bar = _progress.bar(total=len(ids), desc=f"scoring candidates ({metric})", unit="models", enabled=progress)
+    try:
+        for r in executor.map(units):
+            if r.ok:
+                scores[r.key] = r.value
+            else:
+                why = "its worker was lost: " if r.lost else ""
+                scores[r.key] = CandidateScore(r.key, None, metric, None, f"{why}{type(r.error).__name__}: {r.error}",
+                                               0, r.seconds, False)
+            bar.update(1)
+    finally:
+        bar.close()
+    return [scores[m] for m in ids]
 
 
 def zscore(values: np.ndarray) -> np.ndarray:
