@@ -516,6 +516,10 @@ def _run_on_ray(jobs: list[tuple[str, str, int]], *, address: str, cpus: int | N
     def busy(holder: str | None) -> None:
         raise SystemExit(f"another Ray queue ({holder or 'unknown holder'}) is running on {runs_dir}; wait for it")
 
+    if not jobs:  # no Ray instance or connection for nothing
+        LOG.info("no job pending")
+        write_status(runs_dir)
+        return 0
     runs_dir.mkdir(parents=True, exist_ok=True)
     resources = Resources(num_cpus=protocol.threads, memory=JOB_MEMORY, num_gpus=gpus_per_job)
     where = {"hub_dir": hub_dir, "datasets_dir": datasets_dir, "protocol": protocol,

@@ -245,6 +245,28 @@ def test_job_queue_writes_atomically_and_skips_finished_jobs(toy_world, tmp_path
     assert gt.load_results(runs, **dirs) == []
 
 
+@pytest.mark.slow
+def test_the_ray_queue_writes_the_records_the_local_queue_writes(toy_world, tmp_path):
+    """Two jobs as Ray tasks on a local instance: each record comes back and is written by the
+    queue, as the local queue writes it; finished jobs are not run again."""
+    pytest.importorskip("ray")
+    gt = pytest.importorskip("build_ground_truth")
+    protocol = dataclasses.replace(gt.PROTOCOL, learning_rates=(1e-3,), steps=2, batch_size=8)
+    dirs = {"hub_dir": toy_world["hub"], "datasets_dir": toy_world["datasets"], "protocol": protocol}
+    jobs = [(toy_world["model"], "t-counting", seed) for seed in (0, 1)]
+    local = gt.run_job(*jobs[0], runs_dir=tmp_path / "local", **dirs)
+    runs = tmp_path / "ray"
+    assert gt.run_queue(jobs=jobs, runs_dir=runs, ray="local", ray_cpus=2, **dirs) == 2
+    on_ray = json.loads(gt.job_path(*jobs[0], runs).read_text())
+    for field in ("test_accuracy", "val_accuracy", "num_classes", "model_sha256", "dataset_sha256"):
+        assert on_ray[field] == local[field], field
+    assert [r["final_train_loss"] for r in on_ray["runs"]] == [r["final_train_loss"] for r in local["runs"]]
+    assert on_ray["device"] == "cpu" and gt.is_done(gt.job_path(*jobs[1], runs), protocol, hub_dir=toy_world["hub"],
+                                                     datasets_dir=toy_world["datasets"])
+    assert not (runs / ".claims").exists() and not list(runs.glob(".*.tmp"))  # Ray schedules; no claim files
+    assert gt.run_queue(jobs=jobs, runs_dir=runs, ray="local", ray_cpus=2, **dirs) == 0  # nothing left to do
+
+
 def test_write_atomic_leaves_no_partial_file(tmp_path):
     import build_ground_truth as gt
     target = tmp_path / "x.json"

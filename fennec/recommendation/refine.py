@@ -154,7 +154,7 @@ def _score_one(model_id: str, sample: SampleLike, *, hub: Any, metric: str, stor
                 "probabilities; use a feature metric such as sfda or logme", model_id=model_id)
         score: float | None = float(info.func(inputs, np.asarray(sample.labels), device=device))
         error = None
-    except Exception as exc:  # noqa: BLE001 - one broken candidate must not abort the ranking;
+    except Exception as exc:  # one broken candidate must not abort the ranking;
         # its error is reported in the result. KeyboardInterrupt (BaseException) still stops.
         score, error = None, f"{type(exc).__name__}: {exc}"
     result = CandidateScore(model_id, sha, metric, score, error, passes, time.perf_counter() - t0, cached)
