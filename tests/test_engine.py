@@ -438,10 +438,10 @@ def test_the_commands_with_ray_give_what_they_give_without(ray_executor, zoo_env
         monkeypatch.setenv("FENNEC_HOME", str(home))
         assert main(["reindex", "--hub", str(zoo_env / "hub"), "--no-progress", *ray]) == 0
         assert main(["import-results", str(zoo_env / "ground_truth.json")]) == 0
-        assert main(["fit", "--hub", str(zoo_env / "hub"), "--no-progress", *ray]) == 0
+        assert main(["fit", "--hub", str(zoo_env / "hub"), "--proxy", OFFLINE_PROXY, "--no-progress", *ray]) == 0
         capsys.readouterr()
-        assert main(["recommend", str(zoo_env / "datasets" / "t-new"), "--candidates", "3", "--metric", "logme",
-                     "--json", "--no-progress", *ray]) == 0
+        assert main(["recommend", str(zoo_env / "datasets" / "t-new"), "--home", str(home), "--candidates", "3",
+                     "--metric", "logme", "--json", "--no-progress", *ray]) == 0
         out[mode] = json.loads(capsys.readouterr().out)
         with Catalog(home / "catalog.sqlite") as cat:
             out[mode]["vectors"] = cat.vectors()
