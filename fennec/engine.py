@@ -40,7 +40,7 @@ import time
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from typing import Any
 
-from fennec.errors import FennecError, InvalidInputError
+from fennec.errors import EngineError, InvalidInputError, RayClusterUnreachableError, RayNotInstalledError
 
 __all__ = ["RAY_ADDRESS_ENV", "LOCAL", "EngineError", "Executor", "HubRecipe", "LocalExecutor",
            "RayClusterUnreachableError", "RayExecutor", "RayNotInstalledError", "Resources", "Result", "Unit",
@@ -61,22 +61,6 @@ DEFAULT_GCS_PORT, DEFAULT_CLIENT_PORT = 6379, 10001
 _INSTALL_HINT = 'pip install "fennec[ray]"'
 #: How Ray reports a remote function a worker cannot unpickle (a module missing there).
 _IMPORT_FAILED = "The remote function failed to import on the worker"
-
-
-class EngineError(FennecError, RuntimeError):
-    """The executor could not be set up, or lost contact with its cluster."""
-
-
-class RayNotInstalledError(EngineError, ImportError):
-    """Ray was asked for (``--ray``, ``FENNEC_RAY_ADDRESS``) but is not installed."""
-
-
-class RayClusterUnreachableError(EngineError, ConnectionError):
-    """The Ray cluster at the address given cannot be reached or joined."""
-
-    def __init__(self, message: str, *, address: str):
-        super().__init__(message)
-        self.address = address
 
 
 @dataclasses.dataclass(frozen=True)

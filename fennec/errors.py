@@ -377,3 +377,28 @@ class PublishedDataError(FennecError, RuntimeError):
 
 
 __all__ += ["PublishedDataError"]
+
+
+# ---------------------------------------------------------------------------------------
+# ENGINE ERRORS (fennec.engine: --ray)
+# ---------------------------------------------------------------------------------------
+
+
+class EngineError(FennecError, RuntimeError):
+    """The executor could not be set up, its workers cannot run fennec, or a unit was lost
+    where nothing can stand in for it."""
+
+
+class RayNotInstalledError(EngineError, ImportError):
+    """Ray was asked for (``--ray``, ``FENNEC_RAY_ADDRESS``) but is not installed."""
+
+
+class RayClusterUnreachableError(EngineError, ConnectionError):
+    """The Ray cluster at ``address`` cannot be reached or joined."""
+
+    def __init__(self, message: str, *, address: str):
+        super().__init__(message)
+        self.address = address
+
+
+__all__ += ["EngineError", "RayClusterUnreachableError", "RayNotInstalledError"]

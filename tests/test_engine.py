@@ -32,6 +32,7 @@ from fennec.engine import (
     Result,
     Unit,
     _host_port,
+    _probe,
     open_executor,
     ray_address,
 )
@@ -165,14 +166,11 @@ def free_port() -> int:
 
 @pytest.mark.parametrize("scheme", ["", "ray://"])
 def test_an_unreachable_cluster_is_named_with_what_to_check(scheme):
-    pytest.importorskip("ray")
-    from fennec.engine import RayExecutor
-
     address = f"{scheme}127.0.0.1:{free_port()}"  # nothing listens there
     with pytest.raises(RayClusterUnreachableError) as info:
-        RayExecutor(address)
+        _probe(address, timeout=5.0)
     message = str(info.value)
-    assert info.value.address == address and address in message
+    assert info.value.address == address and address in message and "Connection refused" in message
     assert "ray status" in message and "firewall" in message and RAY_ADDRESS_ENV in message
     assert ("Ray Client" in message) and isinstance(info.value, ConnectionError)
 
@@ -375,10 +373,13 @@ def test_hub_recipes_open_the_same_hub(tmp_path):
 # ---------------------------------------------------------------------------------------
 
 
+RAY_EXTRA = "the Ray tests need the ray extra: pip install -e '.[ray]' (.ci/run's Ray check installs it)"
+
+
 @pytest.fixture(scope="module")
 def ray_executor(tiny_zoo):  # noqa: F811
     """One local Ray instance for the module; its workers see the tiny zoo (zoo: tasks)."""
-    pytest.importorskip("ray")
+    pytest.importorskip("ray", reason=RAY_EXTRA)
     from fennec.engine import RayExecutor
 
     ex = RayExecutor(num_cpus=2, runtime_env={"env_vars": {"FENNEC_ZOO": str(tiny_zoo), "HF_HUB_OFFLINE": "1"}})
@@ -454,3 +455,16 @@ def test_the_commands_with_ray_give_what_they_give_without(ray_executor, zoo_env
             assert b["metric_score"] == pytest.approx(a["metric_score"], rel=1e-4)
         assert b["predicted_score"] == pytest.approx(a["predicted_score"], rel=1e-4, abs=1e-5)
     assert sum(r["metric_score"] is not None for r in on_ray["recommendations"]) == 3
+
+
+@pytest.mark.slow
+def test_ray_executor_refuses_an_unreachable_cluster_before_joining_it():
+    pytest.importorskip("ray", reason=RAY_EXTRA)
+    from fennec.engine import RayExecutor
+
+    address = f"127.0.0.1:{free_port()}"
+    with pytest.raises(RayClusterUnreachableError, match=f"Cannot reach the Ray cluster at '{address}'"):
+        RayExecutor(address)
+    import ray
+
+    assert not ray.is_initialized()

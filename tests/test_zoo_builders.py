@@ -249,7 +249,8 @@ def test_job_queue_writes_atomically_and_skips_finished_jobs(toy_world, tmp_path
 def test_the_ray_queue_writes_the_records_the_local_queue_writes(toy_world, tmp_path):
     """Two jobs as Ray tasks on a local instance: each record comes back and is written by the
     queue, as the local queue writes it; finished jobs are not run again."""
-    pytest.importorskip("ray")
+    pytest.importorskip("ray", reason="the Ray tests need the ray extra: pip install -e '.[ray]' (.ci/run's Ray "
+                                      "check installs it)")
     gt = pytest.importorskip("build_ground_truth")
     protocol = dataclasses.replace(gt.PROTOCOL, learning_rates=(1e-3,), steps=2, batch_size=8)
     dirs = {"hub_dir": toy_world["hub"], "datasets_dir": toy_world["datasets"], "protocol": protocol}
