@@ -329,9 +329,9 @@ class RayExecutor(Executor):
 
     Args:
         address: ``None`` or ``"local"``: start a Ray instance on this machine (shut down
-            by :meth:`close`); ``"auto"``: the
-            cluster started on this machine with ``ray start``; ``HOST:PORT``: a cluster's
-            head node; ``ray://HOST:PORT``: a cluster through Ray Client.
+            by :meth:`close`); ``"auto"``: the cluster started on this machine with ``ray
+            start``; ``HOST:PORT``: a cluster's head node; ``ray://HOST:PORT``: a cluster
+            through Ray Client.
         num_cpus, num_gpus: of the local instance (default: what Ray detects); refused with
             a cluster address (the cluster has its own).
         max_in_flight: the most tasks submitted and not yet collected (default: twice the
@@ -416,7 +416,6 @@ class RayExecutor(Executor):
     def share(self, value: Any) -> Any:
         return self._ray.put(value)
 
-
     def map(self, units: Iterable[Unit], *, in_flight: int | None = None) -> Iterator[Result]:
         if in_flight is not None and in_flight < 1:
             raise InvalidInputError(f"in_flight must be >= 1, got {in_flight}.")
@@ -428,7 +427,7 @@ class RayExecutor(Executor):
         seen: set[Hashable] = set()
         try:
             while True:
-                for unit in queue:  # fill up to max_in_flight
+                for unit in queue:  # submit up to the limit
                     if not isinstance(unit, Unit):
                         raise InvalidInputError(f"An executor runs Unit values, got {type(unit).__name__}.")
                     if unit.key in seen:
