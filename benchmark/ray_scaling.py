@@ -67,9 +67,11 @@ def reindex_once(hub_dir: Path, home: Path, *, dedup: bool, embedder, executor) 
 
 def bench_reindex(work: Path, *, models: int, n_bases: int, seed: int, repeats: int, timeout: float,
                   workers: list[int]) -> dict:
-    """Single process, then Ray with each number of CPUs: a cold run (a new embedder in this
-    process, or new Ray workers, start their sandboxes), then ``repeats`` alternating runs
-    with and without dedup that reuse them."""
+    """``repeats`` rounds; each runs the single process, then Ray with each number of CPUs (a
+    new instance per round), so that the machine's changing load falls on every
+    configuration alike. A new embedder (single process) or Ray instance first makes a cold
+    run (its sandbox, or its workers and their sandboxes, start), then runs with and without
+    dedup that reuse them."""
     import numpy as np
 
     from arch_dedup import build_hub
@@ -82,22 +84,23 @@ def bench_reindex(work: Path, *, models: int, n_bases: int, seed: int, repeats: 
     runs: dict[str, list[dict]] = {}
     homes = iter(work / f"home-{i}" for i in range(10**6))
 
-    def series(name: str, embedder, executor) -> None:
-        for label, dedup in [("cold", True)] + [("", d) for _ in range(repeats) for d in (True, False)]:
+    def series(name: str, embedder, executor, cold: bool) -> None:
+        for label, dedup in ([("cold", True)] if cold else []) + [("", True), ("", False)]:
             r = reindex_once(hub, next(homes), dedup=dedup, embedder=embedder, executor=executor)
             key = f"{name}, dedup={dedup}" + (f", {label}" if label else "")
             runs.setdefault(key, []).append(r)
             print(f"  {key}: {r['summary'].line()}", flush=True)
 
-    with Archi2VecEmbedder(method="record", timeout=timeout) as embedder:  # started for the cold run
-        series("single process", embedder, None)
-    startup = {}
-    for w in workers:
-        # the Ray workers embed, each in its own sandbox: this process never starts one
-        with RayExecutor(num_cpus=w) as ex, \
-                Archi2VecEmbedder(method="record", timeout=timeout, prestart=False) as embedder:
-            startup[w] = ex.startup_seconds
-            series(f"ray {w} CPU{'s' if w > 1 else ''}", embedder, ex)
+    startup: dict[int, list[float]] = {}
+    with Archi2VecEmbedder(method="record", timeout=timeout) as single:  # started for its cold run
+        for round_ in range(repeats):
+            series("single process", single, None, cold=round_ == 0)
+            for w in workers:
+                # the Ray workers embed, each in its own sandbox: this process never starts one
+                with RayExecutor(num_cpus=w) as ex, \
+                        Archi2VecEmbedder(method="record", timeout=timeout, prestart=False) as embedder:
+                    startup.setdefault(w, []).append(ex.startup_seconds)
+                    series(f"ray {w} CPU{'s' if w > 1 else ''}", embedder, ex, cold=True)
     reference = runs["single process, dedup=False"][0]
     same = all(r["ids"] == reference["ids"] and np.array_equal(r["vectors"], reference["vectors"])
                and r["states"] == reference["states"] for rs in runs.values() for r in rs)
@@ -109,7 +112,8 @@ def bench_reindex(work: Path, *, models: int, n_bases: int, seed: int, repeats: 
                        "wall_s": round(best["wall_s"], 1), "models_per_min": round(best["models_per_min"], 1),
                        "all_wall_s": [round(r["wall_s"], 1) for r in rs]}
     return {"models": len(written), "bases": len({w["base"] for w in written}), "runs": table,
-            "ray_startup_s": {str(w): round(s, 1) for w, s in startup.items()}, "vectors_identical": same}
+            "ray_startup_s": {str(w): [round(x, 1) for x in s] for w, s in startup.items()},
+            "vectors_identical": same}
 
 
 def toy_world(root: Path, n_models: int) -> tuple[Path, Path, list[str]]:
@@ -208,11 +212,12 @@ def markdown(out: dict) -> str:
              "## reindex", "",
              f"A local folder hub of {r['models']} repositories over {r['bases']} base architectures and their "
              "fine-tunes (`benchmark/arch_dedup.py`'s hub), reindexed into fresh catalogs with archi2vec `record` in "
-             "its sandbox (the default embedder), batches of 16. *cold*: the first run of a new embedder (single "
-             "process: its sandbox starts and imports torch, transformers and timm) or of a new Ray instance (its "
-             "workers and their sandboxes start); the later runs reuse them (fastest of the repeats, all wall times "
-             f"in the last column). The Ray instance itself started in {r['ray_startup_s']} s (by CPUs), not "
-             "counted.", "",
+             "its sandbox (the default embedder), batches of 16, in rounds (single process, then a new Ray instance "
+             "with 1 CPU, then one with 2) so that the machine's changing load falls on every configuration. *cold*: "
+             "the first run of a new embedder (single process: its sandbox starts and imports torch, transformers "
+             "and timm) or of a new Ray instance (its workers and their sandboxes start); the other runs reuse them "
+             "(fastest of the rounds; all wall times in the last column). Starting the Ray instances took "
+             f"{r['ray_startup_s']} s (by CPUs), not counted.", "",
              "| run | built | reused | wall s | models/min | all wall s |", "|---|---:|---:|---:|---:|---|"]
     for name, row in r["runs"].items():
         lines.append(f"| {name} | {row['built']} | {row['reused']} | {row['wall_s']} | **{row['models_per_min']}** | "
