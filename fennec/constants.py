@@ -120,3 +120,14 @@ def proxy_for(*, cuda: bool) -> str | None:
     """``FENNEC_PROXY_GPU`` (``cuda``) or ``FENNEC_PROXY_CPU``: the Hub proxy a new fit uses by
     default on that device (:func:`fennec.task.default_proxy`); None when unset or empty."""
     return os.environ.get("FENNEC_PROXY_GPU" if cuda else "FENNEC_PROXY_CPU") or None
+
+
+#: The environment variable naming the Ray cluster of fennec's heavy steps (``--ray`` overrides it).
+RAY_ADDRESS_ENV = "FENNEC_RAY_ADDRESS"
+
+
+def ray_address() -> str | None:
+    """``FENNEC_RAY_ADDRESS``: where the heavy steps run as Ray tasks (:mod:`fennec.engine`; a
+    cluster's address, or ``local`` for a Ray instance each command starts), or None: in this
+    process."""
+    return os.environ.get(RAY_ADDRESS_ENV, "").strip() or None

@@ -34,12 +34,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import socket
 import time
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from typing import Any
 
+from fennec import constants
+from fennec.constants import RAY_ADDRESS_ENV
 from fennec.errors import EngineError, InvalidInputError, RayClusterUnreachableError, RayNotInstalledError
 
 __all__ = ["RAY_ADDRESS_ENV", "LOCAL", "EngineError", "Executor", "HubRecipe", "LocalExecutor",
@@ -48,8 +49,6 @@ __all__ = ["RAY_ADDRESS_ENV", "LOCAL", "EngineError", "Executor", "HubRecipe", "
 
 LOG = logging.getLogger(__name__)
 
-#: The environment variable naming the Ray cluster (``--ray ADDRESS`` overrides it).
-RAY_ADDRESS_ENV = "FENNEC_RAY_ADDRESS"
 #: The address that means "start a Ray instance on this machine" (also ``--ray`` alone).
 LOCAL = "local"
 #: Seconds :class:`RayExecutor` waits for a TCP connection to a cluster's address before it
@@ -546,8 +545,7 @@ def ray_address(value: str | None = None) -> str | None:
     instance), else ``FENNEC_RAY_ADDRESS``; None when neither asks for Ray."""
     if value is not None:
         return value.strip() or LOCAL
-    env = os.environ.get(RAY_ADDRESS_ENV, "").strip()
-    return env or None
+    return constants.ray_address()
 
 
 def open_executor(ray: str | None = None, **ray_kwargs: Any) -> Executor:

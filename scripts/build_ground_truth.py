@@ -510,7 +510,7 @@ def _run_on_ray(jobs: list[tuple[str, str, int]], *, address: str, cpus: int | N
     scripts, ``zoo/``) at the same path: a local instance has it; on a cluster use a
     shared file system."""
     import build_ground_truth as this  # the functions by module name: workers import them, not a pickled copy
-    from fennec._files import file_lock
+    from fennec._io import file_lock
     from fennec.engine import RayExecutor, Resources, Unit
 
     def busy(holder: str | None) -> None:

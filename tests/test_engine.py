@@ -38,10 +38,10 @@ from fennec.engine import (
 )
 from fennec.errors import CandidateFailedWarning, FennecError, InvalidInputError
 from fennec.hub import LocalHub
-from fennec.refine import CANDIDATE_MEMORY, score_candidates, score_remotely
+from fennec.recommendation.refine import CANDIDATE_MEMORY, score_candidates, score_remotely
 from fennec.reindex import Archi2VecEmbedder, embed_remotely, reindex
 from fennec.task import OFFLINE_PROXY
-from fennec.workspace import TASK_MEMORY, describe_remotely, describe_tasks
+from fennec.workspace.fitting import TASK_MEMORY, describe_remotely, describe_tasks
 from hub_server_fixtures import REPO_ROOT
 from test_arch_dedup import finetunes_hub  # noqa: F401 - fixture
 from test_refine import hub, sample  # noqa: F401 - fixtures

@@ -251,7 +251,7 @@ def test_the_ray_queue_writes_the_records_the_local_queue_writes(toy_world, tmp_
     queue, as the local queue writes it; finished jobs are not run again."""
     pytest.importorskip("ray", reason="the Ray tests need the ray extra: pip install -e '.[ray]' (.ci/run's Ray "
                                       "check installs it)")
-    gt = pytest.importorskip("build_ground_truth")
+    import build_ground_truth as gt
     protocol = dataclasses.replace(gt.PROTOCOL, learning_rates=(1e-3,), steps=2, batch_size=8)
     dirs = {"hub_dir": toy_world["hub"], "datasets_dir": toy_world["datasets"], "protocol": protocol}
     jobs = [(toy_world["model"], "t-counting", seed) for seed in (0, 1)]
