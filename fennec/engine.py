@@ -339,8 +339,9 @@ class RayExecutor(Executor):
         connect_timeout: seconds to wait for a cluster's address to answer.
         init_kwargs: more keywords for ``ray.init`` (e.g. ``runtime_env``).
 
-    When this process is connected to Ray already (its own ``ray.init``), that connection
-    is used as it is, whatever ``address`` says, and left open by :meth:`close`.
+    When this process is connected to Ray already (its own ``ray.init``), a local address
+    uses that connection as it is and :meth:`close` leaves it open; a cluster address is
+    refused (:class:`EngineError`).
 
     Raises:
         RayNotInstalledError: ``ray`` cannot be imported.
@@ -364,16 +365,20 @@ class RayExecutor(Executor):
         self.address = LOCAL if local else str(address)
         ray = self._ray = _import_ray(self.address)
         self._max_in_flight_asked = max_in_flight
+        if not local:
+            _probe(self.address, connect_timeout)
         # connected already (a notebook's ray.init, another executor): use that connection, leave it open
         self._owned = not ray.is_initialized()
         if not self._owned:
-            self.address = "an existing connection"
+            if not local:
+                raise EngineError(
+                    f"This process is connected to Ray already ({ray.get_runtime_context().gcs_address}) and "
+                    f"cannot join {self.address!r} too: use that connection (--ray without an address), or "
+                    "call ray.shutdown() first.")
             LOG.info("Ray is already initialised in this process: using its connection as it is")
             self.startup_seconds = 0.0
             self._setup()
             return
-        if not local:
-            _probe(self.address, connect_timeout)
         options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                                    "configure_logging": False, **init_kwargs}
         t0 = time.perf_counter()
@@ -402,8 +407,9 @@ class RayExecutor(Executor):
         return self._cpus
 
     def describe(self) -> str:
-        where = ("a local Ray instance" if self.address == LOCAL else
-                 f"the Ray cluster at {self.address}" if self._owned else "this process's Ray connection")
+        where = ("this process's Ray connection" if not self._owned else
+                 "a local Ray instance" if self.address == LOCAL else
+                 f"the Ray cluster at {self.address}")
         gpus = f", {self._gpus:g} GPUs" if self._gpus else ""
         return f"ray: {where} ({self._cpus} CPUs{gpus})"
 

@@ -465,6 +465,19 @@ def test_ray_executor_refuses_an_unreachable_cluster_before_joining_it():
     address = f"127.0.0.1:{free_port()}"
     with pytest.raises(RayClusterUnreachableError, match=f"Cannot reach the Ray cluster at '{address}'"):
         RayExecutor(address)
-    import ray
 
-    assert not ray.is_initialized()
+
+@pytest.mark.slow
+def test_ray_executor_uses_this_process_connection_for_a_local_address_only(ray_executor):
+    from fennec.engine import RayExecutor
+
+    again = RayExecutor(LOCAL)
+    assert "this process's Ray connection" in again.describe()
+    again.close()  # leaves the connection open
+    assert ray_executor.run([Unit("still", operator.add, (1, 1))])["still"].get() == 2
+    with socket.socket() as server:  # something answers at the address: the probe passes
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        address = f"127.0.0.1:{server.getsockname()[1]}"
+        with pytest.raises(EngineError, match=f"connected to Ray already .* cannot join '{address}' too"):
+            RayExecutor(address)
