@@ -17,7 +17,7 @@ Subcommands:
   copy what SQLite can still read of a damaged one into a new catalog, keeping the damaged
   file beside it.
 
-``reindex``, ``fit`` and ``recommend`` take ``--ray [ADDRESS]`` (or ``FENNEC_RAY_ADDRESS``): their
+``reindex`` and ``recommend`` take ``--ray [ADDRESS]`` (or ``FENNEC_RAY_ADDRESS``): their
 independent units run as Ray tasks (:mod:`fennec.engine`).
 
 The catalog and the index live in ``FENNEC_HOME`` (``--home``), by default
@@ -202,7 +202,6 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--zoo", action="store_true", help="(re)build the embedded zoo's workspace instead (fixed "
                    "settings: only --home, --device and --no-progress apply)")
     f.add_argument("--no-progress", action="store_true", help="no progress bars")
-    _ray_flag(f, "each known task's description")
 
     n = sub.add_parser("init", parents=[common], help="build the workspace for a Hub: reindex, import the shipped "
                        "history, describe its tasks, fit (resumable; says what it will do first)")
@@ -419,8 +418,7 @@ def _fit(args: argparse.Namespace) -> int:
 
     if args.zoo:
         given = [flag for flag, v in (("--hub", args.hub), ("--proxy", args.proxy), ("--dim", args.dim),
-                                      ("--max-samples", args.max_samples), ("--exclude", args.exclude),
-                                      ("--ray", args.ray))
+                                      ("--max-samples", args.max_samples), ("--exclude", args.exclude))
                  if v is not None]
         if given:
             raise InvalidInputError(f"fennec fit --zoo builds the embedded zoo with fixed settings; {', '.join(given)} "
@@ -428,9 +426,8 @@ def _fit(args: argparse.Namespace) -> int:
         home = zoo_workspace(args.home, progress=_progress(args), device=args.device)
         print(f"embedded zoo workspace ready: {home}")
         return 0
-    with _executor(args) as executor:
-        summary = fit(home=args.home, hub=args.hub, proxy=args.proxy, dim=args.dim, max_samples=args.max_samples,
-                      exclude=args.exclude, device=args.device, progress=_progress(args), executor=executor)
+    summary = fit(home=args.home, hub=args.hub, proxy=args.proxy, dim=args.dim, max_samples=args.max_samples,
+                  exclude=args.exclude, device=args.device, progress=_progress(args))
     print(summary.line())
     return 0
 

@@ -1,5 +1,6 @@
 """fennec.engine: the local executor, the Ray executor (a local Ray instance: marked slow), the
-choice between them, their errors, and the steps that run their units on them."""
+choice between them, their errors, and the steps that run their units on them (reindex, the
+refinement of recommend, and, in tests/test_zoo_builders.py, the ground-truth queue)."""
 
 from __future__ import annotations
 
@@ -41,7 +42,6 @@ from fennec.hub import LocalHub
 from fennec.recommendation.refine import CANDIDATE_MEMORY, score_candidates, score_remotely
 from fennec.reindex import Archi2VecEmbedder, embed_remotely, reindex
 from fennec.task import OFFLINE_PROXY
-from fennec.workspace.fitting import TASK_MEMORY, describe_remotely, describe_tasks
 from hub_server_fixtures import REPO_ROOT
 from test_arch_dedup import finetunes_hub  # noqa: F401 - fixture
 from test_refine import hub, sample  # noqa: F401 - fixtures
@@ -338,22 +338,6 @@ def zoo_env(tiny_zoo, monkeypatch):  # noqa: F811
     return tiny_zoo
 
 
-def test_known_tasks_described_elsewhere_as_here(zoo_env):
-    hub = LocalHub(zoo_env / "hub")  # noqa: F811 - not the fixture
-    tasks = {"t-two": "zoo:t-two", "t-one": "zoo:t-one"}
-    here = describe_tasks(tasks, proxy=OFFLINE_PROXY, hub=hub, cache=False)
-    ex = Pickled()
-    there = describe_tasks(tasks, proxy=OFFLINE_PROXY, hub=hub, executor=ex)
-    assert list(there) == ["t-one", "t-two"]
-    assert all(np.array_equal(there[t].vector, here[t].vector) and there[t].proxy_sha == here[t].proxy_sha
-               for t in tasks)
-    # the dataset goes as the catalog names it: the worker resolves zoo: itself
-    assert [(u.func, u.args[0]) for u in ex.units] == [(describe_remotely, "zoo:t-one"), (describe_remotely, "zoo:t-two")]
-    assert all(u.resources == Resources(num_cpus=1, memory=TASK_MEMORY) for u in ex.units)
-    with pytest.raises(EngineError, match="Describing the known task 't-two' was lost .*the node died.*again"):
-        describe_tasks(tasks, proxy=OFFLINE_PROXY, hub=hub, executor=Pickled(lose={"t-two"}))
-
-
 def test_hub_recipes_open_the_same_hub(tmp_path):
     from fennec.engine import hub_for_workers, hub_on_worker
     from fennec.hub import HfHub
@@ -430,7 +414,7 @@ def test_reindex_on_ray_gives_what_this_process_gives(ray_executor, finetunes_hu
 
 @pytest.mark.slow
 def test_the_commands_with_ray_give_what_they_give_without(ray_executor, zoo_env, tmp_path, capsys, monkeypatch):
-    """reindex, fit and recommend --ray (this process's Ray connection: the fixture's) against
+    """reindex and recommend --ray (this process's Ray connection: the fixture's) against
     the same commands without it, on the tiny zoo."""
     out = {}
     for mode in ("local", "ray"):
@@ -439,7 +423,7 @@ def test_the_commands_with_ray_give_what_they_give_without(ray_executor, zoo_env
         monkeypatch.setenv("FENNEC_HOME", str(home))
         assert main(["reindex", "--hub", str(zoo_env / "hub"), "--no-progress", *ray]) == 0
         assert main(["import-results", str(zoo_env / "ground_truth.json")]) == 0
-        assert main(["fit", "--hub", str(zoo_env / "hub"), "--proxy", OFFLINE_PROXY, "--no-progress", *ray]) == 0
+        assert main(["fit", "--hub", str(zoo_env / "hub"), "--proxy", OFFLINE_PROXY, "--no-progress"]) == 0
         capsys.readouterr()
         assert main(["recommend", str(zoo_env / "datasets" / "t-new"), "--home", str(home), "--candidates", "3",
                      "--metric", "logme", "--json", "--no-progress", *ray]) == 0
