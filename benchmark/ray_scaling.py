@@ -229,7 +229,8 @@ def markdown(out: dict) -> str:
     lines += ["## Ground-truth builder", "",
               f"{g['jobs']} fine-tuning jobs ({len(g['models'])} tiny zoo models x seeds, on the synthetic target "
               f"{g['target']}) with a **tiny protocol** ({p['steps']} steps, learning rate {p['learning_rates']}, "
-              f"batch {p['batch_size']}, {p['threads']} thread per job), not the zoo's: the jobs are short, so start-up "
+              f"batch {p['batch_size']}, {p['threads']} thread per job), not the zoo's: the jobs are short, so "
+              "start-up "
               f"costs weigh more than in a real run. {g['workers']} workers either way. *ray, cold*: a new Ray "
               "instance, whose start and whose workers' imports (torch, transformers) are counted; *ray, warm*: an "
               "instance whose workers have run other jobs; the pool's workers are forked from the benchmark's "
@@ -237,7 +238,8 @@ def markdown(out: dict) -> str:
               "| queue | jobs | wall s | jobs/min | CPU s in the jobs |", "|---|---:|---:|---:|---:|"]
     for mode in ("process pool", "ray, cold", "ray, warm"):
         row = g[mode]
-        lines.append(f"| {mode} | {row['done']} | {row['wall_s']} | **{row['jobs_per_min']}** | {row['job_cpu_s_total']} |")
+        lines.append(f"| {mode} | {row['done']} | {row['wall_s']} | **{row['jobs_per_min']}** | "
+                     f"{row['job_cpu_s_total']} |")
     lines += ["", f"Same records (accuracies, final loss) from both queues: **{g['records_agree']}**.", ""]
     o = out["overhead"]
     lines += ["## Ray's overhead for a tiny job", "",

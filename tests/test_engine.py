@@ -220,7 +220,7 @@ def reindexed(hub_dir, home, **kw):
                     embedder=Archi2VecEmbedder(dim=64, isolate=False), **kw)
         ids, vectors = cat.vectors()
         states = {m.repo_id: (m.status, m.error_type) for m in cat.models(limit=None)}
-    return s, dict(zip(ids, vectors)), states
+    return s, dict(zip(ids, vectors, strict=True)), states
 
 
 def test_reindex_on_another_executor_gives_what_this_process_gives(finetunes_hub, tmp_path):  # noqa: F811
@@ -323,7 +323,8 @@ def test_candidates_scored_elsewhere_score_as_here(hub, sample):  # noqa: F811
         there = score_candidates(ids + ["org/tiny-resnet"], sample, hub=hub, cache=False, executor=ex)
     assert [c.model_id for c in there] == ids
     assert (there[0].score, there[0].sha, there[0].forward_passes) == (here[0].score, here[0].sha, len(sample.images))
-    assert there[1].score is None and there[1].error.startswith("ModelNotFoundError") and "org/missing" in there[1].error
+    assert there[1].score is None and there[1].error.startswith("ModelNotFoundError")
+    assert "org/missing" in there[1].error
     assert there[2].score is None and there[2].error == "its worker was lost: RuntimeError: the node died"
     assert sorted(str(w.message).split(" ")[0] for w in caught) == ["org/missing", "org/tiny-vit"]
     # one unit per candidate, the sample shared once, the hub as a recipe the worker opens
@@ -433,7 +434,7 @@ def test_the_commands_with_ray_give_what_they_give_without(ray_executor, zoo_env
     local, on_ray = out["local"], out["ray"]
     assert local["vectors"][0] == on_ray["vectors"][0] and np.array_equal(local["vectors"][1], on_ray["vectors"][1])
     assert [r["model_id"] for r in on_ray["recommendations"]] == [r["model_id"] for r in local["recommendations"]]
-    for a, b in zip(local["recommendations"], on_ray["recommendations"]):  # Ray's workers: 1 BLAS thread
+    for a, b in zip(local["recommendations"], on_ray["recommendations"], strict=True):  # Ray's workers: 1 BLAS thread
         assert (a["metric_score"] is None) == (b["metric_score"] is None)
         if a["metric_score"] is not None:
             assert b["metric_score"] == pytest.approx(a["metric_score"], rel=1e-4)
