@@ -17,13 +17,17 @@ __version__ = "0.1.0.dev0"
 _LAZY = {
     "Recommendation": "fennec.recommendation.records",
     "Recommendations": "fennec.recommendation.records",
+    "RefineOptions": "fennec.recommendation.options",
+    "SamplingOptions": "fennec.recommendation.options",
     "recommend": "fennec.recommendation.recommender",
     "fit": "fennec.workspace.fitting",
 }
 
-__all__ = ["Recommendation", "Recommendations", "__version__", "fit", "recommend"]
+__all__ = ["Recommendation", "Recommendations", "RefineOptions", "SamplingOptions", "__version__", "fit",
+           "recommend"]
 
 if TYPE_CHECKING:
+    from fennec.recommendation.options import RefineOptions, SamplingOptions
     from fennec.recommendation.recommender import recommend
     from fennec.recommendation.records import Recommendation, Recommendations
     from fennec.workspace.fitting import fit

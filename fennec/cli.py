@@ -82,7 +82,7 @@ def _non_negative(text: str) -> int:
 
 def _device(text: str) -> str:
     """``--device``: refused at once when this machine does not have it (exit code 2)."""
-    from fennec.metrics._validation import resolve_device
+    from fennec.validation import resolve_device
 
     try:
         resolve_device(text)
@@ -171,8 +171,9 @@ def _parser() -> argparse.ArgumentParser:
                      "passes through candidate models)")
     rec.add_argument("--metric", help=f"transferability metric for refinement (default: {constants.DEFAULT_METRIC})")
     rec.add_argument("--fusion-weight", type=float, help="weight of the metric in the fused score, 0..1")
-    rec.add_argument("--hub", help="'zoo' for the embedded offline zoo (default: the workspace in --home / "
-                     "FENNEC_HOME, else the zoo)")
+    rec.add_argument("--hub", help="as for fit: 'zoo' for the embedded offline zoo, or the folder or endpoint URL "
+                     "the workspace in --home was fitted with (default: the workspace in --home / FENNEC_HOME "
+                     "with its own hub, else the zoo)")
     rec.add_argument("--home", type=Path, help="a fitted workspace (default: FENNEC_HOME)")
     rec.add_argument("--device", type=_device, help="cuda, cuda:1, cpu … (default: CUDA if available)")
     rec.add_argument("--split", help="dataset split (default: train)")
@@ -395,15 +396,18 @@ def _progress(args: argparse.Namespace) -> bool:
 
 
 def _recommend(args: argparse.Namespace) -> int:
-    from fennec.recommendation.recommender import DEFAULT_FUSION_WEIGHT, recommend
+    from fennec.recommendation.options import DEFAULT_METRIC, RefineOptions, SamplingOptions
+    from fennec.recommendation.recommender import recommend
 
+    refine = RefineOptions(**{k: v for k, v in (("metric", args.metric or DEFAULT_METRIC),
+                                                ("fusion_weight", args.fusion_weight)) if v is not None})
+    sampling = SamplingOptions(split=args.split, config=args.config, image_column=args.image_column,
+                               label_column=args.label_column, max_samples=args.max_samples, seed=args.seed,
+                               min_per_class=args.min_per_class)
     with _executor(args) as executor:
-        recs = recommend(args.dataset, top_k=args.top_k, candidates=args.candidates, refine=not args.no_refine,
-                         metric=args.metric, hub=args.hub, home=args.home, device=args.device, split=args.split,
-                         config=args.config, image_column=args.image_column, label_column=args.label_column,
-                         max_samples=args.max_samples, seed=args.seed, min_per_class=args.min_per_class,
-                         fusion_weight=DEFAULT_FUSION_WEIGHT if args.fusion_weight is None else args.fusion_weight,
-                         progress=_progress(args), executor=executor)
+        recs = recommend(args.dataset, top_k=args.top_k, candidates=args.candidates,
+                         refine=False if args.no_refine else refine, sampling=sampling, hub=args.hub,
+                         home=args.home, device=args.device, progress=_progress(args), executor=executor)
     # the notes come first in both outputs: in this command's terms (``hub='zoo'`` -> ``--hub zoo``)
     recs.notes = [_cli_terms(n, args.cli_flags) for n in recs.notes]
     if recs.workspace.note:

@@ -26,6 +26,7 @@ import numpy as np
 import scipy.stats
 
 from .errors import InvalidInputError
+from .validation import check_int
 
 __all__ = [
     "weighted_tau",
@@ -187,12 +188,7 @@ def pearson(scores: Values, accuracies: Values) -> float:
 
 
 def _best_of_top_k(s: np.ndarray, a: np.ndarray, k: int, *, func: str) -> float:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-        raise InvalidInputError(f"{func}: k must be an integer, got {k!r}.")
-    if not 1 <= k <= s.shape[0]:
-        raise InvalidInputError(
-            f"{func}: k={k} is outside 1..{s.shape[0]} (the number of models)."
-        )
+    k = check_int(k, f"{func}: k", minimum=1, maximum=s.shape[0], hint="at most the number of models")
     # Rank by score, descending; among equal scores the lower accuracy comes first, so ties
     # straddling the k-th position are resolved against the metric (pessimistically) and the
     # result does not depend on the order in which the models were given.

@@ -45,6 +45,7 @@ import numpy as np
 
 from fennec._io import sha256_file
 from fennec.errors import IndexCorruptedError, IndexMismatchError, InvalidInputError, UnknownIdError
+from fennec.validation import check_positive_int
 
 __all__ = ["FORMAT_VERSION", "IndexMeta", "ModelIndex", "open_index"]
 
@@ -79,8 +80,7 @@ class IndexMeta:
     space_version: str | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.dim, int) or self.dim < 1:
-            raise InvalidInputError(f"dim must be a positive int, got {self.dim!r}.")
+        check_positive_int(self.dim, "dim", hint="the vectors' dimension")
         if self.metric not in METRICS:
             raise InvalidInputError(f"metric must be one of {METRICS}, got {self.metric!r}.")
         if self.kind not in KINDS:
@@ -279,14 +279,12 @@ class ModelIndex:
         ivf = _ivf(self._inner())
         if ivf is None:
             raise InvalidInputError(f"nprobe applies to IVF indexes, not {self.meta.factory!r}.")
-        if value < 1:
-            raise InvalidInputError(f"nprobe must be >= 1, got {value}.")
+        value = check_positive_int(value, "nprobe", hint="IVF lists searched per query")
         ivf.nprobe = int(value)
 
     def search_batch(self, queries: Any, k: int) -> list[list[tuple[str, float]]]:
         """The ``k`` nearest models of each query (Q, dim), best first, as (model id, score)."""
-        if not isinstance(k, (int, np.integer)) or k < 1:
-            raise InvalidInputError(f"k must be a positive int, got {k!r}.")
+        k = check_positive_int(k, "k", hint="how many nearest models to return")
         q = self._prepare(queries)
         if len(self) == 0:
             return [[] for _ in range(q.shape[0])]

@@ -32,7 +32,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -42,9 +41,8 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from fennec._io import save_json_atomic, save_npz_atomic
 from fennec.errors import InvalidInputError, UnknownIdError
-from fennec.metrics._validation import check_features_labels
+from fennec.validation import check_labelled_features
 
 __all__ = [
     "CPU_PROXY",
@@ -137,7 +135,7 @@ def describe(embeddings: Any, labels: Any) -> np.ndarray:
         InvalidInputError: shapes, non-finite values, fewer than 2 classes (from the shared
             metric validation).
     """
-    checked = check_features_labels(embeddings, labels, metric="describe", min_per_class=2, device="cpu")
+    checked = check_labelled_features(embeddings, labels, caller="describe", min_per_class=2, device="cpu")
     # Small products: one BLAS thread is several times faster than a pool on a busy machine
     # (150 ms vs 22 ms for 1000 x 256 on 2 shared cores), and never slower here.
     with threadpool_limits(1):
@@ -341,31 +339,49 @@ class TaskIndex:
         return [(t, float(s)) for t, s in hits if t not in set(exclude)][:k]
 
     def save(self, folder: str | Path) -> Path:
-        """Write ``descriptors.npz`` + ``tasks.json`` into ``folder`` (each atomically)."""
-        folder = Path(folder)
-        save_npz_atomic(folder / "descriptors.npz", {"descriptors": self._raw})
-        save_json_atomic(folder / "tasks.json",
-                         {"task_ids": self.task_ids, "proxy": self.proxy, "version": self.version})
-        return folder
+        """Write the raw descriptors into ``folder`` in the vector-index format of
+        :meth:`fennec.index.ModelIndex.save` (``kind="task"``, checksummed files, an atomic
+        sidecar; the proxy in its ``extra``); returns the folder."""
+        from fennec.index import ModelIndex
+
+        raw = ModelIndex(self._raw.shape[1], metric="ip", kind="task", embedder_version=self.version)
+        raw.add(self.task_ids, self._raw)
+        raw.extra["proxy"] = self.proxy
+        return raw.save(folder)
 
     @classmethod
     def load(cls, folder: str | Path, *, proxy: str | None = None) -> TaskIndex:
-        """Read an index written by :meth:`save`.
+        """Read an index written by :meth:`save` (through :meth:`fennec.index.ModelIndex.load`,
+        which checks every file's sha256).
 
         Raises:
-            InvalidInputError: missing files, another descriptor version, or another proxy than
-                ``proxy`` (when given).
+            IndexCorruptedError: missing or damaged files, or a folder that holds another kind
+                of index (run ``fennec fit``).
+            IndexMismatchError: descriptors of another :data:`DESCRIPTOR_VERSION`, or computed by
+                another proxy than ``proxy`` (when given).
         """
+        from fennec.errors import IndexCorruptedError, IndexMismatchError
+        from fennec.index import ModelIndex
+
         folder = Path(folder)
         try:
-            meta = json.loads((folder / "tasks.json").read_text(encoding="utf-8"))
-            d = np.load(folder / "descriptors.npz")["descriptors"]
-        except (OSError, ValueError, KeyError) as e:
-            raise InvalidInputError(f"{folder}: no readable task index ({e}); run `fennec fit`.") from e
-        if meta.get("version") != DESCRIPTOR_VERSION:
-            raise InvalidInputError(f"{folder}: task descriptors of version {meta.get('version')!r}, this fennec "
-                                    f"computes {DESCRIPTOR_VERSION!r}; run `fennec fit` to recompute them.")
-        if proxy is not None and meta.get("proxy") != proxy:
-            raise InvalidInputError(f"{folder}: task descriptors were computed by proxy {meta.get('proxy')!r}, "
-                                    f"not {proxy!r}; run `fennec fit --proxy {proxy}`.")
-        return cls(meta["task_ids"], d, proxy=meta["proxy"], version=meta["version"])
+            raw = ModelIndex.load(folder)
+        except IndexCorruptedError as e:
+            raise IndexCorruptedError(f"{e} The task index is derived data: run `fennec fit` to rewrite it.",
+                                      path=str(folder)) from e
+        stored_proxy = raw.extra.get("proxy")
+        if raw.meta.kind != "task" or not isinstance(stored_proxy, str) or not len(raw):
+            raise IndexCorruptedError(f"{folder} holds no task index (kind {raw.meta.kind!r}, {len(raw)} vectors, "
+                                      f"proxy {stored_proxy!r}); run `fennec fit` to rewrite it.", path=str(folder))
+        if raw.meta.embedder_version != DESCRIPTOR_VERSION:
+            raise IndexMismatchError(f"{folder}: task descriptors of version {raw.meta.embedder_version!r}, this "
+                                     f"fennec computes {DESCRIPTOR_VERSION!r}; run `fennec fit` to recompute them.",
+                                     field="descriptor_version", expected=DESCRIPTOR_VERSION,
+                                     found=raw.meta.embedder_version)
+        if proxy is not None and stored_proxy != proxy:
+            raise IndexMismatchError(f"{folder}: task descriptors were computed by proxy {stored_proxy!r}, "
+                                     f"not {proxy!r}; run `fennec fit --proxy {proxy}`.", field="proxy",
+                                     expected=proxy, found=stored_proxy)
+        ids = raw.ids
+        return cls(ids, np.stack([raw.vector(t) for t in ids]), proxy=stored_proxy,
+                   version=raw.meta.embedder_version)

@@ -498,3 +498,27 @@ def test_hub_parquet_fetches_only_what_the_sample_needs(online, tmp_path, monkey
     assert len(s) == 4 and s.class_counts().tolist() == [2, 2]
     # the footer (pyarrow reads the last 64 KB), the labels, <= 4 of 20 groups' images
     assert 0 < fetched < 0.4 * path.stat().st_size, ranges
+
+
+def test_a_hub_dataset_is_read_through_the_hub_client_given(monkeypatch):
+    """load_sample(hub=) reads a Hub id through that client, never one it builds from the environment."""
+    from fennec.errors import DatasetNotFoundError, ModelNotFoundError
+
+    class GivenHub:
+        endpoint, offline = "http://given.invalid", False
+
+        def __init__(self):
+            self.asked = []
+
+        def dataset_files(self, repo_id, *, revision=None):
+            self.asked.append((repo_id, revision))
+            raise ModelNotFoundError(f"no dataset {repo_id}")
+
+    def no_default_client(*args, **kwargs):
+        raise AssertionError("load_sample built its own hub client although one was given")
+
+    monkeypatch.setattr("fennec.hub.HfHub", no_default_client)
+    given = GivenHub()
+    with pytest.raises(DatasetNotFoundError, match="http://given.invalid has no dataset 'org/absent'"):
+        load_sample("hub:org/absent", hub=given)
+    assert given.asked == [("org/absent", None)]

@@ -16,7 +16,7 @@ import pytest
 from fennec import workspace as ws_mod
 from fennec.cli import main
 from fennec.errors import InvalidInputError, UnknownMetricError, WorkspaceError
-from fennec.recommendation import Recommendations, recommend
+from fennec.recommendation import Recommendations, RefineOptions, SamplingOptions, recommend
 from fennec.task import OFFLINE_PROXY
 from fennec.workspace import fit, history, zoo_workspace
 from zoo_fixtures import MODELS, TASKS, TRUTH, tiny_zoo  # noqa: F401  (the fixture)
@@ -29,7 +29,7 @@ def zoo_env(tiny_zoo, monkeypatch):
 
 
 def test_recommend_end_to_end_on_the_embedded_zoo(zoo_env):
-    recs = recommend(zoo_env / "datasets" / "t-new", top_k=3, candidates=2, metric="logme")
+    recs = recommend(zoo_env / "datasets" / "t-new", top_k=3, candidates=2, refine=RefineOptions(metric="logme"))
     assert isinstance(recs, Recommendations) and len(recs) == 3
     assert [r.rank for r in recs] == [1, 2, 3]
     assert {r.model_id for r in recs} <= set(MODELS)  # never the proxy
@@ -48,7 +48,7 @@ def test_recommend_end_to_end_on_the_embedded_zoo(zoo_env):
     table = recs.table()
     assert recs[0].model_id in table and "closest known tasks" in table
 
-    again = recommend(zoo_env / "datasets" / "t-new", top_k=3, candidates=2, metric="logme")
+    again = recommend(zoo_env / "datasets" / "t-new", top_k=3, candidates=2, refine=RefineOptions(metric="logme"))
     assert [r.model_id for r in again] == [r.model_id for r in recs]
     assert again.forward_passes == 0  # the proxy's and the candidates' features are cached
 
@@ -180,23 +180,61 @@ def test_fit_refuses_an_empty_workspace_and_recommend_names_the_fix(tmp_path, zo
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
-    ({"top_k": 0}, InvalidInputError, "top_k"),
-    ({"device": "cuda:99"}, InvalidInputError, "cuda:99"),
-    ({"device": "nonsense"}, InvalidInputError, "not a valid torch device"),
-    ({"min_per_class": 0}, InvalidInputError, "min_per_class"),
-    ({"candidates": -1}, InvalidInputError, "candidates"),
-    ({"fusion_weight": 1.5}, InvalidInputError, "fusion_weight"),
-    ({"fusion_weight": "0.5"}, InvalidInputError, "fusion_weight"),
-    ({"fusion_weight": True}, InvalidInputError, "fusion_weight"),
-    ({"max_samples": 0}, InvalidInputError, "max_samples"),
-    ({"seed": -1}, InvalidInputError, "seed"),
-    ({"metric": "no-such-metric"}, UnknownMetricError, "no-such-metric"),
-    ({"hub": "https://example.org"}, InvalidInputError, "fennec fit --hub"),
+    (lambda: {"top_k": 0}, InvalidInputError, "top_k"),
+    (lambda: {"device": "cuda:99"}, InvalidInputError, "cuda:99"),
+    (lambda: {"device": "nonsense"}, InvalidInputError, "not a valid torch device"),
+    (lambda: {"sampling": SamplingOptions(min_per_class=0)}, InvalidInputError, "min_per_class"),
+    (lambda: {"candidates": -1}, InvalidInputError, "candidates"),
+    (lambda: {"refine": RefineOptions(fusion_weight=1.5)}, InvalidInputError, "fusion_weight"),
+    (lambda: {"refine": RefineOptions(fusion_weight="0.5")}, InvalidInputError, "fusion_weight"),
+    (lambda: {"refine": RefineOptions(fusion_weight=True)}, InvalidInputError, "fusion_weight"),
+    (lambda: {"refine": RefineOptions(batch_size=0)}, InvalidInputError, "batch_size"),
+    (lambda: {"refine": "yes"}, InvalidInputError, "refine must be True, False or"),
+    (lambda: {"sampling": {"split": "test"}}, InvalidInputError, "sampling must be"),
+    (lambda: {"sampling": SamplingOptions(max_samples=0)}, InvalidInputError, "max_samples"),
+    (lambda: {"sampling": SamplingOptions(seed=-1)}, InvalidInputError, "seed"),
+    (lambda: {"refine": RefineOptions(metric="no-such-metric")}, UnknownMetricError, "no-such-metric"),
+    (lambda: {"hub": "https://example.org"}, WorkspaceError, "fennec fit"),
 ])
 def test_bad_arguments_fail_before_any_work(kwargs, error, match, monkeypatch, tmp_path):
     monkeypatch.setenv("FENNEC_ZOO", str(tmp_path / "no-zoo"))  # any work would fail differently
+    monkeypatch.setenv("FENNEC_HOME", str(tmp_path / "home"))
     with pytest.raises(error, match=match):
-        recommend("anything", **kwargs)
+        recommend("anything", **kwargs())
+
+
+@pytest.mark.parametrize("legacy", [{"metric": "no-such-metric"}, {"fusion_weight": 1.5}, {"split": "nope", "seed": -1}])
+def test_old_keyword_arguments_still_work_with_a_deprecation_warning(legacy, monkeypatch, tmp_path):
+    """The pre-grouping keywords reach the same checks (so the same errors), with a DeprecationWarning
+    naming the options class that holds them now."""
+    monkeypatch.setenv("FENNEC_ZOO", str(tmp_path / "no-zoo"))
+    cls = "RefineOptions" if set(legacy) & {"metric", "fusion_weight"} else "SamplingOptions"
+    with pytest.warns(DeprecationWarning, match=f"{cls}\\("), pytest.raises((InvalidInputError, UnknownMetricError)):
+        recommend("anything", **legacy)
+
+
+def test_unknown_keyword_argument_is_a_type_error():
+    with pytest.raises(TypeError, match="unexpected keyword argument 'top'"):
+        recommend("anything", top=3)
+
+
+def test_old_keywords_rank_exactly_as_the_options(zoo_env):
+    new = recommend(zoo_env / "datasets" / "t-new", top_k=3, candidates=2,
+                    refine=RefineOptions(metric="logme", fusion_weight=0.75),
+                    sampling=SamplingOptions(max_samples=60, seed=1))
+    with pytest.warns(DeprecationWarning, match="fusion_weight="):
+        old = recommend(zoo_env / "datasets" / "t-new", top_k=3, candidates=2, metric="logme", fusion_weight=0.75,
+                        max_samples=60, seed=1)
+    assert [(r.model_id, r.final_score, r.metric) for r in new] == [(r.model_id, r.final_score, r.metric) for r in old]
+    assert new[0].metric == "logme" and new.dataset == old.dataset and "seed 1" in new.dataset
+
+
+def test_hub_means_what_it_means_for_fit(zoo_env, tmp_path):
+    """hub= names the hub the workspace was fitted with (a folder here), as fit(hub=) does; another hub is refused."""
+    home = tmp_path / "ws"
+    zoo_workspace(home)  # fitted with hub='zoo'
+    with pytest.raises(WorkspaceError, match="was fitted with 'zoo'"):
+        recommend(zoo_env / "datasets" / "t-new", home=home, hub=str(zoo_env / "hub"), refine=False)
 
 
 def test_no_zoo_is_a_clear_error(monkeypatch, tmp_path):
@@ -269,6 +307,9 @@ def test_own_workspace_with_published_and_described_tasks(zoo_env, tmp_path):
     assert best.get("mine/t-one", "lab/resnet-a") == "lab/resnet-a"
     assert best.get("mine/t-three", "lab/vit-a") == "lab/vit-a"
     assert all(b is not None for b in best.values())
+    # hub= as in fit: the folder hub this workspace was fitted with ranks the same models
+    same = recommend(zoo_env / "datasets" / "t-new", home=home, top_k=3, refine=False, hub=str(zoo_env / "hub"))
+    assert [r.model_id for r in same] == [r.model_id for r in recs]
 
     # a refit without --exclude keeps the previous exclusions (and the sampling settings)
     fit(home=home, exclude=["lab/vit-b"])
@@ -305,7 +346,7 @@ def test_when_the_metric_fails_on_every_candidate_the_index_order_is_kept(zoo_en
     monkeypatch.setattr(refine, "score_candidates", failing)
     plain = recommend(zoo_env / "datasets" / "t-new", top_k=4, refine=False)
     with pytest.warns(FallbackWarning, match="failed on all 3 candidates"):
-        recs = recommend(zoo_env / "datasets" / "t-new", top_k=4, candidates=3, fusion_weight=1.0)
+        recs = recommend(zoo_env / "datasets" / "t-new", top_k=4, candidates=3, refine=RefineOptions(fusion_weight=1.0))
     assert [r.model_id for r in recs] == [r.model_id for r in plain]
     assert recs.n_refined == 0 and recs.n_failed == 3 and recs.metric is None
     assert "(3 failed)" in recs.table()

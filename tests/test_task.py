@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
-from fennec.errors import InvalidInputError, UnknownIdError
+from fennec.errors import IndexCorruptedError, IndexMismatchError, InvalidInputError, UnknownIdError
+from fennec.index import IndexMeta, ModelIndex
 from fennec.task import DESCRIPTOR_VERSION, SCALAR_NAMES, TaskIndex, describe, descriptor_dim
 
 
@@ -84,12 +87,65 @@ def test_task_index_finds_the_task_with_the_closest_descriptor(tmp_path):
     back = TaskIndex.load(tmp_path / "tasks", proxy="org/proxy")
     assert back.task_ids == index.task_ids and back.version == DESCRIPTOR_VERSION
     assert back.search(query, k=2) == hits
-    with pytest.raises(InvalidInputError, match="proxy"):
+    with pytest.raises(IndexMismatchError, match="proxy"):
         TaskIndex.load(tmp_path / "tasks", proxy="org/other-proxy")
     with pytest.raises(InvalidInputError, match="length"):
         index.search(query[:-1])
-    with pytest.raises(InvalidInputError, match="fennec fit"):
+    with pytest.raises(IndexCorruptedError, match="fennec fit"):
         TaskIndex.load(tmp_path / "nothing-here")
+
+
+def _saved_task_index(folder):
+    rng = np.random.default_rng(3)
+    index = TaskIndex([f"t{i}" for i in range(4)], rng.normal(size=(4, 6)), proxy="org/proxy")
+    index.save(folder)
+    return index, json.loads((folder / "meta.json").read_text())
+
+
+def test_task_index_is_saved_in_the_model_index_format_with_checksums(tmp_path):
+    index, meta = _saved_task_index(tmp_path)
+    assert meta["kind"] == "task" and meta["embedder_version"] == DESCRIPTOR_VERSION
+    assert meta["extra"] == {"proxy": "org/proxy"} and set(meta["sha256"]) == {"index", "ids"}
+    raw = ModelIndex.load(tmp_path)  # the one persistence format
+    assert raw.ids == index.task_ids
+    back = TaskIndex.load(tmp_path)
+    assert np.array_equal(back.descriptor("t2"), index.descriptor("t2"))
+    hits, again = index.search(index.descriptor("t1"), k=4), back.search(index.descriptor("t1"), k=4)
+    assert [t for t, _ in again] == [t for t, _ in hits]
+    assert [s for _, s in again] == pytest.approx([s for _, s in hits], abs=1e-6)
+
+
+@pytest.mark.parametrize("how", ["flip-index-byte", "edit-ids", "delete-index", "delete-ids", "garbage-meta",
+                                 "no-meta", "model-index"])
+def test_a_corrupt_task_index_raises_index_corrupted_error(tmp_path, how):
+    _, meta = _saved_task_index(tmp_path)
+    index_file, ids_file = tmp_path / meta["files"]["index"], tmp_path / meta["files"]["ids"]
+    if how == "flip-index-byte":
+        data = bytearray(index_file.read_bytes())
+        data[-1] ^= 0xFF
+        index_file.write_bytes(bytes(data))
+    elif how == "edit-ids":
+        ids_file.write_text(ids_file.read_text().replace('"t1"', '"t9"'))
+    elif how == "delete-index":
+        index_file.unlink()
+    elif how == "delete-ids":
+        ids_file.unlink()
+    elif how == "garbage-meta":
+        (tmp_path / "meta.json").write_text("{garbage")
+    elif how == "no-meta":
+        (tmp_path / "meta.json").unlink()
+    elif how == "model-index":  # a valid index, but of model vectors: not a task index
+        ModelIndex.from_vectors(["org/a"], np.ones((1, 6)), IndexMeta(6)).save(tmp_path)
+    with pytest.raises(IndexCorruptedError, match="fennec fit"):
+        TaskIndex.load(tmp_path)
+
+
+def test_task_index_of_another_descriptor_version_is_a_mismatch(tmp_path):
+    _, meta = _saved_task_index(tmp_path)
+    (tmp_path / "meta.json").write_text(json.dumps({**meta, "embedder_version": "old"}))
+    with pytest.raises(IndexMismatchError, match="version 'old'") as e:
+        TaskIndex.load(tmp_path)
+    assert e.value.field == "descriptor_version"
 
 
 def test_task_index_validates_its_input():

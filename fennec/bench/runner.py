@@ -393,8 +393,8 @@ def run_benchmark(*, targets: Sequence[str] | None = None, out: str | Path | Non
     """Run the leave-one-task-out benchmark; write the results into ``out`` (default
     :func:`default_out`); return the markdown report."""
     from fennec.metrics import list_metrics
-    from fennec.recommendation.recommender import DEFAULT_FUSION_WEIGHT, LOW_SIMILARITY
-    from fennec.recommendation.refine import DEFAULT_METRIC
+    from fennec.recommendation.options import DEFAULT_FUSION_WEIGHT, DEFAULT_METRIC
+    from fennec.recommendation.recommender import LOW_SIMILARITY
     from fennec.space import TaskSide
     from fennec.space.baseline import FennecBaseline
     from fennec.workspace.fitting import DEFAULT_MAX_SAMPLES

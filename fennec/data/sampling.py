@@ -94,6 +94,7 @@ from fennec.errors import (
     InvalidInputError,
 )
 from fennec.hub.records import MAX_INPUT_SIDE
+from fennec.validation import check_int, check_positive_int
 
 __all__ = ["DEFAULT_IMAGE_SIDE", "IMAGE_EXTENSIONS", "LABEL_COLUMN_NAMES", "MAX_IMAGE_PIXELS", "MAX_IMAGE_SIDE",
            "DatasetSample", "load_sample"]
@@ -443,14 +444,11 @@ def check_sampling(*, max_samples: int | None = None, per_class: int | None = No
         InvalidInputError: a seed that is not an int >= 0, a size that is not an int >= 1, or
             ``per_class`` below ``min_per_class``.
     """
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise InvalidInputError(f"seed must be an int >= 0 (the sample must be reproducible); got "
-                                f"{seed!r}.")
-    for name, v, lo in (("max_samples", max_samples, 1), ("per_class", per_class, 1),
-                        ("min_per_class", min_per_class, 1)):
-        if v is not None and (not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < lo):
-            raise InvalidInputError(f"{name} must be an int >= {lo} (or None where allowed); "
-                                    f"got {v!r}.")
+    check_int(seed, "seed", minimum=0, hint="the sample must be reproducible")
+    for name, v in (("max_samples", max_samples), ("per_class", per_class)):
+        if v is not None:
+            check_positive_int(v, name, hint="or None: no limit")
+    check_positive_int(min_per_class, "min_per_class")
     if per_class is not None and per_class < min_per_class:
         raise InvalidInputError(f"per_class={per_class} is below min_per_class={min_per_class}: "
                                 "every class would be dropped. Raise per_class or lower "
@@ -521,11 +519,8 @@ def load_sample(dataset: str | os.PathLike, *, split: str | None = None, config:
         '.../t-digits [validation]: 30 images of 297 rows, 10 classes (3-3 per class), 0 skipped, ...'
     """
     check_sampling(max_samples=max_samples, per_class=per_class, min_per_class=min_per_class, seed=seed)
-    if (not isinstance(image_side, (int, np.integer)) or isinstance(image_side, bool)
-            or not 1 <= image_side <= MAX_IMAGE_SIDE):
-        raise InvalidInputError(f"image_side must be an int from 1 to {MAX_IMAGE_SIDE} (pixels on an image's "
-                                f"shorter side in the sample); got {image_side!r}. The default is "
-                                f"{DEFAULT_IMAGE_SIDE}.")
+    check_int(image_side, "image_side", minimum=1, maximum=MAX_IMAGE_SIDE,
+              hint=f"pixels on an image's shorter side in the sample; the default is {DEFAULT_IMAGE_SIDE}")
     s = open_split(dataset, split, config, revision, hub=hub, parquet_only=parquet_only)
     image_column, label_column = _columns(s, image_column, label_column)
     names, codes = _encode_labels(s, label_column)

@@ -40,7 +40,7 @@ from fennec import _progress
 from fennec.errors import FeatureExtractionError, InvalidInputError
 from fennec.features.loading import Spec, load_model, spec_of
 from fennec.hub.records import ModelFiles, Preprocessing
-from fennec.metrics._validation import resolve_device
+from fennec.validation import check_positive_int, resolve_device
 
 __all__ = [
     "ExtractedFeatures",
@@ -237,8 +237,7 @@ def extract_features(model_or_files: torch.nn.Module | ModelFiles, images: Seque
         >>> feats.shape[0], probs.shape[0], bool(abs(probs.sum(axis=1) - 1).max() < 1e-4)
         (3, 3, True)
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InvalidInputError(f"batch_size must be a positive int, got {batch_size!r}.")
+    batch_size = check_positive_int(batch_size, "batch_size", hint="images per forward pass")
     if len(images) == 0:
         raise InvalidInputError("No images to extract features from: pass at least one image.")
     if isinstance(model_or_files, ModelFiles):

@@ -25,7 +25,7 @@ import torch
 from archi2vec._compat import import_timm, import_transformers
 from fennec.errors import UnsupportedModelError
 from fennec.hub.records import ModelFiles
-from fennec.metrics._validation import resolve_device
+from fennec.validation import resolve_device
 
 LOG = logging.getLogger(__name__)
 

@@ -37,6 +37,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -47,6 +48,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fennec.errors import FallbackWarning, InvalidInputError
+from fennec.recommendation.options import (
+    DEFAULT_CANDIDATES,
+    DEFAULT_FUSION_WEIGHT,
+    DEFAULT_METRIC,
+    RefineOptions,
+    SamplingOptions,
+)
 from fennec.recommendation.records import (
     SAME_DATA_SIMILARITY,
     KnownTask,
@@ -54,6 +62,7 @@ from fennec.recommendation.records import (
     Recommendations,
     WorkspaceInfo,
 )
+from fennec.validation import check_positive_int
 from fennec.workspace.fitting import DEFAULT_MAX_SAMPLES
 from fennec.workspace.layout import ZOO_HUB, catalog_path
 from fennec.workspace.load import Workspace, read_catalog, workspace_for
@@ -63,6 +72,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_FUSION_WEIGHT",
+    "RefineOptions",
+    "SamplingOptions",
     "KnownTask",
     "LOW_SIMILARITY",
     "NEAR_SIMILARITY",
@@ -75,9 +86,6 @@ __all__ = [
 
 LOG = logging.getLogger(__name__)
 
-#: Weight of the metric in the fusion (:func:`fennec.recommendation.refine.fuse`); the zoo benchmark's
-#: leave-one-task-out choice is reported in benchmark/results/zoo_recommend.md.
-DEFAULT_FUSION_WEIGHT = 0.5
 #: Below this similarity of the closest known task the ranking is flagged as low-confidence.
 #: Calibrated on ``fennec bench``'s leave-one-task-out results (zoo_recommend.md, "Confidence"):
 #: held out, 7 zoo targets had a nearest other task at >= 0.36 (default weighted tau 0.72-0.91,
@@ -93,19 +101,16 @@ LOW_SIMILARITY = 0.25
 NEAR_SIMILARITY = 0.98
 
 
-def _check_positive(name: str, value: Any) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise InvalidInputError(f"{name} must be a positive int, got {value!r}.")
-    return int(value)
+#: The keyword arguments of :func:`recommend` before its options were grouped (issue 13), each
+#: with the options class that holds it now; accepted with a DeprecationWarning for one release.
+_LEGACY = {**{name: RefineOptions for name in ("metric", "fusion_weight")},
+           **{f.name: SamplingOptions for f in dataclasses.fields(SamplingOptions)}}
 
 
-def recommend(dataset: str | Path | Any, *, top_k: int = 5, candidates: int = 20, refine: bool = True,
-              metric: str | None = None, hub: str | None = None, home: str | Path | None = None,
-              device: Any = None, split: str | None = None, config: str | None = None,
-              image_column: str | None = None, label_column: str | None = None,
-              max_samples: int | None = None, seed: int | None = None, min_per_class: int = 2,
-              fusion_weight: float = DEFAULT_FUSION_WEIGHT, cache: Any = None,
-              progress: bool = False, executor: Executor | None = None) -> Recommendations:
+def recommend(dataset: str | Path | Any, *, top_k: int = 5, candidates: int = DEFAULT_CANDIDATES,
+              refine: bool | RefineOptions = True, sampling: SamplingOptions | None = None,
+              hub: str | None = None, home: str | Path | None = None, device: Any = None, cache: Any = None,
+              progress: bool = False, executor: Executor | None = None, **legacy: Any) -> Recommendations:
     """Rank the workspace's models by how well they are expected to fine-tune on ``dataset``.
 
     Args:
@@ -114,21 +119,24 @@ def recommend(dataset: str | Path | Any, *, top_k: int = 5, candidates: int = 20
             class), a parquet file or folder, a ``save_to_disk`` folder
             (:func:`fennec.data.load_sample`), or an already loaded :class:`fennec.data.DatasetSample`.
         top_k: how many recommendations to return.
-        candidates: how many models the index proposes (and, with ``refine``, re-ranks with
+        candidates: how many models the index proposes (and, when refining, re-ranks with
             forward passes). Cost grows linearly with it when refining.
-        refine: re-rank the candidates with a transferability metric on the sample.
-        metric: the metric for refinement (default :data:`fennec.recommendation.refine.DEFAULT_METRIC`).
-        hub: ``"zoo"`` for the embedded offline zoo; None for the workspace in ``home`` (or
-            ``FENNEC_HOME``), falling back to the embedded zoo when nothing is fitted there.
+        refine: re-rank the candidates with a transferability metric on the sample: True (the
+            defaults), False (the transfer space's ranking alone), or a
+            :class:`~fennec.recommendation.options.RefineOptions` (metric, fusion weight, batch size).
+        sampling: how the dataset is read and sampled
+            (:class:`~fennec.recommendation.options.SamplingOptions`: split, config, columns,
+            ``max_samples``, ``seed``, ``min_per_class``); None: detected, with the sample size and
+            seed the workspace's known tasks were described with.
+        hub: as in :func:`fennec.fit`: ``"zoo"`` (the embedded offline zoo), a local folder hub or
+            a Hub endpoint URL. ``"zoo"`` ranks the embedded zoo's workspace; a folder or URL ranks
+            the workspace in ``home`` (or ``FENNEC_HOME``), which must have been fitted with that
+            hub, and fetches the proxy, the candidates and Hub datasets from it. None: the workspace
+            in ``home`` with the hub it was fitted with, falling back to the embedded zoo when
+            nothing is fitted in ``FENNEC_HOME``.
         home: a workspace folder fitted with :func:`fit`.
         device: ``"cuda"``, ``"cpu"`` … for forward passes and scoring (default: CUDA if
             available); a device this machine does not have is refused before any work.
-        split, config, image_column, label_column, max_samples, seed, min_per_class: how the dataset is read and
-            sampled (:func:`fennec.data.load_sample`). ``max_samples`` and ``seed`` default to
-            the values the workspace's known tasks were described with (``fit.json``; 1000 and
-            0), so that the new descriptor is comparable with theirs; other values are honoured
-            with a warning.
-        fusion_weight: the metric's share in the fused score, in [0, 1] (:func:`fennec.recommendation.refine.fuse`).
         cache: feature cache (:class:`fennec.features.FeatureCache`; None = the default
             folder, False = none).
         progress: report the long steps on stderr: bars on a terminal, one line per step (counts,
@@ -136,6 +144,10 @@ def recommend(dataset: str | Path | Any, *, top_k: int = 5, candidates: int = 20
         executor: where the refinement's candidates run
             (:func:`fennec.recommendation.refine.score_candidates`):
             in this process by default, or as Ray tasks (:class:`fennec.engine.RayExecutor`).
+        **legacy: the keyword arguments of earlier releases (``metric``, ``fusion_weight``,
+            ``split``, ``config``, ``image_column``, ``label_column``, ``max_samples``, ``seed``,
+            ``min_per_class``): still accepted, with a :class:`DeprecationWarning` naming the
+            options class that holds each now; they go in the next release.
 
     Returns:
         :class:`Recommendations` (best first), with the closest known tasks as evidence. When
@@ -144,22 +156,24 @@ def recommend(dataset: str | Path | Any, *, top_k: int = 5, candidates: int = 20
 
     Raises:
         InvalidInputError / DatasetError: bad arguments or an unusable dataset.
-        WorkspaceError: no fitted workspace (run ``fennec fit``).
+        WorkspaceError: no fitted workspace (run ``fennec fit``), or one fitted with another hub.
     """
     from fennec.data import check_sampling, load_sample
     from fennec.metrics import metric_info
-    from fennec.metrics._validation import resolve_device
-    from fennec.recommendation.refine import DEFAULT_METRIC, check_weight, fuse, score_candidates
     from fennec.task import task_descriptor
+    from fennec.validation import resolve_device
 
-    top_k = _check_positive("top_k", top_k)
-    candidates = _check_positive("candidates", candidates)
-    check_weight(fusion_weight, "fusion_weight")
-    check_sampling(max_samples=max_samples, min_per_class=min_per_class,
-                   seed=0 if seed is None else seed)  # before any work
+    top_k = check_positive_int(top_k, "top_k")
+    candidates = check_positive_int(candidates, "candidates")
+    options, do_refine = _refine_options(refine, legacy)
+    sampling = _sampling_options(sampling, legacy)
+    if legacy:  # what Python says of an unknown keyword argument
+        raise TypeError(f"recommend() got an unexpected keyword argument {sorted(legacy)[0]!r}")
+    check_sampling(max_samples=sampling.max_samples, min_per_class=sampling.min_per_class,
+                   seed=0 if sampling.seed is None else sampling.seed)  # before any work
     if device is not None:
         resolve_device(device)  # a device this machine lacks fails now, not once per candidate
-    metric = metric or DEFAULT_METRIC
+    metric = options.metric
     metric_info(metric)  # an unknown metric fails before any work
     timings: dict[str, float] = {}
 
@@ -168,16 +182,14 @@ def recommend(dataset: str | Path | Any, *, top_k: int = 5, candidates: int = 20
     timings["workspace"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    max_samples, seed = _sampling(ws, max_samples, seed)
+    max_samples, seed = _sampling(ws, sampling.max_samples, sampling.seed)
     if hasattr(dataset, "images") and hasattr(dataset, "fingerprint"):
         sample = dataset
-    else:
-        from fennec.hub import HfHub
-
-        sample = load_sample(dataset, split=split, config=config, image_column=image_column,
-                             label_column=label_column, max_samples=max_samples, seed=seed,
-                             min_per_class=min_per_class, progress=progress,
-                             hub=ws.hub if isinstance(ws.hub, HfHub) else None)  # a Hub id: the workspace's hub
+    else:  # a Hub dataset id is read through the workspace's hub when it serves datasets
+        sample = load_sample(dataset, split=sampling.split, config=sampling.config,
+                             image_column=sampling.image_column, label_column=sampling.label_column,
+                             max_samples=max_samples, seed=seed, min_per_class=sampling.min_per_class,
+                             hub=ws.hub if hasattr(ws.hub, "dataset_files") else None, progress=progress)
     timings["sample"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -203,11 +215,13 @@ def recommend(dataset: str | Path | Any, *, top_k: int = 5, candidates: int = 20
     forward = desc.forward_passes
     metric_scores: dict[str, float | None] = {}
     shas: dict[str, str | None] = {}
-    if refine:
+    if do_refine:
+        from fennec.recommendation.refine import score_candidates
+
         t = time.perf_counter()
         pool = [m for m, _ in hits[:candidates]]
         for c in score_candidates(pool, sample, hub=ws.hub, metric=metric, device=device, cache=cache,
-                                  progress=progress, executor=executor):
+                                  batch_size=options.batch_size, progress=progress, executor=executor):
             metric_scores[c.model_id] = c.score
             shas[c.model_id] = c.sha
             forward += c.forward_passes
@@ -220,7 +234,9 @@ def recommend(dataset: str | Path | Any, *, top_k: int = 5, candidates: int = 20
         warnings.warn(f"{metric} failed on all {len(metric_scores)} candidates (see the warnings above): the "
                       "ranking is the transfer space's alone.", FallbackWarning, stacklevel=2)
     if n_scored:
-        fused = fuse({m: predicted[m] for m in metric_scores}, metric_scores, weight=fusion_weight)
+        from fennec.recommendation.refine import fuse
+
+        fused = fuse({m: predicted[m] for m in metric_scores}, metric_scores, weight=options.fusion_weight)
         rest = [m for m, _ in hits if m not in fused]
         order = list(fused.items()) + [(m, predicted[m]) for m in rest]  # fuse's order and tie-break
     else:
@@ -228,7 +244,7 @@ def recommend(dataset: str | Path | Any, *, top_k: int = 5, candidates: int = 20
     if known:  # this very dataset's recorded results first; models without one keep their order after them
         position = {m: i for i, (m, _) in enumerate(order)}
         order.sort(key=lambda ms: (ms[0] not in known[1], -known[1].get(ms[0], 0.0), position[ms[0]]))
-    records = _records(ws, order[:top_k], predicted, metric_scores, shas, metric if refine else None,
+    records = _records(ws, order[:top_k], predicted, metric_scores, shas, metric if do_refine else None,
                        known=known)
     timings["rank"] = time.perf_counter() - t
     info = _workspace_info(ws, fell_back=hub != ZOO_HUB)
@@ -238,6 +254,44 @@ def recommend(dataset: str | Path | Any, *, top_k: int = 5, candidates: int = 20
                            timings={k: round(v, 4) for k, v in timings.items()}, workspace=info,
                            n_indexed=len(ws.index), notes=_notes(info, closest, known, refined=n_scored > 0),
                            same_task=known[0] if known else None)
+
+
+def _refine_options(refine: Any, legacy: dict[str, Any]) -> tuple[RefineOptions, bool]:
+    """``refine=`` as options and whether to refine; a legacy ``metric=`` / ``fusion_weight=``
+    (popped from ``legacy``) overrides the options' field, with a DeprecationWarning."""
+    if isinstance(refine, RefineOptions):
+        options, do_refine = refine, True
+    elif isinstance(refine, (bool, np.bool_)):
+        options, do_refine = RefineOptions(), bool(refine)
+    else:
+        raise InvalidInputError(f"refine must be True, False or a fennec.recommendation.RefineOptions, got "
+                                f"{refine!r} (a {type(refine).__name__}).")
+    changes = _legacy(legacy, RefineOptions, "refine")
+    if "metric" in changes and changes["metric"] is None:
+        changes["metric"] = DEFAULT_METRIC  # metric=None meant the default
+    return (dataclasses.replace(options, **changes) if changes else options), do_refine
+
+
+def _sampling_options(sampling: Any, legacy: dict[str, Any]) -> SamplingOptions:
+    """``sampling=`` as options; legacy ``split=`` … ``min_per_class=`` override its fields."""
+    if sampling is None:
+        sampling = SamplingOptions()
+    elif not isinstance(sampling, SamplingOptions):
+        raise InvalidInputError(f"sampling must be a fennec.recommendation.SamplingOptions or None, got "
+                                f"{sampling!r} (a {type(sampling).__name__}).")
+    changes = _legacy(legacy, SamplingOptions, "sampling")
+    return dataclasses.replace(sampling, **changes) if changes else sampling
+
+
+def _legacy(legacy: dict[str, Any], cls: type, argument: str) -> dict[str, Any]:
+    """Pop the legacy keyword arguments that are fields of ``cls``, warning once for them."""
+    found = {name: legacy.pop(name) for name in list(legacy) if _LEGACY.get(name) is cls}
+    if found:
+        given = ", ".join(f"{k}={v!r}" for k, v in found.items())
+        warnings.warn(f"recommend({', '.join(f'{k}=' for k in found)}) is deprecated and will be removed in the "
+                      f"next release; pass {argument}={cls.__name__}({given}) (fennec.recommendation."
+                      f"{cls.__name__}) instead.", DeprecationWarning, stacklevel=4)
+    return found
 
 
 def _workspace_info(ws: Workspace, *, fell_back: bool) -> WorkspaceInfo:

@@ -19,17 +19,18 @@ import math
 import time
 import warnings
 from collections.abc import Iterable, Mapping
-from numbers import Real
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from fennec import _progress, constants
+from fennec import _progress
 from fennec.errors import CandidateFailedWarning, FeatureExtractionError, InvalidInputError
 from fennec.features.cache import FeatureCache, check_sample, features_of, resolve_cache
 from fennec.features.extraction import SampleLike
 from fennec.metrics import metric_info
+from fennec.recommendation.options import DEFAULT_BATCH_SIZE, DEFAULT_FUSION_WEIGHT, DEFAULT_METRIC
+from fennec.validation import check_fraction, is_number
 
 if TYPE_CHECKING:
     from fennec.engine import Executor
@@ -39,11 +40,6 @@ __all__ = ["CANDIDATE_MEMORY", "DEFAULT_METRIC", "CandidateScore", "check_weight
 
 LOG = logging.getLogger(__name__)
 
-#: The metric :func:`score_candidates` uses unless told otherwise: the best single metric of the
-#: zoo benchmark (mean weighted τ over the 10 targets, benchmark/results/zoo_metrics.md: 0.703
-#: on the complete ground truth, ahead of LogME 0.660 and SFDA 0.515). ``fennec
-#: bench`` re-selects it without the held-out target for every target it evaluates.
-DEFAULT_METRIC = constants.DEFAULT_METRIC
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +69,7 @@ class CandidateScore:
 
 def score_candidates(model_ids: Iterable[str], sample: SampleLike, *, hub: Any, metric: str = DEFAULT_METRIC,
                      device: str | torch.device | None = None, cache: FeatureCache | bool | None = None,
-                     batch_size: int = 64, progress: bool = False,
+                     batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = False,
                      executor: Executor | None = None) -> list[CandidateScore]:
     """Score each candidate model with a transferability metric on the sample.
 
@@ -210,24 +206,17 @@ def zscore(values: np.ndarray) -> np.ndarray:
     return (values - values.mean()) / values.std()
 
 
-def _is_number(x: Any) -> bool:
-    return isinstance(x, Real) and not isinstance(x, bool)
-
-
 def check_weight(weight: Any, name: str = "weight") -> float:
     """``weight`` as a float, if it is a number in [0, 1] (the metric's share in :func:`fuse`).
 
     Raises:
         InvalidInputError: anything else (a bool, a string, a number outside [0, 1]).
     """
-    if not _is_number(weight) or not 0.0 <= float(weight) <= 1.0:
-        raise InvalidInputError(f"{name} must be a number in [0, 1] (the metric's share of the fused score), "
-                                f"got {weight!r}.")
-    return float(weight)
+    return check_fraction(weight, name, meaning="the metric's share of the fused score")
 
 
 def fuse(index_scores: Mapping[str, float], metric_scores: Mapping[str, float | None], *,
-         weight: float = 0.5) -> dict[str, float]:
+         weight: float = DEFAULT_FUSION_WEIGHT) -> dict[str, float]:
     """Combine transfer-space and transferability-metric scores into one ranking score.
 
     The two signals live on unrelated scales: index scores are similarities in the transfer
@@ -270,13 +259,13 @@ def fuse(index_scores: Mapping[str, float], metric_scores: Mapping[str, float | 
     if extra:
         raise InvalidInputError(f"metric_scores has models that are not candidates: {extra[:5]}; every "
                                 "model with a metric score must also have an index score.")
-    bad = [m for m in ids if not _is_number(index_scores[m]) or not math.isfinite(index_scores[m])]
+    bad = [m for m in ids if not is_number(index_scores[m]) or not math.isfinite(index_scores[m])]
     if bad:
         raise InvalidInputError(f"Index scores must be finite numbers; got {[(m, index_scores[m]) for m in bad[:3]]}.")
     if not ids:
         return {}
     z_index = dict(zip(ids, zscore(np.array([float(index_scores[m]) for m in ids])), strict=True))
-    scored = [m for m in ids if _is_number(metric_scores.get(m)) and math.isfinite(metric_scores[m])]
+    scored = [m for m in ids if is_number(metric_scores.get(m)) and math.isfinite(metric_scores[m])]
     z_metric = dict(zip(scored, zscore(np.array([float(metric_scores[m]) for m in scored])), strict=True))
     fused = {m: float(w * z_metric.get(m, 0.0) + (1.0 - w) * z_index[m]) for m in ids}
     order = sorted(ids, key=lambda m: (-fused[m], -float(index_scores[m]), m))

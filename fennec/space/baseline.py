@@ -14,6 +14,7 @@ import numpy as np
 from fennec.errors import InvalidInputError, NotFittedError
 from fennec.space.results import normalise_results, results_matrix
 from fennec.space.side import ModelSide, TaskSide, check_params, check_vector, sides_of
+from fennec.validation import check_fraction, check_positive_int
 
 __all__ = ["FennecBaseline"]
 
@@ -89,9 +90,8 @@ class FennecBaseline:
         from sklearn.ensemble import RandomForestRegressor
         from sklearn.linear_model import LinearRegression
 
-        if not (isinstance(self.k, int) and self.k >= 1 and 0.0 <= self.meta_weight <= 1.0):
-            raise InvalidInputError(f"FennecBaseline(k={self.k!r}, meta_weight={self.meta_weight!r}): k must be an "
-                                    "int >= 1 and meta_weight in [0, 1].")
+        check_positive_int(self.k, "FennecBaseline(k=)", hint="nearest tasks")
+        check_fraction(self.meta_weight, "FennecBaseline(meta_weight=)", meaning="the metadata model's share")
         model_ids, task_ids, y = results_matrix(normalise_results(results, method="minmax"))
         if not isinstance(models, Mapping):
             raise InvalidInputError("models must be a mapping model id -> ModelSide.")

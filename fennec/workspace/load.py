@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from fennec import constants
-from fennec.errors import FallbackWarning, InvalidInputError, WorkspaceError
+from fennec.errors import FallbackWarning, WorkspaceError
 from fennec.workspace.fitting import results_table
 from fennec.workspace.history import load_manifest, reading, space_dir
 from fennec.workspace.layout import ZOO_HUB, catalog_path, open_hub_for
@@ -70,6 +70,7 @@ class Workspace:
         Raises:
             WorkspaceError: nothing fitted there, or fitted by another fennec version.
         """
+        from fennec.index import FORMAT_VERSION as INDEX_FORMAT
         from fennec.index import ModelIndex
         from fennec.space import SPACE_VERSION, TransferSpace
         from fennec.task import DESCRIPTOR_VERSION, TaskIndex
@@ -80,7 +81,8 @@ class Workspace:
                 raise WorkspaceError(f"No fitted transfer space in {home}; run `fennec fit` (after `fennec reindex` "
                                      "and `fennec import-results`), or use the embedded zoo (hub='zoo').")
             manifest = load_manifest(folder, home)
-            for key, want in (("space_version", SPACE_VERSION), ("descriptor_version", DESCRIPTOR_VERSION)):
+            for key, want in (("space_version", SPACE_VERSION), ("descriptor_version", DESCRIPTOR_VERSION),
+                              ("index_format", INDEX_FORMAT)):  # before issue 13 the task index had its own
                 if manifest.get(key) != want:
                     raise WorkspaceError(f"{home}: the space was fitted with {key}={manifest.get(key)!r}; this "
                                          f"fennec needs {want!r}. Run `fennec fit` again.")
@@ -105,6 +107,13 @@ class Workspace:
 _LOADED: dict[Path, tuple[tuple[int, int], Workspace]] = {}
 
 
+def _same_hub(fitted: str, given: str) -> bool:
+    """Whether two hub specs name the same hub: equal URLs (up to a trailing slash) or the same folder."""
+    if fitted.startswith(("http://", "https://")) or given.startswith(("http://", "https://")):
+        return fitted.rstrip("/") == given.rstrip("/")
+    return bool(fitted) and Path(fitted).expanduser().resolve() == Path(given).expanduser().resolve()
+
+
 def _load_cached(home: Path) -> Workspace:
     folder = space_dir(home)
     try:
@@ -121,13 +130,30 @@ def _load_cached(home: Path) -> Workspace:
 
 
 def workspace_for(hub: str | None, home: str | Path | None, *, progress: bool, device: Any) -> Workspace:
+    """The workspace ``recommend(hub=, home=)`` ranks with.
+
+    ``hub`` means what it means for :func:`fennec.fit`: ``"zoo"`` is the embedded zoo's workspace
+    (built in ``home`` when given); a folder or URL is the workspace in ``home`` (or
+    ``FENNEC_HOME``), which must have been fitted with that hub; None is the workspace in
+    ``home``, falling back to the embedded zoo when nothing is fitted in ``FENNEC_HOME``.
+
+    Raises:
+        WorkspaceError: nothing fitted there, or fitted with another hub than ``hub``.
+    """
     if hub == ZOO_HUB:
         return _load_cached(zoo_workspace(home, progress=progress, device=device))
     if hub is not None:
-        raise InvalidInputError(
-            f"hub={hub!r}: recommend() ranks the models of a fitted workspace. Use hub='zoo' for the embedded zoo, "
-            f"or fit a workspace for that hub first (`fennec reindex --hub {hub}`, `fennec import-results`, "
-            f"`fennec fit --hub {hub}`) and pass its folder as home=.")
+        where = Path(home) if home is not None else constants.fennec_home()
+        ws = _load_cached(where)
+        fitted = ws.manifest.get("hub") or ""
+        if not _same_hub(fitted, hub):
+            shown = repr(fitted) if fitted else "the environment's hub (HF_ENDPOINT / FENNEC_LOCAL_HUB)"
+            raise WorkspaceError(
+                f"hub={hub!r}, but the workspace in {where} was fitted with {shown}: its models, proxy and known "
+                f"tasks come from that hub. Leave hub unset to rank them, or fit a workspace for {hub!r} "
+                f"(`fennec reindex --hub {hub}`, `fennec import-results`, `fennec fit --hub {hub}`) and pass "
+                "its folder as home=.")
+        return ws
     home = Path(home) if home is not None else constants.fennec_home()
     if space_dir(home) is not None:  # also a fit interrupted while replacing an older layout
         return _load_cached(home)

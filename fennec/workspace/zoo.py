@@ -44,6 +44,7 @@ def _zoo_up_to_date(zoo: Path, home: Path) -> bool:
     """Whether ``home``'s fit is the one :func:`_zoo_workspace` would make now (same zoo,
     ground truth and versions), checked without writing or locking anything. The fit is
     published last, so a fit that matches has its catalog complete."""
+    from fennec.index import FORMAT_VERSION as INDEX_FORMAT
     from fennec.space import SPACE_VERSION
     from fennec.task import DESCRIPTOR_VERSION
 
@@ -57,7 +58,7 @@ def _zoo_up_to_date(zoo: Path, home: Path) -> bool:
     wanted = {"zoo_stamp": _tree_stamp(zoo / constants.ZOO_HUB_DIR),
               "zoo_datasets_stamp": _tree_stamp(zoo / constants.ZOO_DATASETS_DIR, skip_prefix="src-"),
               "zoo_ground_truth_sha256": sha256_file(truth), "space_version": SPACE_VERSION,
-              "descriptor_version": DESCRIPTOR_VERSION}
+              "descriptor_version": DESCRIPTOR_VERSION, "index_format": INDEX_FORMAT}
     return manifest is not None and all(manifest.get(k) == v for k, v in wanted.items())
 
 
@@ -66,6 +67,7 @@ def _zoo_workspace(zoo: Path, home: Path, *, progress: bool, device: Any) -> Pat
     from fennec.catalog import Catalog
     from fennec.hub import open_hub
     from fennec.reindex import Archi2VecEmbedder, reindex
+    from fennec.index import FORMAT_VERSION as INDEX_FORMAT
     from fennec.space import SPACE_VERSION
     from fennec.task import DESCRIPTOR_VERSION, OFFLINE_PROXY
 
@@ -107,7 +109,8 @@ def _zoo_workspace(zoo: Path, home: Path, *, progress: bool, device: Any) -> Pat
         LOG.warning("%s Refitting the embedded zoo.", e)
         manifest = {}
     stamps = {"zoo_stamp": stamp, "zoo_datasets_stamp": data_stamp, "zoo_ground_truth_sha256": truth_sha}
-    wanted = {**stamps, "space_version": SPACE_VERSION, "descriptor_version": DESCRIPTOR_VERSION}
+    wanted = {**stamps, "space_version": SPACE_VERSION, "descriptor_version": DESCRIPTOR_VERSION,
+              "index_format": INDEX_FORMAT}
     if any(manifest.get(k) != v for k, v in wanted.items()):
         if not announced:
             _announce_zoo_build(home, progress)
