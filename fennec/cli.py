@@ -319,6 +319,8 @@ def _models(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
+    from fennec.catalog.importers import import_file, import_folder
+
     if args.unconfirmed and args.paths:
         raise InvalidInputError("--unconfirmed renames the models of the tables shipped with fennec; it does not "
                                 "apply to tables given as paths. Drop it, or drop the paths.")
@@ -336,13 +338,11 @@ def _import(args: argparse.Namespace) -> int:
                 if others:  # never read: tables are JSON files
                     LOG.warning("Skipped %d file(s) of %s that are not .json tables: %s", len(others), path,
                                 ", ".join(others[:10]) + (", …" if len(others) > 10 else ""))
-                summaries = catalog.import_published_tables(path)  # skipped .json files: one warning each
+                summaries = import_folder(catalog, path)  # skipped .json files: one warning each
                 if not summaries:
                     print(f"{path}: no transfer-result table imported (see the warnings above)")
-            elif "ground_truth" in path.name:
-                summaries = [catalog.import_zoo_ground_truth(path)]
-            else:
-                summaries = [catalog.import_published_table(path)]
+            else:  # the importer of the file's declared kind or shape, never of its name
+                summaries = [import_file(catalog, path)]
             _print_imported(catalog, summaries, known)
             imported += summaries
         _print_matches(catalog, imported, known, shipped=not args.paths)

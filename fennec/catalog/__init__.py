@@ -1,7 +1,9 @@
 """What fennec knows about models and tasks, in one SQLite file (the catalog).
 
-- :mod:`fennec.catalog.store`: :class:`Catalog` (reading, writing and importing its tables),
+- :mod:`fennec.catalog.store`: :class:`Catalog` (reading and writing its tables),
   :func:`check_catalog` and :func:`repair_catalog`;
+- :mod:`fennec.catalog.importers`: the file importers, one per table kind, chosen by a file's
+  content (:func:`~fennec.catalog.importers.import_file`);
 - :mod:`fennec.catalog.schema`: the schema, as the migrations that build it.
 """
 

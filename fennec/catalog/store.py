@@ -596,33 +596,15 @@ class Catalog:
         LOG.info("Imported %s: %d results, %d tasks, %d models", source_id, n, len(tasks), len(models))
         return ImportSummary(source_id, tuple(tables), n, len(tasks), len(models), skipped)
 
+    # The file importers live in fennec.catalog.importers (one per table kind); these methods
+    # are kept as their entry points on the catalog.
+
     def import_published_table(self, path: str | Path) -> ImportSummary:
-        """Import one JSON of ``../shared/data/transfer-results/`` (see its README).
+        """Import one published transfer-result table
+        (:func:`fennec.catalog.importers.import_transfer_results`)."""
+        from fennec.catalog.importers import import_transfer_results
 
-        The main table ``results`` and the other model × dataset tables (``results_linear``,
-        ``results_eval``, ``results_regression`` …) become variants; the file's ``source``,
-        ``metric`` (or ``metric_per_dataset``) and ``protocol`` are kept.
-
-        Raises:
-            InvalidInputError: the file has no ``results`` table of the documented shape.
-        """
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise InvalidInputError(f"{path}: cannot read a transfer-result table ({e}).") from e
-        if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
-            raise InvalidInputError(f"{path}: expected a JSON object with a 'results' table "
-                                    "{dataset: {model: value}}.")
-        tables = {k: v for k, v in data.items() if k.startswith("results") and _is_table(v)}
-        if "results" not in tables:
-            raise InvalidInputError(f"{path}: 'results' is not a {{dataset: {{model: value}}}} table.")
-        metric = data.get("metric_per_dataset") if isinstance(data.get("metric_per_dataset"), dict) \
-            else data.get("metric")
-        header = {k: v for k, v in data.items() if k not in tables and k != "metric_scores"}
-        return self.import_table(path.stem, tables, metric=metric, protocol=data.get("protocol"),
-                                 source=data.get("source") if isinstance(data.get("source"), dict) else {},
-                                 header=header)
+        return import_transfer_results(self, path)
 
     def import_published_tables(self, folder: str | Path) -> list[ImportSummary]:
         """Import every table JSON of a folder that has the ``results`` shape; others are
@@ -682,26 +664,11 @@ class Catalog:
                     for src, tables, header in staged]
 
     def import_zoo_ground_truth(self, path: str | Path, *, source_id: str = "zoo_ground_truth") -> ImportSummary:
-        """Import the zoo benchmark's ``zoo_ground_truth.json`` (scripts/build_ground_truth.py).
+        """Import the zoo benchmark's ``zoo_ground_truth.json``
+        (:func:`fennec.catalog.importers.import_zoo_ground_truth`)."""
+        from fennec.catalog.importers import import_zoo_ground_truth
 
-        ``test_accuracy_seed0`` and ``test_accuracy_seed1`` become variants ``seed0`` and
-        ``seed1``; the fine-tuning protocol is kept as JSON.
-        """
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise InvalidInputError(f"{path}: cannot read the zoo ground truth ({e}).") from e
-        tables = {f"seed{k[len('test_accuracy_seed'):]}": v for k, v in data.items()
-                  if k.startswith("test_accuracy_seed") and _is_table(v)}
-        if not tables:
-            raise InvalidInputError(f"{path}: no test_accuracy_seed<k> table found.")
-        protocol = data.get("protocol")
-        return self.import_table(
-            source_id, tables, metric="test accuracy (0-1)",
-            protocol=json.dumps(protocol, sort_keys=True) if isinstance(protocol, dict) else protocol,
-            source={"repo": "fennec", "path": str(path)}, task_kind="zoo",
-            header={k: data[k] for k in ("coverage", "generated_utc", "models", "targets") if k in data})
+        return import_zoo_ground_truth(self, path, source_id=source_id)
 
     # -- architectures ---------------------------------------------------------------------
 
@@ -924,10 +891,6 @@ def _create(path: Path, timeout: float) -> None:
 
 def _statements(script: str) -> list[str]:
     return [s.strip() for s in script.split(";") if s.strip()]
-
-
-def _is_table(value: Any) -> bool:
-    return isinstance(value, dict) and bool(value) and all(isinstance(v, dict) for v in value.values())
 
 
 def _model(row: sqlite3.Row) -> CatalogModel:
