@@ -72,14 +72,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_FUSION_WEIGHT",
-    "RefineOptions",
-    "SamplingOptions",
     "KnownTask",
     "LOW_SIMILARITY",
     "NEAR_SIMILARITY",
     "Recommendation",
     "Recommendations",
+    "RefineOptions",
     "SAME_DATA_SIMILARITY",
+    "SamplingOptions",
     "WorkspaceInfo",
     "recommend",
 ]
