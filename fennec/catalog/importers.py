@@ -19,25 +19,46 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from fennec.errors import InvalidInputError
 
-if TYPE_CHECKING:
-    from fennec.catalog.store import Catalog, ImportSummary
-
-__all__ = ["KINDS", "import_file", "import_folder", "import_transfer_results", "import_zoo_ground_truth",
-           "read_table_file", "table_kind"]
+__all__ = ["KINDS", "ImportSummary", "TableStore", "import_file", "import_folder", "import_transfer_results",
+           "import_zoo_ground_truth", "read_table_file", "table_kind"]
 
 LOG = logging.getLogger(__name__)
 
 #: The source id the zoo ground truth is imported under.
 ZOO_GROUND_TRUTH_SOURCE = "zoo_ground_truth"
 _SEED_PREFIX = "test_accuracy_seed"
+
+
+@dataclasses.dataclass(frozen=True)
+class ImportSummary:
+    """What an importer wrote: the source, its variants, and the counts."""
+
+    source_id: str
+    variants: tuple[str, ...]
+    n_results: int
+    n_tasks: int
+    n_models: int
+    n_skipped: int  # null cells in the source
+
+
+class TableStore(Protocol):
+    """Where the importers write: :class:`fennec.catalog.Catalog` (named by this protocol so that
+    the store, whose ``import_*`` methods call the importers, is not imported here)."""
+
+    def import_table(self, source_id: str, tables: dict[str, dict[str, dict[str, Any]]], *,
+                     metric: str | dict[str, str] | None, protocol: str | None,
+                     source: dict[str, Any] | None = None, header: dict[str, Any] | None = None,
+                     task_kind: str = "published") -> ImportSummary:
+        ...
 
 
 def _is_table(value: Any) -> bool:
@@ -108,7 +129,7 @@ def table_kind(data: Mapping[str, Any], path: str | Path) -> str:
                             "naming the one it is.")
 
 
-def import_transfer_results(catalog: Catalog, path: str | Path,
+def import_transfer_results(catalog: TableStore, path: str | Path,
                             data: Mapping[str, Any] | None = None) -> ImportSummary:
     """Import one published transfer-result table (see ``shared/data/transfer-results/README.md``).
 
@@ -137,7 +158,7 @@ def import_transfer_results(catalog: Catalog, path: str | Path,
                                 header=header)
 
 
-def import_zoo_ground_truth(catalog: Catalog, path: str | Path, data: Mapping[str, Any] | None = None, *,
+def import_zoo_ground_truth(catalog: TableStore, path: str | Path, data: Mapping[str, Any] | None = None, *,
                             source_id: str = ZOO_GROUND_TRUTH_SOURCE) -> ImportSummary:
     """Import the zoo benchmark's ``zoo_ground_truth.json`` (scripts/build_ground_truth.py).
 
@@ -169,7 +190,7 @@ IMPORTERS: dict[str, Callable[..., ImportSummary]] = {
 }
 
 
-def import_file(catalog: Catalog, path: str | Path) -> ImportSummary:
+def import_file(catalog: TableStore, path: str | Path) -> ImportSummary:
     """Import one table file with the importer of its kind (:func:`table_kind`: by content).
 
     Raises:
@@ -179,7 +200,7 @@ def import_file(catalog: Catalog, path: str | Path) -> ImportSummary:
     return IMPORTERS[table_kind(data, path)](catalog, path, data)
 
 
-def import_folder(catalog: Catalog, folder: str | Path) -> list[ImportSummary]:
+def import_folder(catalog: TableStore, folder: str | Path) -> list[ImportSummary]:
     """Import every ``*.json`` table of a folder that is of a known kind; the others are
     skipped with a warning that names them (e.g. rank-only or report-only files)."""
     out = []

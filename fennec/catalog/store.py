@@ -60,6 +60,7 @@ import numpy as np
 
 from fennec import constants
 from fennec._io import storage_error
+from fennec.catalog.importers import ImportSummary, import_transfer_results, import_zoo_ground_truth
 from fennec.catalog.schema import MIGRATIONS, SCHEMA_VERSION
 from fennec.errors import (
     CatalogDamagedError,
@@ -171,18 +172,6 @@ class TransferResult:
     value: float
     metric: str | None
     protocol: str | None
-
-
-@dataclasses.dataclass(frozen=True)
-class ImportSummary:
-    """What an importer wrote: the source, its variants, and the counts."""
-
-    source_id: str
-    variants: tuple[str, ...]
-    n_results: int
-    n_tasks: int
-    n_models: int
-    n_skipped: int  # null cells in the source
 
 
 class Catalog:
@@ -596,14 +585,12 @@ class Catalog:
         LOG.info("Imported %s: %d results, %d tasks, %d models", source_id, n, len(tasks), len(models))
         return ImportSummary(source_id, tuple(tables), n, len(tasks), len(models), skipped)
 
-    # The file importers live in fennec.catalog.importers (one per table kind); these methods
-    # are kept as their entry points on the catalog.
+    # The file importers live in fennec.catalog.importers (one per table kind, which does not
+    # import this module); these methods are kept as their entry points on the catalog.
 
     def import_published_table(self, path: str | Path) -> ImportSummary:
         """Import one published transfer-result table
         (:func:`fennec.catalog.importers.import_transfer_results`)."""
-        from fennec.catalog.importers import import_transfer_results
-
         return import_transfer_results(self, path)
 
     def import_published_tables(self, folder: str | Path) -> list[ImportSummary]:
@@ -666,8 +653,6 @@ class Catalog:
     def import_zoo_ground_truth(self, path: str | Path, *, source_id: str = "zoo_ground_truth") -> ImportSummary:
         """Import the zoo benchmark's ``zoo_ground_truth.json``
         (:func:`fennec.catalog.importers.import_zoo_ground_truth`)."""
-        from fennec.catalog.importers import import_zoo_ground_truth
-
         return import_zoo_ground_truth(self, path, source_id=source_id)
 
     # -- architectures ---------------------------------------------------------------------
