@@ -186,6 +186,7 @@ def fit_locked(*, home: Path, hub: str | None, proxy: str | None, dim: int | Non
     """:func:`fit`, with the workspace's fit lock held."""
     from fennec.catalog import Catalog
     from fennec.hub import HfHub
+    from fennec.index import FORMAT_VERSION as INDEX_FORMAT
     from fennec.space import SPACE_VERSION, TaskSide, TransferSpace
     from fennec.task import DESCRIPTOR_VERSION, OFFLINE_PROXY, default_proxy
     from fennec.workspace.known_tasks import DescriptorCache, describe_known_tasks
@@ -235,7 +236,8 @@ def fit_locked(*, home: Path, hub: str | None, proxy: str | None, dim: int | Non
         _write_space(tmp, space=space, ids=ids, vectors=vectors, described=described, proxy=proxy, home=home)
         history = {m for row in results.values() for m in row}
         manifest = {
-            "space_version": SPACE_VERSION, "descriptor_version": DESCRIPTOR_VERSION, "hub": hub_spec,
+            "space_version": SPACE_VERSION, "descriptor_version": DESCRIPTOR_VERSION,
+            "index_format": INDEX_FORMAT, "hub": hub_spec,
             "proxy": proxy, "proxy_sha": proxy_sha, "dim": dim, "seed": seed, "max_samples": max_samples,
             "fitted_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "n_models": len(ids), "n_with_history": len(history & set(ids)), "n_tasks": len(results),
@@ -258,7 +260,7 @@ def fit_locked(*, home: Path, hub: str | None, proxy: str | None, dim: int | Non
 def check_device(device: Any) -> None:
     """A device this machine does not have fails before any work (the metrics' own check)."""
     if device is not None:
-        from fennec.metrics._validation import resolve_device
+        from fennec.validation import resolve_device
 
         resolve_device(device)
 
