@@ -13,10 +13,10 @@ argument, what was found, what is expected and how to fix it, in one wording eve
 Example:
     >>> check_positive_int(5, "top_k")
     5
-    >>> check_fraction(True, "fusion_weight")
+    >>> check_fraction(True, "w")
     Traceback (most recent call last):
     ...
-    fennec.errors.InvalidInputError: fusion_weight must be a number in [0, 1], got True (a bool). Pass a float such as 0.5.
+    fennec.errors.InvalidInputError: w must be a number in [0, 1], got True (a bool). Pass a float such as 0.5.
 """
 
 from __future__ import annotations

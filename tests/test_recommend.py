@@ -203,7 +203,8 @@ def test_bad_arguments_fail_before_any_work(kwargs, error, match, monkeypatch, t
         recommend("anything", **kwargs())
 
 
-@pytest.mark.parametrize("legacy", [{"metric": "no-such-metric"}, {"fusion_weight": 1.5}, {"split": "nope", "seed": -1}])
+@pytest.mark.parametrize("legacy", [{"metric": "no-such-metric"}, {"fusion_weight": 1.5},
+                                    {"split": "nope", "seed": -1}])
 def test_old_keyword_arguments_still_work_with_a_deprecation_warning(legacy, monkeypatch, tmp_path):
     """The pre-grouping keywords reach the same checks (so the same errors), with a DeprecationWarning
     naming the options class that holds them now."""

@@ -31,7 +31,8 @@ def test_check_positive_int_says_what_was_found_and_expected(value, found):
 def test_check_int_range_hint_and_fix():
     with pytest.raises(InvalidInputError, match=r"^side must be an int from 1 to 8 \(pixels\), got 9\.$"):
         check_int(9, "side", minimum=1, maximum=8, hint="pixels")
-    with pytest.raises(InvalidInputError, match=r"seed must be an int >= 0, got 1\.5\. Pass a whole number such as 0\."):
+    with pytest.raises(InvalidInputError,
+                       match=r"seed must be an int >= 0, got 1\.5\. Pass a whole number such as 0\."):
         check_int(1.5, "seed", minimum=0)
     assert check_int(-4, "offset") == -4
 

@@ -66,8 +66,8 @@ def _zoo_workspace(zoo: Path, home: Path, *, progress: bool, device: Any) -> Pat
     """:func:`zoo_workspace`, with the workspace's fit lock held."""
     from fennec.catalog import Catalog
     from fennec.hub import open_hub
-    from fennec.reindex import Archi2VecEmbedder, reindex
     from fennec.index import FORMAT_VERSION as INDEX_FORMAT
+    from fennec.reindex import Archi2VecEmbedder, reindex
     from fennec.space import SPACE_VERSION
     from fennec.task import DESCRIPTOR_VERSION, OFFLINE_PROXY
 
