@@ -98,6 +98,8 @@ LOG = logging.getLogger("fennec.bench.published_cold_start")
 
 RESULTS = Path(__file__).resolve().parent / "results"
 COLD = ("archi2vec+metadata", "metadata", "uninformed")
+CARD = "archi2vec+metadata+card"  # a model with a base model in the fold placed near it
+BASE_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)  # the mixing weights tried (TransferSpace(base_weight=))
 WARM = "warm"
 WARM_L2 = 10.0  # the warm reference again with a stronger ridge on the vectors (see the docstring)
 WARM_STRONG = f"warm (l2={WARM_L2:g})"
@@ -121,6 +123,7 @@ class Config:
     min_models: int = 4  # a task is scored when at least this many models have a value
     max_folds: int = 20  # leave-one-model-out up to 20 models; larger tables: 20 held-out groups
     warm: bool = True  # also compute the warm reference (T extra fits per table)
+    card: bool = True  # also the card placements, where a table's models have base models
 
 
 # ---------------------------------------------------------------------------------------
@@ -140,14 +143,67 @@ def percent_scale(results: Mapping[str, Mapping[str, float]]) -> float:
     return 100.0 if values and min(values) >= 0 and max(values) <= 1 else 1.0
 
 
-def model_sides(rows: Mapping[str, Mapping[str, Any]]) -> dict[str, ModelSide]:
-    """``ModelSide`` records from one table's rows of ``published_models.json``."""
+def model_sides(rows: Mapping[str, Mapping[str, Any]], bases: Mapping[str, str] | None = None
+                ) -> dict[str, ModelSide]:
+    """``ModelSide`` records from one table's rows of ``published_models.json`` (with the
+    base models of :func:`card_bases` when given)."""
     out = {}
+    bases = bases or {}
     for model, row in rows.items():
         vec = row.get("archi2vec")
         out[model] = ModelSide(model, archi2vec=None if vec is None else np.asarray(vec, np.float64),
                                parameters=row.get("parameters") or None, family=row.get("family"),
-                               pretraining=row.get("pretraining"))
+                               pretraining=row.get("pretraining"),
+                               base_models=(bases[model],) if model in bases else ())
+    return out
+
+
+def card_key(weight: float) -> str:
+    """The placement name of the card placement with mixing weight ``weight``."""
+    return f"{CARD} (base_weight={weight:g})"
+
+
+#: How each table's base models were established (tables not named here state none).
+BASE_PROVENANCE = {
+    "modelspider_multisource_finetune.json": (
+        "name-derived (the source's own naming scheme): Model Spider names its checkpoints "
+        "FTD_<arch>_<source dataset>; published_models.json records the non-ImageNet ones as "
+        "pre-trained on ImageNet-1k then the source dataset, so FTD_<arch>_ImageNet (in the "
+        "table) is taken as the base of the other FTD_<arch>_* checkpoints. The source does not "
+        "say that they were initialised from that very checkpoint."),
+    "transfergraph_hf_finetune.json": (
+        "INFERRED FROM NAMES (not stated by the source, no model card read): a model's base is "
+        "the model of the table whose Hub name (after the org) followed by '-' is the longest "
+        "prefix of its own Hub name, e.g. microsoft/swin-tiny-patch4-window7-224 for "
+        "*/swin-tiny-patch4-window7-224-finetuned-eurosat. TransferGraph's model_info "
+        "pretrain_dataset (the card's datasets) is already in the metadata placement."),
+}
+
+
+def card_bases(table: str, models: list[str]) -> dict[str, str]:
+    """``{model: its base model in the same table}`` as :data:`BASE_PROVENANCE` establishes it.
+
+    Example:
+        >>> card_bases("modelspider_multisource_finetune.json",
+        ...            ["FTD_resnet50_ImageNet", "FTD_resnet50_Pet", "FTD_vgg_Pet"])
+        {'FTD_resnet50_Pet': 'FTD_resnet50_ImageNet'}
+        >>> card_bases("transfergraph_hf_finetune.json", ["google/vit-base", "a/vit-base-finetuned-x",
+        ...                                                "b/vit-base"])
+        {'a/vit-base-finetuned-x': 'google/vit-base'}
+    """
+    present = set(models)
+    out: dict[str, str] = {}
+    if table == "modelspider_multisource_finetune.json":
+        for m in models:
+            arch, _, src = m.rpartition("_")
+            if arch.startswith("FTD_") and src != "ImageNet" and f"{arch}_ImageNet" in present:
+                out[m] = f"{arch}_ImageNet"
+    elif table == "transfergraph_hf_finetune.json":
+        for m in models:
+            name = m.split("/")[-1]
+            cands = [b for b in models if b != m and name.startswith(b.split("/")[-1] + "-")]
+            if cands:  # the longest name; ties: the first id in sorted order
+                out[m] = max(sorted(cands), key=lambda b: len(b.split("/")[-1]))
     return out
 
 
@@ -246,6 +302,10 @@ def cold_predictions(results: Mapping[str, Mapping[str, float]], sides: Mapping[
                                 "pass a ModelSide for every model of the table.")
     tasks = sorted(results)
     placements = [*COLD, *([DIAGNOSTIC] if config.diagnostic else [])]
+    with_base = config.card and any(sides[m].base_models for m in models)
+    placements += [card_key(w) for w in BASE_WEIGHTS] if with_base else []
+    card_sides = dict(sides)
+    sides = {m: dataclasses.replace(s, base_models=()) for m, s in sides.items()}  # the placements without
     out: dict[str, dict[str, dict[str, float]]] = {p: {} for p in placements}
     for fold in model_folds(models, config.max_folds, seed=config.seed):
         history = _normalised(_drop_models(results, set(fold)), config.normalise)
@@ -264,6 +324,12 @@ def cold_predictions(results: Mapping[str, Mapping[str, float]], sides: Mapping[
             if placement == "metadata":
                 for model in fold:
                     out["uninformed"][model] = _scores(space, mean - origin, tasks)
+            if placement == "archi2vec+metadata" and with_base:  # the same fit, placed near the base
+                for w in BASE_WEIGHTS:
+                    space.base_weight = w
+                    near = space.model_vectors([card_sides[m] for m in fold])
+                    for model, vector in zip(fold, near):
+                        out[card_key(w)][model] = _scores(space, vector - origin, tasks)
     return out
 
 
@@ -396,6 +462,7 @@ def run_table(results: Mapping[str, Mapping[str, float]], sides: Mapping[str, Mo
         "families": len({sides[m].family for m in models if sides[m].family}),
         "families_with_several_architectures": sum(len(a) > 1 for a in arch_families.values()),
         "pretraining_labels": len({x for m in models for x in (sides[m].pretraining or "").split(",") if x}),
+        "models_with_base": sum(1 for m in models if sides[m].base_models),
         "regret_unit": "percentage points",
         "summary": {p: summarise(r) for p, r in rows.items()},
         "archi2vec_vs_metadata": {s: paired(rows["archi2vec+metadata"], rows["metadata"], s)
@@ -415,8 +482,39 @@ def run_table(results: Mapping[str, Mapping[str, float]], sides: Mapping[str, Mo
 # ---------------------------------------------------------------------------------------
 
 
+def choose_base_weights(tables: dict[str, dict[str, Any]]) -> float | None:
+    """Pick the card placement's mixing weight, in place, per table and pooled.
+
+    A table's weight is the one of :data:`BASE_WEIGHTS` with the best mean weighted τ over
+    the *other* tables that have base models (leave one table out; the table itself when it
+    is the only one), so no table's card row is tuned on its own tasks; its
+    :data:`CARD` summary and per-task rows are those of that weight. Tables without base
+    models get None. Returns the weight best over all such tables (what
+    ``TransferSpace``'s ``BASE_WEIGHT`` is set to), or None when no table has base models.
+    """
+    with_base = [n for n, t in tables.items() if t.get("models_with_base")]
+
+    def best(names: list[str]) -> float:
+        def score(w: float) -> float:
+            vals = [tables[n]["summary"][card_key(w)]["weighted_tau"] for n in names]
+            return float(np.mean([v for v in vals if v is not None] or [-np.inf]))
+        return max(BASE_WEIGHTS, key=lambda w: (score(w), -w))  # ties: the smaller weight
+
+    for name, t in tables.items():
+        if name not in with_base:
+            t["summary"][CARD], t["card_base_weight"] = None, None
+            continue
+        w = best([n for n in with_base if n != name] or [name])
+        t["card_base_weight"] = w
+        t["summary"][CARD] = t["summary"][card_key(w)]
+        t["per_task"][CARD] = t["per_task"][card_key(w)]
+        t["card_vs_archi2vec"] = {s: paired(t["per_task"][CARD], t["per_task"]["archi2vec+metadata"], s)
+                                  for s in ("weighted_tau", "top1_regret")}
+    return best(with_base) if with_base else None
+
+
 def _placements(config: Mapping[str, Any]) -> list[str]:
-    return [*COLD, *([DIAGNOSTIC] if config["diagnostic"] else []), *([WARM, WARM_STRONG] if config["warm"] else [])]
+    return [*COLD, *([CARD] if config.get("card") else []), *([DIAGNOSTIC] if config["diagnostic"] else []), *([WARM, WARM_STRONG] if config["warm"] else [])]
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -468,7 +566,10 @@ def markdown(report: dict[str, Any]) -> str:
         for name, t in tables.items():
             cells = []
             for p in placements:
-                s = t["summary"][p]
+                s = t["summary"].get(p)
+                if s is None:  # no card metadata beyond the metadata placement's
+                    cells.append("n/a")
+                    continue
                 digits = 3 if stat != "top1_regret" else 2
                 se = s.get(f"{stat}_se")
                 cells.append(_fmt(s[stat], digits) + (f" ± {se:.{digits}f}" if se is not None
@@ -548,14 +649,16 @@ def plot(report: dict[str, Any], path: Path) -> None:
 
     names = list(report["tables"])
     placements = [p for p in _placements(report["config"])  # τ of a constant placement is undefined
-                  if any(report["tables"][n]["summary"][p]["weighted_tau"] is not None for n in names)]
+                  if any((report["tables"][n]["summary"].get(p) or {}).get("weighted_tau") is not None
+                         for n in names)]
     x = np.arange(len(names))
     width = 0.8 / len(placements)
     fig, ax = plt.subplots(figsize=(max(8.0, 1.3 * len(names)), 4.5))
     colours = {"archi2vec+metadata": "tab:blue", "metadata": "tab:orange", "uninformed": "tab:gray",
-               DIAGNOSTIC: "tab:cyan", WARM: "tab:green", WARM_STRONG: "tab:olive"}
+               DIAGNOSTIC: "tab:cyan", CARD: "tab:red", WARM: "tab:green", WARM_STRONG: "tab:olive"}
     for i, p in enumerate(placements):
-        s = [report["tables"][n]["summary"][p] for n in names]
+        s = [report["tables"][n]["summary"].get(p) or {"weighted_tau": None, "weighted_tau_se": None}
+             for n in names]
         mean = [v["weighted_tau"] if v["weighted_tau"] is not None else np.nan for v in s]
         se = [v["weighted_tau_se"] if v["weighted_tau_se"] is not None else 0.0 for v in s]
         ax.bar(x + (i - (len(placements) - 1) / 2) * width, mean, width, yerr=se, capsize=2,
@@ -627,11 +730,15 @@ def main(argv: list[str] | None = None) -> int:
     }
     for name in names:
         results = table_results(tr.load_table(name))
-        sides = model_sides(side_info["tables"][name])
+        bases = card_bases(name, sorted(side_info["tables"][name]))
+        sides = model_sides(side_info["tables"][name], bases)
         report["tables"][name] = run_table(results, sides, config=config)
         s = report["tables"][name]["summary"]
         LOG.info("%s: τw %s (%.0fs)", name, {p: s[p]["weighted_tau"] for p in s},
                  report["tables"][name]["seconds"])
+        if bases:
+            report["tables"][name]["base_models"] = {"how": BASE_PROVENANCE[name], "pairs": bases}
+    report["base_weight"] = choose_base_weights(report["tables"])
     _write_report(report, args.out)
     return 0
 

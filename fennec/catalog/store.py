@@ -70,6 +70,7 @@ from fennec.errors import (
     PublishedDataError,
     StorageError,
 )
+from fennec.hub.card import CardMetadata, card_metadata
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -146,6 +147,12 @@ class CatalogModel:
         """The datasets named by the repository's ``dataset:`` tags (its model card's
         ``datasets``), e.g. the pre-training data."""
         return tuple(t.split(":", 1)[1] for t in self.tags if t.startswith("dataset:"))
+
+    @property
+    def card(self) -> CardMetadata:
+        """Its model card's ``base_model``, ``datasets`` and ``library_name``, read back from the
+        tags the hub derives from the card (checked and bounded: :func:`fennec.hub.card.card_metadata`)."""
+        return card_metadata(self.tags, library=self.library)
 
 
 @dataclasses.dataclass(frozen=True)

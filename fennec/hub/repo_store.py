@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from fennec.errors import HubError, InvalidInputError, MalformedModelError
+from fennec.hub.card import base_model_tags
 from fennec.hub.untrusted import RejectedInput, open_regular
 
 __all__ = ["FileEntry", "Repo", "RepoStore", "as_list", "front_matter", "iso_date", "open_confined",
@@ -292,6 +293,7 @@ class Repo:
                 if self.config.get("auto_map"):
                     tags.append("custom_code")
             tags += [f"dataset:{d}" for d in as_list(self.card.get("datasets"))]
+            tags += base_model_tags(self.card)  # as the Hub derives them from the card
         else:
             tags += [f"task_categories:{t}" for t in as_list(self.card.get("task_categories"))]
         tags += as_list(self.card.get("tags"))

@@ -38,6 +38,11 @@ class ModelSide:
         family: architecture family (config ``model_type``, e.g. ``"resnet"``), or None.
         pretraining: pre-training data label(s), comma-separated (``"glyphs,shapes"``), or None.
         n_layers: number of Conv2d + Linear layers (a Fennec-paper meta-feature), or None.
+        base_models: the models it was derived from, nearest first (its model card's
+            ``base_model``, then theirs: a chain), e.g. ``("google/vit-base-patch16-224",)``; a
+            cold start is placed near the first one with a vector in the space
+            (:meth:`fennec.space.TransferSpace.base_of`).
+        library: the library its card names (``library_name``: ``timm``, ``transformers`` …), or None.
     """
 
     model_id: str
@@ -46,6 +51,8 @@ class ModelSide:
     family: str | None = None
     pretraining: str | None = None
     n_layers: int | None = None
+    base_models: tuple[str, ...] = ()
+    library: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,6 +160,7 @@ class SideEncoder:
         self.log_params_mean = 0.0
         self.families: list[str] = []
         self.pretraining: list[str] = []
+        self.libraries: list[str] = []
         self.col_mean = np.zeros(0)
         self.col_scale = np.zeros(0)
         self.keep = np.zeros(0, dtype=bool)
@@ -176,10 +184,12 @@ class SideEncoder:
         self.log_params_mean = float(np.mean(np.log10(params))) if params else 0.0
         self.families = sorted({s.family.lower() for s in sides if s.family})
         self.pretraining = sorted({lab for s in sides for lab in _labels(s.pretraining)})
+        self.libraries = sorted({s.library.lower() for s in sides if s.library})
         raw = self._raw(sides)
         self.names = ([f"archi2vec_pc{i}" for i in range(len(self.a2v_components))]
                       + (["log10_params"] if self.has_params else [])
-                      + [f"family={f}" for f in self.families] + [f"pretraining={p}" for p in self.pretraining])
+                      + [f"family={f}" for f in self.families] + [f"pretraining={p}" for p in self.pretraining]
+                      + [f"library={lib}" for lib in self.libraries])
         self.col_mean = raw.mean(axis=0) if len(raw) else np.zeros(raw.shape[1])
         std = raw.std(axis=0) if len(raw) else np.zeros(raw.shape[1])
         self.keep = std > 1e-12  # constant columns carry nothing
@@ -211,8 +221,11 @@ class SideEncoder:
             parts.append(np.array([float(fam == f) for f in self.families]))
             labs = set(_labels(s.pretraining))
             parts.append(np.array([float(p in labs) for p in self.pretraining]))
+            lib = (s.library or "").lower()
+            parts.append(np.array([float(lib == x) for x in self.libraries]))
             rows.append(np.concatenate(parts))
         width = len(self.a2v_components) + int(self.has_params) + len(self.families) + len(self.pretraining)
+        width += len(self.libraries)
         return np.array(rows, dtype=np.float64).reshape(len(rows), width)
 
     def transform(self, sides: Sequence[ModelSide]) -> np.ndarray:
@@ -223,7 +236,7 @@ class SideEncoder:
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         header = {"use_archi2vec": self.use_archi2vec, "a2v_dim": self.a2v_dim, "has_params": self.has_params,
                   "log_params_mean": self.log_params_mean, "families": self.families,
-                  "pretraining": self.pretraining, "names": self.names}
+                  "pretraining": self.pretraining, "libraries": self.libraries, "names": self.names}
         arrays = {"side_a2v_mean": self.a2v_mean, "side_a2v_components": self.a2v_components,
                   "side_col_mean": self.col_mean, "side_col_scale": self.col_scale, "side_keep": self.keep}
         return header, arrays
@@ -236,6 +249,7 @@ class SideEncoder:
         enc.log_params_mean = float(header["log_params_mean"])
         enc.families = list(header["families"])
         enc.pretraining = list(header["pretraining"])
+        enc.libraries = list(header.get("libraries", []))  # spaces saved before library_name: none
         enc.names = list(header["names"])
         enc.a2v_mean = arrays["side_a2v_mean"]
         enc.a2v_components = arrays["side_a2v_components"]

@@ -132,6 +132,10 @@ LOG = logging.getLogger(__name__)
 
 #: Version of the fitted format and algorithm; :meth:`TransferSpace.load` rejects others.
 SPACE_VERSION = "space-v2"
+#: How far a cold start with a base model in the space moves from its side-information
+#: placement to the base's vector (``base_weight · u_base + (1 − base_weight) · [1, s]·W``);
+#: chosen by leave-one-model-out on the published tables (benchmark/published_cold_start.py).
+BASE_WEIGHT = 0.5
 
 # ---------------------------------------------------------------------------------------
 # The transfer space
@@ -174,7 +178,8 @@ class TransferSpace:
 
     def __init__(self, dim: int = 6, *, use_archi2vec: bool = True, side_weight: float = 1.0, l2: float = 0.1,
                  n_neighbors: int = 3, max_iter: int = 200, tol: float = 1e-6, seed: int = 0,
-                 normalise: str = "zscore", side_alpha: float | None = None, shrink: bool = True):
+                 normalise: str = "zscore", side_alpha: float | None = None, shrink: bool = True,
+                 base_weight: float = BASE_WEIGHT):
         self.dim = dim
         self.use_archi2vec = use_archi2vec
         self.side_weight = side_weight
@@ -186,11 +191,13 @@ class TransferSpace:
         self.normalise = normalise
         self.side_alpha = side_alpha
         self.shrink = shrink
+        self.base_weight = base_weight
 
     def _params(self) -> dict[str, Any]:
         return {"dim": self.dim, "use_archi2vec": self.use_archi2vec, "side_weight": self.side_weight,
                 "l2": self.l2, "n_neighbors": self.n_neighbors, "max_iter": self.max_iter, "tol": self.tol,
-                "seed": self.seed, "normalise": self.normalise, "side_alpha": self.side_alpha, "shrink": self.shrink}
+                "seed": self.seed, "normalise": self.normalise, "side_alpha": self.side_alpha, "shrink": self.shrink,
+                "base_weight": self.base_weight}
 
     def _check_params(self) -> None:
         checks = [
@@ -204,6 +211,8 @@ class TransferSpace:
             (self.side_alpha is None or (isinstance(self.side_alpha, (int, float)) and self.side_alpha > 0),
              "side_alpha", "None (chosen by leave-one-model-out) or a number > 0"),
             (isinstance(self.shrink, bool), "shrink", "True or False"),
+            (isinstance(self.base_weight, (int, float)) and not isinstance(self.base_weight, bool)
+             and 0 <= self.base_weight <= 1, "base_weight", "a number in [0, 1]"),
         ]
         for ok, name, expected in checks:
             if not ok:
@@ -379,9 +388,22 @@ class TransferSpace:
                               "gets the mean model vector.", FallbackWarning, stacklevel=2)
             feats = self._encoder.transform([side for _, side in cold])
             placed = np.hstack([np.ones((len(cold), 1)), feats]) @ self.side_map_  # (n_cold, dim+1)
-            for (i, _), vec in zip(cold, placed, strict=True):
+            for (i, side), vec in zip(cold, placed, strict=True):
+                base = self.base_of(side)
+                if base is not None:  # near its base model: a convex mix (module docstring)
+                    vec = self.base_weight * self.model_vectors_[row_of[base]] + (1.0 - self.base_weight) * vec
                 out[i] = vec
         return out
+
+    def base_of(self, side: ModelSide) -> str | None:
+        """The base model a cold start ``side`` is placed near: the first of its
+        ``base_models`` (nearest first) that has a vector in the space; None when it has none,
+        when ``base_weight`` is 0, or when the model itself has history."""
+        self._require_fitted()
+        known = set(self.model_ids_)
+        if self.base_weight == 0 or side.model_id in known:
+            return None
+        return next((b for b in side.base_models if b in known and b != side.model_id), None)
 
     def task_vector(self, descriptor: np.ndarray) -> tuple[np.ndarray, list[tuple[str, float]]]:
         """A new task's vector ``(dim+1,)`` from its proxy descriptor, with its evidence.
