@@ -63,7 +63,7 @@ from fennec.recommendation.records import (
     WorkspaceInfo,
 )
 from fennec.validation import check_positive_int
-from fennec.workspace.fitting import DEFAULT_MAX_SAMPLES
+from fennec.workspace.fitting import DEFAULT_MAX_SAMPLES, base_chain
 from fennec.workspace.layout import ZOO_HUB, catalog_path
 from fennec.workspace.load import Workspace, read_catalog, workspace_for
 
@@ -395,7 +395,7 @@ def _records(ws: Workspace, order: list[tuple[str, float]], predicted: dict[str,
                 else:
                     parts.append(f"{metric} #{metric_rank[model]} of {len(scored)} re-ranked")
             history = ws.space.model_ids_ if hasattr(ws.space, "model_ids_") else ()
-            parts.append("has fine-tuning history" if model in history else "placed from its architecture")
+            parts.append("has fine-tuning history" if model in history else _cold_evidence(ws, catalog, info))
             out.append(Recommendation(
                 rank=rank, model_id=model, sha=shas.get(model) or (info.sha if info else None),
                 predicted_score=float(predicted[model]), metric_score=metric_scores.get(model),
@@ -403,6 +403,25 @@ def _records(ws: Workspace, order: list[tuple[str, float]], predicted: dict[str,
                 parameters=info.parameters if info else None, family=info.family if info else None,
                 reason="; ".join(parts), known_result=results.get(model)))
     return out
+
+
+def _cold_evidence(ws: Workspace, catalog: Any, info: Any) -> str:
+    """How a model without history was placed: near its base model (the first of its card's
+    base-model chain with a vector in the space, as :meth:`TransferSpace.base_of` picks it), or
+    from its architecture and metadata."""
+    base_of = getattr(ws.space, "base_of", None)
+    if info is not None and base_of is not None:
+        from fennec.space import ModelSide
+
+        def card_of(repo_id: str) -> Any:
+            row = info if repo_id == info.repo_id else catalog.get_model(repo_id)
+            return row.card if row is not None else None
+
+        base = base_of(ModelSide(info.repo_id, base_models=base_chain(info.repo_id, card_of)))
+        if base is not None:
+            return (f"placed near its base model {base} (model card base_model; "
+                    f"weight {ws.space.base_weight:g} on the base's vector)")
+    return "placed from its architecture"
 
 
 def _closest_tasks(ws: Workspace, descriptor: np.ndarray, k: int = 3) -> list[KnownTask]:

@@ -10,7 +10,7 @@ import logging
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -98,13 +98,41 @@ def model_sides(catalog: Any) -> dict[str, Any]:
     from fennec.space import ModelSide
 
     out = {}
-    for m in catalog.models(status="ok", limit=None):
-        if m.vector is None:
-            continue
+    rows = [m for m in catalog.models(status="ok", limit=None) if m.vector is not None]
+    cards = {m.repo_id: m.card for m in rows}
+    for m in rows:
         out[m.repo_id] = ModelSide(model_id=m.repo_id, archi2vec=np.asarray(m.vector, dtype=np.float64),
                                    parameters=m.parameters, family=m.family,
-                                   pretraining=",".join(sorted(m.datasets)) or None)
+                                   pretraining=",".join(sorted(m.datasets)) or None,
+                                   base_models=base_chain(m.repo_id, cards.get), library=cards[m.repo_id].library)
     return out
+
+
+def base_chain(repo_id: str, card_of: Callable[[str], Any]) -> tuple[str, ...]:
+    """The models ``repo_id`` derives from, nearest first: its card's base models, then (through
+    the first of them whose card is known) that model's, and so on; at most
+    :data:`fennec.hub.card.MAX_BASE_MODELS` entries, cycles cut.
+
+    Args:
+        repo_id: the model.
+        card_of: a catalog model's :class:`fennec.hub.card.CardMetadata` by id, None if unknown.
+
+    Example:
+        >>> from fennec.hub.card import CardMetadata
+        >>> cards = {"c": CardMetadata(("b",)), "b": CardMetadata(("a",)), "a": CardMetadata(("c",))}
+        >>> base_chain("c", cards.get)
+        ('b', 'a')
+    """
+    from fennec.hub.card import MAX_BASE_MODELS
+
+    chain: list[str] = []
+    current = repo_id
+    card = card_of(current)
+    while card is not None and len(chain) < MAX_BASE_MODELS:
+        new = [b for b in card.base_models if b != repo_id and b not in chain]
+        chain += new[: MAX_BASE_MODELS - len(chain)]
+        card = next((c for c in map(card_of, new) if c is not None), None)
+    return tuple(chain)
 
 
 def _task_datasets(catalog: Any, sources: Mapping[str, str]) -> dict[str, Any]:
