@@ -53,6 +53,14 @@ after a sweep over k in {1, 2, 3, 5} on the four tables with at most 13 models (
 earlier version of the space that whitened the components), so this is a diagnostic of
 whether the number of architecture dimensions matters, not a tuned result.
 
+Card metadata, ``archi2vec+metadata+card``: where a table's models have base models
+(``card_bases``; how each table's were established is in ``BASE_PROVENANCE`` and the
+report, never from a model card, which the tables do not carry), a held-out model whose base
+is among the fold's training models is placed at ``w·u_base + (1 − w)·[1, s]·W`` from the
+same fit as (a), for each w of ``BASE_WEIGHTS``; a table's reported w is the one best on the
+other such tables (``choose_base_weights``), and the weight best over all of them is the
+transfer space's ``BASE_WEIGHT``.
+
 Reference, ``warm`` (not a cold start): each model keeps its history except one task. ``T``
 fits per table; fit *f* hides, for the *i*-th model, task ``(i + f) mod T``, so every observed
 cell is predicted once by a space that saw that model on the other tasks.
@@ -637,7 +645,42 @@ def reading(report: dict[str, Any]) -> list[str]:
             + (f" Standard errors of the mean over tasks range from {min(ses):.2f} to "
                f"{max(ses):.2f}, so a single table's gap smaller than about twice that is not "
                "conclusive." if ses else ""))
-    return [head, "", *out]
+    return [head, "", *out, *card_reading(report)]
+
+
+def card_reading(report: dict[str, Any]) -> list[str]:
+    """The card rows: how the base models were established, the weight chosen, the verdict."""
+    tables = {n: t for n, t in report["tables"].items() if t.get("card_base_weight") is not None}
+    if not tables:
+        return []
+    out = ["", "## Card metadata (base_model)", "",
+           f"`{CARD}` is `archi2vec+metadata` with a held-out model that has a base model among the "
+           "fold's training models placed at `w·u_base + (1 − w)·(side placement)` "
+           f"(`TransferSpace(base_weight=w)`), w in {list(BASE_WEIGHTS)}. Each table's w is the best "
+           "mean τw over the *other* tables with base models (leave one table out); the weight "
+           f"best over all of them, {report.get('base_weight')}, is the space's `BASE_WEIGHT`. The "
+           "published tables carry no model cards: `datasets` (pre-training / fine-tuning data) is "
+           "already in the metadata placement where a source states it, `library_name` is the same "
+           "for every model of a table (no information), so the card row tests `base_model` alone. "
+           "Tables without base models: n/a.", ""]
+    for name, t in tables.items():
+        s = t["summary"]
+        grid = ", ".join(f"{w:g}: {s[card_key(w)]['weighted_tau']:+.3f}" for w in BASE_WEIGHTS)
+        card, a2v = s[CARD]["weighted_tau"], s["archi2vec+metadata"]["weighted_tau"]
+        pairs = t["card_vs_archi2vec"]["weighted_tau"]
+        gap = card - a2v
+        verdict = ("the base model helps" if gap > 0.01 else "the base model hurts" if gap < -0.01
+                   else "the base model changes nothing measurable")
+        own = [s[card_key(w)]["weighted_tau"] for w in BASE_WEIGHTS if w > 0]
+        if t["card_base_weight"] == 0:
+            verdict = ("no move toward the base: the other table chose w = 0, so the card row is "
+                       "archi2vec+metadata" + ("; on this table too, every w > 0 lowers τw"
+                                              if all(v is not None and v < a2v for v in own) else ""))
+        out.append(f"* **{name}** ({t['models_with_base']} of {t['models']} models with a base; "
+                   f"{t['base_models']['how']}): {verdict}: τw {card:+.3f} at w={t['card_base_weight']:g} "
+                   f"vs {a2v:+.3f} archi2vec+metadata (better on {pairs['better']}, worse on "
+                   f"{pairs['worse']} tasks); τw by w: {grid}.")
+    return out
 
 
 def plot(report: dict[str, Any], path: Path) -> None:

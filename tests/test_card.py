@@ -157,7 +157,7 @@ def test_a_cold_start_with_a_known_base_is_a_convex_mix_with_the_base(weight):
 
 def test_the_base_makes_a_fine_tune_of_the_best_model_rank_high():
     results, sides = _history()
-    space = TransferSpace(dim=2).fit(results, models=sides)
+    space = TransferSpace(dim=2, base_weight=0.5).fit(results, models=sides)
     a2v = np.random.default_rng(5).normal(size=8)
     cold = [ModelSide("plain", archi2vec=a2v, family="vit"),
             ModelSide("ft", archi2vec=a2v, family="vit", base_models=("base",))]
@@ -168,6 +168,7 @@ def test_the_base_makes_a_fine_tune_of_the_best_model_rank_high():
 
 def test_base_weight_is_checked_and_saved(tmp_path):
     results, sides = _history()
+    assert TransferSpace().base_weight == 0.0  # the measured default: no move toward the base
     for bad in (-0.1, 1.5, "0.5", True):
         with pytest.raises(InvalidInputError, match="base_weight"):
             TransferSpace(dim=2, base_weight=bad).fit(results, models=sides)

@@ -138,3 +138,35 @@ def test_centring_removes_the_fold_offset_on_tables_with_missing_cells():
     assert values == {0.0}
     raw = pcs.cold_predictions(results, sides, config=pcs.Config(dim=2, diagnostic=False, centre=False))
     assert len({round(v, 9) for row in raw["uninformed"].values() for v in row.values()}) > 1
+
+
+def test_card_placements_move_only_models_with_a_base_in_the_fold():
+    results, sides = _table(n_models=6, n_tasks=3)
+    sides["m1"] = pcs.dataclasses.replace(sides["m1"], base_models=("m0",))
+    out = pcs.cold_predictions(results, sides, config=pcs.Config(dim=2, diagnostic=False))
+    assert out[pcs.card_key(0.0)] == out["archi2vec+metadata"]  # w = 0: the side placement
+    for m in ("m0", "m2", "m3"):
+        assert out[pcs.card_key(1.0)][m] == out["archi2vec+metadata"][m]
+    assert out[pcs.card_key(1.0)]["m1"] != out["archi2vec+metadata"]["m1"]
+    # without base models the standard placements do not change, and there are no card rows
+    plain = {m: pcs.dataclasses.replace(s, base_models=()) for m, s in sides.items()}
+    out_plain = pcs.cold_predictions(results, plain, config=pcs.Config(dim=2, diagnostic=False))
+    assert out_plain["archi2vec+metadata"] == out["archi2vec+metadata"]
+    assert pcs.card_key(1.0) not in out_plain
+
+
+def test_the_card_weight_of_a_table_is_chosen_on_the_other_tables():
+    def table(best: float) -> dict:
+        summary = {pcs.card_key(w): {"weighted_tau": -abs(w - best)} for w in pcs.BASE_WEIGHTS}
+        summary["archi2vec+metadata"] = {"weighted_tau": -1.0}
+        per_task = {p: [{"task": "t", "weighted_tau": v["weighted_tau"], "top1_regret": 0.0}]
+                    for p, v in summary.items()}
+        return {"models_with_base": 3, "summary": summary, "per_task": per_task}
+
+    tables = {"a": table(0.25), "b": table(0.75), "c": table(0.75), "none": {"summary": {}, "per_task": {}}}
+    assert pcs.choose_base_weights(tables) == 0.75
+    assert tables["a"]["card_base_weight"] == 0.75  # from b and c, never from a itself
+    # b from a and c (and c from a and b): 0.25, 0.5 and 0.75 tie at -0.25; ties take the smaller weight
+    assert tables["b"]["card_base_weight"] == 0.25 and tables["c"]["card_base_weight"] == 0.25
+    assert tables["a"]["summary"][pcs.CARD] == tables["a"]["summary"][pcs.card_key(0.75)]
+    assert tables["none"]["summary"][pcs.CARD] is None and tables["none"]["card_base_weight"] is None

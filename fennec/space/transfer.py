@@ -51,7 +51,10 @@ The algorithm (:class:`TransferSpace`)
    the seeded generator). Unlike SGD there is no learning rate to tune and the result is
    reproducible bit for bit. With ``side_weight=0`` the factorisation ignores the side
    features and ``W`` is fitted afterwards by ridge regression of ``U'`` on ``S1``
-   (two-stage cold start).
+   (two-stage cold start). A new model whose model card names a base model that has a
+   vector here can instead be placed between the two, ``w·u_base + (1 − w)·[1, s]·W``
+   (``base_weight`` w; measured in benchmark/results/published_cold_start.md, where it did
+   not help, hence w = 0 by default).
 5. **New tasks.** A task has a proxy *descriptor* (:mod:`fennec.task`). Descriptors of the
    historical tasks are standardised per dimension; a new task's vector is a weighted
    combination of historical task vectors, ``v = Σ_t w_t v_t``, with weights from one of
@@ -134,8 +137,11 @@ LOG = logging.getLogger(__name__)
 SPACE_VERSION = "space-v2"
 #: How far a cold start with a base model in the space moves from its side-information
 #: placement to the base's vector (``base_weight · u_base + (1 − base_weight) · [1, s]·W``);
-#: chosen by leave-one-model-out on the published tables (benchmark/published_cold_start.py).
-BASE_WEIGHT = 0.5
+#: chosen by leave-one-model-out on the published tables (benchmark/published_cold_start.py):
+#: on both tables with base models (Model Spider, base by its naming scheme; TransferGraph,
+#: base inferred from Hub names) every weight > 0 lowered the mean weighted τ, so the
+#: default is 0: the base model is recorded but does not move the placement unless asked.
+BASE_WEIGHT = 0.0
 
 # ---------------------------------------------------------------------------------------
 # The transfer space
@@ -167,6 +173,10 @@ class TransferSpace:
             closed-form leave-one-model-out (recorded in ``side_alpha_``).
         shrink: pull a new task's placement toward the mean task by the dissimilarity of its
             nearest known task (:meth:`task_vector`; the module docstring, step 5).
+        base_weight: a cold start whose ``ModelSide.base_models`` (its model card's
+            ``base_model`` chain) names a model of the space is placed at
+            ``base_weight·u_base + (1 − base_weight)·[1, s]·W`` (:meth:`base_of`). The default
+            :data:`BASE_WEIGHT` (0) is what leave-one-model-out on the published tables chose.
 
     Example:
         >>> results = {"t1": {"a": 0.9, "b": 0.5, "c": 0.7}, "t2": {"a": 0.8, "b": 0.4}}
