@@ -336,7 +336,7 @@ def cold_predictions(results: Mapping[str, Mapping[str, float]], sides: Mapping[
                 for w in BASE_WEIGHTS:
                     space.base_weight = w
                     near = space.model_vectors([card_sides[m] for m in fold])
-                    for model, vector in zip(fold, near):
+                    for model, vector in zip(fold, near, strict=True):
                         out[card_key(w)][model] = _scores(space, vector - origin, tasks)
     return out
 

@@ -105,7 +105,7 @@ def card_metadata(tags: Iterable[Any] = (), card: Any = None, library: Any = Non
         ...                "base_model:../../etc/passwd"], library="transformers")
         CardMetadata(base_models=('google/vit-base-patch16-224',), datasets=('cifar10',), library='transformers')
     """
-    tags = [t for _, t in zip(range(MAX_TAGS_READ), tags if isinstance(tags, Iterable) else ())]
+    tags = [t for _, t in zip(range(MAX_TAGS_READ), tags if isinstance(tags, Iterable) else (), strict=False)]
     card = card if isinstance(card, Mapping) else {}
     bases: list[str] = []
     for value in [*_bases_from_card(card), *_bases_from_tags(tags)]:
