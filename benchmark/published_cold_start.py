@@ -522,7 +522,8 @@ def choose_base_weights(tables: dict[str, dict[str, Any]]) -> float | None:
 
 
 def _placements(config: Mapping[str, Any]) -> list[str]:
-    return [*COLD, *([CARD] if config.get("card") else []), *([DIAGNOSTIC] if config["diagnostic"] else []), *([WARM, WARM_STRONG] if config["warm"] else [])]
+    return [*COLD, *([CARD] if config.get("card") else []), *([DIAGNOSTIC] if config["diagnostic"] else []),
+            *([WARM, WARM_STRONG] if config["warm"] else [])]
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:

@@ -14,8 +14,7 @@ import pytest
 from fennec.catalog import Catalog
 from fennec.errors import InvalidInputError
 from fennec.hub import ModelRecord
-from fennec.hub.card import (MAX_BASE_MODELS, MAX_CARD_DATASETS, CardMetadata, base_model_tags, card_metadata,
-                             is_repo_id)
+from fennec.hub.card import MAX_BASE_MODELS, MAX_CARD_DATASETS, CardMetadata, base_model_tags, card_metadata, is_repo_id
 from fennec.hub.server import HubServer
 from fennec.recommendation.recommender import _cold_evidence
 from fennec.space import ModelSide, TransferSpace
@@ -178,7 +177,8 @@ def test_base_weight_is_checked_and_saved(tmp_path):
 
 def test_library_is_a_categorical_side_feature():
     results, sides = _history()
-    sides = {m: ModelSide(m, archi2vec=s.archi2vec, family="vit", library="timm" if m in ("base", "m1") else "transformers")
+    sides = {m: ModelSide(m, archi2vec=s.archi2vec, family="vit",
+                          library="timm" if m in ("base", "m1") else "transformers")
              for m, s in sides.items()}
     space = TransferSpace(dim=2).fit(results, models=sides)
     assert {"library=timm", "library=transformers"} <= set(space._encoder.names)
