@@ -78,8 +78,8 @@ def test_top_level_names_are_lazy_but_complete():
     """))
     assert out["before"] is False
     assert out["same"] == [True, True, True, True]
-    assert out["dir"] == out["all"] == ["Recommendation", "Recommendations", "__version__", "fit",
-                                        "recommend"]
+    assert out["dir"] == out["all"] == ["Recommendation", "Recommendations", "RefineOptions", "SamplingOptions",
+                                        "__version__", "fit", "recommend"]
     assert out["version"]
 
 
