@@ -93,7 +93,7 @@ def _extension_path(package_dir: Path) -> Path | _Probe:
 
 def _load_extension(path: Path) -> _Probe:
     """Load torchvision's extension as ``torchvision/extension.py`` would; never raises OSError."""
-    if os.name == "nt":  # torchvision adds its folder to the DLL search path before loading
+    if sys.platform == "win32":  # torchvision adds its folder to the DLL search path before loading
         os.add_dll_directory(str(path.parent))
     try:
         torch.ops.load_library(str(path))

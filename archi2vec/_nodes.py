@@ -83,11 +83,11 @@ def shape_of(value: Any) -> tuple[int, ...]:
             if shape:
                 return shape
         return ()
-    shape = getattr(value, "shape", None)
-    if shape is None:
+    dims = getattr(value, "shape", None)
+    if dims is None:
         return ()
     out = []
-    for dim in shape:
+    for dim in dims:
         try:
             out.append(int(dim))
         except (TypeError, ValueError, RuntimeError):  # unbacked symbolic size

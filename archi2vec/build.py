@@ -25,7 +25,7 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -230,6 +230,7 @@ def _build_transformers(cfg: Any, model_id: str, trust: bool) -> nn.Module:
     from transformers.models.auto import modeling_auto
 
     model_type = cfg.model_type
+    names: Sequence[str] | None
     if model_type in modeling_auto.MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES:
         auto_cls = transformers.AutoModelForImageClassification
         names = modeling_auto.MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES[model_type]
@@ -240,7 +241,7 @@ def _build_transformers(cfg: Any, model_id: str, trust: bool) -> nn.Module:
         # types with several head classes (deit: with/without teacher) make the auto class
         # read config.architectures, which a bare config does not have: use the first one
         cfg.architectures = [names[0]]
-    kwargs = {"trust_remote_code": True} if trust and getattr(cfg, "auto_map", None) else {}
+    kwargs: dict[str, Any] = {"trust_remote_code": True} if trust and getattr(cfg, "auto_map", None) else {}
     # The architecture, not the storage precision: a config saved with dtype float16 (fp16
     # weights) would otherwise build a half-precision model whose trace mixes dtypes.
     kwargs["dtype"] = torch.float32
@@ -323,12 +324,13 @@ def _parameters_on_meta() -> Iterator[None]:
     """
     original = nn.Module.register_parameter
 
-    def register(module: nn.Module, name: str, param: nn.Parameter | None) -> None:
-        original(module, name, param)
-        if param is not None and param.device.type != "meta":
-            kind = type(module._parameters[name])
-            module._parameters[name] = kind(param.to("meta"), requires_grad=param.requires_grad)
+    def register(self: nn.Module, name: str, param: nn.Parameter | None) -> None:
+        original(self, name, param)
+        registered = self._parameters[name]
+        if param is not None and registered is not None and param.device.type != "meta":
+            self._parameters[name] = type(registered)(param.to("meta"), requires_grad=param.requires_grad)
 
+    # patched for the duration of the build only (restored below)
     nn.Module.register_parameter = register  # type: ignore[method-assign]
     try:
         yield

@@ -28,6 +28,7 @@ Graph format (both builders):
 from __future__ import annotations
 
 import logging
+import math
 import operator
 import os
 import time
@@ -103,6 +104,7 @@ def graph(
     if timeout is not None and not timeout > 0:
         raise InvalidArgumentError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
     deadline = None if timeout is None else time.monotonic() + timeout
+    limit = math.inf if timeout is None else float(timeout)  # for TraceTimeoutError, raised only with a timeout
     model = call_with_timeout(
         lambda: build(source, library=library, trust_remote_code=trust_remote_code), timeout,
         model_id=model_id)
@@ -113,12 +115,12 @@ def graph(
     if method == "export":
         remaining = None if deadline is None else deadline - time.monotonic()
         if remaining is not None and remaining <= 0:
-            raise TraceTimeoutError(model_id, float(timeout))
+            raise TraceTimeoutError(model_id, limit)
         try:
             g = call_with_timeout(lambda: _export_graph(model, args, kwargs), remaining,
                                   model_id=model_id)
         except TraceTimeoutError as exc:
-            raise TraceTimeoutError(model_id, float(timeout)) from exc
+            raise TraceTimeoutError(model_id, limit) from exc
         except Exception as exc:  # any export failure triggers the fallback
             export_error = f"{exc.__class__.__name__}: {_first_line(exc)}"
             LOG.info("torch.export failed for %s (%s); using the eager recorder",
@@ -126,12 +128,12 @@ def graph(
     if g is None:
         remaining = None if deadline is None else deadline - time.monotonic()
         if remaining is not None and remaining <= 0:
-            raise TraceTimeoutError(model_id, float(timeout))
+            raise TraceTimeoutError(model_id, limit)
         try:
             g = call_with_timeout(lambda: record_graph(model, args, kwargs), remaining,
                                   model_id=model_id)
         except TraceTimeoutError as exc:
-            raise TraceTimeoutError(model_id, float(timeout)) from exc
+            raise TraceTimeoutError(model_id, limit) from exc
         except Exception as exc:  # reported with the export error
             reason = f"recorder failed: {exc.__class__.__name__}: {_first_line(exc)}"
             if export_error:
@@ -187,7 +189,7 @@ def input_shape_for(model: nn.Module, input_size: int | Sequence[int] | None = N
     if len(values) != 3 or min(values) < 1:
         raise InvalidArgumentError(f"input_size must be N, (H, W) or (C, H, W) with positive ints, "
                                    f"got {input_size!r}")
-    return values  # type: ignore[return-value]
+    return values
 
 
 def write_graphml(g: nx.DiGraph, path: str | os.PathLike) -> None:
@@ -240,8 +242,8 @@ def _model_inputs(model: nn.Module, shape: tuple[int, int, int], model_id: str
 def _device_of(model: nn.Module) -> torch.device:
     for tensor in model.parameters():
         return tensor.device
-    for tensor in model.buffers():
-        return tensor.device
+    for buffer in model.buffers():
+        return buffer.device
     return torch.device("meta")
 
 
@@ -282,7 +284,8 @@ def _export_graph(model: nn.Module, args: tuple, kwargs: dict) -> nx.DiGraph:
             data = [n for n in inputs if n in ids]
             in_shape = shape_of(data[0].meta.get("val")) if data else ()
             out_shape = shape_of(node.meta.get("val"))
-            weight, groups = (), 1
+            weight: tuple[int, ...] = ()
+            groups: Any = 1  # an fx node argument
             if op.startswith("conv") and len(node.args) > 1:
                 weight = shape_of(getattr(node.args[1], "meta", {}).get("val"))
                 groups = node.args[6] if len(node.args) > 6 else node.kwargs.get("groups", 1)

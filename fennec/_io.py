@@ -52,7 +52,8 @@ def write_bytes_atomic(path: str | Path, write: Any) -> Path:
 
 def save_npz_atomic(path: str | Path, arrays: dict[str, np.ndarray]) -> Path:
     """``np.savez(path, **arrays)``, atomically."""
-    return write_bytes_atomic(path, lambda fh: np.savez(fh, **arrays))
+    # mypy matches **arrays against savez's keyword allow_pickle (a bool) too; the keys are array names
+    return write_bytes_atomic(path, lambda fh: np.savez(fh, **arrays))  # type: ignore[arg-type]
 
 
 def save_json_atomic(path: str | Path, data: Any, *, indent: int | None = 1, sort_keys: bool = False) -> Path:

@@ -489,6 +489,7 @@ def _bench_published(script: Path, out: Path | None) -> int:
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("published_cold_start", script)
+    assert spec is not None and spec.loader is not None, script  # a .py file (_published_script)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
     spec.loader.exec_module(module)
@@ -560,7 +561,7 @@ def _cli_terms(message: str, flags: Collection[str]) -> str:
     return _NAME.sub(bare, _KWARG.sub(flag, message))
 
 
-def _one_line(text: str) -> str:
+def _one_line(text: object) -> str:
     return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
 
 

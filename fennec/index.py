@@ -138,10 +138,13 @@ class ModelIndex:
         except RuntimeError as e:
             raise InvalidInputError(f"Bad FAISS factory string {self.meta.factory!r}: {e}") from e
         ivf = _ivf(inner)
-        if ivf is not None and isinstance(faiss.downcast_index(inner), faiss.IndexIVF):
+        ivf_inner = faiss.downcast_index(inner)
+        if ivf is not None and isinstance(ivf_inner, faiss.IndexIVF):
             # IVF takes arbitrary ids itself. It must not sit in an IndexIDMap: that map
             # assumes removal renumbers the inner index, which IVF does not do.
-            inner.set_direct_map_type(faiss.DirectMap.Hashtable)  # for reconstruct(id)
+            # (faiss's bundled stubs declare set_direct_map_type but not the DirectMap enum.)
+            hashtable = faiss.DirectMap.Hashtable  # type: ignore[attr-defined]
+            ivf_inner.set_direct_map_type(hashtable)  # for reconstruct(id)
             return inner
         if ivf is not None:
             raise InvalidInputError(f"{self.meta.factory!r}: an IVF index behind a transform cannot "

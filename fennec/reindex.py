@@ -461,6 +461,7 @@ def reindex(*, hub: Hub, catalog: Catalog, index_dir: str | Path, embedder: Embe
             summary.seconds = time.perf_counter() - t0
             summary.watermark = catalog.watermark
             return summary
+        assert index is not None  # opened above, as this is not a dry run
         bar = _progress.bar(total=len(work), desc="reindex", unit="models", enabled=progress)
         saved_at, dirty = time.monotonic(), False
         unavailable = 0  # models in a row for which the hub was unavailable

@@ -22,7 +22,7 @@ Example:
 from __future__ import annotations
 
 from numbers import Integral, Real
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from fennec.errors import InvalidInputError
 
@@ -44,7 +44,7 @@ def _found(value: Any) -> str:
     return f"{value!r} (a {type(value).__name__})"
 
 
-def is_number(value: Any) -> bool:
+def is_number(value: Any) -> TypeGuard[Real]:
     """Whether ``value`` is a real number (Python or numpy), a bool not counting as one."""
     return isinstance(value, Real) and not isinstance(value, bool)
 

@@ -274,7 +274,11 @@ def _metric_code(name: str) -> str:
     from fennec._io import sha256_file
     from fennec.metrics import metric_info
 
-    return sha256_file(inspect.getsourcefile(metric_info(name).func))[:12]
+    source = inspect.getsourcefile(metric_info(name).func)
+    if source is None:  # e.g. a metric registered from an interactive session
+        raise InvalidInputError(f"The metric {name!r} has no source file, which fennec bench keys its cached "
+                                "scores by; register it from a module file.")
+    return sha256_file(source)[:12]
 
 
 # -- evaluation ------------------------------------------------------------------------
@@ -562,7 +566,7 @@ def _inner_metrics(metric_tau: Mapping[str, Mapping[str, float | None]], train: 
                    metrics: Sequence[str], *, k: int) -> list[str]:
     """The ``k`` metrics with the highest mean weighted τ (alone, every model) over ``train``, best first."""
     def mean(name: str) -> float:
-        v = [metric_tau[x][name] for x in train if metric_tau[x][name] is not None]
+        v = [tau for x in train if (tau := metric_tau[x][name]) is not None]
         return float(np.mean(v)) if v else -np.inf
     return sorted(sorted(metrics), key=lambda name: -mean(name))[:k]
 

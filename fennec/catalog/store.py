@@ -54,7 +54,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, cast, overload
 
 import numpy as np
 
@@ -703,7 +703,14 @@ class Catalog:
 
     # -- reindex state --------------------------------------------------------------------
 
+    @overload
+    def get_state(self, key: str, default: str) -> str: ...
+
+    @overload
+    def get_state(self, key: str, default: None = None) -> str | None: ...
+
     def get_state(self, key: str, default: str | None = None) -> str | None:
+        """The reindex state value stored under ``key``, or ``default`` when there is none."""
         row = self._db.execute("SELECT value FROM reindex_state WHERE key = ?", (key,)).fetchone()
         return row["value"] if row is not None else default
 
@@ -790,20 +797,25 @@ def _sqlite_errors(path: str) -> Iterator[None]:
 class _Cursor(sqlite3.Cursor):
     """A cursor whose errors about the file (:func:`_converted`) are fennec errors."""
 
-    def execute(self, sql: str, parameters: Any = ()) -> _Cursor:  # type: ignore[override]
-        with _sqlite_errors(self.connection.fennec_path):  # type: ignore[attr-defined]
+    @property
+    def _path(self) -> str:
+        # only a _Connection makes _Cursors (its cursor() factory)
+        return cast(_Connection, self.connection).fennec_path
+
+    def execute(self, sql: str, parameters: Any = ()) -> _Cursor:
+        with _sqlite_errors(self._path):
             return super().execute(sql, parameters)
 
     def fetchone(self) -> Any:
-        with _sqlite_errors(self.connection.fennec_path):  # type: ignore[attr-defined]
+        with _sqlite_errors(self._path):
             return super().fetchone()
 
     def fetchall(self) -> list[Any]:
-        with _sqlite_errors(self.connection.fennec_path):  # type: ignore[attr-defined]
+        with _sqlite_errors(self._path):
             return super().fetchall()
 
     def __next__(self) -> Any:
-        with _sqlite_errors(self.connection.fennec_path):  # type: ignore[attr-defined]
+        with _sqlite_errors(self._path):
             return super().__next__()
 
 
@@ -812,10 +824,10 @@ class _Connection(sqlite3.Connection):
 
     fennec_path = ""
 
-    def cursor(self, factory: Any = _Cursor) -> Any:  # type: ignore[override]
+    def cursor(self, factory: Any = _Cursor) -> Any:
         return super().cursor(factory)
 
-    def execute(self, sql: str, parameters: Any = ()) -> Any:  # type: ignore[override]
+    def execute(self, sql: str, parameters: Any = ()) -> _Cursor:
         return self.cursor().execute(sql, parameters)
 
 
@@ -823,12 +835,15 @@ def _connect(path: str, *, timeout: float, read_only: bool) -> _Connection:
     """A connection to ``path``. ``read_only`` opens the file with ``mode=ro``, or, when SQLite
     cannot (a WAL database on read-only storage, whose shared-memory file cannot be created)
     and no WAL file holds commits, as ``immutable``: nothing can change it there."""
-    kwargs = dict(timeout=timeout, isolation_level=None, check_same_thread=False, factory=_Connection)
+    def connect(database: str, *, uri: bool = False) -> _Connection:
+        return sqlite3.connect(database, timeout=timeout, isolation_level=None, check_same_thread=False,
+                               factory=_Connection, uri=uri)
+
     if path == ":memory:" or not read_only:
-        db = sqlite3.connect(path, **kwargs)
+        db = connect(path)
     else:
         uri = Path(path).resolve().as_uri()
-        db = sqlite3.connect(f"{uri}?mode=ro", uri=True, **kwargs)
+        db = connect(f"{uri}?mode=ro", uri=True)
         try:
             db.execute("SELECT count(*) FROM sqlite_master").fetchone()
         except (sqlite3.OperationalError, StorageError) as e:
@@ -840,10 +855,10 @@ def _connect(path: str, *, timeout: float, read_only: bool) -> _Connection:
                 raise
             db.close()
             LOG.info("%s: read-only storage, reading the catalog as immutable", path)
-            db = sqlite3.connect(f"{uri}?immutable=1", uri=True, **kwargs)
-    db.fennec_path = path  # type: ignore[attr-defined]
+            db = connect(f"{uri}?immutable=1", uri=True)
+    db.fennec_path = path
     db.row_factory = sqlite3.Row
-    return db  # type: ignore[return-value]
+    return db
 
 
 def _check_file(path: Path) -> None:
@@ -896,7 +911,7 @@ def _model(row: sqlite3.Row) -> CatalogModel:
         downloads=row["downloads"], likes=row["likes"], parameters=row["parameters"],
         family=row["family"], vector=vector, vector_version=row["vector_version"], status=row["status"],
         last_error=row["last_error"], error_type=row["error_type"], attempts=row["attempts"],
-        next_attempt_at=_dt(row["next_attempt_at"]), updated_at=_dt(row["updated_at"]),
+        next_attempt_at=_dt(row["next_attempt_at"]), updated_at=datetime.fromisoformat(row["updated_at"]),
         tags=tuple(json.loads(row["tags"] or "[]")), unsupported_by=row["unsupported_by"],
     )
 

@@ -70,7 +70,7 @@ class Split:
 # -- files ------------------------------------------------------------------------------------
 
 
-def open_regular(path: str | os.PathLike, *, dataset: str, what: str = "") -> Any:
+def open_regular(path: str | os.PathLike, *, dataset: str | None, what: str = "") -> Any:
     """A binary file object for a regular file; never blocks on a FIFO or a device
     (:func:`fennec.hub.untrusted.open_regular`).
 
@@ -222,8 +222,8 @@ def _group_parquet(dataset: str, rel_paths: Sequence[str], config: str | None,
         if "default" in by_config:
             return by_config["default"]
         raise DatasetSplitError(
-            f"{what} has several configs: {', '.join(names)}. Choose one with config=.",
-            dataset=dataset, split=None, available=tuple(names))
+            f"{what} has several configs: {', '.join(c or '(default)' for c in names)}. Choose one with config=.",
+            dataset=dataset, split=None, available=tuple(c or "default" for c in names))
     return next(iter(by_config.values()))
 
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
@@ -65,9 +65,14 @@ class SampleLike(Protocol):
         fingerprint: sha256 of the sample content (dataset, sampled rows, seed): the cache key.
     """
 
-    images: list
-    labels: np.ndarray
-    fingerprint: str
+    @property
+    def images(self) -> list: ...
+
+    @property
+    def labels(self) -> np.ndarray: ...
+
+    @property
+    def fingerprint(self) -> str: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,21 +103,31 @@ class ExtractedFeatures:
 # ---------------------------------------------------------------------------------------
 
 
+class _TimmModel(Protocol):
+    """The two methods of a timm model that fennec calls (``nn.Module`` does not declare them)."""
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor: ...
+
+
 def _forward_fn(model: torch.nn.Module,
                 spec: Spec) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]]:
     """``x (B, C, H, W) -> (features (B, D), logits (B, C_s) or None)`` for this kind of model."""
     if spec.kind == "timm":
         has_head = int(getattr(model, "num_classes", 0) or 0) > 0
+        timm_model = cast(_TimmModel, model)
 
         def run_timm(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-            maps = model.forward_features(x)
-            feats = model.forward_head(maps, pre_logits=True)
-            return feats, (model.forward_head(maps) if has_head else None)
+            maps = timm_model.forward_features(x)
+            feats = timm_model.forward_head(maps, pre_logits=True)
+            return feats, (timm_model.forward_head(maps) if has_head else None)
 
         return run_timm
 
     if spec.kind == "classifier":
-        head = model.get_submodule(spec.head)  # type: ignore[arg-type]
+        assert spec.head is not None, "a classifier's Spec names its head"
+        head = model.get_submodule(spec.head)
 
         def run_classifier(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
             captured: list[torch.Tensor] = []

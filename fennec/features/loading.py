@@ -215,7 +215,7 @@ def _load_transformers(files: ModelFiles) -> torch.nn.Module:
         spec = Spec("classifier", files.repo_id, head=head_name, head_loaded=head_loaded)
     else:
         spec = Spec("backbone", files.repo_id, pooler_loaded=not any(k.startswith("pooler.") for k in missing))
-    model._fennec_spec = spec  # type: ignore[assignment]
+    model._fennec_spec = spec
     return model
 
 
@@ -257,7 +257,7 @@ def _load_timm(files: ModelFiles) -> torch.nn.Module:
         raise UnsupportedModelError(
             f"{files.repo_id}: its weights do not fit timm's {arch!r} ({str(e)[:300]}).",
             repo_id=files.repo_id, revision=files.sha, reason="weights_mismatch") from e
-    model._fennec_spec = Spec("timm", files.repo_id)  # type: ignore[assignment]
+    model._fennec_spec = Spec("timm", files.repo_id)
     return model
 
 

@@ -36,6 +36,7 @@ Example (a folder of repositories, here the zoo; a Hub URL such as
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import logging
 import os
@@ -533,8 +534,9 @@ class HfHub:
         used = 0
         for name in names:
             try:
-                path = self._call(lambda name=name, used=used: self._download_file(
-                    repo_id, name, sha, max_bytes=limit - used, repo_type="dataset", cache_dir=cache),
+                path = self._call(functools.partial(
+                    self._download_file, repo_id, name, sha, max_bytes=limit - used, repo_type="dataset",
+                    cache_dir=cache),
                     repo_id=repo_id, revision=sha, filename=name, what=f"dataset {repo_id}: {name}")
             except MalformedModelError as e:  # only a file past max_bytes (_write_blob)
                 raise HubError(f"The Hub dataset {repo_id}@{sha}: {name} would take the download "

@@ -174,7 +174,8 @@ class Preprocessing:
     @classmethod
     def from_configs(cls, config: dict[str, Any], preprocessor: dict[str, Any]) -> Preprocessing:
         """From a model config and its (possibly empty) preprocessor config."""
-        timm_cfg = config.get("pretrained_cfg") if isinstance(config.get("pretrained_cfg"), dict) else {}
+        pretrained_cfg = config.get("pretrained_cfg")
+        timm_cfg: dict[str, Any] = pretrained_cfg if isinstance(pretrained_cfg, dict) else {}
         channels = int(config.get("num_channels") or 3)
         size = timm_cfg.get("input_size")
         if isinstance(size, (list, tuple)) and len(size) == 3:
@@ -186,7 +187,7 @@ class Preprocessing:
             input_size = (channels, *(hw or (224, 224)))
         mean = timm_cfg.get("mean") or preprocessor.get("image_mean") or _IMAGENET_MEAN
         std = timm_cfg.get("std") or preprocessor.get("image_std") or _IMAGENET_STD
-        interp = timm_cfg.get("interpolation") or _RESAMPLE.get(preprocessor.get("resample"), "bicubic")
+        interp = timm_cfg.get("interpolation") or _RESAMPLE.get(preprocessor.get("resample", -1), "bicubic")
         crop = timm_cfg.get("crop_pct") or preprocessor.get("crop_pct") or _crop_pct(preprocessor)
         return cls(input_size=input_size, mean=tuple(float(v) for v in mean),  # type: ignore[arg-type]
                    std=tuple(float(v) for v in std), interpolation=str(interp), crop_pct=float(crop))

@@ -299,8 +299,7 @@ class Repo:
         tags += as_list(self.card.get("tags"))
         if self.card.get("license"):
             tags.append(f"license:{self.card['license']}")
-        seen: set[str] = set()
-        return [t for t in tags if not (t in seen or seen.add(t))]
+        return list(dict.fromkeys(tags))  # without repeats, first occurrence first
 
 
 def _parse_ts(value: Any) -> float:

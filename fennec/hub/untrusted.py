@@ -15,7 +15,7 @@ import os
 import re
 import stat
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeGuard
 
 __all__ = ["MAX_DATASET_DOWNLOAD_BYTES", "MAX_DATASET_FILES", "MAX_JSON_BYTES", "MAX_JSON_DEPTH",
            "MAX_LISTING_ENTRIES", "MAX_LISTING_PAGES", "RejectedInput", "check_commit_sha",
@@ -59,7 +59,7 @@ def _show(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-def is_commit_sha(value: Any) -> bool:
+def is_commit_sha(value: Any) -> TypeGuard[str]:
     """Whether ``value`` is a full commit id: 40 lowercase hex digits."""
     return isinstance(value, str) and _COMMIT_SHA.fullmatch(value) is not None
 

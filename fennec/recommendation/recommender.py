@@ -43,7 +43,7 @@ import math
 import time
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -69,6 +69,7 @@ from fennec.workspace.load import Workspace, read_catalog, workspace_for
 
 if TYPE_CHECKING:
     from fennec.engine import Executor
+    from fennec.features import SampleLike
 
 __all__ = [
     "DEFAULT_FUSION_WEIGHT",
@@ -183,8 +184,9 @@ def recommend(dataset: str | Path | Any, *, top_k: int = 5, candidates: int = DE
 
     t = time.perf_counter()
     max_samples, seed = _sampling(ws, sampling.max_samples, sampling.seed)
+    sample: SampleLike
     if hasattr(dataset, "images") and hasattr(dataset, "fingerprint"):
-        sample = dataset
+        sample = cast("SampleLike", dataset)  # an already loaded sample
     else:  # a Hub dataset id is read through the workspace's hub when it serves datasets
         sample = load_sample(dataset, split=sampling.split, config=sampling.config,
                              image_column=sampling.image_column, label_column=sampling.label_column,

@@ -265,8 +265,8 @@ def fuse(index_scores: Mapping[str, float], metric_scores: Mapping[str, float | 
     if not ids:
         return {}
     z_index = dict(zip(ids, zscore(np.array([float(index_scores[m]) for m in ids])), strict=True))
-    scored = [m for m in ids if is_number(metric_scores.get(m)) and math.isfinite(metric_scores[m])]
-    z_metric = dict(zip(scored, zscore(np.array([float(metric_scores[m]) for m in scored])), strict=True))
+    scored = {m: float(s) for m in ids if is_number(s := metric_scores.get(m)) and math.isfinite(s)}
+    z_metric = dict(zip(scored, zscore(np.array(list(scored.values()))), strict=True))
     fused = {m: float(w * z_metric.get(m, 0.0) + (1.0 - w) * z_index[m]) for m in ids}
     order = sorted(ids, key=lambda m: (-fused[m], -float(index_scores[m]), m))
     return {m: fused[m] for m in order}

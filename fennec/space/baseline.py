@@ -160,8 +160,13 @@ class FennecBaseline:
             for s, lab in zip(with_vec, labels, strict=True):
                 onehot[s.model_id][lab] = 1.0
         self.uses_layers_ = use_layers
-        return {s.model_id: np.concatenate([[float(check_params(s))], [float(s.n_layers)] if use_layers else [],
-                                            onehot[s.model_id]]) for s in sides}
+        features = {}
+        for s in sides:
+            params = check_params(s)
+            assert params is not None, "fit() refuses models without parameters"
+            layers = [float(s.n_layers)] if use_layers and s.n_layers is not None else []  # all or none
+            features[s.model_id] = np.concatenate([[float(params)], layers, onehot[s.model_id]])
+        return features
 
     @staticmethod
     def _embeddings(value: Any, *, name: str, dim: int | None = None) -> np.ndarray:

@@ -179,7 +179,7 @@ class SideEncoder:
                 comps = vt[:k]
                 comps *= np.where(comps[np.arange(k), np.abs(comps).argmax(axis=1)] < 0, -1.0, 1.0)[:, None]
                 self.a2v_components = comps
-        params = [check_params(s) for s in sides if s.parameters is not None]
+        params = [p for p in map(check_params, sides) if p is not None]
         self.has_params = bool(params)
         self.log_params_mean = float(np.mean(np.log10(params))) if params else 0.0
         self.families = sorted({s.family.lower() for s in sides if s.family})

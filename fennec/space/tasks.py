@@ -108,6 +108,6 @@ def choose_task_predictor(y: np.ndarray, u: np.ndarray, bias: np.ndarray, v: np.
                 scores[f"{kind}:{param:g}"] = float(np.mean(per_task))
     if scores:
         best = max(scores, key=lambda k: scores[k])  # first of equals: knn, then ridge, then mean
-        kind, param = best.split(":")
-        return {"kind": kind, "param": float(param)}, scores
+        best_kind, best_param = best.split(":")
+        return {"kind": best_kind, "param": float(best_param)}, scores
     return {"kind": "knn", "param": 0.1}, scores  # too few tasks to cross-validate: the plain kNN average

@@ -441,7 +441,9 @@ class TransferSpace:
             return vector, []
         x = check_vector(descriptor, name="descriptor", dim=self._descriptors.shape[1])
         z_train = (self._descriptors - self._desc_mean) / self._desc_scale
-        kind, param = self.task_predictor_["kind"], self.task_predictor_["param"]
+        predictor = self.task_predictor_
+        assert predictor is not None, "the task predictor is chosen (or loaded) with the descriptors"
+        kind, param = predictor["kind"], predictor["param"]
         z = (x - self._desc_mean) / self._desc_scale
         weights = task_weights(kind, param, z_train, z, self.n_neighbors)
         if self.shrink:

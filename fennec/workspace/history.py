@@ -104,7 +104,8 @@ def publish(new: Path, home: Path) -> Path:
     single ``rename``: a reader finds the previous fit or this one, never neither. The
     previous versions are removed unless a reader holds them. Fits hold the home's fit lock,
     so versions are numbered without races."""
-    n = (versions(home) or [(0, None)])[0][0] + 1
+    existing = versions(home)
+    n = (existing[0][0] if existing else 0) + 1
     link = home / constants.SPACE_LINK
     # older fennec versions: ``space`` a plain folder, or ``.space.old`` left by a killed swap
     legacy = [p for p in (link, home / f".{constants.SPACE_LINK}.old") if p.is_dir() and not p.is_symlink()]

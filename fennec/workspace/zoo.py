@@ -92,9 +92,9 @@ def _zoo_workspace(zoo: Path, home: Path, *, progress: bool, device: Any) -> Pat
             LOG.info("Indexed the embedded zoo's models (archi2vec, no weights): %s", summary.line())
             catalog.set_state("zoo_hub_stamp", stamp)
         if catalog.get_state("zoo_ground_truth_sha256") != truth_sha:
-            summary = catalog.import_zoo_ground_truth(truth)
+            imported = catalog.import_zoo_ground_truth(truth)
             catalog.set_state("zoo_ground_truth_sha256", truth_sha)
-            LOG.info("Imported the zoo ground truth: %d results", summary.n_results)
+            LOG.info("Imported the zoo ground truth: %d results", imported.n_results)
         # The targets' datasets (not the regenerable src-* pre-training sources): their
         # descriptors are recomputed by the refit below when any of them changes.
         data_stamp = _tree_stamp(zoo / constants.ZOO_DATASETS_DIR, skip_prefix="src-")

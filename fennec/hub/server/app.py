@@ -137,6 +137,7 @@ class HubServer:
     def url(self) -> str:
         """Base URL to use as ``HF_ENDPOINT`` (no trailing slash)."""
         host, port = self._httpd.server_address[:2]
+        assert isinstance(host, str), host  # an AF_INET server's (host, port)
         return f"http://{host}:{port}"
 
     def start(self) -> HubServer:

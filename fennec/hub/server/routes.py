@@ -86,6 +86,7 @@ class ServedHub(Protocol):
 
 class HubRequestHandler(BaseHTTPRequestHandler):
     hub: ServedHub
+    _log_index: int | None  # this request's line in the hub's log, once its status is sent
     protocol_version = "HTTP/1.1"
     server_version = "fennec-hub-server"
 
@@ -123,7 +124,7 @@ class HubRequestHandler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         status = 500
-        self._log_index: int | None = None
+        self._log_index = None
         self._body_read = False
         try:
             fault = self.hub._take_fault(method, self.path)
