@@ -85,19 +85,20 @@ def _with_alarm(fn: Callable[[], T], timeout: float, model_id: str) -> T:
 
 
 def _with_thread(fn: Callable[[], T], timeout: float, model_id: str) -> T:
-    box: dict[str, object] = {}
+    values: list[T] = []
+    errors: list[BaseException] = []
 
     def target() -> None:
         try:
-            box["value"] = fn()
+            values.append(fn())
         except BaseException as exc:  # handed back to the caller below
-            box["error"] = exc
+            errors.append(exc)
 
     worker = threading.Thread(target=target, name=f"archi2vec-trace-{model_id}", daemon=True)
     worker.start()
     worker.join(timeout)
     if worker.is_alive():
         raise TraceTimeoutError(model_id, timeout)
-    if "error" in box:
-        raise box["error"]  # type: ignore[misc]
-    return box["value"]  # type: ignore[return-value]
+    if errors:
+        raise errors[0]
+    return values[0]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sized
 from typing import Any, TypeVar
 
 __all__ = ["INTERVAL_S", "bar", "note", "track"]
@@ -81,8 +81,8 @@ def bar(*, total: int | None, desc: str, unit: str = "it", enabled: bool) -> Any
 def track(items: Iterable[T], *, total: int | None = None, desc: str, unit: str = "it",
           enabled: bool) -> Iterator[T]:
     """Iterate ``items`` while reporting progress through :func:`bar` (closed at the end)."""
-    if total is None and hasattr(items, "__len__"):
-        total = len(items)  # type: ignore[arg-type]
+    if total is None and isinstance(items, Sized):
+        total = len(items)
     reporter = bar(total=total, desc=desc, unit=unit, enabled=enabled)
     try:
         for item in items:

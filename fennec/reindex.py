@@ -574,6 +574,7 @@ def _run_batch(batch: list[_Work], *, hub: Hub, catalog: Catalog, index: ModelIn
         for kind, repo_id, record, payload, unsupported_by in (outcomes[p] for p in sorted(outcomes)):
             known = catalog.get_model(repo_id)
             if kind == "ok":
+                assert record is not None  # "ok" and "unsupported" outcomes carry their record
                 catalog.upsert_model(record, vector=payload, vector_version=embedder.version)
                 if known is None or known.status != "ok":
                     summary.added += 1
@@ -582,6 +583,7 @@ def _run_batch(batch: list[_Work], *, hub: Hub, catalog: Catalog, index: ModelIn
             elif kind == "unsupported":
                 reason = getattr(payload, "reason", None) or (
                     "malformed" if isinstance(payload, MalformedModelError) else "unsupported")
+                assert record is not None
                 catalog.mark_unsupported(record, str(payload), kind=reason,
                                          embedder_version=unsupported_by)
                 summary.unsupported += 1

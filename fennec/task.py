@@ -36,13 +36,19 @@ import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from fennec.errors import InvalidInputError, UnknownIdError
 from fennec.validation import check_labelled_features
+
+if TYPE_CHECKING:
+    import torch
+
+    from fennec.features import ExtractedFeatures, FeatureCache, SampleLike
+    from fennec.hub.protocol import Hub
 
 __all__ = [
     "CPU_PROXY",
@@ -214,8 +220,9 @@ class TaskDescriptor:
     seconds: float = 0.0
 
 
-def embed_task(sample: Any, *, proxy: str = OFFLINE_PROXY, hub: Any, revision: str | None = None,
-               device: Any = None, cache: Any = None, batch_size: int = 64, progress: bool = False) -> Any:
+def embed_task(sample: SampleLike, *, proxy: str = OFFLINE_PROXY, hub: Hub, revision: str | None = None,
+               device: str | torch.device | None = None, cache: FeatureCache | bool | None = None,
+               batch_size: int = 64, progress: bool = False) -> ExtractedFeatures:
     """The proxy's embeddings of a sample: :class:`fennec.features.ExtractedFeatures`.
 
     The embedding is the proxy's penultimate representation (the input of its
@@ -228,8 +235,9 @@ def embed_task(sample: Any, *, proxy: str = OFFLINE_PROXY, hub: Any, revision: s
                           batch_size=batch_size, progress=progress)
 
 
-def task_descriptor(sample: Any, *, proxy: str = OFFLINE_PROXY, hub: Any, revision: str | None = None,
-                    device: Any = None, cache: Any = None, batch_size: int = 64,
+def task_descriptor(sample: SampleLike, *, proxy: str = OFFLINE_PROXY, hub: Hub, revision: str | None = None,
+                    device: str | torch.device | None = None, cache: FeatureCache | bool | None = None,
+                    batch_size: int = 64,
                     progress: bool = False) -> TaskDescriptor:
     """Embed ``sample`` with ``proxy`` and describe it (:func:`describe`).
 

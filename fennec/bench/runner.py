@@ -58,7 +58,7 @@ import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -66,6 +66,9 @@ from fennec import _progress, constants
 from fennec._io import save_json_atomic
 from fennec.bench.report import markdown_report, plot_report
 from fennec.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from fennec.hub.protocol import Hub
 
 __all__ = ["ZooData", "default_out", "history_mean", "load_zoo_data", "run_benchmark", "score_zoo"]
 
@@ -113,7 +116,7 @@ class ZooData:
     embeddings: dict[str, np.ndarray]
     sides: dict[str, Any]
     proxy_seconds: dict[str, float]
-    hub: Any
+    hub: Hub
     coverage: dict[str, Any]
     repeat: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
 

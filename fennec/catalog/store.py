@@ -54,7 +54,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, cast, overload
+from typing import TYPE_CHECKING, Any, cast, overload
 
 import numpy as np
 
@@ -71,6 +71,11 @@ from fennec.errors import (
     StorageError,
 )
 from fennec.hub.card import CardMetadata, card_metadata
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from fennec.hub.records import ModelRecord
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -90,6 +95,14 @@ LOG = logging.getLogger(__name__)
 STATUSES = ("ok", "unsupported", "failed")
 #: The tables of every fennec catalog (schema 1 onwards), parents before children.
 TABLES = ("sources", "tasks", "models", "reindex_state", "transfer_results")
+
+
+@overload
+def _iso(value: datetime) -> str: ...
+
+
+@overload
+def _iso(value: None) -> None: ...
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -340,8 +353,8 @@ class Catalog:
 
     # -- models ---------------------------------------------------------------------------
 
-    def upsert_model(self, record: Any, *, status: str = "ok", family: str | None = None,
-                     vector: Any = None, vector_version: str | None = None,
+    def upsert_model(self, record: ModelRecord, *, status: str = "ok", family: str | None = None,
+                     vector: ArrayLike | None = None, vector_version: str | None = None,
                      last_error: str | None = None, error_type: str | None = None,
                      unsupported_by: str | None = None) -> None:
         """Insert or replace a model from a record with the attributes of
@@ -413,9 +426,11 @@ class Catalog:
             if old is not None and sha and sha != old["sha"]:  # that vector is another commit's
                 db.execute("UPDATE models SET vector = NULL, vector_dim = NULL, vector_version = NULL "
                            "WHERE repo_id = ?", (repo_id,))
-        return self.get_model(repo_id)  # type: ignore[return-value]
+        model = self.get_model(repo_id)
+        assert model is not None  # written above
+        return model
 
-    def mark_unsupported(self, record: Any, reason: str, *, kind: str = "unsupported",
+    def mark_unsupported(self, record: ModelRecord, reason: str, *, kind: str = "unsupported",
                          embedder_version: str | None = None) -> None:
         """Record a model fennec cannot use, with why.
 
@@ -677,7 +692,7 @@ class Catalog:
         return ArchitectureEntry(row["arch_key"], row["embedder_version"], vector,
                                  row["unsupported_kind"], row["unsupported_reason"], row["first_model"])
 
-    def put_architecture(self, arch_key: str, embedder_version: str, *, vector: Any = None,
+    def put_architecture(self, arch_key: str, embedder_version: str, *, vector: ArrayLike | None = None,
                          unsupported: tuple[str, str] | None = None,
                          first_model: str | None = None) -> None:
         """Remember what ``embedder_version`` made of an architecture: its ``vector``, or
@@ -729,7 +744,7 @@ class Catalog:
         with self.transaction():
             current = self.watermark
             if current is None or when > current:
-                self.set_state("watermark", _iso(when))  # type: ignore[arg-type]
+                self.set_state("watermark", _iso(when))
                 return when
             return current
 

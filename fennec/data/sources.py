@@ -545,7 +545,9 @@ def open_split(dataset: str | os.PathLike, split: str | None, config: str | None
             raise DatasetError(f"{path} is a file but not a .parquet file; fennec reads an "
                                "ImageFolder, parquet, a save_to_disk folder or a Hub id.",
                                dataset=text)
-        return _local_parquet(text, path.resolve(), split, config)  # type: ignore[return-value]
+        opened = _local_parquet(text, path.resolve(), split, config)
+        assert opened is not None  # None is for a folder without parquet files
+        return opened
     if path.is_dir():
         root = path.resolve()
         folders = _image_folder_splits(root)

@@ -20,7 +20,7 @@ import re
 import time
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -30,6 +30,9 @@ from fennec._io import save_npz_atomic
 from fennec.errors import InvalidInputError
 from fennec.features.extraction import ExtractedFeatures, SampleLike, extract_features
 from fennec.hub.records import ModelFiles
+
+if TYPE_CHECKING:
+    from fennec.hub.protocol import Hub
 
 __all__ = ["CACHE_FORMAT", "FeatureCache", "check_sample", "features_of", "model_features", "resolve_cache"]
 
@@ -142,7 +145,7 @@ def resolve_cache(cache: FeatureCache | bool | None) -> FeatureCache | None:
                             f"(no cache), got {type(cache).__name__}.")
 
 
-def model_features(repo_id: str, sample: SampleLike, *, hub: Any, revision: str | None = None,
+def model_features(repo_id: str, sample: SampleLike, *, hub: Hub, revision: str | None = None,
                    cache: FeatureCache | bool | None = None, device: str | torch.device | None = None,
                    batch_size: int = 64, progress: bool = False) -> ExtractedFeatures:
     """One model's features on a sample, from the cache or by running the model.
@@ -173,7 +176,7 @@ def model_features(repo_id: str, sample: SampleLike, *, hub: Any, revision: str 
                        progress=progress, started=t0)
 
 
-def features_of(files: ModelFiles, sample: SampleLike, *, hub: Any, store: FeatureCache | None,
+def features_of(files: ModelFiles, sample: SampleLike, *, hub: Hub, store: FeatureCache | None,
                  device: str | torch.device | None, batch_size: int, progress: bool,
                  started: float) -> ExtractedFeatures:
     """:func:`model_features` once the model's config (and so its sha) is fetched."""

@@ -69,10 +69,7 @@ def load_model(files: ModelFiles, *, device: str | torch.device | None = None) -
     """
     dev = resolve_device(device)
     config = files.config
-    if files.weights_path is None:
-        raise UnsupportedModelError(
-            f"{files.repo_id}: no weights were fetched; call hub.fetch({files.repo_id!r}, weights=True).",
-            repo_id=files.repo_id, revision=files.sha, reason="no_weights")
+    _weights_path(files)  # refuses files fetched without weights
     is_timm = isinstance(config.get("architecture"), str) and not isinstance(config.get("model_type"), str)
     quantization = config.get("quantization_config")
     if quantization is not None:  # transformers would pick a quantiser (and its kernels) by it
@@ -104,6 +101,19 @@ _MIN_BYTES_PER_PARAMETER = 0.5
 _UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
 
 
+def _weights_path(files: ModelFiles) -> Path:
+    """The weight file of ``files``.
+
+    Raises:
+        UnsupportedModelError: ``no_weights``: ``files`` were fetched without weights.
+    """
+    if files.weights_path is None:
+        raise UnsupportedModelError(
+            f"{files.repo_id}: no weights were fetched; call hub.fetch({files.repo_id!r}, weights=True).",
+            repo_id=files.repo_id, revision=files.sha, reason="no_weights")
+    return files.weights_path
+
+
 def _check_size(files: ModelFiles, *, library: str) -> None:
     """Build the config on the meta device (archi2vec's checks), and refuse a model whose
     parameters could not be in its weights file, before any memory is allocated for it.
@@ -131,11 +141,11 @@ def _check_size(files: ModelFiles, *, library: str) -> None:
         LOG.debug("%s: archi2vec cannot build it on meta (%s); no size check", repo_id, e.reason)
         return
     parameters = sum(p.numel() for p in meta.parameters())
-    weight_bytes = Path(files.weights_path).stat().st_size  # type: ignore[arg-type]
+    weight_bytes = _weights_path(files).stat().st_size
     if parameters * _MIN_BYTES_PER_PARAMETER > weight_bytes:
         raise UnsupportedModelError(
             f"{repo_id}: its config describes {parameters:,} parameters, but its weights file "
-            f"{Path(files.weights_path).name} has {weight_bytes:,} bytes (at least "  # type: ignore[arg-type]
+            f"{_weights_path(files).name} has {weight_bytes:,} bytes (at least "
             f"{_MIN_BYTES_PER_PARAMETER:g} per parameter are needed); the config does not match "
             "its weights.", repo_id=repo_id, revision=files.sha, reason="implausible_config")
 
@@ -176,7 +186,7 @@ def _load_transformers(files: ModelFiles) -> torch.nn.Module:
     auto = transformers.AutoModelForImageClassification if has_head else transformers.AutoModel
     bars = transformers.utils.logging.is_progress_bar_enabled()
     transformers.utils.logging.disable_progress_bar()  # one "Loading weights" bar per candidate is noise
-    safetensors = Path(files.weights_path).suffix == ".safetensors"  # type: ignore[arg-type]
+    safetensors = _weights_path(files).suffix == ".safetensors"
     try:
         model, info = auto.from_pretrained(str(files.folder), dtype=torch.float32, local_files_only=True,
                                            output_loading_info=True, trust_remote_code=False,
@@ -241,7 +251,7 @@ def _load_timm(files: ModelFiles) -> torch.nn.Module:
                                     repo_id=files.repo_id, revision=files.sha,
                                     reason="implausible_config") from e
     model = timm.create_model(arch, pretrained=False, **kwargs)
-    path = Path(files.weights_path)  # type: ignore[arg-type]
+    path = _weights_path(files)
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 

@@ -184,7 +184,7 @@ class HfHub:
     # -- errors and retries ---------------------------------------------------------------
 
     def _translate(self, e: BaseException, *, repo_id: str | None, revision: str | None,
-                   filename: str | None = None) -> BaseException:
+                   filename: str | None = None) -> BaseException | None:
         """A huggingface_hub exception as a fennec error; None for a transient failure (to be
         retried) or an exception fennec does not know (to be re-raised as is)."""
         from huggingface_hub import errors as hf
@@ -200,7 +200,7 @@ class HfHub:
                 f"(HTTP {status}).", repo_id=repo_id, revision=revision)
         if isinstance(e, hf.LocalEntryNotFoundError):  # hf_hub_download: the HEAD call failed
             if self._is_transient(e):
-                return None  # type: ignore[return-value]
+                return None
             return HubError(f"{where}: could not locate {filename!r} on {self.endpoint} ({e}).",
                             repo_id=repo_id, revision=revision)
         if isinstance(e, hf.RevisionNotFoundError):
@@ -222,7 +222,7 @@ class HfHub:
         if isinstance(e, hf.HfHubHTTPError) and status is not None and status not in _RETRY_STATUS:
             return HubError(f"{where}: the Hub answered HTTP {status}: {e}", repo_id=repo_id,
                             revision=revision)
-        return None  # type: ignore[return-value]
+        return None
 
     def _is_transient(self, e: BaseException) -> bool:
         from huggingface_hub import errors as hf

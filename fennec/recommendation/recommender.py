@@ -68,8 +68,10 @@ from fennec.workspace.layout import ZOO_HUB, catalog_path
 from fennec.workspace.load import Workspace, read_catalog, workspace_for
 
 if TYPE_CHECKING:
+    import torch
+
     from fennec.engine import Executor
-    from fennec.features import SampleLike
+    from fennec.features import FeatureCache, SampleLike
 
 __all__ = [
     "DEFAULT_FUSION_WEIGHT",
@@ -108,9 +110,10 @@ _LEGACY = {**{name: RefineOptions for name in ("metric", "fusion_weight")},
            **{f.name: SamplingOptions for f in dataclasses.fields(SamplingOptions)}}
 
 
-def recommend(dataset: str | Path | Any, *, top_k: int = 5, candidates: int = DEFAULT_CANDIDATES,
+def recommend(dataset: str | Path | SampleLike, *, top_k: int = 5, candidates: int = DEFAULT_CANDIDATES,
               refine: bool | RefineOptions = True, sampling: SamplingOptions | None = None,
-              hub: str | None = None, home: str | Path | None = None, device: Any = None, cache: Any = None,
+              hub: str | None = None, home: str | Path | None = None, device: str | torch.device | None = None,
+              cache: FeatureCache | bool | None = None,
               progress: bool = False, executor: Executor | None = None, **legacy: Any) -> Recommendations:
     """Rank the workspace's models by how well they are expected to fine-tune on ``dataset``.
 

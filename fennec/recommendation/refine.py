@@ -34,6 +34,7 @@ from fennec.validation import check_fraction, is_number
 
 if TYPE_CHECKING:
     from fennec.engine import Executor
+    from fennec.hub.protocol import Hub
 
 __all__ = ["CANDIDATE_MEMORY", "DEFAULT_METRIC", "CandidateScore", "check_weight", "fuse", "score_candidates",
            "score_remotely", "zscore"]
@@ -67,7 +68,7 @@ class CandidateScore:
     cached: bool
 
 
-def score_candidates(model_ids: Iterable[str], sample: SampleLike, *, hub: Any, metric: str = DEFAULT_METRIC,
+def score_candidates(model_ids: Iterable[str], sample: SampleLike, *, hub: Hub, metric: str = DEFAULT_METRIC,
                      device: str | torch.device | None = None, cache: FeatureCache | bool | None = None,
                      batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = False,
                      executor: Executor | None = None) -> list[CandidateScore]:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,6 +22,12 @@ from fennec._io import save_json_atomic, storage_errors
 from fennec.errors import InvalidInputError, WorkspaceError
 from fennec.workspace.history import fit_lock, publish, read_manifest, remove_leftovers
 from fennec.workspace.layout import ZOO_HUB, catalog_path, open_hub_for, resolve_task_dataset
+
+if TYPE_CHECKING:
+    import torch
+
+    from fennec.catalog import Catalog
+    from fennec.hub.protocol import Hub
 
 __all__ = [
     "DEFAULT_DIM",
@@ -71,7 +77,8 @@ class FitSummary:
                 f"({self.n_described} described by {self.proxy}) in {self.seconds:.1f} s")
 
 
-def results_table(catalog: Any, models: set[str] | None = None) -> tuple[dict[str, dict[str, float]], dict[str, str]]:
+def results_table(catalog: Catalog,
+                  models: set[str] | None = None) -> tuple[dict[str, dict[str, float]], dict[str, str]]:
     """The catalog's fine-tuning results as ``{task: {model: value}}`` and ``{task: source}``.
 
     One variant per source: ``seed0`` for the zoo ground truth, ``results`` (the main table)
@@ -93,7 +100,7 @@ def results_table(catalog: Any, models: set[str] | None = None) -> tuple[dict[st
     return table, source_of
 
 
-def model_sides(catalog: Any) -> dict[str, Any]:
+def model_sides(catalog: Catalog) -> dict[str, Any]:
     """:class:`fennec.space.ModelSide` of every indexed (``ok``, with a vector) catalog model."""
     from fennec.space import ModelSide
 
@@ -135,7 +142,7 @@ def base_chain(repo_id: str, card_of: Callable[[str], Any]) -> tuple[str, ...]:
     return tuple(chain)
 
 
-def _task_datasets(catalog: Any, sources: Mapping[str, str]) -> dict[str, Any]:
+def _task_datasets(catalog: Catalog, sources: Mapping[str, str]) -> dict[str, Any]:
     """``{task key: TaskData}`` (:class:`fennec.workspace.known_tasks.TaskData`) for the result tasks whose
     catalog metadata names their dataset."""
     from fennec.workspace.known_tasks import TaskData
@@ -150,8 +157,8 @@ def _task_datasets(catalog: Any, sources: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
-def describe_tasks(task_datasets: Mapping[str, str], *, proxy: str, hub: Any, max_samples: int = DEFAULT_MAX_SAMPLES,
-                   seed: int = 0, device: Any = None, progress: bool = False) -> dict[str, Any]:
+def describe_tasks(task_datasets: Mapping[str, str], *, proxy: str, hub: Hub, max_samples: int = DEFAULT_MAX_SAMPLES,
+                   seed: int = 0, device: str | torch.device | None = None, progress: bool = False) -> dict[str, Any]:
     """Proxy descriptors (:class:`fennec.task.TaskDescriptor`) of historical tasks' datasets
     (``{task: dataset}``: ``zoo:<name>``, a path or a Hub id), without a descriptor cache;
     :func:`fennec.workspace.known_tasks.describe_known_tasks` does the work (and :func:`fit` calls it
@@ -169,7 +176,7 @@ def describe_tasks(task_datasets: Mapping[str, str], *, proxy: str, hub: Any, ma
 
 def fit(*, home: str | Path | None = None, hub: str | None = None, proxy: str | None = None,
         dim: int | None = None, max_samples: int | None = None, seed: int | None = None,
-        exclude: Sequence[str] | None = None, device: Any = None, progress: bool = False,
+        exclude: Sequence[str] | None = None, device: str | torch.device | None = None, progress: bool = False,
         _extra_manifest: Mapping[str, Any] | None = None) -> FitSummary:
     """Fit the transfer space of a workspace and rebuild its model and task indexes.
 
@@ -209,7 +216,7 @@ def fit(*, home: str | Path | None = None, hub: str | None = None, proxy: str | 
 
 
 def fit_locked(*, home: Path, hub: str | None, proxy: str | None, dim: int | None, max_samples: int | None,
-         seed: int | None, exclude: Sequence[str] | None, device: Any, progress: bool,
+         seed: int | None, exclude: Sequence[str] | None, device: str | torch.device | None, progress: bool,
          _extra_manifest: Mapping[str, Any] | None) -> FitSummary:
     """:func:`fit`, with the workspace's fit lock held."""
     from fennec.catalog import Catalog
@@ -285,7 +292,7 @@ def fit_locked(*, home: Path, hub: str | None, proxy: str | None, dim: int | Non
     return summary
 
 
-def check_device(device: Any) -> None:
+def check_device(device: str | torch.device | None) -> None:
     """A device this machine does not have fails before any work (the metrics' own check)."""
     if device is not None:
         from fennec.validation import resolve_device
@@ -293,7 +300,7 @@ def check_device(device: Any) -> None:
         resolve_device(device)
 
 
-def _check_proxy(hub: Any, proxy: str, hub_spec: str) -> str:
+def _check_proxy(hub: Hub, proxy: str, hub_spec: str) -> str:
     """The proxy must be on the hub (its config is fetched, no weights) before anything is
     fitted; returns the commit sha every descriptor of this fit is computed at."""
     from fennec.errors import HubError

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from fennec import _paths, constants
 from fennec.errors import WorkspaceError
+
+if TYPE_CHECKING:
+    from fennec.hub import Hub
 
 __all__ = ["ZOO_HUB", "ZOO_TASK_PREFIX", "catalog_path", "open_hub_for", "resolve_task_dataset", "zoo_dir",
            "zoo_ground_truth"]
@@ -81,7 +84,7 @@ def resolve_task_dataset(spec: str) -> str:
     return spec
 
 
-def open_hub_for(spec: str | None) -> Any:
+def open_hub_for(spec: str | None) -> Hub:
     """The hub a workspace's ``hub`` setting names: ``"zoo"`` (the embedded zoo's models), a
     folder or an endpoint URL (:func:`fennec.hub.open_hub`), or, empty or None, the
     environment's (``HF_ENDPOINT`` / ``FENNEC_LOCAL_HUB``)."""

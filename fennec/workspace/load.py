@@ -8,7 +8,7 @@ import dataclasses
 import logging
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fennec import constants
 from fennec.errors import FallbackWarning, WorkspaceError
@@ -17,12 +17,21 @@ from fennec.workspace.history import load_manifest, reading, space_dir
 from fennec.workspace.layout import ZOO_HUB, catalog_path, open_hub_for
 from fennec.workspace.zoo import zoo_workspace
 
+if TYPE_CHECKING:
+    import torch
+
+    from fennec.catalog import Catalog
+    from fennec.hub import Hub
+    from fennec.index import ModelIndex
+    from fennec.space import TransferSpace
+    from fennec.task import TaskIndex
+
 __all__ = ["Workspace", "read_catalog", "workspace_for"]
 
 LOG = logging.getLogger(__name__)
 
 
-def read_catalog(path: Path) -> Any:
+def read_catalog(path: Path) -> Catalog:
     """The catalog at ``path`` for reading: opened as usual (migrated if older), or read-only
     when its storage is (:class:`~fennec.errors.StorageError`)."""
     from fennec.catalog import Catalog
@@ -56,11 +65,11 @@ class Workspace:
     """A fitted workspace, loaded: its manifest, space, model index, task index and hub."""
 
     home: Path
-    manifest: dict[str, Any]
-    space: Any
-    index: Any
-    tasks: Any  # TaskIndex or None
-    hub: Any
+    manifest: dict[str, Any]  # fit.json
+    space: TransferSpace
+    index: ModelIndex
+    tasks: TaskIndex | None  # None: fitted without task descriptors
+    hub: Hub
     _results: dict[str, dict[str, float]] | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @classmethod
@@ -116,10 +125,12 @@ def _same_hub(fitted: str, given: str) -> bool:
 
 def _load_cached(home: Path) -> Workspace:
     folder = space_dir(home)
+    if folder is None:
+        return Workspace.load(home)  # raises the "run fennec fit" error
     try:
-        st = (folder / constants.FIT_MANIFEST).stat()  # type: ignore[operator]
+        st = (folder / constants.FIT_MANIFEST).stat()
         stamp = (st.st_mtime_ns, st.st_ino)
-    except (OSError, TypeError):
+    except OSError:
         return Workspace.load(home)  # raises the "run fennec fit" error
     hit = _LOADED.get(home.resolve())
     if hit is not None and hit[0] == stamp:
@@ -129,7 +140,8 @@ def _load_cached(home: Path) -> Workspace:
     return ws
 
 
-def workspace_for(hub: str | None, home: str | Path | None, *, progress: bool, device: Any) -> Workspace:
+def workspace_for(hub: str | None, home: str | Path | None, *, progress: bool,
+                  device: str | torch.device | None) -> Workspace:
     """The workspace ``recommend(hub=, home=)`` ranks with.
 
     ``hub`` means what it means for :func:`fennec.fit`: ``"zoo"`` is the embedded zoo's workspace

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from fennec import _progress, constants
 from fennec._io import sha256_file, storage_errors
@@ -17,12 +17,16 @@ from fennec.workspace.fitting import DEFAULT_DIM, DEFAULT_MAX_SAMPLES, check_dev
 from fennec.workspace.history import fit_lock, read_manifest
 from fennec.workspace.layout import ZOO_HUB, ZOO_TASK_PREFIX, catalog_path, zoo_dir, zoo_ground_truth
 
+if TYPE_CHECKING:
+    import torch
+
 __all__ = ["zoo_workspace"]
 
 LOG = logging.getLogger(__name__)
 
 
-def zoo_workspace(home: str | Path | None = None, *, progress: bool = False, device: Any = None) -> Path:
+def zoo_workspace(home: str | Path | None = None, *, progress: bool = False,
+                  device: str | torch.device | None = None) -> Path:
     """The embedded zoo's workspace, built or brought up to date (offline, about a minute the
     first time): catalog of the zoo's models (archi2vec vectors), its ground truth, its
     datasets as task descriptors, the fitted space. Later calls only check it.
@@ -62,7 +66,7 @@ def _zoo_up_to_date(zoo: Path, home: Path) -> bool:
     return manifest is not None and all(manifest.get(k) == v for k, v in wanted.items())
 
 
-def _zoo_workspace(zoo: Path, home: Path, *, progress: bool, device: Any) -> Path:
+def _zoo_workspace(zoo: Path, home: Path, *, progress: bool, device: str | torch.device | None) -> Path:
     """:func:`zoo_workspace`, with the workspace's fit lock held."""
     from fennec.catalog import Catalog
     from fennec.hub import open_hub
