@@ -427,7 +427,7 @@ def run_benchmark(*, targets: Sequence[str] | None = None, out: str | Path | Non
     chosen_weights: dict[str, float] = {}
     chosen_ensembles: dict[str, list[str]] = {}
     no_history: dict[str, list[str]] = {}
-    nearest: dict[str, float] = {}
+    nearest: dict[str, float | None] = {}
     noise = {t: _noise_ceiling(data.repeat.get(t, {}), data.truth[t]) for t in held}
     rng = np.random.default_rng(seed)
     for t in held:
@@ -621,6 +621,7 @@ def _refine_scores(index: Mapping[str, float], model_scores: Mapping[str, Mappin
     """:func:`_refined` with the candidates scored by one metric, or by the mean z-score of several
     computed over the candidates alone (what refining them measures; no other model is run)."""
     pool = sorted(index, key=lambda m: (-index[m], m))[:n_candidates]
+    metric: Mapping[str, float | None]
     if len(names) == 1:
         metric = {m: model_scores[m][names[0]] for m in pool}
     else:
@@ -643,7 +644,7 @@ def _nearest(space: Any, data: ZooData, target: str) -> float | None:
     return nearest_similarity(z_train, (data.descriptors[target].vector - space._desc_mean) / space._desc_scale)
 
 
-def _summarise(rows: dict, n_models: int) -> dict[str, dict[str, float | None]]:
+def _summarise(rows: dict, n_models: int) -> dict[str, dict[str, Any]]:
     methods = list(next(iter(rows.values())))
     out = {}
     for meth in methods:
