@@ -122,31 +122,23 @@ def weighted_tau(scores: Values, accuracies: Values) -> float:
     additive pair weights, and ``rank=True``, which averages the statistic computed with
     the decreasing-order ranking of each argument (so the result is symmetric).
 
-    Parameters
-    ----------
-    scores : sequence of float or dict
-        Metric score per model (higher = predicted more transferable).
-    accuracies : sequence of float or dict
-        Fine-tuned accuracy (or any ground-truth performance) per model. Same type as
-        ``scores``; dicts are aligned by model name.
+    Args:
+        scores: Metric score per model (higher = predicted more transferable).
+        accuracies: Fine-tuned accuracy (or any ground-truth performance) per model. Same type as
+            ``scores``; dicts are aligned by model name.
 
-    Returns
-    -------
-    float
+    Returns:
         τ_w in [-1, 1].
 
-    Raises
-    ------
-    InvalidInputError
-        Mismatched lengths or model names, fewer than 2 models, NaN or infinite values, a
-        sequence mixed with a dict, or constant scores or accuracies (τ_w is undefined).
+    Raises:
+        InvalidInputError: Mismatched lengths or model names, fewer than 2 models, NaN or infinite values, a
+            sequence mixed with a dict, or constant scores or accuracies (τ_w is undefined).
 
-    Examples
-    --------
-    >>> round(weighted_tau([0.9, 0.5, 0.1], [80.0, 70.0, 60.0]), 3)
-    1.0
-    >>> weighted_tau({"resnet50": 1.2, "vit_b16": 0.7}, {"vit_b16": 91.0, "resnet50": 93.5})
-    1.0
+    Example:
+        >>> round(weighted_tau([0.9, 0.5, 0.1], [80.0, 70.0, 60.0]), 3)
+        1.0
+        >>> weighted_tau({"resnet50": 1.2, "vit_b16": 0.7}, {"vit_b16": 91.0, "resnet50": 93.5})
+        1.0
     """
     s, a = _aligned(scores, accuracies, func="weighted_tau")
     _check_not_constant(s, name="scores", func="weighted_tau")
@@ -159,10 +151,9 @@ def kendall_tau(scores: Values, accuracies: Values) -> float:
 
     Parameters and errors as :func:`weighted_tau`; ties are handled by the τ-b correction.
 
-    Examples
-    --------
-    >>> kendall_tau([3.0, 2.0, 1.0], [0.9, 0.8, 0.7])
-    1.0
+    Example:
+        >>> kendall_tau([3.0, 2.0, 1.0], [0.9, 0.8, 0.7])
+        1.0
     """
     s, a = _aligned(scores, accuracies, func="kendall_tau")
     _check_not_constant(s, name="scores", func="kendall_tau")
@@ -176,10 +167,9 @@ def pearson(scores: Values, accuracies: Values) -> float:
     Parameters and errors as :func:`weighted_tau`. The PARC benchmark reports this ×100,
     averaged over target datasets.
 
-    Examples
-    --------
-    >>> round(pearson([1.0, 2.0, 3.0], [10.0, 20.0, 30.0]), 6)
-    1.0
+    Example:
+        >>> round(pearson([1.0, 2.0, 3.0], [10.0, 20.0, 30.0]), 6)
+        1.0
     """
     s, a = _aligned(scores, accuracies, func="pearson")
     _check_not_constant(s, name="scores", func="pearson")
@@ -204,35 +194,26 @@ def top_k_regret(scores: Values, accuracies: Values, k: int = 1) -> float:
     contains the best model. This is the *absolute* regret; the relative version
     ``regret_k / max_m acc_m`` equals ``1 - relative_top_k_accuracy(...)``.
 
-    Parameters
-    ----------
-    scores, accuracies : sequence of float or dict
-        As in :func:`weighted_tau`. Constant scores are allowed.
-    k : int, default 1
-        How many top-scored models one would fine-tune, ``1 <= k <= n_models``.
+    Args:
+        scores, accuracies: As in :func:`weighted_tau`. Constant scores are allowed.
+        k: How many top-scored models one would fine-tune, ``1 <= k <= n_models``.
 
-    Returns
-    -------
-    float
+    Returns:
         The regret, ``>= 0``.
 
-    Notes
-    -----
-    Ties: models with equal scores that straddle the k-th position are resolved
-    pessimistically (the lower-accuracy ones are taken first), so a metric gains nothing
-    by giving models equal scores and the result does not depend on input order.
+    Note:
+        Ties: models with equal scores that straddle the k-th position are resolved
+        pessimistically (the lower-accuracy ones are taken first), so a metric gains nothing
+        by giving models equal scores and the result does not depend on input order.
 
-    Raises
-    ------
-    InvalidInputError
-        As :func:`weighted_tau`, or ``k`` not an integer in ``1..n_models``.
+    Raises:
+        InvalidInputError: As :func:`weighted_tau`, or ``k`` not an integer in ``1..n_models``.
 
-    Examples
-    --------
-    >>> top_k_regret({"a": 0.9, "b": 0.5, "c": 0.1}, {"a": 70.0, "b": 80.0, "c": 60.0}, k=1)
-    10.0
-    >>> top_k_regret({"a": 0.9, "b": 0.5, "c": 0.1}, {"a": 70.0, "b": 80.0, "c": 60.0}, k=2)
-    0.0
+    Example:
+        >>> top_k_regret({"a": 0.9, "b": 0.5, "c": 0.1}, {"a": 70.0, "b": 80.0, "c": 60.0}, k=1)
+        10.0
+        >>> top_k_regret({"a": 0.9, "b": 0.5, "c": 0.1}, {"a": 70.0, "b": 80.0, "c": 60.0}, k=2)
+        0.0
     """
     s, a = _aligned(scores, accuracies, func="top_k_regret")
     return float(a.max()) - _best_of_top_k(s, a, k, func="top_k_regret")
@@ -246,15 +227,12 @@ def relative_top_k_accuracy(scores: Values, accuracies: Values, k: int = 1) -> f
     (the relative regret). Requires a positive best accuracy. Ties are resolved as in
     :func:`top_k_regret`.
 
-    Raises
-    ------
-    InvalidInputError
-        As :func:`top_k_regret`, or when the best accuracy is not positive.
+    Raises:
+        InvalidInputError: As :func:`top_k_regret`, or when the best accuracy is not positive.
 
-    Examples
-    --------
-    >>> relative_top_k_accuracy([0.9, 0.5, 0.1], [70.0, 80.0, 60.0], k=1)
-    0.875
+    Example:
+        >>> relative_top_k_accuracy([0.9, 0.5, 0.1], [70.0, 80.0, 60.0], k=1)
+        0.875
     """
     s, a = _aligned(scores, accuracies, func="relative_top_k_accuracy")
     best = float(a.max())

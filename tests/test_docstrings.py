@@ -8,9 +8,11 @@ listed in ``SKIPPED`` with the reason it cannot run in a unit test (a stale entr
 
 from __future__ import annotations
 
+import ast
 import doctest
 import importlib
 import pkgutil
+import re
 from functools import cache
 from pathlib import Path
 
@@ -112,3 +114,52 @@ def test_docstring_examples(name, monkeypatch):
 def test_every_skip_reason_names_a_skipped_example():
     skipped = {_first_line(e) for name in module_names() for e in examples(name)[1]}
     assert sorted(set(SKIPPED) - skipped) == [], "SKIPPED lists examples that are no longer skipped"
+
+
+# -- one dialect --------------------------------------------------------------------------
+# fennec.metrics' style, everywhere in fennec and archi2vec: a summary line, the paper and the
+# formula where there is one, then Google-style sections ("Args:", "Returns:", "Raises:",
+# "Shape:", "Note:", "Example:"). Not NumPy-style underlined headers, not reST field lists.
+OTHER_DIALECTS = re.compile(
+    r"^[ \t]*(?:(?P<numpy>[A-Z][A-Za-z ]+\n[ \t]*-{3,})[ \t]*$"
+    r"|(?P<rest>:(?:param|type|returns?|rtype|raises?|ivar|cvar)\b[^:\n]*:))",
+    re.MULTILINE)
+
+
+def _docstrings(path: Path):
+    """(line, docstring) of the module, every class and every function in ``path``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            doc = ast.get_docstring(node, clean=False)
+            if doc:
+                yield getattr(node, "lineno", 1), doc
+
+
+def test_one_docstring_dialect():
+    found = []
+    for root in ("fennec", "archi2vec"):
+        for path in sorted((REPO_ROOT / root).rglob("*.py")):
+            for line, doc in _docstrings(path):
+                found += [f"{path.relative_to(REPO_ROOT)}:{line}: {m.group(0).strip()!r}"
+                          for m in OTHER_DIALECTS.finditer(doc)]
+    assert found == [], ("docstrings in another dialect than fennec.metrics' Google-style sections "
+                         f"(Args:/Returns:/Raises:/Shape:/Note:/Example:): {found}")
+
+
+@pytest.mark.parametrize("doc", [
+    "Sum.\n\n    Parameters\n    ----------\n    x : int\n        A number.\n",
+    "Sum.\n\n    Returns\n    -------\n    int\n",
+    "Sum.\n\n    :param x: a number.\n    :returns: the sum.\n",
+    "Sum.\n\n:raises ValueError: when x is negative.\n",
+])
+def test_the_dialect_check_finds_the_other_dialects(doc):
+    assert OTHER_DIALECTS.search(doc)
+
+
+def test_the_dialect_check_accepts_the_metrics_style():
+    from fennec.metrics import leep
+
+    doc = leep.__doc__
+    assert "Args:" in doc and "Returns:" in doc and "Example:" in doc
+    assert OTHER_DIALECTS.search(doc) is None

@@ -86,48 +86,37 @@ def hscore(features: Any, labels: Any, *, device: str | torch.device | None = No
 
     where ``⁺`` is the Moore–Penrose pseudo-inverse with relative cutoff ``1e-15``.
 
-    Parameters
-    ----------
-    features : array-like or torch.Tensor
-        ``(N, D)`` penultimate features of the target samples.
-    labels : array-like or torch.Tensor
-        ``(N,)`` class labels, integers or strings.
-    device : str or torch.device, optional
-        Where to compute. Default: the device of ``features`` when it is a tensor,
-        otherwise CUDA when available, otherwise the CPU.
+    Args:
+        features: ``(N, D)`` penultimate features of the target samples.
+        labels: ``(N,)`` class labels, integers or strings.
+        device: Where to compute. Default: the device of ``features`` when it is a tensor,
+            otherwise CUDA when available, otherwise the CPU.
 
-    Returns
-    -------
-    float
+    Returns:
         The H-score, ``>= 0``; higher means more transferable.
 
-    Raises
-    ------
-    InvalidInputError
-        On malformed input (see :func:`fennec.metrics._validation.check_features_labels`).
+    Raises:
+        InvalidInputError: On malformed input (see :func:`fennec.metrics._validation.check_features_labels`).
 
-    Shape
-    -----
-    - features: ``(N, D)``
-    - labels: ``(N,)``
-    - score: scalar
+    Shape:
+        - features: ``(N, D)``
+        - labels: ``(N,)``
+        - score: scalar
 
-    Notes
-    -----
-    Same formula and cutoff as tllib ``h_score``; differences: computed in float64 (tllib
-    keeps the caller's dtype, e.g. float32), the pseudo-inverse is taken with a symmetric
-    eigendecomposition (``cov(f)`` is symmetric PSD, so its singular values are its
-    eigenvalues), and ``tr(cov(f)⁺ cov(g))`` is evaluated as a weighted sum over the C class
-    means instead of forming the (N, D) matrix g. When N ≤ D (or features are
-    rank-deficient), ``cov(f)`` is singular and the tiny cutoff keeps round-off eigenvalues,
-    so the score is numerically unstable, as in the reference: prefer
-    :func:`hscore_regularized` there.
+    Note:
+        Same formula and cutoff as tllib ``h_score``; differences: computed in float64 (tllib
+        keeps the caller's dtype, e.g. float32), the pseudo-inverse is taken with a symmetric
+        eigendecomposition (``cov(f)`` is symmetric PSD, so its singular values are its
+        eigenvalues), and ``tr(cov(f)⁺ cov(g))`` is evaluated as a weighted sum over the C class
+        means instead of forming the (N, D) matrix g. When N ≤ D (or features are
+        rank-deficient), ``cov(f)`` is singular and the tiny cutoff keeps round-off eigenvalues,
+        so the score is numerically unstable, as in the reference: prefer
+        :func:`hscore_regularized` there.
 
-    Examples
-    --------
-    >>> from fennec.metrics import hscore
-    >>> round(hscore([[0.0], [2.0], [4.0], [6.0]], [0, 0, 1, 1], device="cpu"), 6)  # 16/3 / 20/3
-    0.8
+    Example:
+        >>> from fennec.metrics import hscore
+        >>> round(hscore([[0.0], [2.0], [4.0], [6.0]], [0, 0, 1, 1], device="cpu"), 6)  # 16/3 / 20/3
+        0.8
     """
     checked = check_features_labels(features, labels, metric="hscore", device=device)
     x, y = checked.values, checked.labels
@@ -165,46 +154,35 @@ def hscore_regularized(features: Any, labels: Any, *, device: str | torch.device
             \\operatorname{cov}(g)\\big), \\qquad
         \\Sigma_\\alpha = (1 - \\alpha) S + \\alpha \\frac{\\operatorname{tr} S}{D} I
 
-    Parameters
-    ----------
-    features : array-like or torch.Tensor
-        ``(N, D)`` penultimate features of the target samples.
-    labels : array-like or torch.Tensor
-        ``(N,)`` class labels, integers or strings.
-    device : str or torch.device, optional
-        Where to compute. Default: the device of ``features`` when it is a tensor,
-        otherwise CUDA when available, otherwise the CPU.
+    Args:
+        features: ``(N, D)`` penultimate features of the target samples.
+        labels: ``(N,)`` class labels, integers or strings.
+        device: Where to compute. Default: the device of ``features`` when it is a tensor,
+            otherwise CUDA when available, otherwise the CPU.
 
-    Returns
-    -------
-    float
+    Returns:
         The regularised H-score, ``>= 0``; higher means more transferable.
 
-    Raises
-    ------
-    InvalidInputError
-        On malformed input (see :func:`fennec.metrics._validation.check_features_labels`).
+    Raises:
+        InvalidInputError: On malformed input (see :func:`fennec.metrics._validation.check_features_labels`).
 
-    Shape
-    -----
-    - features: ``(N, D)``
-    - labels: ``(N,)``
-    - score: scalar
+    Shape:
+        - features: ``(N, D)``
+        - labels: ``(N,)``
+        - score: scalar
 
-    Notes
-    -----
-    Same as tllib ``regularized_h_score`` (float64, centred features, Ledoit–Wolf with the
-    biased covariance as in ``sklearn.covariance.LedoitWolf(assume_centered=False)``,
-    ``cov(g)`` unbiased, pseudo-inverse cutoff 1e-15). The shrinkage is computed in closed
-    form in torch rather than by scikit-learn; the two agree to round-off. When the
-    empirical covariance is already a multiple of the identity (e.g. D = 1) the shrinkage
-    is 0, as in scikit-learn.
+    Note:
+        Same as tllib ``regularized_h_score`` (float64, centred features, Ledoit–Wolf with the
+        biased covariance as in ``sklearn.covariance.LedoitWolf(assume_centered=False)``,
+        ``cov(g)`` unbiased, pseudo-inverse cutoff 1e-15). The shrinkage is computed in closed
+        form in torch rather than by scikit-learn; the two agree to round-off. When the
+        empirical covariance is already a multiple of the identity (e.g. D = 1) the shrinkage
+        is 0, as in scikit-learn.
 
-    Examples
-    --------
-    >>> from fennec.metrics import hscore_regularized
-    >>> round(hscore_regularized([[0.0], [2.0], [4.0], [6.0]], [0, 0, 1, 1], device="cpu"), 6)  # 16/3 / 5
-    1.066667
+    Example:
+        >>> from fennec.metrics import hscore_regularized
+        >>> round(hscore_regularized([[0.0], [2.0], [4.0], [6.0]], [0, 0, 1, 1], device="cpu"), 6)  # 16/3 / 5
+        1.066667
     """
     checked = check_features_labels(features, labels, metric="hscore_regularized", device=device)
     x, y = checked.values, checked.labels

@@ -30,21 +30,16 @@ _NAME = "leep"
 def log_eep_score(theta: torch.Tensor, y: torch.Tensor, n_classes: int) -> torch.Tensor:
     """Mean log expected empirical prediction, a 0-d float64 tensor.
 
-    Parameters
-    ----------
-    theta : torch.Tensor
-        ``(N, Z)`` float64, each row a distribution over the Z source (or mixture) classes.
-    y : torch.Tensor
-        ``(N,)`` int64 target labels in ``0..n_classes-1``.
-    n_classes : int
-        Number of target classes C.
+    Args:
+        theta: ``(N, Z)`` float64, each row a distribution over the Z source (or mixture) classes.
+        y: ``(N,)`` int64 target labels in ``0..n_classes-1``.
+        n_classes: Number of target classes C.
 
-    Notes
-    -----
-    A source class ``z`` that receives zero probability from every sample has an undefined
-    conditional ``P̂(y|z) = 0/0``; the reference code returns NaN then. Such a column
-    contributes ``θ_iz · P̂(y|z) = 0`` to every EEP whatever value it is given, so it is set
-    to 0 here and the score stays finite.
+    Note:
+        A source class ``z`` that receives zero probability from every sample has an undefined
+        conditional ``P̂(y|z) = 0/0``; the reference code returns NaN then. Such a column
+        contributes ``θ_iz · P̂(y|z) = 0`` to every EEP whatever value it is given, so it is set
+        to 0 here and the score stays finite.
     """
     n = theta.shape[0]
     joint = one_hot(y, n_classes, dtype=theta.dtype).T @ theta  # (C, Z): Σ_{i: y_i = y} θ_iz
@@ -85,50 +80,39 @@ def leep(probabilities: Any, labels: Any, *, device: str | torch.device | None =
 
     The score is at most 0 (reached when the source classes determine the target labels).
 
-    Parameters
-    ----------
-    probabilities : array-like or torch.Tensor
-        ``(N, C_s)`` source-model class probabilities on the target samples: non-negative,
-        each row summing to 1 (apply a softmax to the logits first).
-    labels : array-like or torch.Tensor
-        ``(N,)`` target class labels, integers or strings; any values (remapped internally).
-    device : str or torch.device, optional
-        Where to compute. Default: the device of ``probabilities`` when it is a tensor,
-        otherwise CUDA when available, otherwise the CPU.
+    Args:
+        probabilities: ``(N, C_s)`` source-model class probabilities on the target samples: non-negative,
+            each row summing to 1 (apply a softmax to the logits first).
+        labels: ``(N,)`` target class labels, integers or strings; any values (remapped internally).
+        device: Where to compute. Default: the device of ``probabilities`` when it is a tensor,
+            otherwise CUDA when available, otherwise the CPU.
 
-    Returns
-    -------
-    float
+    Returns:
         The LEEP score, ``<= 0``; higher means more transferable.
 
-    Raises
-    ------
-    InvalidInputError
-        On malformed input (see :func:`fennec.metrics._validation.check_probabilities`):
-        wrong shapes, NaN/inf, negative values, rows not summing to 1, fewer than 2 classes.
+    Raises:
+        InvalidInputError: On malformed input (see :func:`fennec.metrics._validation.check_probabilities`):
+            wrong shapes, NaN/inf, negative values, rows not summing to 1, fewer than 2 classes.
 
-    Shape
-    -----
-    - probabilities: ``(N, C_s)``
-    - labels: ``(N,)``
-    - score: scalar
+    Shape:
+        - probabilities: ``(N, C_s)``
+        - labels: ``(N,)``
+        - score: scalar
 
-    Notes
-    -----
-    Follows the official log version (thuml/LogME ``LEEP.py``, tllib
-    ``log_expected_empirical_prediction``), in float64. Deviation from that code: a source
-    class with zero probability on every sample would make the reference return NaN (0/0
-    in ``P̂(y|z)``); here it contributes nothing, as it does mathematically. The SFDA
-    repository's ``LEEP`` returns the mean EEP without the log; that is a different number
-    (and can rank models differently) and is not what this function returns.
+    Note:
+        Follows the official log version (thuml/LogME ``LEEP.py``, tllib
+        ``log_expected_empirical_prediction``), in float64. Deviation from that code: a source
+        class with zero probability on every sample would make the reference return NaN (0/0
+        in ``P̂(y|z)``); here it contributes nothing, as it does mathematically. The SFDA
+        repository's ``LEEP`` returns the mean EEP without the log; that is a different number
+        (and can rank models differently) and is not what this function returns.
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from fennec.metrics import leep
-    >>> p = np.array([[0.8, 0.2], [0.6, 0.4], [0.7, 0.3], [0.1, 0.9]])
-    >>> round(leep(p, [0, 0, 1, 1], device="cpu"), 6)
-    -0.613951
+    Example:
+        >>> import numpy as np
+        >>> from fennec.metrics import leep
+        >>> p = np.array([[0.8, 0.2], [0.6, 0.4], [0.7, 0.3], [0.1, 0.9]])
+        >>> round(leep(p, [0, 0, 1, 1], device="cpu"), 6)
+        -0.613951
     """
     checked = check_probabilities(probabilities, labels, metric=_NAME, device=device)
     score = log_eep_score(checked.values, checked.labels, checked.n_classes)

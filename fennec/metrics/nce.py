@@ -51,50 +51,39 @@ def nce(probabilities: Any, labels: Any, *, device: str | torch.device | None = 
 
     The score is at most 0 (0 when each pseudo-label determines the target label).
 
-    Parameters
-    ----------
-    probabilities : array-like or torch.Tensor
-        ``(N, C_s)`` source-model class probabilities on the target samples: non-negative,
-        each row summing to 1. Only their argmax is used.
-    labels : array-like or torch.Tensor
-        ``(N,)`` target class labels, integers or strings.
-    device : str or torch.device, optional
-        Where to compute. Default: the device of ``probabilities`` when it is a tensor,
-        otherwise CUDA when available, otherwise the CPU.
+    Args:
+        probabilities: ``(N, C_s)`` source-model class probabilities on the target samples: non-negative,
+            each row summing to 1. Only their argmax is used.
+        labels: ``(N,)`` target class labels, integers or strings.
+        device: Where to compute. Default: the device of ``probabilities`` when it is a tensor,
+            otherwise CUDA when available, otherwise the CPU.
 
-    Returns
-    -------
-    float
+    Returns:
         The NCE score, ``<= 0`` (up to ~1e-18 from the 1e-20 offset); higher means more
         transferable.
 
-    Raises
-    ------
-    InvalidInputError
-        On malformed input (see :func:`fennec.metrics._validation.check_probabilities`).
+    Raises:
+        InvalidInputError: On malformed input (see :func:`fennec.metrics._validation.check_probabilities`).
 
-    Shape
-    -----
-    - probabilities: ``(N, C_s)``
-    - labels: ``(N,)``
-    - score: scalar
+    Shape:
+        - probabilities: ``(N, C_s)``
+        - labels: ``(N,)``
+        - score: scalar
 
-    Notes
-    -----
-    Same arithmetic as tllib, including the ``1e-20`` added to ``P̂(y|z)`` inside the entropy
-    term (``-q log q`` with ``q = P̂(y|z) + 1e-20``) and the restriction to pseudo-labels that
-    occur. The joint is built from integer counts divided by N (tllib accumulates ``1/N``
-    per sample), which can change the score in the last few bits only. The reference takes
-    hard pseudo-labels from the caller; here the argmax is taken inside, so the input is the
-    same probability matrix LEEP takes.
+    Note:
+        Same arithmetic as tllib, including the ``1e-20`` added to ``P̂(y|z)`` inside the entropy
+        term (``-q log q`` with ``q = P̂(y|z) + 1e-20``) and the restriction to pseudo-labels that
+        occur. The joint is built from integer counts divided by N (tllib accumulates ``1/N``
+        per sample), which can change the score in the last few bits only. The reference takes
+        hard pseudo-labels from the caller; here the argmax is taken inside, so the input is the
+        same probability matrix LEEP takes.
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from fennec.metrics import nce
-    >>> p = np.array([[0.8, 0.2], [0.6, 0.4], [0.7, 0.3], [0.1, 0.9]])
-    >>> round(nce(p, [0, 0, 1, 1], device="cpu"), 6)
-    -0.477386
+    Example:
+        >>> import numpy as np
+        >>> from fennec.metrics import nce
+        >>> p = np.array([[0.8, 0.2], [0.6, 0.4], [0.7, 0.3], [0.1, 0.9]])
+        >>> round(nce(p, [0, 0, 1, 1], device="cpu"), 6)
+        -0.477386
     """
     checked = check_probabilities(probabilities, labels, metric=_NAME, device=device)
     p, y = checked.values, checked.labels

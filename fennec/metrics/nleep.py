@@ -154,84 +154,67 @@ def nleep(features: Any, labels: Any, *, component_ratio: int = 5, pca_variance:
         \\mathrm{NLEEP} = \\frac{1}{N} \\sum_{i=1}^{N}
             \\log \\Big( \\sum_{k=1}^{K} \\hat P(y_i \\mid k)\\, p(k \\mid x_i) \\Big)
 
-    Parameters
-    ----------
-    features : array-like or torch.Tensor
-        ``(N, D)`` penultimate features of the target samples.
-    labels : array-like or torch.Tensor
-        ``(N,)`` class labels, integers or strings. Each class needs at least 2 samples.
-    component_ratio : int, default 5
-        Mixture components per class (the reference uses 5; its scripts use 1 for Food and
-        Pets). The number of components is capped at N, with a warning.
-    pca_variance : float, default 0.8
-        Fraction of variance the PCA keeps, in (0, 1]; 1 keeps every non-null component.
-    seed : int, default 0
-        ``random_state`` of the mixture (its k-means initialisation). The score is a
-        deterministic function of the input and the seed.
-    device : str or torch.device, optional
-        Where the PCA and LEEP parts run. Default: the device of ``features`` when it is a
-        tensor, otherwise CUDA when available, otherwise the CPU. The mixture is always
-        fitted by scikit-learn on the CPU.
+    Args:
+        features: ``(N, D)`` penultimate features of the target samples.
+        labels: ``(N,)`` class labels, integers or strings. Each class needs at least 2 samples.
+        component_ratio: Mixture components per class (the reference uses 5; its scripts use 1 for Food and
+            Pets). The number of components is capped at N, with a warning.
+        pca_variance: Fraction of variance the PCA keeps, in (0, 1]; 1 keeps every non-null component.
+        seed: ``random_state`` of the mixture (its k-means initialisation). The score is a
+            deterministic function of the input and the seed.
+        device: Where the PCA and LEEP parts run. Default: the device of ``features`` when it is a
+            tensor, otherwise CUDA when available, otherwise the CPU. The mixture is always
+            fitted by scikit-learn on the CPU.
 
-    Returns
-    -------
-    float
+    Returns:
         The NLEEP score, ``<= 0``; higher means more transferable.
 
-    Raises
-    ------
-    InvalidInputError
-        On malformed input (see :func:`fennec.metrics._validation.check_features_labels`),
-        a class with fewer than 2 samples, or invalid options.
-    MetricComputationError
-        When no mixture could be fitted (see Notes) or all features are identical.
+    Raises:
+        InvalidInputError: On malformed input (see :func:`fennec.metrics._validation.check_features_labels`),
+            a class with fewer than 2 samples, or invalid options.
+        MetricComputationError: When no mixture could be fitted (see Note) or all features are identical.
 
-    Warns
-    -----
-    FallbackWarning (a UserWarning)
-        When the number of components is capped at N, or when the full-covariance mixture
-        fails and a fallback is used.
+    Warns:
+        FallbackWarning: (a UserWarning) when the number of components is capped at N, or when
+            the full-covariance mixture fails and a fallback is used.
 
-    Shape
-    -----
-    - features: ``(N, D)``
-    - labels: ``(N,)``
-    - score: scalar
+    Shape:
+        - features: ``(N, D)``
+        - labels: ``(N,)``
+        - score: scalar
 
-    Notes
-    -----
-    **Log or not.** The NLEEP paper defines the score as LEEP on mixture posteriors, i.e.
-    the mean *log* EEP. The SFDA / PED reference code (``metrics.NLEEP``) returns the mean
-    EEP *without* the log, like its own LEEP variant. fennec returns the log version, to
-    match the paper and :func:`fennec.metrics.leep` (both metrics are then the same
-    function of their pseudo-probabilities). The two are not monotone transforms of each
-    other across models (mean of logs vs. log of means), so rankings can differ from the
-    SFDA/PED tables, which use the no-log version.
+    Note:
+        **Log or not.** The NLEEP paper defines the score as LEEP on mixture posteriors, i.e.
+        the mean *log* EEP. The SFDA / PED reference code (``metrics.NLEEP``) returns the mean
+        EEP *without* the log, like its own LEEP variant. fennec returns the log version, to
+        match the paper and :func:`fennec.metrics.leep` (both metrics are then the same
+        function of their pseudo-probabilities). The two are not monotone transforms of each
+        other across models (mean of logs vs. log of means), so rankings can differ from the
+        SFDA/PED tables, which use the no-log version.
 
-    **Determinism.** The reference uses ``random_state=None`` and so is not reproducible;
-    here the mixture is seeded. Because the k-means initialisation draws sample positions,
-    permuting the samples can change the score slightly; relabelling the classes cannot.
+        **Determinism.** The reference uses ``random_state=None`` and so is not reproducible;
+        here the mixture is seeded. Because the k-means initialisation draws sample positions,
+        permuting the samples can change the score slightly; relabelling the classes cannot.
 
-    **Fallbacks.** With many components per sample (the reference's 5 · C components in a
-    space of dozens of PCA dimensions) the full-covariance fit can fail with "ill-defined
-    empirical covariance". Instead of failing, fennec retries with full covariance and
-    ``reg_covar = 1e-3 · mean variance of the PCA features``, then with diagonal
-    covariance and that ``reg_covar``, warning each time; if all fail,
-    :class:`~fennec.errors.MetricComputationError` is raised.
+        **Fallbacks.** With many components per sample (the reference's 5 · C components in a
+        space of dozens of PCA dimensions) the full-covariance fit can fail with "ill-defined
+        empirical covariance". Instead of failing, fennec retries with full covariance and
+        ``reg_covar = 1e-3 · mean variance of the PCA features``, then with diagonal
+        covariance and that ``reg_covar``, warning each time; if all fail,
+        :class:`~fennec.errors.MetricComputationError` is raised.
 
-    **PCA.** Computed exactly from the eigendecomposition of the smaller Gram matrix
-    (what scikit-learn's exact solver gives, up to column signs and round-off).
+        **PCA.** Computed exactly from the eigendecomposition of the smaller Gram matrix
+        (what scikit-learn's exact solver gives, up to column signs and round-off).
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from fennec.metrics import nleep
-    >>> rng = np.random.default_rng(0)
-    >>> labels = np.repeat(np.arange(3), 50)
-    >>> features = rng.normal(size=(150, 8)) + 1.0 * labels[:, None]
-    >>> score = nleep(features, labels, component_ratio=5, seed=0)
-    >>> bool(score > nleep(features, rng.permutation(labels), component_ratio=5, seed=0))
-    True
+    Example:
+        >>> import numpy as np
+        >>> from fennec.metrics import nleep
+        >>> rng = np.random.default_rng(0)
+        >>> labels = np.repeat(np.arange(3), 50)
+        >>> features = rng.normal(size=(150, 8)) + 1.0 * labels[:, None]
+        >>> score = nleep(features, labels, component_ratio=5, seed=0)
+        >>> bool(score > nleep(features, rng.permutation(labels), component_ratio=5, seed=0))
+        True
     """
     if isinstance(component_ratio, bool) or not isinstance(component_ratio, (int, np.integer)) \
             or component_ratio < 1:

@@ -192,77 +192,62 @@ def parc(features: Any, labels: Any, *, n_dims: int = 32, seed: int = 1919, max_
         \\mathrm{PARC} = 100 \\cdot \\rho_{\\mathrm{Spearman}}\\big(
             \\{\\mathrm{RDM}_f[i, j]\\}_{i<j},\\ \\{\\mathrm{RDM}_y[i, j]\\}_{i<j}\\big)
 
-    Parameters
-    ----------
-    features : array-like or torch.Tensor
-        ``(N, D)`` penultimate features of the target samples, ``D >= 2``.
-    labels : array-like or torch.Tensor
-        ``(N,)`` class labels, integers or strings.
-    n_dims : int, default 32
-        PCA dimension (the reference's 32); no PCA when D <= ``n_dims``. At least 2.
-    seed : int, default 1919
-        Seed of the randomized PCA (the reference's ``random_state=1919``) and of the
-        subsample drawn when N > ``max_samples``.
-    max_samples : int, default 5000
-        Cap on the samples compared. The dissimilarity matrices are N × N, so time and memory
-        grow as N²: at 5000 samples, 12.5 million pairs and about 1 GB of float64
-        temporaries. Above the cap, a class-balanced subsample of ``max_samples`` rows is
-        drawn deterministically from ``seed`` (every class an equal share, small classes
-        kept whole); it must then be at least 2 · C. At the cap the score takes a few
-        seconds on a CPU.
-    device : str or torch.device, optional
-        Where to compute. Default: the device of ``features`` when it is a tensor,
-        otherwise CUDA when available, otherwise the CPU.
+    Args:
+        features: ``(N, D)`` penultimate features of the target samples, ``D >= 2``.
+        labels: ``(N,)`` class labels, integers or strings.
+        n_dims: PCA dimension (the reference's 32); no PCA when D <= ``n_dims``. At least 2.
+        seed: Seed of the randomized PCA (the reference's ``random_state=1919``) and of the
+            subsample drawn when N > ``max_samples``.
+        max_samples: Cap on the samples compared. The dissimilarity matrices are N × N, so time and memory
+            grow as N²: at 5000 samples, 12.5 million pairs and about 1 GB of float64
+            temporaries. Above the cap, a class-balanced subsample of ``max_samples`` rows is
+            drawn deterministically from ``seed`` (every class an equal share, small classes
+            kept whole); it must then be at least 2 · C. At the cap the score takes a few
+            seconds on a CPU.
+        device: Where to compute. Default: the device of ``features`` when it is a tensor,
+            otherwise CUDA when available, otherwise the CPU.
 
-    Returns
-    -------
-    float
+    Returns:
         The PARC score in [-100, 100]; higher means more transferable.
 
-    Raises
-    ------
-    InvalidInputError
-        On malformed input (see :func:`fennec.metrics._validation.check_features_labels`),
-        D < 2, no class with 2 samples, or invalid options.
-    MetricComputationError
-        When a sample's standardised feature vector is constant (its correlation with the
-        others is undefined) or all dissimilarities are equal.
+    Raises:
+        InvalidInputError: On malformed input (see :func:`fennec.metrics._validation.check_features_labels`),
+            D < 2, no class with 2 samples, or invalid options.
+        MetricComputationError: When a sample's standardised feature vector is constant (its correlation with the
+            others is undefined) or all dissimilarities are equal.
 
-    Shape
-    -----
-    - features: ``(N, D)``
-    - labels: ``(N,)``
-    - score: scalar
+    Shape:
+        - features: ``(N, D)``
+        - labels: ``(N,)``
+        - score: scalar
 
-    Notes
-    -----
-    Computation: the label RDM of one-hot vectors takes exactly two values, 0 for a pair in
-    the same class and ``C/(C-1)`` otherwise, so its ranks are those of the indicator
-    "different class", and the Spearman correlation is the Pearson correlation of the
-    feature-RDM ranks (ties averaged, as ``scipy.stats.spearmanr``) with that indicator.
-    No N × N label matrix is built, and the ranking is a torch sort.
+    Note:
+        Computation: the label RDM of one-hot vectors takes exactly two values, 0 for a pair in
+        the same class and ``C/(C-1)`` otherwise, so its ranks are those of the indicator
+        "different class", and the Spearman correlation is the Pearson correlation of the
+        feature-RDM ranks (ties averaged, as ``scipy.stats.spearmanr``) with that indicator.
+        No N × N label matrix is built, and the ranking is a torch sort.
 
-    Deviations from the reference code:
+        Deviations from the reference code:
 
-    * the label RDM's two values are exact; ``numpy.corrcoef`` of one-hot rows can differ
-      in the last bits between classes, which breaks some of its ties at random;
-    * the PCA keeps at most N - 1 dimensions (the reference allows N, whose last component
-      is round-off noise that standardisation then blows up to unit variance);
-    * the PCA sign convention is scikit-learn's current one (>= 1.5); versions of 2021, which
-      the published numbers used, fixed signs on the scores instead, and since the
-      standardised dimensions enter a per-sample correlation, signs change the score
-      slightly;
-    * the SFDA/PED copies subsample with a bug (the targets are taken from the features)
-      or not at all; here the subsample is class-balanced, seeded, and applied to features
-      and labels alike. Below the cap the score is invariant to the order of the samples;
-      above it, the subsample depends on that order.
+        * the label RDM's two values are exact; ``numpy.corrcoef`` of one-hot rows can differ
+          in the last bits between classes, which breaks some of its ties at random;
+        * the PCA keeps at most N - 1 dimensions (the reference allows N, whose last component
+          is round-off noise that standardisation then blows up to unit variance);
+        * the PCA sign convention is scikit-learn's current one (>= 1.5); versions of 2021, which
+          the published numbers used, fixed signs on the scores instead, and since the
+          standardised dimensions enter a per-sample correlation, signs change the score
+          slightly;
+        * the SFDA/PED copies subsample with a bug (the targets are taken from the features)
+          or not at all; here the subsample is class-balanced, seeded, and applied to features
+          and labels alike. Below the cap the score is invariant to the order of the samples;
+          above it, the subsample depends on that order.
 
-    Examples
-    --------
-    >>> from fennec.metrics import parc
-    >>> f = [[1.0, -1.0], [1.0, -1.0], [-1.0, 1.0], [-1.0, 1.0]]
-    >>> parc(f, [0, 0, 1, 1], device="cpu")
-    100.0
+    Example:
+        >>> from fennec.metrics import parc
+        >>> f = [[1.0, -1.0], [1.0, -1.0], [-1.0, 1.0], [-1.0, 1.0]]
+        >>> parc(f, [0, 0, 1, 1], device="cpu")
+        100.0
     """
     for name, value, low in (("n_dims", n_dims, 2), ("max_samples", max_samples, 4)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:

@@ -89,50 +89,38 @@ def transrate(features: Any, labels: Any, *, eps: float = 1e-4,
     The class term is a plain average over classes, not weighted by ``n_c``, and each
     ``R(f_c)`` uses its own ``n = n_c``.
 
-    Parameters
-    ----------
-    features : array-like or torch.Tensor
-        ``(N, D)`` penultimate features of the target samples.
-    labels : array-like or torch.Tensor
-        ``(N,)`` class labels, integers or strings.
-    eps : float, default 1e-4
-        Distortion ε of the coding rate (tllib's default). Must be positive and finite. The
-        score depends on the feature scale relative to ε.
-    device : str or torch.device, optional
-        Where to compute. Default: the device of ``features`` when it is a tensor,
-        otherwise CUDA when available, otherwise the CPU.
+    Args:
+        features: ``(N, D)`` penultimate features of the target samples.
+        labels: ``(N,)`` class labels, integers or strings.
+        eps: Distortion ε of the coding rate (tllib's default). Must be positive and finite. The
+            score depends on the feature scale relative to ε.
+        device: Where to compute. Default: the device of ``features`` when it is a tensor,
+            otherwise CUDA when available, otherwise the CPU.
 
-    Returns
-    -------
-    float
+    Returns:
         The TransRate score; higher means more transferable.
 
-    Raises
-    ------
-    InvalidInputError
-        On malformed input (see :func:`fennec.metrics._validation.check_features_labels`),
-        or when ``eps`` is not a positive finite number.
+    Raises:
+        InvalidInputError: On malformed input (see :func:`fennec.metrics._validation.check_features_labels`),
+            or when ``eps`` is not a positive finite number.
 
-    Shape
-    -----
-    - features: ``(N, D)``
-    - labels: ``(N,)``
-    - score: scalar
+    Shape:
+        - features: ``(N, D)``
+        - labels: ``(N,)``
+        - score: scalar
 
-    Notes
-    -----
-    Same quantity as tllib ``transrate``. Differences of method only: float64 throughout
-    (tllib forms ``fᵀf`` in the caller's dtype), and ``log det`` by a Cholesky factor of
-    the smaller Gram matrix, ``I_n + Z Zᵀ/(nε)`` when n < D (Sylvester's identity:
-    ``det(I_D + ZᵀZ/c) = det(I_n + ZZᵀ/c)``) instead of ``slogdet`` of the D × D matrix.
-    Tests check both against a direct D × D ``slogdet``.
+    Note:
+        Same quantity as tllib ``transrate``. Differences of method only: float64 throughout
+        (tllib forms ``fᵀf`` in the caller's dtype), and ``log det`` by a Cholesky factor of
+        the smaller Gram matrix, ``I_n + Z Zᵀ/(nε)`` when n < D (Sylvester's identity:
+        ``det(I_D + ZᵀZ/c) = det(I_n + ZZᵀ/c)``) instead of ``slogdet`` of the D × D matrix.
+        Tests check both against a direct D × D ``slogdet``.
 
-    Examples
-    --------
-    >>> from fennec.metrics import transrate
-    >>> # centred f = [-3, -2, 1, 4]: R(f) = ½ log 16, R(f_0) = ½ log 14, R(f_1) = ½ log 18
-    >>> round(transrate([[0.0], [1.0], [4.0], [7.0]], [0, 0, 1, 1], eps=0.5, device="cpu"), 6)
-    0.003937
+    Example:
+        >>> from fennec.metrics import transrate
+        >>> # centred f = [-3, -2, 1, 4]: R(f) = ½ log 16, R(f_0) = ½ log 14, R(f_1) = ½ log 18
+        >>> round(transrate([[0.0], [1.0], [4.0], [7.0]], [0, 0, 1, 1], eps=0.5, device="cpu"), 6)
+        0.003937
     """
     if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps <= 0:
         raise InvalidInputError(
