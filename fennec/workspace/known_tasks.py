@@ -252,7 +252,7 @@ def describe_known_tasks(tasks: Mapping[str, TaskData], *, proxy: str, proxy_sha
                     bar.update(len(names))
                     continue
                 desc = task_descriptor(sample, proxy=proxy, hub=hub, revision=proxy_sha, device=device)
-                if key is not None:
+                if key is not None and cache is not None:  # a key is made only with a cache
                     cache.put(key, desc)
                 _progress.note(f"task {label}: described {data.describe()}: {desc.n_samples} images, "
                                f"{desc.n_classes} classes, {time.perf_counter() - t0:.1f} s {where}",
