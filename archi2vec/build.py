@@ -330,12 +330,13 @@ def _parameters_on_meta() -> Iterator[None]:
         if param is not None and registered is not None and param.device.type != "meta":
             self._parameters[name] = type(registered)(param.to("meta"), requires_grad=param.requires_grad)
 
-    # patched for the duration of the build only (restored below)
+    # patched for the duration of the build only (restored below); mypy's method-assign forbids
+    # assigning to a method, which is what this patch is for
     nn.Module.register_parameter = register  # type: ignore[method-assign]
     try:
         yield
     finally:
-        nn.Module.register_parameter = original  # type: ignore[method-assign]
+        nn.Module.register_parameter = original  # type: ignore[method-assign]  # the patch undone
 
 
 def _describe(exc: BaseException) -> str:

@@ -178,18 +178,21 @@ class Preprocessing:
         timm_cfg: dict[str, Any] = pretrained_cfg if isinstance(pretrained_cfg, dict) else {}
         channels = int(config.get("num_channels") or 3)
         size = timm_cfg.get("input_size")
+        input_size: tuple[int, int, int]
         if isinstance(size, (list, tuple)) and len(size) == 3:
-            input_size = tuple(int(v) for v in size)
+            c, h, w = (int(v) for v in size)
+            input_size = (c, h, w)
         else:
             hw = _size(preprocessor.get("crop_size")) or _size(preprocessor.get("size"))
             if hw is None and isinstance(config.get("image_size"), int):
                 hw = (config["image_size"], config["image_size"])
-            input_size = (channels, *(hw or (224, 224)))
+            h, w = hw or (224, 224)
+            input_size = (channels, h, w)
         mean = timm_cfg.get("mean") or preprocessor.get("image_mean") or _IMAGENET_MEAN
         std = timm_cfg.get("std") or preprocessor.get("image_std") or _IMAGENET_STD
         interp = timm_cfg.get("interpolation") or _RESAMPLE.get(preprocessor.get("resample", -1), "bicubic")
         crop = timm_cfg.get("crop_pct") or preprocessor.get("crop_pct") or _crop_pct(preprocessor)
-        return cls(input_size=input_size, mean=tuple(float(v) for v in mean),  # type: ignore[arg-type]
+        return cls(input_size=input_size, mean=tuple(float(v) for v in mean),
                    std=tuple(float(v) for v in std), interpolation=str(interp), crop_pct=float(crop))
 
 
