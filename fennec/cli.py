@@ -42,7 +42,7 @@ import warnings
 from collections.abc import Collection
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fennec import constants
 from fennec.engine import RAY_ADDRESS_ENV
@@ -399,8 +399,9 @@ def _recommend(args: argparse.Namespace) -> int:
     from fennec.recommendation.options import DEFAULT_METRIC, RefineOptions, SamplingOptions
     from fennec.recommendation.recommender import recommend
 
-    refine = RefineOptions(**{k: v for k, v in (("metric", args.metric or DEFAULT_METRIC),
-                                                ("fusion_weight", args.fusion_weight)) if v is not None})
+    given: dict[str, Any] = {k: v for k, v in (("metric", args.metric or DEFAULT_METRIC),
+                                               ("fusion_weight", args.fusion_weight)) if v is not None}
+    refine = RefineOptions(**given)
     sampling = SamplingOptions(split=args.split, config=args.config, image_column=args.image_column,
                                label_column=args.label_column, max_samples=args.max_samples, seed=args.seed,
                                min_per_class=args.min_per_class)

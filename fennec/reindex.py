@@ -54,7 +54,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 
@@ -661,7 +661,7 @@ def _embed_all(items: list[tuple[int, str | None, ModelFiles, ModelRecord]], *, 
         units = [_embedding_unit(position, embedder, files, record, executor)
                  for position, (_, _, files, record) in leaders.items()]
         for result in executor.map(units):
-            position, key, _, record = leaders[result.key]
+            position, key, _, record = leaders[cast(int, result.key)]  # units are keyed by position
             try:
                 vector = _unit_vector(result, embedder, record)
             except UnsupportedModelError as e:

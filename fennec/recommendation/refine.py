@@ -19,7 +19,7 @@ import math
 import time
 import warnings
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -188,12 +188,13 @@ def _score_elsewhere(ids: list[str], sample: SampleLike, *, hub: Any, metric: st
     bar = _progress.bar(total=len(ids), desc=f"scoring candidates ({metric})", unit="models", enabled=progress)
     try:
         for r in executor.map(units):
+            model_id = cast(str, r.key)  # units are keyed by model id
             if r.ok:
-                scores[r.key] = r.value
+                scores[model_id] = r.value
             else:
                 why = "its worker was lost: " if r.lost else ""
-                scores[r.key] = CandidateScore(r.key, None, metric, None, f"{why}{type(r.error).__name__}: {r.error}",
-                                               0, r.seconds, False)
+                scores[model_id] = CandidateScore(model_id, None, metric, None,
+                                                  f"{why}{type(r.error).__name__}: {r.error}", 0, r.seconds, False)
             bar.update(1)
     finally:
         bar.close()
