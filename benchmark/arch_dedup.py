@@ -137,8 +137,7 @@ def run(hub_dir: Path, home: Path, *, dedup: bool, timeout: float) -> dict:
     with Archi2VecEmbedder(method="record", timeout=timeout) as embedder, \
             Catalog(home / constants.CATALOG_FILE) as cat:
         t, cpu = time.perf_counter(), time.process_time()
-        summary = reindex(hub=LocalHub(hub_dir), catalog=cat, index_dir=home / "index",
-                          embedder=embedder, dedup=dedup, batch_size=16)
+        summary = reindex(hub=LocalHub(hub_dir), catalog=cat, embedder=embedder, dedup=dedup, batch_size=16)
         wall, cpu = time.perf_counter() - t, time.process_time() - cpu
         ids, vectors = cat.vectors()
         unsupported = sorted(m.repo_id for m in cat.models(status="unsupported"))

@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         with HubServer(models_dir=work / "hub") as server, Catalog(work / "home" / constants.CATALOG_FILE) as cat:
             hub = HfHub(endpoint=server.url, cache_dir=work / "hf-cache", offline=False)
             t, cpu = time.perf_counter(), time.process_time()
-            summary = reindex(hub=hub, catalog=cat, index_dir=work / "home/index", embedder=embedder,
+            summary = reindex(hub=hub, catalog=cat, embedder=embedder,
                               limit=args.limit, batch_size=16, progress=sys.stderr.isatty())
             wall = time.perf_counter() - t
             cpu = time.process_time() - cpu  # this process only: the server's threads included

@@ -56,8 +56,8 @@ def reindex_once(hub_dir: Path, home: Path, *, dedup: bool, embedder, executor) 
 
     with Catalog(home / "catalog.sqlite") as cat:
         t = time.perf_counter()
-        summary = reindex(hub=LocalHub(hub_dir), catalog=cat, index_dir=home / "index",
-                          embedder=embedder, dedup=dedup, batch_size=16, executor=executor)
+        summary = reindex(hub=LocalHub(hub_dir), catalog=cat, embedder=embedder, dedup=dedup, batch_size=16,
+                          executor=executor)
         wall = time.perf_counter() - t
         ids, vectors = cat.vectors()
         states = sorted((m.repo_id, m.status) for m in cat.models(limit=None))

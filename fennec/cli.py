@@ -2,7 +2,7 @@
 
 Subcommands:
 
-- ``fennec reindex``: bring the catalog and the index up to date with the Hub (or a
+- ``fennec reindex``: bring the catalog up to date with the Hub (or a
   local folder hub): ``--limit``, ``--since``, ``--dry-run``, ``--hub``, ``--every 6h``.
 - ``fennec models``: list and search the catalog.
 - ``fennec import-results``: import the published transfer-result tables shipped with fennec
@@ -20,7 +20,7 @@ Subcommands:
 ``reindex`` and ``recommend`` take ``--ray [ADDRESS]`` (or ``FENNEC_RAY_ADDRESS``): their
 independent units run as Ray tasks (:mod:`fennec.engine`).
 
-The catalog and the index live in ``FENNEC_HOME`` (``--home``), by default
+The catalog and the fitted space live in ``FENNEC_HOME`` (``--home``), by default
 ``$HF_HOME/fennec``. Known errors are printed as one line; exit codes: 0 success, 1 error,
 2 usage (a bad flag, or a ``--device`` this machine does not have), 75 another reindex holds
 the lock, 130 interrupted. Errors and warnings are printed as ``fennec: error: …`` /
@@ -126,7 +126,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="index new and changed Hub models (configs only, no weights)")
     r.add_argument("--hub", help="Hub endpoint URL or a folder of Hub-style repositories "
                    "(default: HF_ENDPOINT, or FENNEC_LOCAL_HUB when HF_HUB_OFFLINE is set)")
-    r.add_argument("--home", type=Path, help="catalog and index folder (default: FENNEC_HOME)")
+    r.add_argument("--home", type=Path, help="catalog folder (default: FENNEC_HOME)")
     r.add_argument("--limit", type=_positive, help="process at most N models (oldest first)")
     r.add_argument("--since", type=_since, help="list models modified after this date instead "
                    "of the stored watermark (ISO 8601, UTC if no zone)")
@@ -137,8 +137,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="archi2vec graph capture: the eager recorder (default) or torch.export")
     r.add_argument("--dim", type=_positive, default=256, help="archi2vec vector length")
     r.add_argument("--no-retry-failed", action="store_true", help="do not retry failed models")
-    r.add_argument("--rebuild-index", action="store_true", help="rebuild the index, re-embedding "
-                   "models embedded by another archi2vec version (after an upgrade)")
+    r.add_argument("--rebuild-index", action="store_true", help="re-embed the models embedded by another "
+                   "archi2vec version, --dim or --method (after an upgrade)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     _ray_flag(r, "each architecture's embedding")
 
@@ -264,7 +264,7 @@ def _reindex(args: argparse.Namespace) -> int:
     LOG.info("Reindexing from %r into %s", hub, home)
 
     def once() -> None:
-        summary = reindex(hub=hub, catalog=catalog, index_dir=home / constants.ARCHI2VEC_INDEX_DIR, embedder=embedder,
+        summary = reindex(hub=hub, catalog=catalog, embedder=embedder,
                           limit=args.limit, since=args.since, dry_run=args.dry_run,
                           batch_size=args.batch_size, retry_failed=not args.no_retry_failed,
                           rebuild_index=args.rebuild_index,

@@ -37,8 +37,6 @@ DEFAULT_METRIC = "hscore_regularized"
 # A workspace (FENNEC_HOME, or the embedded zoo's, FENNEC_HOME/zoo; fennec.workspace):
 #: The catalog (:mod:`fennec.catalog`).
 CATALOG_FILE = "catalog.sqlite"
-#: The archi2vec index ``fennec reindex`` keeps beside the catalog.
-ARCHI2VEC_INDEX_DIR = "index"
 #: Beside the catalog: the lock a reindex (or a catalog repair) holds.
 REINDEX_LOCK_FILE = "reindex.lock"
 #: The link to the current fitted version (``.space.v<N>``, :mod:`fennec.workspace.history`).

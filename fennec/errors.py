@@ -212,7 +212,8 @@ class StorageError(FennecError, OSError):
 
 
 class IndexMismatchError(FennecError, ValueError):
-    """A saved index does not match what was asked for (dimension, metric or versions).
+    """A saved index does not match what was asked for (dimension, metric or versions), or
+    the catalog's vectors were made by another embedder than a reindex run's.
 
     ``field`` names what differs, ``expected`` and ``found`` its two values.
     """

@@ -1,16 +1,17 @@
-"""The FAISS index of model vectors, persisted beside the catalog.
+"""The FAISS index of vectors, persisted with checksums: the fitted space's model and task indexes.
 
-A :class:`ModelIndex` maps model ids (``org/name``) to int64 FAISS ids and back, answers
-"which models are closest to this vector" and supports add, update and remove for
-reindexing. It is derived data: :func:`open_index` rebuilds it from the catalog when it is
-missing or damaged, and refuses (with :class:`~fennec.errors.IndexMismatchError`) one built
-for another dimension, metric, embedder or transfer space.
+A :class:`ModelIndex` maps ids (``org/name``, task ids) to int64 FAISS ids and back, answers
+"which are closest to this vector" and supports add, update and remove. It is derived data:
+``fennec fit`` writes it from the catalog (the model index, ``space/index``) and the task
+descriptors (the task index, :mod:`fennec.task`); :meth:`ModelIndex.load` refuses (with
+:class:`~fennec.errors.IndexMismatchError`) one built for another dimension, metric,
+embedder or transfer space when told what to expect.
 
 On disk (``save(folder)``)::
 
     folder/meta.json               the sidecar: format, dim, metric, factory, kind,
                                    embedder_version, space_version, count, extra (free
-                                   notes such as the catalog generation), file names, sha256s
+                                   notes such as the task index's proxy), file names, sha256s
     folder/index-<token>.faiss     faiss.write_index
     folder/ids-<token>.json        [[faiss_id, model_id], ...] and the next free id
 
@@ -47,7 +48,7 @@ from fennec._io import sha256_file
 from fennec.errors import IndexCorruptedError, IndexMismatchError, InvalidInputError, UnknownIdError
 from fennec.validation import check_positive_int
 
-__all__ = ["FORMAT_VERSION", "IndexMeta", "ModelIndex", "open_index"]
+__all__ = ["FORMAT_VERSION", "IndexMeta", "ModelIndex"]
 
 LOG = logging.getLogger(__name__)
 
@@ -94,8 +95,8 @@ class IndexMeta:
                 raise IndexMismatchError(
                     f"The index at {where} has {field}={found!r}, but {want!r} is expected. "
                     "It was built by another version of fennec's embedder or transfer space; "
-                    "rebuild it from the catalog (open_index(..., rebuild=True), or "
-                    "`fennec reindex --rebuild-index`).", field=field, expected=want, found=found)
+                    "rebuild it (`fennec fit` writes the fitted space's indexes again).",
+                    field=field, expected=want, found=found)
 
 
 class ModelIndex:
@@ -397,43 +398,6 @@ class ModelIndex:
         if len(ids):
             index.add(ids, vectors)
         return index
-
-
-def open_index(folder: str | Path, catalog: Any, meta: IndexMeta, *, rebuild: bool = False,
-               stamp: dict[str, Any] | None = None) -> ModelIndex:
-    """The saved index in ``folder``, rebuilt from ``catalog`` if it is missing or damaged.
-
-    Args:
-        folder: where the index lives (beside the catalog).
-        catalog: a :class:`fennec.catalog.Catalog`; its ``ok`` models' vectors of version
-            ``meta.embedder_version`` are indexed when rebuilding.
-        meta: what the index must hold.
-        rebuild: rebuild even if a valid index exists (e.g. after a version change).
-        stamp: notes put in the ``extra`` of a rebuilt index before it is saved (e.g. the
-            catalog generation it reflects).
-
-    Raises:
-        IndexMismatchError: a valid saved index built for other versions or another
-            dimension/metric (pass ``rebuild=True`` to replace it).
-    """
-    folder = Path(folder)
-    if not rebuild:
-        try:
-            return ModelIndex.load(folder, expected=meta)
-        except IndexCorruptedError as e:
-            if (folder / "meta.json").exists():
-                LOG.warning("Rebuilding the index from the catalog: %s", e)
-            else:
-                LOG.info("No index at %s yet; building it from the catalog", folder)
-    ids, vectors = catalog.vectors(version=meta.embedder_version)
-    if len(ids) and vectors.shape[1] != meta.dim:
-        raise IndexMismatchError(
-            f"The catalog's vectors of version {meta.embedder_version!r} have dimension "
-            f"{vectors.shape[1]}, not {meta.dim}.", field="dim", expected=meta.dim, found=vectors.shape[1])
-    index = ModelIndex.from_vectors(ids, vectors, meta)
-    index.extra.update(stamp or {})
-    index.save(folder)
-    return index
 
 
 #: Below this many queries FAISS runs single-threaded: for one query, OpenMP's fork/join costs

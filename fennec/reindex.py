@@ -1,11 +1,11 @@
-"""Incremental reindexing: new and changed Hub models into the catalog and the index.
+"""Incremental reindexing: new and changed Hub models into the catalog.
 
 One run:
 
 1. takes an exclusive lock (``reindex.lock`` beside the catalog file), so two runs on one
    catalog never overlap;
-2. opens the index, rebuilding it from the catalog if it is missing, damaged, or does not
-   reflect the catalog's last committed batch (a crash between the two writes);
+2. checks that the embedder is the one the catalog's vectors were made by (its ``version``,
+   recorded in the catalog), unless ``rebuild_index`` asks to re-embed them with a new one;
 3. lists the models modified since the watermark (configs only, no weights), oldest first,
    plus the failed models whose retry backoff has expired and the models to re-embed for
    a new embedder version, skipping those already indexed at the same commit; ``limit``
@@ -17,11 +17,12 @@ One run:
    :func:`archi2vec.architecture_key`: the config without its labels, names and versions)
    reuses the vector, or the unsupported verdict, of an architecture it has already built
    (the catalog's ``architectures`` table, written in the batch's transaction); then commits
-   the batch to the catalog in one transaction together with the advanced watermark and a
-   generation counter, then updates the index in memory; the index is
-   saved every ``index_save_interval`` seconds and when the run ends or stops. It records
-   the generation it reflects, so an index that missed committed batches (a kill -9) is
-   rebuilt from the catalog on the next run.
+   the batch to the catalog in one transaction together with the advanced watermark.
+
+The catalog is the one store of the archi2vec vectors: ``fennec fit`` reads them from it
+(:meth:`fennec.catalog.Catalog.models`) and builds the transfer space's own index. (Earlier
+versions also kept a FAISS index of them in ``<home>/index`` that nothing read; such a folder
+is ignored and may be deleted.)
 
 A crash or Ctrl-C therefore loses at most the batch in flight, and the next run resumes
 from the watermark without duplicates (upserts are keyed by model id, already-indexed
@@ -36,8 +37,7 @@ the batch in flight.
 
 Example:
     >>> with Catalog(fennec_home() / "catalog.sqlite") as cat:  # doctest: +SKIP
-    ...     summary = reindex(hub=open_hub(), catalog=cat, index_dir=fennec_home() / "index",
-    ...                       embedder=Archi2VecEmbedder())
+    ...     summary = reindex(hub=open_hub(), catalog=cat, embedder=Archi2VecEmbedder())
     ...     print(summary.line())
 """
 
@@ -49,8 +49,8 @@ import logging
 import os
 import re
 import sqlite3
-import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -66,6 +66,7 @@ from fennec.errors import (
     GatedModelError,
     HubError,
     HubUnavailableError,
+    IndexMismatchError,
     InvalidInputError,
     MalformedModelError,
     ModelAccessError,
@@ -74,14 +75,15 @@ from fennec.errors import (
     UnsupportedModelError,
 )
 from fennec.hub import Hub, ModelFiles, ModelRecord
-from fennec.index import IndexMeta, ModelIndex, open_index
 
 __all__ = ["Archi2VecEmbedder", "Embedder", "ReindexSummary", "parse_duration", "reindex",
            "reindex_lock", "run_every"]
 
 LOG = logging.getLogger(__name__)
 
-GENERATION_KEY = "catalog_generation"
+#: The catalog state naming the embedder version its vectors are made by (written by the
+#: first run that embeds, and by a run with ``rebuild_index`` that changes it).
+EMBEDDER_KEY = "embedder_version"
 #: Listing starts this much before the watermark, so that models sharing the watermark's
 #: timestamp are not missed after a crash; already-indexed commits are skipped.
 WATERMARK_OVERLAP = timedelta(seconds=1)
@@ -244,7 +246,7 @@ def embed_remotely(settings: dict[str, Any], config: Any, library: str | None, m
 
 @dataclasses.dataclass
 class ReindexSummary:
-    """Counts of one run. ``added`` + ``updated`` models are in the index now."""
+    """Counts of one run. ``added`` + ``updated`` models have a vector in the catalog now."""
 
     listed: int = 0  # models the listing returned since the watermark
     skipped: int = 0  # already indexed at the same commit, or backing off
@@ -261,7 +263,6 @@ class ReindexSummary:
     seconds: float = 0.0
     watermark: datetime | None = None
     dry_run: bool = False
-    index_rebuilt: bool = False
     failures: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
     @property
@@ -304,20 +305,27 @@ def reindex_lock(path: str | Path) -> contextlib.AbstractContextManager[None]:
 # ---------------------------------------------------------------------------------------
 
 
-def _open_consistent_index(index_dir: Path, catalog: Catalog, meta: IndexMeta, *,
-                           rebuild: bool) -> tuple[ModelIndex, bool]:
-    """The saved index if it reflects the catalog's last batch, else one rebuilt from it."""
-    generation = catalog.get_state(GENERATION_KEY, "0")
-    stamp = {GENERATION_KEY: generation}
-    if rebuild:
-        return open_index(index_dir, catalog, meta, rebuild=True, stamp=stamp), True
-    index = open_index(index_dir, catalog, meta, stamp=stamp)
-    if index.extra.get(GENERATION_KEY) == generation:
-        return index, False
-    LOG.warning("The index reflects catalog generation %s, the catalog is at %s (a run stopped "
-                "between its two writes): rebuilding the index", index.extra.get(GENERATION_KEY),
-                generation)
-    return open_index(index_dir, catalog, meta, rebuild=True, stamp=stamp), True
+def _check_embedder(catalog: Catalog, embedder: Embedder, *, rebuild: bool) -> None:
+    """Refuse an embedder other than the one the catalog's vectors were made by (a run would
+    re-embed every model, as long as a first run, and mix two kinds of vectors meanwhile),
+    unless ``rebuild``; then record ``embedder``'s version as the catalog's.
+
+    A catalog of an earlier fennec records no version: its vectors name theirs, and a
+    catalog holding none of ``embedder.version`` belongs to another embedder.
+    """
+    recorded = catalog.get_state(EMBEDDER_KEY)
+    if recorded is None:
+        versions = catalog.vector_versions()
+        if versions and embedder.version not in versions:
+            recorded = max(versions, key=lambda v: (versions[v], v))
+    if recorded is not None and recorded != embedder.version and not rebuild:
+        raise IndexMismatchError(
+            f"The catalog {catalog.path}'s archi2vec vectors were made by the embedder {recorded!r}; this run's is "
+            f"{embedder.version!r} (another archi2vec version, dim or method). Run with the catalog's settings, or "
+            "pass rebuild_index to re-embed every model with the new embedder (as long as a first run).",
+            field="embedder_version", expected=recorded, found=embedder.version)
+    if recorded != embedder.version:
+        catalog.set_state(EMBEDDER_KEY, embedder.version)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -371,20 +379,20 @@ def _work_list(hub: Hub, catalog: Catalog, *, since: datetime | None, limit: int
     return work
 
 
-def reindex(*, hub: Hub, catalog: Catalog, index_dir: str | Path, embedder: Embedder,
+def reindex(*, hub: Hub, catalog: Catalog, embedder: Embedder,
             limit: int | None = None, since: datetime | None = None, dry_run: bool = False,
             batch_size: int = 16, retry_failed: bool = True, progress: bool = False,
             lock_path: str | Path | None = None, now: datetime | None = None,
-            rebuild_index: bool = False, index_save_interval: float = 30.0,
+            rebuild_index: bool = False,
             on_batch: Callable[[ReindexSummary], None] | None = None,
             dedup: bool = True, models: Sequence[ModelRecord] | None = None,
-            executor: Executor | None = None) -> ReindexSummary:
-    """Bring the catalog and the index up to date with the hub.
+            executor: Executor | None = None, index_dir: str | Path | None = None,
+            index_save_interval: float | None = None) -> ReindexSummary:
+    """Bring the catalog up to date with the hub.
 
     Args:
         hub: where models come from (:func:`fennec.hub.open_hub`).
-        catalog: the catalog to update.
-        index_dir: the index folder (beside the catalog).
+        catalog: the catalog to update (the one store of the vectors).
         embedder: config → vector (:class:`Archi2VecEmbedder`).
         limit: process at most this many models (oldest first), e.g. to spread a first run.
         since: list models modified after this aware datetime instead of the watermark.
@@ -392,16 +400,14 @@ def reindex(*, hub: Hub, catalog: Catalog, index_dir: str | Path, embedder: Embe
         batch_size: models per committed batch (the most a crash can lose).
         retry_failed: also retry failed models whose backoff has expired.
         progress: report progress on stderr (:mod:`fennec._progress`).
-        lock_path: the lock file; ``reindex.lock`` beside the catalog file by default
-            (beside ``index_dir`` for an in-memory catalog).
+        lock_path: the lock file; ``reindex.lock`` beside the catalog file by default (an
+            in-memory catalog, which no other process can open, takes no lock by default).
         now: a fixed time for every backoff decision (tests); by default the current time,
             read again for each failure recorded.
-        rebuild_index: replace a saved index built by another embedder version (after an
-            archi2vec upgrade); models embedded by another version are re-embedded, and
-            models another version could not embed are tried again.
-        index_save_interval: seconds between index saves (also saved at the end of the
-            run, and when it stops on an error or Ctrl-C). The catalog is committed after
-            every batch; an index that missed batches (kill -9) is rebuilt from it.
+        rebuild_index: accept an embedder other than the one the catalog's vectors were
+            made by (after an archi2vec upgrade, or another dim or method): models embedded
+            by another version are re-embedded, and models another version could not embed
+            are tried again. (The name is from when reindex also kept an index of the vectors.)
         on_batch: called with the running summary after each committed batch.
         dedup: build each architecture once when the embedder names architectures (an
             ``architecture_key(files, record)`` method); False builds every model (to
@@ -413,7 +419,9 @@ def reindex(*, hub: Hub, catalog: Catalog, index_dir: str | Path, embedder: Embe
         executor: where the embeddings run (:mod:`fennec.engine`): in this process by
             default; a :class:`~fennec.engine.RayExecutor` runs each model's embedding (one per
             architecture) as a Ray task, with the embedder's :meth:`~Archi2VecEmbedder.unit`.
-            The hub is read and the catalog and index written here either way, batch by batch.
+            The hub is read and the catalog written here either way, batch by batch.
+        index_dir, index_save_interval: of the index reindex no longer keeps; ignored, with
+            a :class:`DeprecationWarning` (they will be removed).
 
     Returns:
         A :class:`ReindexSummary`.
@@ -424,8 +432,16 @@ def reindex(*, hub: Hub, catalog: Catalog, index_dir: str | Path, embedder: Embe
             committed.
         HubUnavailableError: the listing kept failing, or the hub stayed unavailable for
             ``HUB_DOWN_AFTER`` models in a row; committed batches stay committed.
-        IndexMismatchError: the saved index was built by another embedder version.
+        IndexMismatchError: the catalog's vectors were made by another embedder version
+            (and ``rebuild_index`` is not set).
     """
+    given = [name for name, value in (("index_dir", index_dir), ("index_save_interval", index_save_interval))
+             if value is not None]
+    if given:
+        warnings.warn(f"reindex(): {' and '.join(given)} {'is' if len(given) == 1 else 'are'} ignored: the "
+                      "archi2vec vectors are kept in the catalog only, and reindex no longer writes an index "
+                      "folder (an existing one may be deleted). Drop the argument; it will be removed.",
+                      DeprecationWarning, stacklevel=2)
     if batch_size < 1:
         raise InvalidInputError(f"batch_size must be >= 1, got {batch_size}.")
     if limit is not None and limit < 1:
@@ -433,24 +449,21 @@ def reindex(*, hub: Hub, catalog: Catalog, index_dir: str | Path, embedder: Embe
     if executor is not None and executor.kind != "local" and not callable(getattr(embedder, "unit", None)):
         raise InvalidInputError(f"The embedder {type(embedder).__name__} cannot run on {executor.describe()}: it "
                                 "has no unit() method (Archi2VecEmbedder has one). Run without an executor.")
-    index_dir = Path(index_dir)
-    if lock_path is None:  # one lock per catalog, wherever its index lives
-        beside = Path(catalog.path).parent if catalog.path != ":memory:" else index_dir.parent
-        lock_path = beside / constants.REINDEX_LOCK_FILE
+    lock: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+    if lock_path is not None or catalog.path != ":memory:":  # one lock per catalog file
+        lock = reindex_lock(lock_path if lock_path is not None
+                            else Path(catalog.path).parent / constants.REINDEX_LOCK_FILE)
 
     def clock() -> datetime:  # read at each decision: a run may last hours
         return now if now is not None else _utcnow()
 
     summary = ReindexSummary(dry_run=dry_run)
     t0 = time.perf_counter()
-    with storage_errors(f"reindexing into {catalog.path} and {index_dir}",
-                        kept="Committed batches are kept; the next run resumes from them."), reindex_lock(lock_path):
+    with storage_errors(f"reindexing into {catalog.path}",
+                        kept="Committed batches are kept; the next run resumes from them."), lock:
         start = since if since is not None else catalog.watermark
-        meta = IndexMeta(embedder.dim, embedder_version=embedder.version)
-        index = None
         if not dry_run:
-            index, summary.index_rebuilt = _open_consistent_index(index_dir, catalog, meta,
-                                                                  rebuild=rebuild_index)
+            _check_embedder(catalog, embedder, rebuild=rebuild_index)
         work = _work_list(hub, catalog, since=start, limit=limit, retry_failed=retry_failed,
                           now=clock(), summary=summary, vector_version=embedder.version, models=models)
         LOG.info("%d models to process (%d listed since %s, %d skipped)", len(work), summary.listed,
@@ -461,42 +474,29 @@ def reindex(*, hub: Hub, catalog: Catalog, index_dir: str | Path, embedder: Embe
             summary.seconds = time.perf_counter() - t0
             summary.watermark = catalog.watermark
             return summary
-        assert index is not None  # opened above, as this is not a dry run
         bar = _progress.bar(total=len(work), desc="reindex", unit="models", enabled=progress)
-        saved_at, dirty = time.monotonic(), False
         unavailable = 0  # models in a row for which the hub was unavailable
         arch_key = getattr(embedder, "architecture_key", None) if dedup else None
         architectures: dict[str, _Built] = {}  # built in this run, by architecture key
         try:
             for batch in iter_batches(work, batch_size):
-                unavailable = _run_batch(batch, hub=hub, catalog=catalog, index=index,
-                                         embedder=embedder, clock=clock, summary=summary, bar=bar,
+                unavailable = _run_batch(batch, hub=hub, catalog=catalog, embedder=embedder,
+                                         clock=clock, summary=summary, bar=bar,
                                          unavailable=unavailable, arch_key=arch_key,
                                          architectures=architectures, advance=models is None,
                                          executor=executor)
-                dirty = True
-                if time.monotonic() - saved_at >= index_save_interval:
-                    index.save(index_dir)
-                    saved_at, dirty = time.monotonic(), False
                 summary.seconds = time.perf_counter() - t0
                 if on_batch is not None:
                     on_batch(summary)
         finally:
             bar.close()
-            if dirty:  # also on Ctrl-C or a Hub outage: keep what the catalog committed
-                propagating = sys.exc_info()[1] is not None  # the error the user is told about
-                try:
-                    index.save(index_dir)
-                except Exception as e:  # the next run rebuilds the index from the catalog
-                    LOG.log(logging.INFO if propagating else logging.ERROR,
-                            "Could not save the index (%s); the next run rebuilds it", e)
         summary.watermark = catalog.watermark
         summary.seconds = time.perf_counter() - t0
     LOG.info("reindex: %s", summary.line())
     return summary
 
 
-def _run_batch(batch: list[_Work], *, hub: Hub, catalog: Catalog, index: ModelIndex,
+def _run_batch(batch: list[_Work], *, hub: Hub, catalog: Catalog,
                embedder: Embedder, clock: Callable[[], datetime], summary: ReindexSummary,
                bar: Any, unavailable: int,
                arch_key: Callable[[ModelFiles, ModelRecord], str | None] | None = None,
@@ -566,7 +566,6 @@ def _run_batch(batch: list[_Work], *, hub: Hub, catalog: Catalog, index: ModelIn
         else:
             outcomes[position] = ("ok", repo_id, record, embedded, None)
         bar.update(1)
-    removed: list[str] = []
     with catalog.transaction():
         for key, built in new_architectures:
             catalog.put_architecture(key, embedder.version, vector=built.vector,
@@ -587,7 +586,6 @@ def _run_batch(batch: list[_Work], *, hub: Hub, catalog: Catalog, index: ModelIn
                 catalog.mark_unsupported(record, str(payload), kind=reason,
                                          embedder_version=unsupported_by)
                 summary.unsupported += 1
-                removed.append(repo_id)
             else:
                 if known is None and record is not None:  # keep what the listing said about it
                     catalog.upsert_model(record, status="failed")
@@ -595,22 +593,11 @@ def _run_batch(batch: list[_Work], *, hub: Hub, catalog: Catalog, index: ModelIn
                                        now=clock())
                 summary.failed += 1
                 summary.failures.append((repo_id, str(payload)))
-                removed.append(repo_id)
         # only the listing moves the watermark: models looked up from the catalog are older
         listed = [w.record.last_modified for w in batch
                   if w.record is not None and w.record.last_modified is not None]
         if listed and advance:
             catalog.advance_watermark(max(listed))
-        generation = str(int(catalog.get_state(GENERATION_KEY, "0")) + 1)
-        catalog.set_state(GENERATION_KEY, generation)
-    # the catalog is committed; now the index (a crash here is repaired on the next run)
-    ok = [(outcomes[p][1], outcomes[p][3]) for p in sorted(outcomes) if outcomes[p][0] == "ok"]
-    if ok:
-        index.upsert([m for m, _ in ok], np.stack([v for _, v in ok]))
-    index.remove(removed)
-    # stamped only once the batch is fully applied: an index saved after a failure half-way
-    # through carries the previous generation, and is rebuilt on the next run
-    index.extra[GENERATION_KEY] = generation
     summary.batches += 1
     return unavailable
 

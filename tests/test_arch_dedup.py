@@ -200,8 +200,7 @@ def test_reindex_builds_each_architecture_once_and_reuses_it_later(finetunes_hub
     built = counting(monkeypatch)
     embedder = Archi2VecEmbedder(dim=64, isolate=False)
     with Catalog(tmp_path / "home" / "catalog.sqlite") as cat:
-        s = reindex(hub=LocalHub(finetunes_hub), catalog=cat, index_dir=tmp_path / "home" / "index",
-                    embedder=embedder, batch_size=4)
+        s = reindex(hub=LocalHub(finetunes_hub), catalog=cat, embedder=embedder, batch_size=4)
         # vit (3 labels), vit (7 labels), resnet, the refused one: 4 builds for 9 models
         assert (s.added, s.unsupported, s.built, s.reused) == (7, 2, 4, 5)
         assert len(built) == 4 and "built 4, reused 5" in s.line()
@@ -223,8 +222,7 @@ def test_reindex_builds_each_architecture_once_and_reuses_it_later(finetunes_hub
                     weights=False)
         write_model(finetunes_hub, "org/bad9", config=dict(TINY_VIT, hidden_size="32"), weights=False)
         built.clear()
-        s2 = reindex(hub=LocalHub(finetunes_hub), catalog=cat, index_dir=tmp_path / "home" / "index",
-                     embedder=Archi2VecEmbedder(dim=64, isolate=False))
+        s2 = reindex(hub=LocalHub(finetunes_hub), catalog=cat, embedder=Archi2VecEmbedder(dim=64, isolate=False))
         assert (s2.added, s2.unsupported, s2.built, s2.reused, len(built)) == (1, 1, 0, 2, 0)
         assert np.array_equal(cat.get_model("org/vit-ft9").vector, by_id["org/vit-ft0"])
 
@@ -235,8 +233,8 @@ def test_without_dedup_every_model_is_built_and_vectors_are_the_same(finetunes_h
     for dedup in (True, False):
         home = tmp_path / f"home-{dedup}"
         with Catalog(home / "catalog.sqlite") as cat:
-            s = reindex(hub=LocalHub(finetunes_hub), catalog=cat, index_dir=home / "index",
-                        embedder=Archi2VecEmbedder(dim=64, isolate=False), dedup=dedup)
+            s = reindex(hub=LocalHub(finetunes_hub), catalog=cat, embedder=Archi2VecEmbedder(dim=64, isolate=False),
+                        dedup=dedup)
             results[dedup] = cat.vectors()
             if not dedup:
                 assert (s.built, s.reused) == (9, 0)
@@ -255,8 +253,7 @@ def test_an_unexpected_embedder_failure_is_not_remembered(finetunes_hub, tmp_pat
 
     monkeypatch.setattr(archi2vec, "embed", broken)
     with Catalog(tmp_path / "c.sqlite") as cat:
-        s = reindex(hub=LocalHub(finetunes_hub), catalog=cat, index_dir=tmp_path / "index",
-                    embedder=Archi2VecEmbedder(dim=64, isolate=False))
+        s = reindex(hub=LocalHub(finetunes_hub), catalog=cat, embedder=Archi2VecEmbedder(dim=64, isolate=False))
         assert s.failed == 9 and len(calls) == 9  # each tried on its own
         assert cat._db.execute("SELECT COUNT(*) FROM architectures WHERE vector IS NOT NULL"
                                ).fetchone()[0] == 0

@@ -216,7 +216,7 @@ class Elsewhere(Executor):
 
 def reindexed(hub_dir, home, **kw):
     with Catalog(home / "catalog.sqlite") as cat:
-        s = reindex(hub=LocalHub(hub_dir), catalog=cat, index_dir=home / "index", batch_size=4,
+        s = reindex(hub=LocalHub(hub_dir), catalog=cat, batch_size=4,
                     embedder=Archi2VecEmbedder(dim=64, isolate=False), **kw)
         ids, vectors = cat.vectors()
         states = {m.repo_id: (m.status, m.error_type) for m in cat.models(limit=None)}
@@ -275,7 +275,7 @@ def test_an_embedder_without_units_cannot_run_elsewhere(finetunes_hub, tmp_path)
 
     with Catalog(tmp_path / "catalog.sqlite") as cat, \
             pytest.raises(InvalidInputError, match="Plain cannot run on elsewhere .* no unit\\(\\) method"):
-        reindex(hub=LocalHub(finetunes_hub), catalog=cat, index_dir=tmp_path / "index", embedder=Plain(),
+        reindex(hub=LocalHub(finetunes_hub), catalog=cat, embedder=Plain(),
                 executor=Elsewhere())
 
 

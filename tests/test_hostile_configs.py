@@ -69,7 +69,7 @@ def timm_1_0_25(monkeypatch):
 
 def run_reindex(root: Path, home: Path, embedder) -> Catalog:
     catalog = Catalog(home / "catalog.sqlite")
-    reindex(hub=LocalHub(root), catalog=catalog, index_dir=home / "index", embedder=embedder)
+    reindex(hub=LocalHub(root), catalog=catalog, embedder=embedder)
     return catalog
 
 

@@ -455,8 +455,7 @@ def test_reindex_records_hostile_models_and_goes_on(hostile, tmp_path):
     model("org/bad-sha", ESCAPE)
     home = tmp_path / "home"
     with Catalog(home / "catalog.sqlite") as cat:
-        summary = reindex(hub=_hub(hostile, tmp_path), catalog=cat, index_dir=home / "index",
-                          embedder=_Digest())
+        summary = reindex(hub=_hub(hostile, tmp_path), catalog=cat, embedder=_Digest())
         assert summary.added == 1 and cat.get_model("org/good").status == "ok"
         deep = cat.get_model("org/deep")
         assert deep.status == "unsupported" and "nests more deeply" in deep.last_error
@@ -479,7 +478,7 @@ def test_local_hub_with_a_deep_config_lists_it_and_records_it_unsupported(tmp_pa
     assert {r.repo_id for r in hub.list_models()} == {"org/good", "org/deep"}
     home = tmp_path / "home"
     with Catalog(home / "catalog.sqlite") as cat:
-        summary = reindex(hub=hub, catalog=cat, index_dir=home / "index", embedder=_Digest())
+        summary = reindex(hub=hub, catalog=cat, embedder=_Digest())
         assert (summary.added, summary.unsupported) == (1, 1)
         assert "nests more deeply" in cat.get_model("org/deep").last_error
 

@@ -1,18 +1,15 @@
-"""fennec.index: FAISS with model ids, atomic persistence, version checks, rebuild from the catalog."""
+"""fennec.index: FAISS with model ids, atomic persistence, version checks, damage detection."""
 
 from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timezone
 
 import numpy as np
 import pytest
 
-from fennec.catalog import Catalog
 from fennec.errors import IndexCorruptedError, IndexMismatchError, InvalidInputError, UnknownIdError
-from fennec.hub import ModelRecord
-from fennec.index import FORMAT_VERSION, IndexMeta, ModelIndex, open_index
+from fennec.index import FORMAT_VERSION, IndexMeta, ModelIndex
 
 D = 16
 
@@ -230,50 +227,6 @@ def test_damaged_index_is_detected(tmp_path, how):
     _damage(tmp_path, how)
     with pytest.raises(IndexCorruptedError):
         ModelIndex.load(tmp_path)
-
-
-# ---------------------------------------------------------------------------------------
-# open_index: derived data, rebuilt from the catalog
-# ---------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def catalog(tmp_path):
-    ids, x = data(30)
-    with Catalog(tmp_path / "catalog.sqlite") as cat:
-        t = datetime(2024, 1, 1, tzinfo=timezone.utc)
-        for i, (m, v) in enumerate(zip(ids, x, strict=True)):
-            cat.upsert_model(ModelRecord(repo_id=m, sha="a" * 40, last_modified=t), vector=v,
-                             vector_version="e1" if i < 25 else "e0")
-        yield cat
-
-
-@pytest.mark.parametrize("how", ["absent", *DAMAGES])
-def test_open_index_rebuilds_a_missing_or_damaged_index(tmp_path, catalog, how):
-    folder = tmp_path / "index"
-    meta = IndexMeta(D, embedder_version="e1")
-    if how != "absent":
-        ModelIndex.from_vectors(*data(3, seed=9), meta).save(folder)
-        _damage(folder, how)
-    idx = open_index(folder, catalog, meta)
-    ids, x = catalog.vectors(version="e1")
-    assert len(idx) == 25 and sorted(idx.ids) == ids
-    assert idx.search(x[4], 1)[0][0] == ids[4]
-    assert ModelIndex.load(folder, expected=meta).ids == idx.ids  # and saved
-
-
-def test_open_index_keeps_a_valid_index_and_refuses_a_mismatch(tmp_path, catalog):
-    folder = tmp_path / "index"
-    meta = IndexMeta(D, embedder_version="e1")
-    first = open_index(folder, catalog, meta)
-    first.remove(first.ids[:5])
-    first.save(folder)
-    assert len(open_index(folder, catalog, meta)) == 20  # loaded, not rebuilt
-    with pytest.raises(IndexMismatchError, match="embedder_version"):
-        open_index(folder, catalog, IndexMeta(D, embedder_version="e0"))
-    assert len(open_index(folder, catalog, IndexMeta(D, embedder_version="e0"), rebuild=True)) == 5
-    with pytest.raises(IndexMismatchError, match="dimension"):
-        open_index(tmp_path / "other", catalog, IndexMeta(D + 2, embedder_version="e1"))
 
 
 def test_transfer_space_vectors_are_recorded(tmp_path):

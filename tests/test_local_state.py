@@ -14,8 +14,6 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
-import types
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -259,33 +257,28 @@ class BigDigestEmbedder(DigestEmbedder):
 
 def test_reindex_on_a_full_disk_prints_one_line_and_keeps_committed_batches(tiny_zoo, tmp_path, monkeypatch,
                                                                             capsys):
-    from fennec.index import ModelIndex
-
-    monkeypatch.setattr("fennec.reindex.Archi2VecEmbedder", lambda **kw: DigestEmbedder())
+    monkeypatch.setattr("fennec.reindex.Archi2VecEmbedder", lambda **kw: BigDigestEmbedder())
     home = tmp_path / "home"
+    real_upsert, upserts = Catalog.upsert_model, []
 
-    real_save, saves = ModelIndex.save, []
+    def filling(self, record, **kw):  # the disk fills up during the second batch (its first model)
+        upserts.append(record.repo_id)
+        if len(upserts) == 3:
+            pages = self._db.execute("PRAGMA page_count").fetchone()[0]
+            self._db.execute(f"PRAGMA max_page_count = {pages}")
+        return real_upsert(self, record, **kw)
 
-    def full(self, folder):  # the empty index is saved when the run opens it; then the disk is full
-        saves.append(folder)
-        if len(saves) > 1:
-            raise OSError(errno.ENOSPC, "No space left on device", str(folder))
-        return real_save(self, folder)
-
-    monkeypatch.setattr(ModelIndex, "save", full)
-    clock = iter(range(0, 10**6, 100))  # 100 s between batches: the index is saved after each one
-    monkeypatch.setattr("fennec.reindex.time", types.SimpleNamespace(monotonic=lambda: next(clock),
-                                                                     perf_counter=time.perf_counter))
+    monkeypatch.setattr(Catalog, "upsert_model", filling)
     assert cli.main(_reindex_args(tiny_zoo, home)) == 1
     line = one_error_line(capsys)
-    assert "No space left" in line and "Committed batches are kept" in line
+    assert "No space left" in line and "last committed transaction" in line
     with Catalog(home / "catalog.sqlite") as cat:
-        assert len(cat.models(limit=None)) == 2  # the first batch was committed before the index save failed
-    monkeypatch.undo()
-    monkeypatch.setattr("fennec.reindex.Archi2VecEmbedder", lambda **kw: DigestEmbedder())
-    assert cli.main(_reindex_args(tiny_zoo, home)) == 0  # resumes: the index is rebuilt from the catalog
+        assert len(cat.models(limit=None)) == 2  # the first batch; the second was rolled back whole
+    monkeypatch.setattr(Catalog, "upsert_model", real_upsert)
+    assert cli.main(_reindex_args(tiny_zoo, home)) == 0  # space again: the run resumes
     with Catalog(home / "catalog.sqlite") as cat:
         assert len(cat.models(limit=None)) == 6
+    assert not (home / "index").exists()
 
 
 def test_reindex_with_sqlite_disk_full_prints_one_line(tiny_zoo, tmp_path, monkeypatch, capsys):

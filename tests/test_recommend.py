@@ -283,8 +283,8 @@ def test_own_workspace_with_published_and_described_tasks(zoo_env, tmp_path):
 
     home = tmp_path / "home"
     with Catalog(home / "catalog.sqlite") as cat:
-        reindex(hub=open_hub(str(zoo_env / "hub")), catalog=cat, index_dir=home / "index",
-                embedder=Archi2VecEmbedder())
+        reindex(hub=open_hub(str(zoo_env / "hub")), catalog=cat, embedder=Archi2VecEmbedder())
+        assert not (home / "index").exists()  # the catalog is the one store of the vectors
         cat.import_table("paper", {"results": {"cifar10": {"lab/resnet-a": 70.0, "lab/vit-a": 90.0,
                                                            "lab/vit-b": 85.0, "not/in-catalog": 99.0}}},
                          metric="acc %", protocol="p")
@@ -292,6 +292,9 @@ def test_own_workspace_with_published_and_described_tasks(zoo_env, tmp_path):
                          protocol="p")
         for t in ("t-one", "t-three"):
             cat.upsert_task(t, metadata={"dataset": str(zoo_env / "datasets" / t)})
+    # the archi2vec index of an earlier version, here damaged: nothing reads it, nothing deletes it
+    (home / "index").mkdir()
+    (home / "index" / "meta.json").write_text('{"format": ')
     with pytest.raises(InvalidInputError, match="no/such-proxy.*proxy="):
         fit(home=home, hub=str(zoo_env / "hub"), proxy="no/such-proxy")
     assert not (home / "space").exists()  # refused before anything was described or fitted
@@ -308,6 +311,7 @@ def test_own_workspace_with_published_and_described_tasks(zoo_env, tmp_path):
     assert best.get("mine/t-one", "lab/resnet-a") == "lab/resnet-a"
     assert best.get("mine/t-three", "lab/vit-a") == "lab/vit-a"
     assert all(b is not None for b in best.values())
+    assert (home / "index" / "meta.json").read_text() == '{"format": '
     # hub= as in fit: the folder hub this workspace was fitted with ranks the same models
     same = recommend(zoo_env / "datasets" / "t-new", home=home, top_k=3, refine=False, hub=str(zoo_env / "hub"))
     assert [r.model_id for r in same] == [r.model_id for r in recs]

@@ -18,11 +18,10 @@ import pytest
 
 from fennec import cli
 from fennec.catalog import Catalog
-from fennec.errors import HubUnavailableError, InvalidInputError, ReindexLockedError
+from fennec.errors import HubUnavailableError, IndexMismatchError, InvalidInputError, ReindexLockedError
 from fennec.hub import HfHub, LocalHub, RetryPolicy
-from fennec.index import IndexMeta, ModelIndex
 from fennec.reindex import (
-    GENERATION_KEY,
+    EMBEDDER_KEY,
     HUB_DOWN_AFTER,
     ReindexSummary,
     parse_duration,
@@ -75,18 +74,17 @@ def catalog(home):
 
 def run(hub, catalog, home, **kw):
     kw.setdefault("embedder", ConfigDigestEmbedder())
-    return reindex(hub=hub, catalog=catalog, index_dir=home / "index", **kw)
+    return reindex(hub=hub, catalog=catalog, **kw)
 
 
 def check_consistent(catalog, home, embedder_version=ConfigDigestEmbedder.version):
-    """The saved index holds exactly the catalog's ok vectors, and reflects its generation."""
-    index = ModelIndex.load(home / "index", expected=IndexMeta(DIM, embedder_version=embedder_version))
+    """The catalog, the one store of the vectors: every ok model has one, of the embedder's
+    version (the version the catalog records); reindex wrote no index folder beside it."""
     ids, vectors = catalog.vectors(version=embedder_version)
-    assert sorted(index.ids) == ids
-    for m, v in zip(ids, vectors, strict=True):
-        np.testing.assert_allclose(index.vector(m), v / np.linalg.norm(v), rtol=1e-5)
-    assert index.extra[GENERATION_KEY] == catalog.get_state(GENERATION_KEY)
-    return index
+    assert ids == sorted(m.repo_id for m in catalog.models(status="ok", limit=None))
+    assert vectors.shape == (len(ids), DIM) and np.isfinite(vectors).all()
+    assert catalog.get_state(EMBEDDER_KEY) == embedder_version
+    assert not (home / "index").exists()
 
 
 def copy_zoo(src: Path, dst: Path) -> Path:
@@ -106,7 +104,7 @@ def test_first_run_then_nothing_to_do(tiny_zoo, catalog, home):
     s = run(hub, catalog, home, batch_size=3)
     # the local folder is yours: private and gated models are readable there
     assert (s.added, s.updated, s.unsupported, s.failed) == (6, 0, 2, 0)
-    assert s.listed == 8 and s.batches == 3 and not s.index_rebuilt
+    assert s.listed == 8 and s.batches == 3
     assert {m.repo_id for m in catalog.models(status="ok")} == OK_MODELS | {"org/gated-vit", "org/private-vit"}
     assert catalog.get_model("org/remote-code").last_error.startswith("org/remote-code needs custom code")
     assert "not valid JSON" in catalog.get_model("org/malformed").last_error
@@ -135,7 +133,7 @@ def test_new_and_changed_models_are_picked_up(tiny_zoo, catalog, home, tmp_path)
     root = copy_zoo(tiny_zoo["hub"], tmp_path / "hub")
     hub = LocalHub(root)
     run(hub, catalog, home)
-    old_sha = catalog.get_model("org/tiny-vit").sha
+    old = catalog.get_model("org/tiny-vit")
     later = tiny_zoo["t0"] + 30 * tiny_zoo["day"]
     write_model(root, "org/new-resnet", config=TINY_RESNET, extra={"createdAt": later, "lastModified": later})
     write_model(root, "org/tiny-vit", config={**TINY_VIT, "num_hidden_layers": 3},
@@ -144,9 +142,9 @@ def test_new_and_changed_models_are_picked_up(tiny_zoo, catalog, home, tmp_path)
     s = run(hub, catalog, home, embedder=embedder)
     assert (s.added, s.updated) == (1, 1) and sorted(embedder.calls) == ["org/new-resnet", "org/tiny-vit"]
     m = catalog.get_model("org/tiny-vit")
-    assert m.sha != old_sha and m.downloads == 51
-    index = check_consistent(catalog, home)
-    assert index.search(m.vector, 1)[0][0] == "org/tiny-vit"
+    assert m.sha != old.sha and m.downloads == 51
+    assert not np.allclose(m.vector, old.vector)  # its new config's vector
+    check_consistent(catalog, home)
 
 
 def test_limit_processes_oldest_first_and_the_next_run_continues(tiny_zoo, catalog, home):
@@ -198,20 +196,20 @@ def test_an_embedder_crash_on_one_model_is_recorded_not_fatal(tiny_zoo, catalog,
 
 
 def test_a_new_embedder_version_needs_rebuild_index_and_re_embeds(tiny_zoo, catalog, home):
-    from fennec.errors import IndexMismatchError
-
     hub = LocalHub(tiny_zoo["hub"])
     run(hub, catalog, home)
 
     class V2(ConfigDigestEmbedder):
         version = "test-digest-v2"
 
-    with pytest.raises(IndexMismatchError, match="rebuild"):
+    with pytest.raises(IndexMismatchError, match="made by the embedder 'test-digest-v1'.*rebuild_index") as e:
         run(hub, catalog, home, embedder=V2())
+    assert (e.value.expected, e.value.found) == ("test-digest-v1", "test-digest-v2")
+    assert catalog.get_state(EMBEDDER_KEY) == "test-digest-v1"  # refused before anything changed
     v2 = V2()
     s = run(hub, catalog, home, embedder=v2, rebuild_index=True)
     # the newest model comes back through the listing (the watermark overlap), the rest as stale
-    assert s.index_rebuilt and s.updated == 6 and s.retried == 5 and sorted(v2.calls) == sorted(
+    assert s.updated == 6 and s.retried == 5 and sorted(v2.calls) == sorted(
         m.repo_id for m in catalog.models(status="ok"))
     assert {m.vector_version for m in catalog.models(status="ok")} == {"test-digest-v2"}
     check_consistent(catalog, home, embedder_version="test-digest-v2")
@@ -286,8 +284,7 @@ def test_the_default_lock_is_beside_the_catalog(tiny_zoo, tmp_path):
     with Catalog(tmp_path / "db/catalog.sqlite") as cat:
         with reindex_lock(tmp_path / "db/reindex.lock"):
             with pytest.raises(ReindexLockedError):
-                reindex(hub=LocalHub(tiny_zoo["hub"]), catalog=cat, index_dir=tmp_path / "elsewhere/index",
-                        embedder=ConfigDigestEmbedder())
+                reindex(hub=LocalHub(tiny_zoo["hub"]), catalog=cat, embedder=ConfigDigestEmbedder())
 
 
 def test_backoff_starts_when_the_failure_happens_not_when_the_run_started(tiny_zoo, catalog, home,
@@ -387,28 +384,7 @@ def test_timeouts_mid_run_are_retried(online, catalog, home):
     assert s.added == 4 and catalog.get_model("org/tiny-vit").status == "ok"
 
 
-def test_a_crash_between_catalog_and_index_is_repaired(tiny_zoo, catalog, home, monkeypatch):
-    hub = LocalHub(tiny_zoo["hub"])
-    calls = {"n": 0}
-    real_save = ModelIndex.save
-
-    def flaky_save(self, folder):
-        calls["n"] += 1
-        if calls["n"] >= 3:  # the open, batch 1, then the process dies saving batch 2
-            raise KeyboardInterrupt
-        return real_save(self, folder)
-
-    monkeypatch.setattr(ModelIndex, "save", flaky_save)
-    with pytest.raises(KeyboardInterrupt):
-        run(hub, catalog, home, batch_size=2, index_save_interval=0)
-    monkeypatch.undo()
-    assert len(catalog.models()) == 4  # two batches committed to the catalog
-    s = run(hub, catalog, home, batch_size=2)
-    assert s.index_rebuilt and s.processed == 4
-    check_consistent(catalog, home)
-
-
-def test_ctrl_c_keeps_the_committed_batches_in_the_index(tiny_zoo, catalog, home):
+def test_ctrl_c_keeps_the_committed_batches_in_the_catalog(tiny_zoo, catalog, home):
     class Interrupted(ConfigDigestEmbedder):
         def __call__(self, files, record):
             if len(self.calls) == 5:
@@ -419,17 +395,59 @@ def test_ctrl_c_keeps_the_committed_batches_in_the_index(tiny_zoo, catalog, home
         run(LocalHub(tiny_zoo["hub"]), catalog, home, batch_size=2, embedder=Interrupted())
     committed = len(catalog.models())
     assert committed in (2, 4, 6)  # whole batches only; the one in flight is lost
-    check_consistent(catalog, home)  # saved on the way out, although the interval had not passed
+    check_consistent(catalog, home)
 
 
-def test_a_corrupted_index_file_is_rebuilt(tiny_zoo, catalog, home):
+def test_the_index_folder_of_an_earlier_version_is_ignored_and_kept(tiny_zoo, catalog, home):
+    """Earlier versions also kept an archi2vec index in <home>/index: reindex neither reads nor
+    deletes it (the user's file; the docs say it may be deleted)."""
+    (home / "index").mkdir()
+    (home / "index" / "meta.json").write_text('{"format": "damaged"}')
+    s = run(LocalHub(tiny_zoo["hub"]), catalog, home)
+    assert s.added == 6
+    assert (home / "index" / "meta.json").read_text() == '{"format": "damaged"}'
+    assert sorted(p.name for p in (home / "index").iterdir()) == ["meta.json"]
+
+
+def test_the_index_arguments_are_ignored_with_a_deprecation_warning(tiny_zoo, catalog, home):
+    with pytest.warns(DeprecationWarning, match="index_dir and index_save_interval are ignored"):
+        s = reindex(hub=LocalHub(tiny_zoo["hub"]), catalog=catalog, embedder=ConfigDigestEmbedder(),
+                    index_dir=home / "index", index_save_interval=0)
+    assert s.added == 6
+    check_consistent(catalog, home)
+
+
+def test_a_catalog_of_an_earlier_version_names_its_embedder_by_its_vectors(tiny_zoo, catalog, home):
+    """Earlier versions recorded the embedder version in the index's sidecar only: without a
+    recorded version, a catalog whose vectors are all another embedder's refuses this one."""
     hub = LocalHub(tiny_zoo["hub"])
     run(hub, catalog, home)
-    meta = json.loads((home / "index/meta.json").read_text())
-    (home / "index" / meta["files"]["index"]).write_bytes(b"\0" * 64)
-    s = run(hub, catalog, home)
-    assert s.processed == 0
-    check_consistent(catalog, home)
+    with catalog.transaction() as db:  # as an earlier version left it
+        db.execute("DELETE FROM reindex_state WHERE key = ?", (EMBEDDER_KEY,))
+    assert catalog.vector_versions() == {"test-digest-v1": 6}
+    with pytest.raises(IndexMismatchError, match="'test-digest-v1'"):
+        run(hub, catalog, home, embedder=V2())
+    assert catalog.get_state(EMBEDDER_KEY) is None
+    assert run(hub, catalog, home).processed == 0  # its own embedder: recorded, nothing to do
+    assert catalog.get_state(EMBEDDER_KEY) == "test-digest-v1"
+    # an interrupted re-embedding goes on without rebuild_index, as before
+    assert run(hub, catalog, home, embedder=V2(), rebuild_index=True, limit=2).processed == 2
+    with catalog.transaction() as db:
+        db.execute("DELETE FROM reindex_state WHERE key = ?", (EMBEDDER_KEY,))
+    assert catalog.vector_versions() == {"test-digest-v1": 4, "test-digest-v2": 2}
+    assert run(hub, catalog, home, embedder=V2()).processed == 4
+    check_consistent(catalog, home, embedder_version="test-digest-v2")
+
+
+def test_an_in_memory_catalog_takes_no_lock_and_writes_no_file(tiny_zoo, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with Catalog(":memory:") as cat:
+        assert reindex(hub=LocalHub(tiny_zoo["hub"]), catalog=cat, embedder=ConfigDigestEmbedder()).added == 6
+        with reindex_lock(tmp_path / "reindex.lock"):  # a lock_path given is taken
+            with pytest.raises(ReindexLockedError):
+                reindex(hub=LocalHub(tiny_zoo["hub"]), catalog=cat, embedder=ConfigDigestEmbedder(),
+                        lock_path=tmp_path / "reindex.lock")
+    assert [p.name for p in tmp_path.iterdir()] == ["reindex.lock"]
 
 
 def test_an_older_catalog_is_migrated_before_reindexing(tiny_zoo, home):
@@ -466,7 +484,7 @@ from fennec.reindex import reindex
 from pathlib import Path
 home = Path({home!r})
 with Catalog(home / "catalog.sqlite") as cat:
-    print(reindex(hub=LocalHub({hub!r}), catalog=cat, index_dir=home / "index", batch_size=2,
+    print(reindex(hub=LocalHub({hub!r}), catalog=cat, batch_size=2,
                   embedder=ConfigDigestEmbedder(hang_on_call={hang_on_call},
                                                 marker={marker!r})).line(), flush=True)
 """
@@ -505,7 +523,7 @@ def test_kill_9_mid_batch_then_resume_loses_nothing_and_duplicates_nothing(tiny_
         _wait_for(lambda: marker.exists() or child.poll() is not None)
         assert marker.exists(), f"the child ended early: {child.communicate()[1][-4000:]}"
         with Catalog(home / "catalog.sqlite") as cat:
-            assert int(cat.get_state(GENERATION_KEY, "0")) >= 2
+            assert len(cat.models()) >= 4  # two batches of two committed
             # a second run while the first holds the lock is refused
             with pytest.raises(ReindexLockedError):
                 run(LocalHub(root), cat, home)
@@ -617,8 +635,8 @@ def test_cli_reindex_with_archi2vec_against_the_server(online, tmp_path):
         ok = cat.models(status="ok")
         assert all(m.vector is not None and m.vector.shape == (256,) for m in ok)
         assert all(m.vector_version.startswith(archi2vec.EMBEDDER_VERSION) for m in ok)
-        index = ModelIndex.load(tmp_path / "fh/index")
-        assert sorted(index.ids) == sorted(m.repo_id for m in ok)
+        assert cat.vectors(version=ok[0].vector_version)[0] == sorted(m.repo_id for m in ok)
+        assert not (tmp_path / "fh/index").exists()
         # tiny-vit and vit-features share a config: the same architecture, the same vector
         ids = {m.repo_id: m for m in ok}
         if {"org/tiny-vit", "org/vit-features"} <= set(ids):

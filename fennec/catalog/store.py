@@ -506,6 +506,12 @@ class Catalog:
         rows = self._db.execute("SELECT status, COUNT(*) AS n FROM models GROUP BY status").fetchall()
         return {s: 0 for s in STATUSES} | {r["status"]: r["n"] for r in rows}
 
+    def vector_versions(self) -> dict[str, int]:
+        """Number of ``ok`` models with a vector, per vector version."""
+        rows = self._db.execute("SELECT vector_version, COUNT(*) AS n FROM models WHERE status = 'ok' "
+                                "AND vector IS NOT NULL GROUP BY vector_version").fetchall()
+        return {r["vector_version"]: r["n"] for r in rows}
+
     def vectors(self, *, version: str | None = None) -> tuple[list[str], np.ndarray]:
         """Ids and vectors (N, D) float32 of the ``ok`` models with a vector of ``version``.
 

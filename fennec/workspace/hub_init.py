@@ -416,8 +416,7 @@ def _reindex(hub: Any, home: Path, records: Sequence[Any], *, started: datetime,
 
     unique = list({r.repo_id: r for r in records}.values())
     with Catalog(catalog_path(home)) as catalog, Archi2VecEmbedder() as embedder:
-        summary = reindex(hub=hub, catalog=catalog, index_dir=home / constants.ARCHI2VEC_INDEX_DIR, embedder=embedder,
-                          models=unique, progress=progress)
+        summary = reindex(hub=hub, catalog=catalog, embedder=embedder, models=unique, progress=progress)
         if catalog.watermark is None:  # later `fennec reindex` runs add what changes from now on
             catalog.advance_watermark(started)
     return summary

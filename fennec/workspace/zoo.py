@@ -91,8 +91,7 @@ def _zoo_workspace(zoo: Path, home: Path, *, progress: bool, device: str | torch
             announced = True
             # Incremental: only models new or changed since the last run are embedded.
             summary = reindex(hub=open_hub(str(zoo / constants.ZOO_HUB_DIR)), catalog=catalog,
-                              index_dir=home / constants.ARCHI2VEC_INDEX_DIR, embedder=Archi2VecEmbedder(),
-                              progress=progress)
+                              embedder=Archi2VecEmbedder(), progress=progress)
             LOG.info("Indexed the embedded zoo's models (archi2vec, no weights): %s", summary.line())
             catalog.set_state("zoo_hub_stamp", stamp)
         if catalog.get_state("zoo_ground_truth_sha256") != truth_sha:
