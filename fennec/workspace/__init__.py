@@ -1,8 +1,8 @@
 """Workspaces: the catalog and the fitted transfer space that ``fennec.recommend()`` ranks with.
 
-A *workspace* is a folder holding the catalog (``catalog.sqlite``, written by
-``fennec reindex`` and ``fennec import-results``), the archi2vec index, and the fitted space
-(``space/``, written by :func:`fit` / ``fennec fit``: the transfer space, the FAISS index of
+A *workspace* is a folder holding the catalog (``catalog.sqlite``: the models with their
+archi2vec vectors, written by ``fennec reindex``, and ``fennec import-results``' results) and
+the fitted space (``space/``, written by :func:`fit` / ``fennec fit``: the transfer space, the FAISS index of
 model vectors, the task index of historical descriptors and ``fit.json``). Two kinds exist:
 
 - ``FENNEC_HOME`` (default ``$HF_HOME/fennec``): your catalog of Hub models;
