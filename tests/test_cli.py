@@ -3,13 +3,15 @@ command-line terms, warnings as one line, progress in logs, read-only commands, 
 
 from __future__ import annotations
 
+import importlib
 import json
 import warnings
 
 import pytest
 
 from fennec import __version__, _progress, constants
-from fennec.cli import _cli_terms, main
+from fennec.cli import main
+from fennec.cli.common import cli_terms
 from fennec.errors import DatasetWarning
 from zoo_fixtures import MODELS, tiny_zoo  # noqa: F401  (the fixture)
 
@@ -64,7 +66,7 @@ def test_a_device_this_machine_lacks_fails_at_once_with_exit_code_2(command, dev
     ("refine=True or refine=False", {"--metric"}, "refine=True or refine=False"),  # no --no-refine here
 ])
 def test_library_keyword_arguments_become_this_commands_flags(message, flags, expected):
-    assert _cli_terms(message, flags) == expected
+    assert cli_terms(message, flags) == expected
 
 
 def test_dataset_errors_name_flags_not_keyword_arguments(zoo_env, capsys):
@@ -173,12 +175,12 @@ def test_a_reader_that_leaves_early_ends_the_command_quietly():
     import subprocess
     import sys
 
-    script = ("import sys, fennec.cli as cli\n"
+    script = ("import sys, fennec.cli as cli, fennec.cli.catalog as commands\n"
               "def many(args):\n"
               "    for i in range(200000):\n"
               "        print('model', i)\n"
               "    return 0\n"
-              "cli._models = many\n"
+              "commands.run_models = many\n"
               "sys.exit(cli.main(['models']))\n")
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     proc.stdout.readline()
@@ -186,3 +188,50 @@ def test_a_reader_that_leaves_early_ends_the_command_quietly():
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141
     assert "Traceback" not in err and "BrokenPipeError" not in err, err
+
+
+# -- the package: one module per command group ------------------------------------------------
+
+
+def test_python_m_fennec_cli_and_the_console_script_run_the_same_main():
+    """``python -m fennec.cli`` (fennec/cli/__main__.py) and pyproject's ``fennec = "fennec.cli:main"``."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import tomllib
+
+    import fennec.cli
+
+    p = subprocess.run([sys.executable, "-m", "fennec.cli", "--version"], capture_output=True, text=True)
+    assert p.returncode == 0 and p.stdout.strip() == f"fennec {__version__}", p.stderr[-2000:]
+    p = subprocess.run([sys.executable, "-m", "fennec.cli", "models", "--limit", "0"], capture_output=True, text=True)
+    assert p.returncode == 2 and "argument --limit: must be >= 1, got 0" in p.stderr
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    module, _, name = project["project"]["scripts"]["fennec"].partition(":")
+    assert getattr(importlib.import_module(module), name) is fennec.cli.main
+
+
+@pytest.mark.parametrize("command, module, handler", [
+    (["reindex"], "catalog", "run_reindex"), (["models"], "catalog", "run_models"),
+    (["import-results"], "catalog", "run_import"), (["catalog", "check"], "catalog", "run_catalog"),
+    (["recommend", "some/dataset"], "recommend", "run_recommend"), (["fit"], "workspace", "run_fit"),
+    (["init"], "workspace", "run_init"), (["bench"], "bench", "run_bench"),
+])
+def test_each_command_runs_its_groups_module(command, module, handler, monkeypatch):
+    ran = []
+
+    def record(args):
+        ran.append(args.command)
+        return 0
+
+    monkeypatch.setattr(importlib.import_module(f"fennec.cli.{module}"), handler, record)
+    assert main(command) == 0 and ran == [command[0]]
+
+
+def test_integer_flags_name_what_is_not_an_integer(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["models", "--limit", "ten"])
+    assert e.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "fennec models: error: argument --limit: not an integer: 'ten'")

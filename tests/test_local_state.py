@@ -23,6 +23,7 @@ import pytest
 from fennec import cli
 from fennec._io import file_lock, storage_error
 from fennec.catalog import SCHEMA_VERSION, Catalog, check_catalog, repair_catalog
+from fennec.cli import catalog as cli_catalog
 from fennec.errors import CatalogDamagedError, CatalogError, StorageError
 from fennec.hub import ModelRecord
 from fennec.recommendation import recommend
@@ -284,7 +285,7 @@ def test_reindex_on_a_full_disk_prints_one_line_and_keeps_committed_batches(tiny
 def test_reindex_with_sqlite_disk_full_prints_one_line(tiny_zoo, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("fennec.reindex.Archi2VecEmbedder", lambda **kw: BigDigestEmbedder())
     home = tmp_path / "home"
-    real = cli._catalog
+    real = cli_catalog.open_catalog
 
     def small_disk(h):
         catalog, folder = real(h)
@@ -292,7 +293,7 @@ def test_reindex_with_sqlite_disk_full_prints_one_line(tiny_zoo, tmp_path, monke
         catalog._db.execute(f"PRAGMA max_page_count = {pages}")
         return catalog, folder
 
-    monkeypatch.setattr(cli, "_catalog", small_disk)
+    monkeypatch.setattr(cli_catalog, "open_catalog", small_disk)
     assert cli.main(_reindex_args(tiny_zoo, home)) == 1
     assert "No space left" in one_error_line(capsys)
     assert check_catalog(home / "catalog.sqlite").ok
@@ -521,12 +522,13 @@ def test_the_cli_prints_any_full_disk_or_sqlite_error_as_one_line(monkeypatch, t
             raise error
         return command
 
-    monkeypatch.setattr(cli, "_models", raising(OSError(errno.ENOSPC, "No space left on device", "/x/out.json")))
+    full = OSError(errno.ENOSPC, "No space left on device", "/x/out.json")
+    monkeypatch.setattr(cli_catalog, "run_models", raising(full))
     assert cli.main(["models", "--home", str(tmp_path)]) == 1
     assert "No space left on the device of /x/out.json while running `fennec models`" in one_error_line(capsys)
-    monkeypatch.setattr(cli, "_models", raising(sqlite3.DatabaseError("database disk image is malformed")))
+    monkeypatch.setattr(cli_catalog, "run_models", raising(sqlite3.DatabaseError("database disk image is malformed")))
     assert cli.main(["models", "--home", str(tmp_path)]) == 1
     assert "fennec catalog check" in one_error_line(capsys)
-    monkeypatch.setattr(cli, "_models", raising(ValueError("a bug")))  # not a storage error: a traceback
+    monkeypatch.setattr(cli_catalog, "run_models", raising(ValueError("a bug")))  # not a storage error: a traceback
     with pytest.raises(ValueError, match="a bug"):
         cli.main(["models", "--home", str(tmp_path)])

@@ -72,6 +72,11 @@ FORWARDED = {
                          "_workspace_for": ("fennec.workspace.load", "workspace_for"),
                          "_read_manifest": ("fennec.workspace.history", "read_manifest")},
     "fennec.bench": {"MIN_MODELS": ("fennec.bench.runner", "MIN_MODELS")},
+    "fennec.cli": {"_cli_terms": ("fennec.cli.common", "cli_terms"), "_positive": ("fennec.cli.common", "positive_int"),
+                   "_catalog": ("fennec.cli.common", "open_catalog"), "_models": ("fennec.cli.catalog", "run_models"),
+                   "_fit": ("fennec.cli.workspace", "run_fit"),
+                   "_recommend": ("fennec.cli.recommend", "run_recommend"),
+                   "_published_script": ("fennec.cli.bench", "_published_script")},
 }
 
 
