@@ -619,6 +619,20 @@ def test_cli_reindex_locked_exit_code(tiny_zoo, home, monkeypatch, capsys):
     assert cli.main(["reindex", "--hub", str(home / "nowhere"), "--home", str(home)]) == 1
 
 
+def test_cli_reindex_with_another_embedder_is_refused_naming_the_flag(tiny_zoo, home, monkeypatch, capsys):
+    args = ["reindex", "--hub", str(tiny_zoo["hub"]), "--home", str(home), "--no-progress"]
+    monkeypatch.setattr("fennec.reindex.Archi2VecEmbedder", lambda **kw: ConfigDigestEmbedder())
+    assert cli.main(args) == 0
+    monkeypatch.setattr("fennec.reindex.Archi2VecEmbedder", lambda **kw: V2())  # e.g. --dim 128
+    capsys.readouterr()
+    assert cli.main(args) == 1
+    err = capsys.readouterr().err
+    assert "made by the embedder 'test-digest-v1'" in err and "pass --rebuild-index to re-embed" in err
+    assert cli.main([*args, "--rebuild-index"]) == 0
+    assert "updated 6" in capsys.readouterr().out
+    assert not (home / "index").exists()
+
+
 @pytest.mark.slow
 def test_cli_reindex_with_archi2vec_against_the_server(online, tmp_path):
     """The real command, the real embedder, HF_ENDPOINT read by a fresh interpreter."""
