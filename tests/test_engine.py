@@ -1,6 +1,7 @@
 """fennec.engine: the local executor, the Ray executor (a local Ray instance: marked slow), the
 choice between them, their errors, and the steps that run their units on them (reindex, the
-refinement of recommend, and, in tests/test_zoo_builders.py, the ground-truth queue)."""
+task descriptions of fit and init, the refinement of recommend, and, in
+tests/test_zoo_builders.py, the ground-truth queue)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ import json
 import operator
 import os
 import pickle
+import re
 import socket
 import subprocess
 import sys
 import textwrap
+import warnings
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -37,13 +41,15 @@ from fennec.engine import (
     open_executor,
     ray_address,
 )
-from fennec.errors import CandidateFailedWarning, FennecError, InvalidInputError
-from fennec.hub import LocalHub
+from fennec.errors import CandidateFailedWarning, DatasetNotFoundError, DatasetWarning, FennecError, InvalidInputError
+from fennec.hub import HfHub, LocalHub
 from fennec.recommendation.refine import CANDIDATE_MEMORY, score_candidates, score_remotely
 from fennec.reindex import Archi2VecEmbedder, embed_remotely, reindex
 from fennec.task import OFFLINE_PROXY
+from fennec.workspace.known_tasks import TASK_MEMORY, DescriptorCache, TaskData, describe_known_tasks, describe_unit
 from hub_server_fixtures import REPO_ROOT
 from test_arch_dedup import finetunes_hub  # noqa: F401 - fixture
+from test_init_e2e import local_hub  # noqa: F401 - fixture
 from test_refine import hub, sample  # noqa: F401 - fixtures
 from zoo_fixtures import tiny_zoo  # noqa: F401 - fixture
 
@@ -299,6 +305,9 @@ class Pickled(Executor):
         self.shared += 1
         return value
 
+    def describe(self) -> str:
+        return "pickled (a test executor)"
+
     def map(self, units, *, in_flight=None):
         for unit in units:
             self.units.append(unit)
@@ -308,8 +317,8 @@ class Pickled(Executor):
             func, args, kwargs = pickle.loads(pickle.dumps((unit.func, unit.args, dict(unit.kwargs))))
             try:
                 value = func(*args, **kwargs)
-            except Exception as e:  # noqa: BLE001 - the unit's result
-                yield Result(unit.key, error=e)
+            except Exception as e:  # noqa: BLE001 - the unit's result, shipped back as Ray ships it
+                yield Result(unit.key, error=pickle.loads(pickle.dumps(e)))
                 continue
             yield Result(unit.key, value=pickle.loads(pickle.dumps(value)))
 
@@ -353,6 +362,201 @@ def test_hub_recipes_open_the_same_hub(tmp_path):
     assert hub_for_workers(other) is other and hub_on_worker(other) is other
 
 
+@pytest.fixture
+def dataset_server(tiny_zoo):  # noqa: F811
+    """The tiny zoo's models and datasets served as a Hub serves them (datasets as ``local/<name>``)."""
+    from fennec.hub.server import HubServer
+
+    with HubServer(models_dir=tiny_zoo / "hub", datasets_dir=tiny_zoo / "datasets") as server:
+        yield server
+
+
+def known_task_data(zoo: Path) -> dict[str, TaskData]:
+    """Two Hub datasets (one in two tables), one the hub does not have, one local dataset."""
+    return {"a/one": TaskData("hub:local/t-one"), "b/one": TaskData("hub:local/t-one"),
+            "a/two": TaskData("hub:local/t-two", split="train"), "a/gone": TaskData("hub:org/no-such-dataset"),
+            "z/three": TaskData(str(zoo / "datasets" / "t-three"))}
+
+
+def described(zoo: Path, url: str, tasks: dict[str, TaskData], **kw):
+    """describe_known_tasks with the tiny zoo's proxy (a folder hub) and its datasets over HTTP."""
+    hub = LocalHub(zoo / "hub")
+    return describe_known_tasks(tasks, proxy=OFFLINE_PROXY, proxy_sha=hub.fetch(OFFLINE_PROXY, weights=False).sha,
+                                hub=hub, dataset_hub=HfHub(endpoint=url, offline=False), max_samples=9, seed=0,
+                                device="cpu", **kw)
+
+
+def check_known_tasks_described_as_here(executor, zoo: Path, url: str, tmp_path: Path) -> None:
+    """On ``executor``: the descriptors this process computes, the same skipped task (warned at
+    the caller), the descriptor cache written here, and the same error for a missing local dataset."""
+    tasks = known_task_data(zoo)
+    cache = DescriptorCache(tmp_path / "descriptors")
+    for run in ("here", "there"):  # without a cache it fails to sample, with one to find its commit
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if run == "here":
+                here = described(zoo, url, tasks)
+            else:
+                there = described(zoo, url, tasks, executor=executor, cache=cache)
+        skipped = [w for w in caught if issubclass(w.category, DatasetWarning)]
+        assert [str(w.message).split(":")[0] for w in skipped] == ["task a/gone"], run
+        assert "its dataset hub:org/no-such-dataset could not be sampled" in str(skipped[0].message)
+        assert skipped[0].filename == __file__, run  # the warning points at the caller
+    assert set(there) == set(here) == {"a/one", "b/one", "a/two", "z/three"} and there["a/one"] is there["b/one"]
+    for task, desc in here.items():
+        assert (there[task].n_samples, there[task].n_classes) == (desc.n_samples, desc.n_classes) == (9, 3)
+        np.testing.assert_allclose(there[task].vector, desc.vector, rtol=1e-4, atol=1e-5)
+    # the driver wrote the Hub datasets' descriptors to the cache; a second run reads them back
+    assert len(list(cache.root.glob("*.json"))) == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DatasetWarning)
+        again = described(zoo, url, tasks, executor=executor, cache=cache)
+    assert again["a/two"].forward_passes == 0
+    np.testing.assert_array_equal(again["a/two"].vector, there["a/two"].vector)
+    # a local dataset that cannot be read: the error it is here, with its message and fields
+    missing = {"t": TaskData(str(tmp_path / "missing"))}
+    with pytest.raises(DatasetNotFoundError) as error_here:
+        described(zoo, url, missing)
+    with pytest.raises(DatasetNotFoundError) as error_there:
+        described(zoo, url, missing, executor=executor)
+    assert str(error_there.value) == str(error_here.value) and error_there.value.dataset == error_here.value.dataset
+
+
+def test_known_tasks_described_elsewhere_are_described_as_here(tiny_zoo, dataset_server, tmp_path):  # noqa: F811
+    ex = Pickled()
+    check_known_tasks_described_as_here(ex, tiny_zoo, dataset_server.url, tmp_path)
+    # one unit per dataset to describe (not per task, not the cached ones), the hubs as recipes
+    # the workers open, 1 CPU and the memory of a proxy and a sample, no GPU on a CPU device
+    tasks = known_task_data(tiny_zoo)
+    assert [u.key for u in ex.units] == [tasks["a/one"], tasks["a/two"], tasks["z/three"], tasks["z/three"],
+                                         TaskData(str(tmp_path / "missing"))]
+    assert all(u.func is describe_unit and u.resources == Resources(num_cpus=1, memory=TASK_MEMORY)
+               for u in ex.units)
+    assert ex.units[0].kwargs["hub"] == HubRecipe("folder", str((tiny_zoo / "hub").resolve()))
+    assert ex.units[0].kwargs["dataset_hub"] == HubRecipe("http", dataset_server.url.rstrip("/"), False)
+    assert ex.units[0].args == ("hub:local/t-one", tasks["a/one"])
+
+
+def test_a_description_lost_with_its_worker_is_the_only_one_the_next_run_does(tiny_zoo, dataset_server,  # noqa: F811
+                                                                               tmp_path, capsys):
+    tasks = known_task_data(tiny_zoo)
+    cache = DescriptorCache(tmp_path / "descriptors")
+    with pytest.warns(DatasetWarning, match="a/gone"), pytest.raises(
+            EngineError, match=r"1 of the 4 datasets to describe were lost with their Ray workers on pickled.*: "
+                               r"a/two \(hub:local/t-two \(split=train\): RuntimeError: the node died\)\. The "
+                               r"descriptors that came back are cached; run the command again"):
+        described(tiny_zoo, dataset_server.url, tasks, cache=cache, executor=Pickled(lose={tasks["a/two"]}))
+    assert len(list(cache.root.glob("*.json"))) == 1  # t-one's, committed as it came back
+    ex = Pickled()
+    capsys.readouterr()
+    with pytest.warns(DatasetWarning, match="a/gone"):
+        out = described(tiny_zoo, dataset_server.url, tasks, cache=cache, executor=ex, progress=True)
+    assert [u.key for u in ex.units] == [tasks["a/two"], tasks["z/three"]]  # t-one came from the cache
+    assert set(out) == {"a/one", "b/one", "a/two", "z/three"} and out["a/one"].forward_passes == 0
+    assert len(list(cache.root.glob("*.json"))) == 2
+    # a line per dataset as it comes back, counted (the unreadable one is the warning)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("fennec: task ")]
+    assert lines[0] == "fennec: task a/one, b/one: cached descriptor of hub:local/t-one (9 images, 3 classes) (2/4)"
+    assert re.fullmatch(r"fennec: task a/two: described hub:local/t-two \(split=train\): 9 images, 3 classes, "
+                        r"\d+\.\d s \(3/4\)", lines[1]), lines
+    assert re.fullmatch(r"fennec: task z/three: described .*t-three: 9 images, 3 classes, \d+\.\d s \(4/4\)", lines[2])
+    assert len(lines) == 3
+
+
+@pytest.fixture(scope="module")
+def zoo_history(tiny_zoo, tmp_path_factory):  # noqa: F811
+    """A workspace of the tiny zoo, reindexed and with its ground truth imported, not fitted
+    (copy it before use)."""
+    from fennec import constants
+    from fennec.catalog.importers import import_file
+
+    home = tmp_path_factory.mktemp("zoo_history")
+    with Catalog(home / constants.CATALOG_FILE) as cat:
+        reindex(hub=LocalHub(tiny_zoo / "hub"), catalog=cat, embedder=Archi2VecEmbedder(dim=64, isolate=False))
+        import_file(cat, tiny_zoo / "ground_truth.json")  # as `fennec import-results` does
+    give_zoo_tasks_their_datasets(home)
+    return home
+
+
+def give_zoo_tasks_their_datasets(home: Path) -> None:
+    """Each ground-truth task of the tiny zoo gets its dataset (``zoo:<name>``), as the zoo
+    workspace's build gives them: what fit describes."""
+    from fennec import constants
+    from zoo_fixtures import TASKS
+
+    with Catalog(home / constants.CATALOG_FILE) as cat:
+        for task in TASKS:
+            cat.upsert_task(task, kind="zoo", metadata={"dataset": f"zoo:{task}"})
+
+
+def test_fit_and_init_describe_on_the_executor_their_ray_option_names(zoo_env, zoo_history, tmp_path, capsys,
+                                                                      monkeypatch):
+    """``fennec fit --ray ADDRESS`` (or FENNEC_RAY_ADDRESS) hands fit the executor that address
+    opens, and closes it; --zoo refuses --ray; a dry init opens none. (A stand-in executor: the
+    Ray tests below run the same commands on a local Ray instance.)"""
+    import shutil
+
+    from fennec import engine
+    from fennec.workspace import Workspace
+
+    opened: list[tuple[str | None, Pickled]] = []
+
+    class Closing(Pickled):
+        closed = False
+
+        def close(self):
+            self.closed = True
+
+    def open_executor(ray=None, **kw):
+        opened.append((ray_address(ray), Closing()))
+        return opened[-1][1]
+
+    monkeypatch.setattr(engine, "open_executor", open_executor)
+    monkeypatch.delenv(RAY_ADDRESS_ENV, raising=False)
+    home = tmp_path / "home"
+    shutil.copytree(zoo_history, home)
+    fit = ["fit", "--home", str(home), "--hub", str(zoo_env / "hub"), "--proxy", OFFLINE_PROXY, "--no-progress"]
+    assert main([*fit, "--ray", "head:6379"]) == 0
+    (address, ex), = opened
+    assert address == "head:6379" and ex.closed
+    assert sorted(u.key.dataset for u in ex.units) == ["zoo:t-one", "zoo:t-three", "zoo:t-two"]
+    assert all(u.func is describe_unit for u in ex.units)
+    manifest = Workspace.load(home).manifest
+    assert {t: info["described"] for t, info in manifest["tasks"].items()} == \
+        {"t-one": True, "t-two": True, "t-three": True}
+    monkeypatch.setenv(RAY_ADDRESS_ENV, "auto")
+    assert main(fit) == 0 and opened[-1][0] == "auto" and len(opened[-1][1].units) == 3
+    capsys.readouterr()
+    assert main(["fit", "--zoo", "--home", str(tmp_path / "zoo"), "--ray"]) == 1
+    assert "--ray cannot be combined with it" in capsys.readouterr().err
+    assert main(["init", "--hub", str(zoo_env / "hub"), "--home", str(tmp_path / "init"), "--dry-run",
+                 "--ray", "head:6379"]) == 0
+    assert len(opened) == 2 and not (tmp_path / "init").exists()
+
+
+def test_fit_without_ray_asked_for_describes_here_and_never_imports_ray(zoo_history, tiny_zoo, tmp_path):  # noqa: F811
+    """A fresh interpreter: ``fennec fit`` describes the known tasks (through the local executor)
+    without importing Ray."""
+    import shutil
+
+    home = tmp_path / "home"
+    shutil.copytree(zoo_history, home)
+    code = textwrap.dedent(f"""
+        import sys, json
+        from fennec import cli
+        rc = cli.main(["fit", "--home", {str(home)!r}, "--hub", {str(tiny_zoo / "hub")!r}, "--proxy",
+                       {OFFLINE_PROXY!r}, "--no-progress"])
+        print(json.dumps({{"rc": rc, "ray": sorted(m for m in sys.modules if m == "ray" or m.startswith("ray."))}}))
+    """)
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "FENNEC_ZOO": str(tiny_zoo)}
+    env.pop(RAY_ADDRESS_ENV, None)
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300,
+                          cwd=str(REPO_ROOT))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"rc": 0, "ray": []}
+    assert "3 tasks (3 described by" in proc.stdout
+
+
 # ---------------------------------------------------------------------------------------
 # A local Ray instance (slow: it starts in 5-15 s on 2 shared cores)
 # ---------------------------------------------------------------------------------------
@@ -367,7 +571,8 @@ def ray_executor(tiny_zoo):  # noqa: F811
     pytest.importorskip("ray", reason=RAY_EXTRA)
     from fennec.engine import RayExecutor
 
-    ex = RayExecutor(num_cpus=2, runtime_env={"env_vars": {"FENNEC_ZOO": str(tiny_zoo), "HF_HUB_OFFLINE": "1"}})
+    # the workers reach only the hubs the units name: the tests' local servers (there is no internet)
+    ex = RayExecutor(num_cpus=2, runtime_env={"env_vars": {"FENNEC_ZOO": str(tiny_zoo), "HF_HUB_OFFLINE": "0"}})
     yield ex
     ex.close()
 
@@ -415,8 +620,10 @@ def test_reindex_on_ray_gives_what_this_process_gives(ray_executor, finetunes_hu
 
 @pytest.mark.slow
 def test_the_commands_with_ray_give_what_they_give_without(ray_executor, zoo_env, tmp_path, capsys, monkeypatch):
-    """reindex and recommend --ray (this process's Ray connection: the fixture's) against
+    """reindex, fit and recommend --ray (this process's Ray connection: the fixture's) against
     the same commands without it, on the tiny zoo."""
+    from fennec.workspace import Workspace
+
     out = {}
     for mode in ("local", "ray"):
         home = tmp_path / mode
@@ -424,13 +631,19 @@ def test_the_commands_with_ray_give_what_they_give_without(ray_executor, zoo_env
         monkeypatch.setenv("FENNEC_HOME", str(home))
         assert main(["reindex", "--hub", str(zoo_env / "hub"), "--no-progress", *ray]) == 0
         assert main(["import-results", str(zoo_env / "ground_truth.json")]) == 0
-        assert main(["fit", "--hub", str(zoo_env / "hub"), "--proxy", OFFLINE_PROXY, "--no-progress"]) == 0
+        give_zoo_tasks_their_datasets(home)
+        assert main(["fit", "--hub", str(zoo_env / "hub"), "--proxy", OFFLINE_PROXY, "--no-progress", *ray]) == 0
+        tasks = Workspace.load(home).tasks
+        assert tasks is not None and sorted(tasks.task_ids) == ["t-one", "t-three", "t-two"]
+        out[f"{mode} descriptors"] = {t: tasks.descriptor(t) for t in tasks.task_ids}
         capsys.readouterr()
         assert main(["recommend", str(zoo_env / "datasets" / "t-new"), "--home", str(home), "--candidates", "3",
                      "--metric", "logme", "--json", "--no-progress", *ray]) == 0
         out[mode] = json.loads(capsys.readouterr().out)
         with Catalog(home / "catalog.sqlite") as cat:
             out[mode]["vectors"] = cat.vectors()
+    for task, vector in out["local descriptors"].items():  # described by the Ray workers: 1 BLAS thread
+        np.testing.assert_allclose(out["ray descriptors"][task], vector, rtol=1e-4, atol=1e-5)
     local, on_ray = out["local"], out["ray"]
     assert local["vectors"][0] == on_ray["vectors"][0] and np.array_equal(local["vectors"][1], on_ray["vectors"][1])
     assert [r["model_id"] for r in on_ray["recommendations"]] == [r["model_id"] for r in local["recommendations"]]
@@ -440,6 +653,54 @@ def test_the_commands_with_ray_give_what_they_give_without(ray_executor, zoo_env
             assert b["metric_score"] == pytest.approx(a["metric_score"], rel=1e-4)
         assert b["predicted_score"] == pytest.approx(a["predicted_score"], rel=1e-4, abs=1e-5)
     assert sum(r["metric_score"] is not None for r in on_ray["recommendations"]) == 3
+
+
+@pytest.mark.slow
+def test_known_tasks_described_on_ray_as_here(ray_executor, tiny_zoo, dataset_server, tmp_path):  # noqa: F811
+    """Hub datasets streamed by the workers from the hub server, a local one read by them."""
+    check_known_tasks_described_as_here(ray_executor, tiny_zoo, dataset_server.url, tmp_path)
+
+
+@pytest.mark.slow
+def test_init_with_ray_describes_the_hub_tasks_on_the_workers(ray_executor, local_hub, capsys, monkeypatch):  # noqa: F811
+    """``fennec init --ray`` on a Hub (test_init_e2e's): the workers embed the architectures and
+    stream and describe the tasks' datasets; the descriptors are those this process computes,
+    cached here, and a second init --ray reuses them."""
+    from fennec.engine import RayExecutor
+    from fennec.workspace import Workspace
+
+    ran: list[str] = []
+    ray_map = RayExecutor.map
+
+    def watched(self, units, **kw):
+        def each():
+            for unit in units:
+                ran.append(unit.func.__name__)
+                yield unit
+        return ray_map(self, each(), **kw)
+
+    monkeypatch.setattr(RayExecutor, "map", watched)
+    home = local_hub["tmp"] / "workspace"
+    init = ["init", "--hub", local_hub["url"], "--home", str(home), "--top", "3", "--ray"]
+    assert main([*init, "--no-progress"]) == 0
+    assert ran.count("describe_unit") == 2 and "embed_remotely" in ran
+    on_ray = Workspace.load(home)
+    described = sorted(t for t, info in on_ray.manifest["tasks"].items() if info["described"])
+    assert [t.rsplit("/", 1)[1] for t in described] == ["cifar100", "eurosat"]
+    assert len(list((home / "descriptors").glob("*.json"))) == 2
+    # resumed: nothing described again
+    ran.clear()
+    capsys.readouterr()
+    assert main(init) == 0
+    assert "describe_unit" not in ran and capsys.readouterr().err.count("cached descriptor") == 2
+    # the descriptors this process computes (the cache emptied, a fit without Ray)
+    import shutil
+
+    shutil.rmtree(home / "descriptors")
+    assert main(["fit", "--home", str(home), "--no-progress"]) == 0
+    here = Workspace.load(home)
+    for task in described:
+        np.testing.assert_allclose(on_ray.tasks.descriptor(task), here.tasks.descriptor(task), rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.slow

@@ -17,8 +17,8 @@ Subcommands:
   copy what SQLite can still read of a damaged one into a new catalog, keeping the damaged
   file beside it.
 
-``reindex`` and ``recommend`` take ``--ray [ADDRESS]`` (or ``FENNEC_RAY_ADDRESS``): their
-independent units run as Ray tasks (:mod:`fennec.engine`).
+``reindex``, ``recommend``, ``fit`` and ``init`` take ``--ray [ADDRESS]`` (or
+``FENNEC_RAY_ADDRESS``): their independent units run as Ray tasks (:mod:`fennec.engine`).
 
 The catalog and the fitted space live in ``FENNEC_HOME`` (``--home``), by default
 ``$HF_HOME/fennec``. Known errors are printed as one line; exit codes: 0 success, 1 error,

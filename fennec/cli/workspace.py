@@ -7,7 +7,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fennec.cli.common import non_negative_int, positive_int, show_progress, usable_device
+from fennec.cli.common import (
+    add_ray_flag,
+    command_executor,
+    non_negative_int,
+    positive_int,
+    show_progress,
+    usable_device,
+)
 from fennec.errors import InvalidInputError
 
 __all__ = ["add_fit", "add_init", "run_fit", "run_init"]
@@ -29,6 +36,7 @@ def add_fit(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) ->
     f.add_argument("--zoo", action="store_true", help="(re)build the embedded zoo's workspace instead (fixed "
                    "settings: only --home, --device and --no-progress apply)")
     f.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_ray_flag(f, "each known task's description (its dataset sampled, the proxy's forward passes)")
 
 
 def run_fit(args: argparse.Namespace) -> int:
@@ -38,16 +46,17 @@ def run_fit(args: argparse.Namespace) -> int:
 
     if args.zoo:
         given = [flag for flag, v in (("--hub", args.hub), ("--proxy", args.proxy), ("--dim", args.dim),
-                                      ("--max-samples", args.max_samples), ("--exclude", args.exclude))
-                 if v is not None]
+                                      ("--max-samples", args.max_samples), ("--exclude", args.exclude),
+                                      ("--ray", args.ray)) if v is not None]
         if given:
             raise InvalidInputError(f"fennec fit --zoo builds the embedded zoo with fixed settings; {', '.join(given)} "
                                     "cannot be combined with it. Drop them, or fit your own workspace without --zoo.")
         home = zoo_workspace(args.home, progress=show_progress(args), device=args.device)
         print(f"embedded zoo workspace ready: {home}")
         return 0
-    summary = fit(home=args.home, hub=args.hub, proxy=args.proxy, dim=args.dim, max_samples=args.max_samples,
-                  exclude=args.exclude, device=args.device, progress=show_progress(args))
+    with command_executor(args) as executor:
+        summary = fit(home=args.home, hub=args.hub, proxy=args.proxy, dim=args.dim, max_samples=args.max_samples,
+                      exclude=args.exclude, device=args.device, progress=show_progress(args), executor=executor)
     print(summary.line())
     return 0
 
@@ -69,16 +78,23 @@ def add_init(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                    "marked unconfirmed")
     n.add_argument("--dry-run", action="store_true", help="print the plan and its estimate; do nothing")
     n.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_ray_flag(n, "each architecture's embedding and each known task's description")
 
 
 def run_init(args: argparse.Namespace) -> int:
     """Run ``fennec init``: the plan first, then each step (resumable)."""
     from fennec.workspace.hub_init import DEFAULT_TOP, init_workspace
 
-    summary = init_workspace(args.hub, home=args.home, top=DEFAULT_TOP if args.top is None else args.top,
-                             proxy=args.proxy, device=args.device, max_samples=args.max_samples,
-                             include_unconfirmed=args.include_unconfirmed, dry_run=args.dry_run,
-                             progress=show_progress(args), announce=lambda line: print(line, flush=True))
+    executor = None if args.dry_run else command_executor(args)  # a dry run only plans: no Ray started for it
+    try:
+        summary = init_workspace(args.hub, home=args.home, top=DEFAULT_TOP if args.top is None else args.top,
+                                 proxy=args.proxy, device=args.device, max_samples=args.max_samples,
+                                 include_unconfirmed=args.include_unconfirmed, dry_run=args.dry_run,
+                                 progress=show_progress(args), announce=lambda line: print(line, flush=True),
+                                 executor=executor)
+    finally:
+        if executor is not None:
+            executor.close()
     for line in summary.lines():
         print(line, flush=True)
     return 0

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     import torch
 
     from fennec.catalog import Catalog
+    from fennec.engine import Executor
     from fennec.hub.protocol import Hub
 
 __all__ = [
@@ -177,7 +178,7 @@ def describe_tasks(task_datasets: Mapping[str, str], *, proxy: str, hub: Hub, ma
 def fit(*, home: str | Path | None = None, hub: str | None = None, proxy: str | None = None,
         dim: int | None = None, max_samples: int | None = None, seed: int | None = None,
         exclude: Sequence[str] | None = None, device: str | torch.device | None = None, progress: bool = False,
-        _extra_manifest: Mapping[str, Any] | None = None) -> FitSummary:
+        executor: Executor | None = None, _extra_manifest: Mapping[str, Any] | None = None) -> FitSummary:
     """Fit the transfer space of a workspace and rebuild its model and task indexes.
 
     Reads the workspace catalog (models and their archi2vec vectors from ``fennec reindex``,
@@ -201,23 +202,30 @@ def fit(*, home: str | Path | None = None, hub: str | None = None, proxy: str | 
             excluded).
         device: for the proxy's forward passes.
         progress: report the long steps on stderr (:mod:`fennec._progress`).
+        executor: where the known tasks are described
+            (:func:`fennec.workspace.known_tasks.describe_known_tasks`): in this process by
+            default, or each dataset as a Ray task (:class:`fennec.engine.RayExecutor`: the
+            worker samples it and runs the proxy; the descriptor cache is written here).
 
     Raises:
         WorkspaceError: no indexed models, or no fine-tuning results for them.
         StorageError: the disk is full or the home is read-only (the previous fit is intact).
         InvalidInputError: the hub does not have the proxy, or ``device`` is not on this machine
             (both before any work).
+        EngineError: task descriptions were lost with their Ray workers (the others are cached:
+            a rerun describes only those).
     """
     home = Path(home) if home is not None else constants.fennec_home()
     check_device(device)
     with storage_errors(f"fitting {home}", kept="The previous fit and the catalog are intact."), fit_lock(home):
         return fit_locked(home=home, hub=hub, proxy=proxy, dim=dim, max_samples=max_samples, seed=seed,
-                    exclude=exclude, device=device, progress=progress, _extra_manifest=_extra_manifest)
+                    exclude=exclude, device=device, progress=progress, executor=executor,
+                    _extra_manifest=_extra_manifest)
 
 
 def fit_locked(*, home: Path, hub: str | None, proxy: str | None, dim: int | None, max_samples: int | None,
          seed: int | None, exclude: Sequence[str] | None, device: str | torch.device | None, progress: bool,
-         _extra_manifest: Mapping[str, Any] | None) -> FitSummary:
+         _extra_manifest: Mapping[str, Any] | None, executor: Executor | None = None) -> FitSummary:
     """:func:`fit`, with the workspace's fit lock held."""
     from fennec.catalog import Catalog
     from fennec.hub import HfHub
@@ -259,7 +267,8 @@ def fit_locked(*, home: Path, hub: str | None, proxy: str | None, dim: int | Non
     described = describe_known_tasks(
         datasets, proxy=proxy, proxy_sha=proxy_sha, hub=hub_obj, resolve=resolve_task_dataset,
         dataset_hub=hub_obj if isinstance(hub_obj, HfHub) else None, max_samples=max_samples, seed=seed,
-        device=device, cache=DescriptorCache(home / constants.DESCRIPTORS_DIR), progress=progress) if datasets else {}
+        device=device, cache=DescriptorCache(home / constants.DESCRIPTORS_DIR), progress=progress,
+        executor=executor) if datasets else {}
     task_sides = {t: TaskSide(task_id=t, descriptor=d.vector, n_classes=d.n_classes, n_samples=d.n_samples)
                   for t, d in described.items()}
     space = TransferSpace(dim=dim, seed=seed).fit(results, models=sides, tasks=task_sides)

@@ -20,6 +20,9 @@ Hub-compatible server: ``--hub URL``). Its steps, each of which skips the work a
    one and run through the proxy (:mod:`fennec.workspace.known_tasks`; descriptors are cached, so a
    rerun describes only what is missing), then the transfer space is fitted.
 
+With an ``executor`` (``fennec init --ray``), the reindex's embeddings and the tasks'
+descriptions run as Ray tasks (:mod:`fennec.engine`); everything else runs here.
+
 Before any of it, :func:`plan_init` says what will be done and how long it should take
 (:attr:`InitPlan.lines`), from the measured rates :data:`REINDEX_SECONDS_PER_MODEL` and
 :data:`DESCRIBE_SECONDS_PER_IMAGE`. Hub model cards' ``base_model``, ``datasets`` and
@@ -45,12 +48,15 @@ import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fennec import _progress, constants
 from fennec.errors import HubError, HubUnavailableError, InvalidInputError, ModelNotFoundError
 from fennec.workspace.known_tasks import TaskData
 from fennec.workspace.layout import catalog_path
+
+if TYPE_CHECKING:
+    from fennec.engine import Executor
 
 __all__ = [
     "DEFAULT_TOP",
@@ -348,7 +354,7 @@ class InitSummary:
 def init_workspace(hub: str | None = None, *, home: str | Path | None = None, top: int = DEFAULT_TOP,
                    proxy: str | None = None, device: Any = None, max_samples: int | None = None,
                    include_unconfirmed: bool = False, dry_run: bool = False, progress: bool = False,
-                   announce: Any = None) -> InitSummary:
+                   announce: Any = None, executor: Executor | None = None) -> InitSummary:
     """Build (or bring up to date) the workspace for ``hub``: reindex the scope, import the
     shipped history, describe the tasks, fit (see the module docstring).
 
@@ -364,6 +370,8 @@ def init_workspace(hub: str | None = None, *, home: str | Path | None = None, to
         dry_run: plan only.
         progress: progress on stderr.
         announce: called with each line of the plan before any work (default: logged).
+        executor: where the units run (:mod:`fennec.engine`; None: in this process): each new
+            architecture's embedding of the reindex and each task's description of the fit.
 
     Raises:
         InvalidInputError, HubUnavailableError, ReindexLockedError, StorageError, WorkspaceError.
@@ -381,12 +389,13 @@ def init_workspace(hub: str | None = None, *, home: str | Path | None = None, to
     hub_obj = _open(hub)
     plan.home.mkdir(parents=True, exist_ok=True)
     records, missing = _resolve(hub_obj, plan.scope.hub_ids, progress=progress)
-    reindexed = _reindex(hub_obj, plan.home, [*records, *plan.top], started=started, progress=progress)
+    reindexed = _reindex(hub_obj, plan.home, [*records, *plan.top], started=started, progress=progress,
+                         executor=executor)
     n_results = _import_history(plan.home, plan.scope, include_unconfirmed=include_unconfirmed)
     from fennec.workspace.fitting import fit
 
     fitted = fit(home=plan.home, hub=hub, proxy=plan.proxy, device=device, max_samples=plan.max_samples,
-                 progress=progress)
+                 progress=progress, executor=executor)
     return InitSummary(plan, reindexed, missing, n_results, fitted, time.perf_counter() - t0, next_command)
 
 
@@ -409,14 +418,18 @@ def _resolve(hub: Any, repo_ids: Sequence[str], *, progress: bool) -> tuple[list
     return records, missing
 
 
-def _reindex(hub: Any, home: Path, records: Sequence[Any], *, started: datetime, progress: bool) -> Any:
-    """Index ``records`` (deduplicated; the already indexed skipped); a first init sets the watermark."""
+def _reindex(hub: Any, home: Path, records: Sequence[Any], *, started: datetime, progress: bool,
+             executor: Executor | None = None) -> Any:
+    """Index ``records`` (deduplicated; the already indexed skipped) on ``executor``; a first init
+    sets the watermark."""
     from fennec.catalog import Catalog
     from fennec.reindex import Archi2VecEmbedder, reindex
 
     unique = list({r.repo_id: r for r in records}.values())
-    with Catalog(catalog_path(home)) as catalog, Archi2VecEmbedder() as embedder:
-        summary = reindex(hub=hub, catalog=catalog, embedder=embedder, models=unique, progress=progress)
+    local = executor is None or executor.kind == "local"  # on Ray the workers embed: no sandbox started here
+    with Catalog(catalog_path(home)) as catalog, Archi2VecEmbedder(prestart=local) as embedder:
+        summary = reindex(hub=hub, catalog=catalog, embedder=embedder, models=unique, progress=progress,
+                          executor=executor)
         if catalog.watermark is None:  # later `fennec reindex` runs add what changes from now on
             catalog.advance_watermark(started)
     return summary

@@ -18,6 +18,10 @@ commit). Local and zoo datasets have no commit and are described again by each f
 proxy features are cached by content, :class:`fennec.features.cache.FeatureCache`). Each task's
 progress is a line on stderr with its images, classes and seconds.
 
+Each dataset to describe is a unit of an executor (:mod:`fennec.engine`): in this process by
+default, a Ray task with ``fennec fit --ray`` / ``fennec init --ray`` (the worker samples the
+dataset and runs the proxy; this process keeps the cache and the commit lookups).
+
 A Hub task whose dataset cannot be read (not on that hub, gated, no parquet files, no
 usable label column) is skipped with a :class:`~fennec.errors.DatasetWarning` that names
 it and why: it still shapes the model vectors through its results, but cannot be evidence
@@ -37,17 +41,20 @@ import json
 import logging
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from fennec import _progress
 from fennec._io import save_json_atomic
-from fennec.errors import DatasetWarning, FennecError, InvalidInputError
+from fennec.errors import DatasetWarning, EngineError, FennecError, InvalidInputError
 
-__all__ = ["DescriptorCache", "TaskData", "describe_known_tasks"]
+if TYPE_CHECKING:
+    from fennec.engine import Executor
+
+__all__ = ["TASK_MEMORY", "DescribedTask", "DescriptorCache", "TaskData", "describe_known_tasks", "describe_unit"]
 
 LOG = logging.getLogger(__name__)
 
@@ -166,15 +173,72 @@ class DescriptorCache:
             "seconds": round(float(descriptor.seconds), 3)}, indent=None)
 
 
+#: Memory a task's description reserves on a Ray node: the proxy (a few hundred million
+#: parameters) and a ``max_samples`` sample's decoded images and features.
+TASK_MEMORY = 4 * 2**30
+
+
+@dataclasses.dataclass(frozen=True)
+class DescribedTask:
+    """What became of one task's data in :func:`describe_unit`.
+
+    Attributes:
+        descriptor: the :class:`fennec.task.TaskDescriptor`, or None when the data could not
+            be sampled.
+        unreadable: why a Hub dataset could not be sampled (the task is skipped), else None.
+        seconds: wall time of sampling and describing, where it ran.
+    """
+
+    descriptor: Any
+    unreadable: FennecError | None
+    seconds: float
+
+
+def describe_unit(dataset: str, data: TaskData, *, proxy: str, proxy_sha: str, hub: Any, dataset_hub: Any,
+                  max_samples: int, seed: int, device: Any) -> DescribedTask:
+    """One unit of :func:`describe_known_tasks`: ``data`` sampled from ``dataset`` (its path or
+    Hub id) and run through the proxy, in this process or on a worker (the hubs then come as
+    :func:`fennec.engine.hub_for_workers` recipes; the proxy's features go to the default
+    feature cache of wherever it runs).
+
+    A Hub dataset that cannot be sampled is returned as ``unreadable``; any other error (a
+    local dataset, the proxy) is raised.
+    """
+    from fennec.data import load_sample
+    from fennec.engine import hub_on_worker
+    from fennec.task import task_descriptor
+
+    t0 = time.perf_counter()
+    try:
+        sample = load_sample(dataset, split=data.split, config=data.config, label_column=data.label_column,
+                             image_column=data.image_column, max_samples=max_samples, seed=seed,
+                             hub=hub_on_worker(dataset_hub) if data.on_hub else None, parquet_only=data.on_hub)
+    except FennecError as e:
+        if not data.on_hub:
+            raise
+        return DescribedTask(None, e, time.perf_counter() - t0)
+    desc = task_descriptor(sample, proxy=proxy, hub=hub_on_worker(hub), revision=proxy_sha, device=device)
+    return DescribedTask(desc, None, time.perf_counter() - t0)
+
+
 def describe_known_tasks(tasks: Mapping[str, TaskData], *, proxy: str, proxy_sha: str, hub: Any,
                          dataset_hub: Any = None, resolve: Callable[[str], str] | None = None,
                          max_samples: int, seed: int = 0, device: Any = None,
-                         cache: DescriptorCache | None = None, progress: bool = False) -> dict[str, Any]:
+                         cache: DescriptorCache | None = None, progress: bool = False,
+                         executor: Executor | None = None) -> dict[str, Any]:
     """Proxy descriptors (:class:`fennec.task.TaskDescriptor`) of historical tasks.
 
     Tasks that share their data (one dataset in several published tables) are described
     once. Cached descriptors of Hub tasks are reused; new ones are cached as soon as each is
     computed.
+
+    Each dataset to describe is a unit of ``executor`` (:func:`describe_unit`): in this
+    process, one after the other, by default; on a :class:`~fennec.engine.RayExecutor` a Ray
+    task that samples the dataset (a Hub dataset streamed from ``dataset_hub`` by the worker)
+    and runs the proxy, with 1 CPU, :data:`TASK_MEMORY` and a GPU when the cluster has them
+    and ``device`` is not the CPU. Either way this process looks up the datasets' commits,
+    reads and writes the cache, and reports each task as its descriptor comes back, so a
+    worker that dies loses only the tasks it was describing.
 
     Args:
         tasks: ``{task key: TaskData}``.
@@ -182,86 +246,116 @@ def describe_known_tasks(tasks: Mapping[str, TaskData], *, proxy: str, proxy_sha
         hub: where the proxy's weights come from.
         dataset_hub: where Hub datasets are read from (a :class:`fennec.hub.HfHub`; default:
             the environment's endpoint).
-        resolve: maps a non-Hub ``dataset`` to the path to read (e.g. ``zoo:<name>``).
+        resolve: maps a non-Hub ``dataset`` to the path to read (e.g. ``zoo:<name>``); on
+            Ray, the workers must see that path (a local instance does).
         max_samples, seed: the sampling, as :func:`fennec.recommend` samples a new dataset.
         device: for the proxy's forward passes.
         cache: the descriptor cache (None: none).
         progress: a line per task on stderr (counts and seconds), a bar on a terminal.
+        executor: where the descriptions run (:mod:`fennec.engine`; None: in this process).
 
     Returns:
         ``{task key: TaskDescriptor}`` of the tasks described (Hub tasks whose data could not
         be read are left out, with a :class:`DatasetWarning` each).
 
     Raises:
-        FennecError: a local or zoo task's dataset cannot be read, or the proxy fails.
+        FennecError: a local or zoo task's dataset cannot be read, or the proxy fails (the
+            same error on a worker as here).
+        EngineError: descriptions were lost with their Ray workers (after Ray's retry); the
+            others are cached, so running the command again describes only those.
     """
-    from fennec.data import load_sample
+    from fennec.engine import LocalExecutor, Resources, Unit, hub_for_workers
     from fennec.hub import HfHub
-    from fennec.task import task_descriptor
 
     if not proxy_sha:
         raise InvalidInputError("describe_known_tasks: proxy_sha must name the proxy's commit (descriptors are "
                                 "pinned to it); fetch the proxy first (hub.fetch(proxy).sha).")
+    executor = executor if executor is not None else LocalExecutor()
     by_data: dict[TaskData, list[str]] = {}
     for task, data in sorted(tasks.items()):
         by_data.setdefault(data, []).append(task)
+    labels = {data: ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+              for data, names in by_data.items()}
     out: dict[str, Any] = {}
-    n_cached = n_failed = 0
+    keys: dict[TaskData, dict[str, Any]] = {}  # the cache keys of the Hub tasks being described
+    lost: list[str] = []
+    n_cached = n_failed = n_done = 0
     bar = _progress.bar(total=len(tasks), desc="describing known tasks", unit="tasks", enabled=progress)
     if dataset_hub is None and any(data.on_hub for data in by_data):
         dataset_hub = HfHub()  # the environment's endpoint, token and offline mode
+    elsewhere = executor.kind != "local"
+    unit_kwargs = {"proxy": proxy, "proxy_sha": proxy_sha, "max_samples": max_samples, "seed": seed,
+                   "device": device, "hub": hub_for_workers(hub) if elsewhere else hub,
+                   "dataset_hub": hub_for_workers(dataset_hub) if elsewhere and dataset_hub is not None
+                   else dataset_hub}
+    resources = Resources(num_cpus=1, memory=TASK_MEMORY, num_gpus=executor.gpus_per_unit(device))
 
-    def skip(label: str, data: TaskData, e: FennecError) -> None:
-        warnings.warn(f"task {label}: its dataset {data.describe()} could not be sampled ({type(e).__name__}: "
-                      f"{str(e)[:300]}); the task still shapes the model vectors through its results, but cannot "
-                      "be evidence for a new dataset.", DatasetWarning, stacklevel=3)
+    def done(data: TaskData, line: str | None) -> None:
+        nonlocal n_done
+        n_done += 1
+        if line is not None:
+            _progress.note(f"{line} ({n_done}/{len(by_data)})", enabled=progress)
+        bar.update(len(by_data[data]))
 
-    try:
-        for i, (data, names) in enumerate(by_data.items(), start=1):
-            label = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-            where = f"({i}/{len(by_data)})"
-            desc = key = None
+    def skip(data: TaskData, e: FennecError, stacklevel: int) -> None:
+        nonlocal n_failed
+        n_failed += 1
+        warnings.warn(f"task {labels[data]}: its dataset {data.describe()} could not be sampled "
+                      f"({type(e).__name__}: {str(e)[:300]}); the task still shapes the model vectors through its "
+                      "results, but cannot be evidence for a new dataset.", DatasetWarning, stacklevel=stacklevel)
+        done(data, None)
+
+    def units() -> Iterator[Unit]:
+        """The datasets to describe, in order; the cached ones are reported as they are found.
+        Read lazily by the executor, so this runs between the units (locally, as always)."""
+        nonlocal n_cached
+        for data in by_data:
             if data.on_hub and cache is not None:
                 try:  # the dataset's current commit: a changed dataset is described again
                     data_sha, _ = dataset_hub.dataset_files(data.dataset[len(_HUB_PREFIX):])
                 except FennecError as e:
-                    n_failed += 1
-                    skip(label, data, e)
-                    bar.update(len(names))
+                    skip(data, e, stacklevel=5)  # skip, units, the executor's map, describe_known_tasks, its caller
                     continue
                 key = DescriptorCache.key(data, data_sha=data_sha, proxy=proxy, proxy_sha=proxy_sha,
                                           max_samples=max_samples, seed=seed)
                 desc = cache.get(key)
-            if desc is not None:
-                n_cached += 1
-                _progress.note(f"task {label}: cached descriptor of {data.describe()} ({desc.n_samples} images, "
-                               f"{desc.n_classes} classes) {where}", enabled=progress)
-            else:
-                t0 = time.perf_counter()
-                dataset = data.dataset if data.on_hub or resolve is None else resolve(data.dataset)
-                try:
-                    sample = load_sample(dataset, split=data.split, config=data.config,
-                                         label_column=data.label_column, image_column=data.image_column,
-                                         max_samples=max_samples, seed=seed,
-                                         hub=dataset_hub if data.on_hub else None, parquet_only=data.on_hub)
-                except FennecError as e:
-                    if not data.on_hub:
-                        raise
-                    n_failed += 1
-                    skip(label, data, e)
-                    bar.update(len(names))
+                if desc is not None:
+                    n_cached += 1
+                    for task in by_data[data]:
+                        out[task] = desc
+                    done(data, f"task {labels[data]}: cached descriptor of {data.describe()} ({desc.n_samples} "
+                               f"images, {desc.n_classes} classes)")
                     continue
-                desc = task_descriptor(sample, proxy=proxy, hub=hub, revision=proxy_sha, device=device)
-                if key is not None and cache is not None:  # a key is made only with a cache
-                    cache.put(key, desc)
-                _progress.note(f"task {label}: described {data.describe()}: {desc.n_samples} images, "
-                               f"{desc.n_classes} classes, {time.perf_counter() - t0:.1f} s {where}",
-                               enabled=progress)
-            for task in names:
+                keys[data] = key
+            dataset = data.dataset if data.on_hub or resolve is None else resolve(data.dataset)
+            yield Unit(data, describe_unit, (dataset, data), unit_kwargs, resources=resources)
+
+    try:
+        for result in executor.map(units()):
+            data = cast(TaskData, result.key)  # units are keyed by their data
+            if result.lost:  # the others go on, and are cached: a rerun describes only these
+                lost.append(f"{labels[data]} ({data.describe()}: {type(result.error).__name__}: "
+                            f"{str(result.error).splitlines()[0][:200] if str(result.error) else 'no details'})")
+                done(data, None)
+                continue
+            described: DescribedTask = result.get()  # a local task's or the proxy's error, as raised where it ran
+            if described.unreadable is not None:
+                skip(data, described.unreadable, stacklevel=3)
+                continue
+            desc = described.descriptor
+            if data in keys and cache is not None:  # a key is made only with a cache
+                cache.put(keys[data], desc)
+            for task in by_data[data]:
                 out[task] = desc
-            bar.update(len(names))
+            done(data, f"task {labels[data]}: described {data.describe()}: {desc.n_samples} images, "
+                       f"{desc.n_classes} classes, {described.seconds:.1f} s")
     finally:
         bar.close()
+    if lost:
+        raise EngineError(f"{len(lost)} of the {len(by_data)} datasets to describe were lost with their Ray "
+                          f"workers on {executor.describe()}: {'; '.join(lost[:5])}"
+                          f"{f' and {len(lost) - 5} more' if len(lost) > 5 else ''}. The descriptors that came "
+                          "back are cached; run the command again to describe the rest.")
     LOG.info("Known tasks: %d described (%d datasets from the cache, %d could not be read)", len(out), n_cached,
              n_failed)
     return out
