@@ -363,10 +363,15 @@ def test_hub_recipes_open_the_same_hub(tmp_path):
 
 
 @pytest.fixture
-def dataset_server(tiny_zoo):  # noqa: F811
-    """The tiny zoo's models and datasets served as a Hub serves them (datasets as ``local/<name>``)."""
+def dataset_server(tiny_zoo, monkeypatch):  # noqa: F811
+    """The tiny zoo's models and datasets served as a Hub serves them (datasets as ``local/<name>``);
+    huggingface_hub allowed to talk to it (its offline mode is read at import, so patched too)."""
+    import huggingface_hub.constants as hf_constants
+
     from fennec.hub.server import HubServer
 
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
     with HubServer(models_dir=tiny_zoo / "hub", datasets_dir=tiny_zoo / "datasets") as server:
         yield server
 
@@ -399,7 +404,7 @@ def check_known_tasks_described_as_here(executor, zoo: Path, url: str, tmp_path:
             else:
                 there = described(zoo, url, tasks, executor=executor, cache=cache)
         skipped = [w for w in caught if issubclass(w.category, DatasetWarning)]
-        assert [str(w.message).split(":")[0] for w in skipped] == ["task a/gone"], run
+        assert [str(w.message).split(":")[0] for w in skipped] == ["task a/gone"], [str(w.message) for w in skipped]
         assert "its dataset hub:org/no-such-dataset could not be sampled" in str(skipped[0].message)
         assert skipped[0].filename == __file__, run  # the warning points at the caller
     assert set(there) == set(here) == {"a/one", "b/one", "a/two", "z/three"} and there["a/one"] is there["b/one"]
