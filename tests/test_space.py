@@ -518,3 +518,104 @@ def test_archi2vec_components_keep_their_relative_variance():
     assert np.all(np.diff(stds) <= 1e-12) and stds[-1] < 0.8
     others = [i for i in range(feats.shape[1]) if i not in pcs]
     assert np.allclose(feats[:, others].std(axis=0), 1.0)
+
+
+# ---------------------------------------------------------------------------------------
+# the placement update: posterior task vector from observed scores
+# ---------------------------------------------------------------------------------------
+
+
+def _observed_world(k: int = 8, dim: int = 3, seed: int = 3):
+    rng = np.random.default_rng(seed)
+    mv = rng.normal(size=(k, dim + 1))  # rows [u, b]
+    truth = np.append(rng.normal(size=dim), 1.0)
+    prior = np.append(rng.normal(size=dim), 1.0)
+    return mv, truth, prior, rng
+
+
+def test_exact_observations_give_back_the_task_vector_that_produced_them():
+    from fennec.space.tasks import posterior_task_vector
+
+    mv, truth, prior, _ = _observed_world()
+    exact = mv @ truth  # u·v + b, no noise
+    np.testing.assert_allclose(posterior_task_vector(prior, mv, exact, 1e-10), truth, atol=1e-7)
+    # as many independent models as dimensions suffice
+    np.testing.assert_allclose(posterior_task_vector(prior, mv[:3], exact[:3], 1e-10), truth, atol=1e-6)
+    # fewer: the prior fills the direction the observations leave open, and only that one
+    two = posterior_task_vector(prior, mv[:2], exact[:2], 1e-10)
+    np.testing.assert_allclose(mv[:2] @ two, exact[:2], atol=1e-6)  # fits what was observed
+    open_dir = np.linalg.svd(mv[:2, :-1])[2][-1]
+    assert open_dir @ two[:-1] == pytest.approx(open_dir @ prior[:-1], abs=1e-5)
+
+
+def test_the_posterior_mean_is_the_ridge_solution_toward_the_prior():
+    from fennec.space.tasks import posterior_task_vector
+
+    mv, truth, prior, rng = _observed_world()
+    y = mv @ truth + 0.3 * rng.normal(size=len(mv))
+    for rho in (0.1, 1.0, 10.0):
+        # the same problem as an augmented least-squares: [U; sqrt(rho) I] v ≈ [y - b; sqrt(rho) v0]
+        a = np.vstack([mv[:, :-1], np.sqrt(rho) * np.eye(3)])
+        rhs = np.concatenate([y - mv[:, -1], np.sqrt(rho) * prior[:-1]])
+        expected = np.linalg.lstsq(a, rhs, rcond=None)[0]
+        np.testing.assert_allclose(posterior_task_vector(prior, mv, y, rho), np.append(expected, 1.0), atol=1e-10)
+    # the stronger the prior, the closer the posterior stays to it
+    dist = [np.linalg.norm(posterior_task_vector(prior, mv, y, rho) - prior) for rho in (0.1, 1.0, 10.0, 100.0)]
+    assert dist == sorted(dist, reverse=True) and dist[-1] < dist[0]
+
+
+def test_without_observations_or_with_an_infinitely_strong_prior_the_posterior_is_the_prior():
+    from fennec.space.tasks import posterior_task_vector
+
+    mv, truth, prior, _ = _observed_world()
+    np.testing.assert_array_equal(posterior_task_vector(prior, mv[:0], np.zeros(0), 1.0), prior)
+    np.testing.assert_array_equal(posterior_task_vector(prior, mv, mv @ truth, float("inf")), prior)
+    np.testing.assert_allclose(posterior_task_vector(prior, mv, mv @ truth, 1e12), prior, atol=1e-9)
+
+
+@pytest.mark.parametrize(("args", "match"), [
+    ((np.ones((4, 4)), np.ones(4), 1.0), "k, 3"),  # model vectors of another dimension
+    ((np.ones((4, 3)), np.ones(3), 1.0), "same k"),  # one score short
+    ((np.ones((4, 3)), np.full(4, np.nan), 1.0), "finite"),
+    ((np.ones((4, 3)), np.ones(4), 0.0), "precision"),
+    ((np.ones((4, 3)), np.ones(4), -1.0), "precision"),
+    ((np.ones((4, 3)), np.ones(4), True), "precision"),
+    ((np.ones((4, 3)), np.ones(4), "1"), "precision"),
+])
+def test_posterior_task_vector_rejects_bad_inputs(args, match):
+    from fennec.space.tasks import posterior_task_vector
+
+    with pytest.raises(InvalidInputError, match=match):
+        posterior_task_vector(np.array([0.5, -0.5, 1.0]), *args)
+
+
+def test_the_prior_must_be_a_task_vector():
+    from fennec.space.tasks import posterior_task_vector
+
+    with pytest.raises(InvalidInputError, match="constant 1"):
+        posterior_task_vector(np.array([0.5, -0.5, 2.0]), np.ones((2, 3)), np.ones(2), 1.0)
+    with pytest.raises(InvalidInputError, match="shape"):
+        posterior_task_vector(np.ones((2, 3)), np.ones((2, 3)), np.ones(2), 1.0)
+
+
+def test_update_task_vector_counts_the_prior_in_observations_of_an_average_model():
+    from fennec.space.tasks import posterior_task_vector
+
+    results, sides, _, _ = _side_world()
+    space = TransferSpace(dim=2).fit(results, models=sides)
+    prior = space.task_vector_of("t00")
+    mv = space.model_vectors(["m000", "m001", "m002", "m003"])
+    truth = space.task_vector_of("t05")
+    u = space.model_vectors_[:, :-1]
+    unit = float(np.mean(np.sum(u**2, axis=1))) / 2
+    for strength in (0.5, 4.0):
+        np.testing.assert_allclose(space.update_task_vector(prior, mv, mv @ truth, strength=strength),
+                                   posterior_task_vector(prior, mv, mv @ truth, strength * unit), atol=1e-12)
+    # exact scores of another task's vector move the placement onto it
+    np.testing.assert_allclose(space.update_task_vector(prior, mv, mv @ truth, strength=1e-9), truth, atol=1e-6)
+    np.testing.assert_array_equal(space.update_task_vector(prior, mv, mv @ truth, strength=float("inf")), prior)
+    for bad in (0, -2.0, None, "4", False):
+        with pytest.raises(InvalidInputError, match="strength"):
+            space.update_task_vector(prior, mv, mv @ truth, strength=bad)
+    with pytest.raises(NotFittedError):
+        TransferSpace().update_task_vector(prior, mv, mv @ truth, strength=1.0)

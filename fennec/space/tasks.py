@@ -11,7 +11,8 @@ import numpy as np
 
 from fennec.errors import InvalidInputError
 
-__all__ = ["candidates", "choose_task_predictor", "nearest_similarity", "shrunk", "standardiser", "task_weights"]
+__all__ = ["candidates", "choose_task_predictor", "nearest_similarity", "posterior_task_vector", "shrunk",
+           "standardiser", "task_weights"]
 
 _KNN_TEMPERATURES = (0.05, 0.1, 0.2, 0.5, 1.0)  # softmax temperatures over cosine similarity
 _RIDGE_ALPHAS = (0.1, 1.0, 10.0)  # × mean self-similarity of the standardised descriptors
@@ -56,6 +57,65 @@ def shrunk(weights: np.ndarray, similarity: float) -> np.ndarray:
     """Weights pulled toward the mean historical task by how far the nearest known task is:
     ``s·w + (1 − s)/T``, with ``s`` the nearest task's similarity (:func:`nearest_similarity`)."""
     return similarity * weights + (1.0 - similarity) / len(weights)
+
+
+def posterior_task_vector(prior: np.ndarray, model_vectors: np.ndarray, observed: np.ndarray,
+                          precision: float) -> np.ndarray:
+    """A task vector ``[v, 1]`` updated by observed scores of some models on the task.
+
+    The prior is the task's placement ``[v0, 1]`` (from its descriptor); the observations are
+    scores ``y_m`` of ``k`` models with vectors ``[u_m, b_m]``, read as noisy linear measurements
+    of the space's own score: ``y_m = u_m·v + b_m + ε_m``, ``ε_m ~ N(0, σ²)``, with the prior
+    ``v ~ N(v0, (σ²/ρ)·I)``. The posterior of ``v`` is Gaussian with mean (Bayesian linear
+    regression, i.e. ridge regression toward ``v0``)::
+
+        v̂ = (UᵀU + ρ·I)⁻¹ (Uᵀ(y − b) + ρ·v0)
+
+    ``ρ`` (``precision``) is the prior's weight in units of one observation of a unit-norm
+    model vector: ``ρ → ∞`` keeps the prior, ``ρ → 0`` fits the observations alone (least
+    squares, exact when ``k ≥ dim`` observations of linearly independent models are exact).
+    Zero observations give the prior.
+
+    Args:
+        prior: ``(dim+1,)`` the prior task vector ``[v0, 1]``.
+        model_vectors: ``(k, dim+1)`` rows ``[u_m, b_m]`` of the observed models.
+        observed: ``(k,)`` their scores, on the space's score scale.
+        precision: ``ρ`` > 0, or ``math.inf`` (the prior alone).
+
+    Returns:
+        ``(dim+1,)`` the posterior mean ``[v̂, 1]``.
+
+    Raises:
+        InvalidInputError: mismatched shapes, non-finite values, a prior whose last entry is not
+            1, or a precision that is not a number > 0.
+
+    Example:
+        >>> u = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, -0.5]])  # two models [u, b] in a 2-d space
+        >>> posterior_task_vector(np.array([0.0, 0.0, 1.0]), u, np.array([2.5, 1.5]), 1e-9).round(6)
+        array([2., 2., 1.])
+    """
+    t0 = np.asarray(prior, dtype=np.float64)
+    mv = np.asarray(model_vectors, dtype=np.float64)
+    y = np.asarray(observed, dtype=np.float64)
+    if t0.ndim != 1 or t0.size < 2:
+        raise InvalidInputError(f"prior must be a task vector [v0, 1] of shape (dim+1,), got shape {t0.shape}.")
+    if mv.ndim != 2 or mv.shape[1] != t0.size or y.shape != (mv.shape[0],):
+        raise InvalidInputError(
+            f"model_vectors must be (k, {t0.size}) rows [u, b] and observed (k,) scores of the same k models; "
+            f"got {mv.shape} and {y.shape}.")
+    if not (np.all(np.isfinite(t0)) and np.all(np.isfinite(mv)) and np.all(np.isfinite(y))):
+        raise InvalidInputError("prior, model_vectors and observed must be finite; drop the models whose score "
+                                "failed (None/NaN) before updating the placement.")
+    if t0[-1] != 1.0:
+        raise InvalidInputError(f"prior must end with the task's constant 1 (a [v0, 1] task vector), got {t0[-1]!r}.")
+    if isinstance(precision, bool) or not isinstance(precision, (int, float, np.floating)) or not precision > 0:
+        raise InvalidInputError(f"precision must be a number > 0 (math.inf: the prior alone), got {precision!r}.")
+    if len(y) == 0 or math.isinf(precision):
+        return t0.copy()
+    u, b = mv[:, :-1], mv[:, -1]
+    d = u.shape[1]
+    v = np.linalg.solve(u.T @ u + precision * np.eye(d), u.T @ (y - b) + precision * t0[:-1])
+    return np.append(v, 1.0)
 
 
 def candidates() -> list[tuple[str, float]]:

@@ -82,6 +82,12 @@ The algorithm (:class:`TransferSpace`)
    record says so. (The model vectors used inside this loop were fitted with every task,
    held-out one included; every candidate is scored with those same vectors.) :meth:`task_vector`
    returns the historical tasks with the largest weights as evidence.
+6. **Observed scores move the placement.** Once some models have been scored on the new task
+   (the refined candidates' metric scores, mapped onto this space's score scale), the placement
+   ``[v0, 1]`` is a prior and the scores are noisy linear observations ``y_m = u_m·v + b_m + ε``;
+   :meth:`update_task_vector` returns the posterior mean (Bayesian linear regression toward
+   ``v0``, :func:`fennec.space.tasks.posterior_task_vector`), from which every model is
+   re-predicted. The prior's weight ``strength`` is counted in observations of an average model.
 
 The Fennec paper's recipe (:class:`fennec.space.baseline.FennecBaseline`)
 ------------------------------------------------------------------
@@ -121,7 +127,14 @@ from fennec.errors import (
 )
 from fennec.space.results import NORMALISATIONS, normalise_results, results_matrix
 from fennec.space.side import JITTER, ModelSide, SideEncoder, TaskSide, check_vector, choose_side_alpha, ridge, sides_of
-from fennec.space.tasks import choose_task_predictor, nearest_similarity, shrunk, standardiser, task_weights
+from fennec.space.tasks import (
+    choose_task_predictor,
+    nearest_similarity,
+    posterior_task_vector,
+    shrunk,
+    standardiser,
+    task_weights,
+)
 
 __all__ = [
     "SPACE_VERSION",
@@ -452,6 +465,37 @@ class TransferSpace:
         vector[-1] = 1.0
         order = np.argsort(-weights, kind="stable")[: self.n_neighbors]
         return vector, [(self.task_ids_[self._described[j]], float(weights[j])) for j in order if weights[j] != 0]
+
+    def update_task_vector(self, task_vector: np.ndarray, model_vectors: np.ndarray, observed: np.ndarray, *,
+                           strength: float) -> np.ndarray:
+        """A new task's vector moved by observed scores of some models on it (the posterior placement).
+
+        :func:`fennec.space.tasks.posterior_task_vector` with ``task_vector`` (from
+        :meth:`task_vector`) as the prior and the prior's precision ``ρ = strength · ū²``, where
+        ``ū² = mean_m ‖u_m‖² / dim`` over the space's models is what one observation of an average
+        model adds to ``UᵀU`` per dimension: ``strength`` is the prior's weight counted in
+        observations (module docstring, step 6).
+
+        Args:
+            task_vector: ``(dim+1,)`` the prior placement ``[v0, 1]``.
+            model_vectors: ``(k, dim+1)`` vectors of the observed models (:meth:`model_vectors`).
+            observed: ``(k,)`` their scores on the task, on this space's score scale.
+            strength: > 0; ``math.inf`` keeps the prior.
+
+        Returns:
+            ``(dim+1,)`` the posterior task vector ``[v̂, 1]``.
+
+        Raises:
+            NotFittedError: before fit/load.
+            InvalidInputError: a strength that is not a number > 0, or what
+                :func:`~fennec.space.tasks.posterior_task_vector` refuses.
+        """
+        self._require_fitted()
+        if isinstance(strength, bool) or not isinstance(strength, (int, float, np.floating)) or not strength > 0:
+            raise InvalidInputError(f"strength must be a number > 0 (math.inf: keep the prior), got {strength!r}.")
+        u = self.model_vectors_[:, :-1]
+        unit = max(float(np.mean(np.sum(u**2, axis=1))) / u.shape[1], JITTER)
+        return posterior_task_vector(task_vector, model_vectors, observed, float(strength) * unit)
 
     def task_vector_of(self, task_id: str) -> np.ndarray:
         """The learned vector ``(dim+1,)`` of a historical task."""
