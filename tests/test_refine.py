@@ -172,3 +172,83 @@ def test_zscore_is_population_standardisation():
     z = fennec.recommendation.refine.zscore(np.array([1.0, 2.0, 3.0, 4.0]))
     assert z.mean() == pytest.approx(0.0) and z.std() == pytest.approx(1.0)
     np.testing.assert_array_equal(fennec.recommendation.refine.zscore(np.array([0.1, 0.1, 0.1])), 0.0)
+
+
+# ---------------------------------------------------------------------------------------
+# the placement update's helpers: candidates, observations, fusion among every model
+# ---------------------------------------------------------------------------------------
+
+
+def test_choose_candidates_keeps_the_best_half_and_adds_what_spans_the_space():
+    from fennec.recommendation.refine import choose_candidates
+
+    ids = ["a", "b", "c", "d", "e"]
+    vectors = np.array([[1.0, 0.0, 0.3], [0.9, 0.1, 0.2],   # the index's two best: both along the first axis
+                        [0.95, 0.0, 0.1],                     # a near copy of them, larger than d
+                        [0.1, 0.8, 0.0],                      # the direction they leave unknown
+                        [0.0, -0.7, 0.0]])
+    assert choose_candidates(ids, vectors, 3) == ["a", "b", "d"]
+    # with d, the second axis is still the less known (one model against three): e, along it, beats c
+    assert choose_candidates(ids, vectors, 4) == ["a", "b", "d", "e"]
+    assert choose_candidates(ids, vectors, 1) == ["a"]
+    everything = choose_candidates(ids, vectors, 10)
+    assert everything[:3] == ["a", "b", "c"] and sorted(everything) == sorted(ids)  # ⌈5/2⌉ by rank first
+    # the diverse ones come from the index's top `pool` only
+    assert choose_candidates(ids, vectors, 3, pool=3) == ["a", "b", "c"]
+    # equal spread: the better index rank wins
+    assert choose_candidates(["x", "y", "z"], np.array([[1.0, 0.0], [2.0, 0.0], [2.0, 0.0]]), 2) == ["x", "y"]
+
+
+@pytest.mark.parametrize(("args", "match"), [
+    ((["a", "b"], np.ones((3, 3)), 2), "one per ranked model"),
+    ((["a", "b"], np.array([[1.0, np.nan], [1.0, 0.0]]), 2), "finite"),
+    ((["a", "a"], np.ones((2, 3)), 2), "duplicate"),
+    ((["a", "b"], np.ones((2, 3)), 0), "n"),
+    ((["a", "b"], np.ones(3), 2), "one per ranked model"),
+])
+def test_choose_candidates_rejects_bad_inputs(args, match):
+    from fennec.recommendation.refine import choose_candidates
+
+    with pytest.raises(InvalidInputError, match=match):
+        choose_candidates(*args)
+
+
+def test_observed_scores_map_the_metrics_order_onto_the_priors_range():
+    from fennec.recommendation.refine import observed_scores
+
+    prior = {"a": 1.0, "b": 2.0, "c": 3.0, "d": 0.0}
+    out = observed_scores(prior, {"a": -5.0, "b": -7.0, "c": -6.0, "d": None})
+    p0 = np.array([1.0, 2.0, 3.0])
+    assert list(out) == ["a", "b", "c"]  # the failed candidate is no observation
+    np.testing.assert_allclose(sorted(out.values()), sorted(p0))  # same mean and spread as the prior ...
+    assert out["a"] > out["c"] > out["b"]  # ... in the metric's order
+    # invariant to the metric's scale and offset
+    assert observed_scores(prior, {"a": 10.0, "b": -4.0, "c": 3.0}) == pytest.approx(
+        observed_scores(prior, {"a": 100.0, "b": -40.0, "c": 30.0}))
+    assert observed_scores(prior, {"a": None, "b": float("nan")}) == {}
+    with pytest.raises(InvalidInputError, match="without a prior score"):
+        observed_scores(prior, {"z": 1.0})
+    with pytest.raises(InvalidInputError, match="finite"):
+        observed_scores({"a": float("inf"), "b": 1.0}, {"a": 1.0, "b": 2.0})
+
+
+def test_fuse_placed_ranks_the_candidates_among_every_model():
+    from fennec.recommendation.refine import fuse_placed
+
+    scores = {"a": 3.0, "b": 2.0, "c": 1.0, "d": 2.5, "e": 0.0}
+    # weight 0: nothing but the scores
+    assert fuse_placed(scores, {"b": 9.0, "c": 1.0}, weight=0.0) == {m: scores[m] for m in ["a", "d", "b", "c", "e"]}
+    # weight 1: the candidates b and c swap places within their own range, the others stay put
+    out = fuse_placed(scores, {"b": 1.0, "c": 9.0}, weight=1.0)
+    assert list(out) == ["a", "d", "c", "b", "e"] and out["c"] == pytest.approx(2.0) and out["b"] == pytest.approx(1.0)
+    # the fused values are fuse()'s, mapped onto the candidates' mean and spread
+    fused = fuse({"b": 2.0, "c": 1.0}, {"b": 1.0, "c": 9.0}, weight=0.5)
+    out = fuse_placed(scores, {"b": 1.0, "c": 9.0}, weight=0.5)
+    assert out["b"] == pytest.approx(1.5 + 0.5 * fused["b"]) and out["c"] == pytest.approx(1.5 + 0.5 * fused["c"])
+    assert fuse_placed(scores, {}) == dict(sorted(scores.items(), key=lambda kv: -kv[1]))
+    with pytest.raises(InvalidInputError, match="not candidates"):
+        fuse_placed(scores, {"zz": 1.0})
+    with pytest.raises(InvalidInputError, match="finite"):
+        fuse_placed({"a": float("nan"), "b": 1.0}, {})
+    with pytest.raises(InvalidInputError, match="weight"):
+        fuse_placed(scores, {"b": 1.0}, weight=2.0)

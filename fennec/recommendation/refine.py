@@ -18,7 +18,7 @@ import logging
 import math
 import time
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
@@ -30,14 +30,14 @@ from fennec.features.cache import FeatureCache, check_sample, features_of, resol
 from fennec.features.extraction import SampleLike
 from fennec.metrics import metric_info
 from fennec.recommendation.options import DEFAULT_BATCH_SIZE, DEFAULT_FUSION_WEIGHT, DEFAULT_METRIC
-from fennec.validation import check_fraction, is_number
+from fennec.validation import check_fraction, check_positive_int, is_number
 
 if TYPE_CHECKING:
     from fennec.engine import Executor
     from fennec.hub.protocol import Hub
 
-__all__ = ["CANDIDATE_MEMORY", "DEFAULT_METRIC", "CandidateScore", "check_weight", "fuse", "score_candidates",
-           "score_remotely", "zscore"]
+__all__ = ["CANDIDATE_MEMORY", "DEFAULT_METRIC", "CandidateScore", "check_weight", "choose_candidates", "fuse",
+           "fuse_placed", "observed_scores", "score_candidates", "score_remotely", "zscore"]
 
 LOG = logging.getLogger(__name__)
 
@@ -272,3 +272,135 @@ def fuse(index_scores: Mapping[str, float], metric_scores: Mapping[str, float | 
     fused = {m: float(w * z_metric.get(m, 0.0) + (1.0 - w) * z_index[m]) for m in ids}
     order = sorted(ids, key=lambda m: (-fused[m], -float(index_scores[m]), m))
     return {m: fused[m] for m in order}
+
+
+def choose_candidates(ranked: Sequence[str], vectors: np.ndarray, n: int, *, pool: int | None = None) -> list[str]:
+    """The models to refine when their metric scores will also move the task's placement.
+
+    The first ``⌈n/2⌉`` are the index's best (the models most likely to be recommended, which
+    the fusion re-ranks); the others are chosen greedily from the index's top ``pool`` (default
+    ``3n``) to make the placement update (:meth:`fennec.space.TransferSpace.update_task_vector`)
+    well-posed: each next one is the model whose score the candidates chosen so far predict
+    least, the largest ``u·A⁻¹·u`` with ``A = ū²·I + Σ_chosen u_c u_cᵀ`` (the posterior variance
+    of its score under a unit prior; greedy D-optimal design, ``ū²`` the mean of ``‖u‖²/dim``
+    over ``vectors``). Ties go to the better index rank. Drawing from the top ``pool`` keeps the
+    forward passes on plausible models rather than on the extremes of the space.
+
+    Args:
+        ranked: model ids, best index score first.
+        vectors: ``(len(ranked), dim+1)`` their vectors ``[u, b]``, in the same order.
+        n: how many to choose (all of ``ranked`` when it has fewer).
+        pool: how many of the best ``ranked`` the diverse ones are drawn from (at least ``n``).
+
+    Returns:
+        ``n`` model ids: the index's best first, then the diverse ones in the order chosen.
+
+    Raises:
+        InvalidInputError: mismatched shapes, non-finite vectors, ``n`` or ``pool`` not a positive int.
+
+    Example:
+        >>> vecs = np.array([[1.0, 0.0, 0.0], [0.9, 0.1, 0.0], [0.0, 1.0, 0.0], [0.8, 0.0, 0.0]])
+        >>> choose_candidates(["a", "b", "c", "d"], vecs, 2)  # "c" spans what "a" leaves open
+        ['a', 'c']
+    """
+    n = check_positive_int(n, "n")
+    pool = 3 * n if pool is None else check_positive_int(pool, "pool")
+    ids = list(ranked)
+    mv = np.asarray(vectors, dtype=np.float64)
+    if mv.ndim != 2 or mv.shape[0] != len(ids) or mv.shape[1] < 2 or not np.all(np.isfinite(mv)):
+        raise InvalidInputError(f"vectors must be finite rows [u, b], one per ranked model ({len(ids)}); got an "
+                                f"array of shape {mv.shape}.")
+    if len(set(ids)) != len(ids):
+        raise InvalidInputError("ranked has duplicate model ids; pass each model once, best first.")
+    u = mv[:, :-1]
+    n = min(n, len(ids))
+    chosen = list(range((n + 1) // 2))
+    rest = list(range(len(chosen), min(max(pool, n), len(ids))))
+    unit = max(float(np.mean(np.sum(u**2, axis=1))) / u.shape[1], 1e-12)
+    a = unit * np.eye(u.shape[1]) + u[chosen].T @ u[chosen]
+    while len(chosen) < n:
+        spread = np.einsum("ij,jk,ik->i", u[rest], np.linalg.inv(a), u[rest])
+        pick = rest[int(np.argmax(spread))]  # first of equals: the better index rank
+        chosen.append(pick)
+        rest.remove(pick)
+        a += np.outer(u[pick], u[pick])
+    return [ids[i] for i in chosen]
+
+
+def observed_scores(prior_scores: Mapping[str, float], metric_scores: Mapping[str, float | None]) -> dict[str, float]:
+    """The scored candidates' metric scores as observations on the transfer space's score scale.
+
+    A metric's scale is not the accuracy's, so only its order and relative spread over the
+    candidates are used: its z-score over the scored candidates, mapped onto the mean and
+    spread of the prior's scores over the same candidates,
+    ``y_m = mean_C(p0) + std_C(p0) · z(metric)_m``. The affine map is then exactly the one that
+    makes the metric agree with the prior on the candidates' average and spread, and the
+    update (:meth:`fennec.space.TransferSpace.update_task_vector`) is driven by where the two
+    orders differ. Candidates without a finite metric score are left out.
+
+    Args:
+        prior_scores: model id → the prior placement's score, for every candidate.
+        metric_scores: model id → metric score or None, for the candidates.
+
+    Returns:
+        model id → observed score, for the candidates with a finite metric score.
+
+    Raises:
+        InvalidInputError: a metric score for a model without a prior score, or a non-finite
+            prior score.
+
+    Example:
+        >>> observed_scores({"a": 1.0, "b": 3.0, "c": 0.0}, {"a": 10.0, "b": 5.0, "c": None})  # swapped
+        {'a': 3.0, 'b': 1.0}
+    """
+    extra = sorted(set(metric_scores) - set(prior_scores))
+    if extra:
+        raise InvalidInputError(f"metric_scores has models without a prior score: {extra[:5]}.")
+    scored = {m: float(s) for m, s in metric_scores.items() if is_number(s) and math.isfinite(s)}
+    if not scored:
+        return {}
+    p0 = np.array([prior_scores[m] for m in scored], dtype=np.float64)
+    if not np.all(np.isfinite(p0)):
+        raise InvalidInputError("prior scores must be finite numbers.")
+    y = p0.mean() + p0.std() * zscore(np.array(list(scored.values())))
+    return {m: float(v) for m, v in zip(scored, y, strict=True)}
+
+
+def fuse_placed(scores: Mapping[str, float], metric_scores: Mapping[str, float | None], *,
+                weight: float = DEFAULT_FUSION_WEIGHT) -> dict[str, float]:
+    """:func:`fuse` for the refined candidates, on the scale of every model's (updated) score.
+
+    ``scores`` holds every ranked model's transfer-space score (after the placement update);
+    the refined candidates (the keys of ``metric_scores``) are fused as :func:`fuse` does,
+    ``f = w·z(metric) + (1 − w)·z(score)`` over the candidates, and ``f`` is mapped back onto
+    their scores' mean and spread, ``mean_C + std_C · f``, so that they take their place among
+    the models that were not refined instead of ahead of all of them (the candidates need not
+    be the index's best: :func:`choose_candidates`). With ``w = 0`` every score is unchanged.
+
+    Args:
+        scores: model id → transfer-space score, for every model to rank (candidates included).
+        metric_scores: model id → metric score or None, for the refined candidates.
+        weight: the metric's share ``w`` in [0, 1].
+
+    Returns:
+        model id → final score, best first (ties: the transfer-space score, then the model id).
+
+    Raises:
+        InvalidInputError: as :func:`fuse`; a candidate without a score.
+
+    Example:
+        >>> final = fuse_placed({"a": 3.0, "b": 2.0, "c": 1.0, "d": 2.5}, {"b": 2.0, "c": 9.0}, weight=1.0)
+        >>> {m: round(s, 2) for m, s in final.items()}  # b and c swap within their own range
+        {'a': 3.0, 'd': 2.5, 'c': 2.0, 'b': 1.0}
+    """
+    fused = fuse({m: scores[m] for m in metric_scores if m in scores}, metric_scores, weight=weight)
+    if not fused:
+        out = dict(scores)
+    else:
+        base = np.array([float(scores[m]) for m in fused])
+        spread = float(base.std()) or 1.0
+        out = dict(scores) | {m: float(base.mean() + spread * f) for m, f in fused.items()}
+    bad = [m for m, v in out.items() if not is_number(v) or not math.isfinite(v)]
+    if bad:
+        raise InvalidInputError(f"Scores must be finite numbers; got {[(m, out[m]) for m in bad[:3]]}.")
+    return {m: out[m] for m in sorted(out, key=lambda m: (-out[m], -float(scores[m]), m))}
