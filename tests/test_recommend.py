@@ -29,7 +29,10 @@ def zoo_env(tiny_zoo, monkeypatch):
 
 
 def test_recommend_end_to_end_on_the_embedded_zoo(zoo_env):
-    recs = recommend(zoo_env / "datasets" / "t-new", top_k=3, candidates=2, refine=RefineOptions(metric="logme"))
+    # without the placement update (placement_strength=None): the index's best, fused ahead of the rest
+    recs = recommend(zoo_env / "datasets" / "t-new", top_k=3, candidates=2,
+                     refine=RefineOptions(metric="logme", placement_strength=None))
+    assert "update" not in recs.placement
     assert isinstance(recs, Recommendations) and len(recs) == 3
     assert [r.rank for r in recs] == [1, 2, 3]
     assert {r.model_id for r in recs} <= set(MODELS)  # never the proxy
@@ -48,9 +51,58 @@ def test_recommend_end_to_end_on_the_embedded_zoo(zoo_env):
     table = recs.table()
     assert recs[0].model_id in table and "closest known tasks" in table
 
-    again = recommend(zoo_env / "datasets" / "t-new", top_k=3, candidates=2, refine=RefineOptions(metric="logme"))
+    again = recommend(zoo_env / "datasets" / "t-new", top_k=3, candidates=2,
+                      refine=RefineOptions(metric="logme", placement_strength=None))
     assert [r.model_id for r in again] == [r.model_id for r in recs]
     assert again.forward_passes == 0  # the proxy's and the candidates' features are cached
+
+
+def test_the_candidates_metric_scores_update_the_placement_and_every_model_is_re_predicted(zoo_env):
+    from fennec.recommendation.options import DEFAULT_PLACEMENT_STRENGTH
+    from fennec.workspace import Workspace
+
+    data = zoo_env / "datasets" / "t-new"
+    before = recommend(data, top_k=len(MODELS), refine=False)
+    # fusion weight 0: the ranking is the updated placement's alone, over every model
+    recs = recommend(data, top_k=len(MODELS), candidates=2, refine=RefineOptions(metric="logme", fusion_weight=0.0))
+    update = recs.placement["update"]
+    assert update["strength"] == DEFAULT_PLACEMENT_STRENGTH and len(update["observed"]) == recs.n_refined == 2
+    assert update["before"] == [r.model_id for r in before][:len(MODELS)]
+    assert [r.final_score for r in recs] == [r.predicted_score for r in recs]
+    assert [r.final_score for r in recs] == sorted((r.final_score for r in recs), reverse=True)
+    assert {r.model_id for r in recs} == set(MODELS)  # every model re-predicted, refined or not
+    ws = Workspace.load(zoo_workspace())
+    vector = np.array(update["task_vector"])
+    for r in recs:  # the index's inner product with the updated task vector (rounded to 4 places in the evidence)
+        assert r.predicted_score == pytest.approx(float(ws.index.vector(r.model_id) @ vector), abs=1e-3)
+    # the update is the space's posterior from the two observations: moving the prior placement
+    # (refine=False's scores) changes the predicted scores of models that were not refined too
+    prior = {r.model_id: r.predicted_score for r in before}
+    assert any(abs(r.predicted_score - prior[r.model_id]) > 1e-4 for r in recs if r.metric_score is None)
+    table = recs.table()
+    assert "placement updated by the metric scores of 2 re-ranked candidates" in table
+    assert "updated placement" not in recommend(data, top_k=2, refine=False).table()
+    json.dumps(recs.to_dict())
+    # an infinitely strong prior is no update at all: the first placement, candidates fused ahead
+    still = recommend(data, top_k=3, candidates=2, refine=RefineOptions(metric="logme", placement_strength=float("inf")))
+    assert "update" not in still.placement and still.n_refined == 2
+
+
+@pytest.mark.parametrize("strength", [0, -1.0, float("nan"), "4", True])
+def test_a_bad_placement_strength_is_refused(strength):
+    with pytest.raises(InvalidInputError, match="placement_strength"):
+        RefineOptions(placement_strength=strength)
+
+
+def test_the_placement_strength_on_the_command_line(zoo_env, capsys):
+    data = str(zoo_env / "datasets" / "t-new")
+    assert main(["recommend", data, "--candidates", "2", "--metric", "logme", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["placement"]["update"]["strength"] == 4.0
+    assert main(["recommend", data, "--candidates", "2", "--metric", "logme", "--placement-strength", "inf",
+                 "--json"]) == 0
+    assert "update" not in json.loads(capsys.readouterr().out)["placement"]
+    assert main(["recommend", data, "--placement-strength", "0"]) == 2
+    assert "--placement-strength must be a number > 0" in capsys.readouterr().err
 
 
 def test_index_only_recommendation_ranks_every_model_without_forward_passes_through_them(zoo_env):

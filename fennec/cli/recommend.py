@@ -34,6 +34,9 @@ def add_recommend(sub: argparse._SubParsersAction, common: argparse.ArgumentPars
                      "passes through candidate models)")
     rec.add_argument("--metric", help=f"transferability metric for refinement (default: {constants.DEFAULT_METRIC})")
     rec.add_argument("--fusion-weight", type=float, help="weight of the metric in the fused score, 0..1")
+    rec.add_argument("--placement-strength", type=float,
+                     help="weight of the task placement against the candidates' metric scores, in observations "
+                          "(default 4; inf: the scores do not move the placement, docs/recommend.md)")
     rec.add_argument("--hub", help="as for fit: 'zoo' for the embedded offline zoo, or the folder or endpoint URL "
                      "the workspace in --home was fitted with (default: the workspace in --home / FENNEC_HOME "
                      "with its own hub, else the zoo)")
@@ -59,7 +62,8 @@ def run_recommend(args: argparse.Namespace) -> int:
     from fennec.recommendation.recommender import recommend
 
     given: dict[str, Any] = {k: v for k, v in (("metric", args.metric or DEFAULT_METRIC),
-                                               ("fusion_weight", args.fusion_weight)) if v is not None}
+                                               ("fusion_weight", args.fusion_weight),
+                                               ("placement_strength", args.placement_strength)) if v is not None}
     refine = RefineOptions(**given)
     sampling = SamplingOptions(split=args.split, config=args.config, image_column=args.image_column,
                                label_column=args.label_column, max_samples=args.max_samples, seed=args.seed,

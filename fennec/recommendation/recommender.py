@@ -220,11 +220,15 @@ def recommend(dataset: str | Path | SampleLike, *, top_k: int = 5, candidates: i
     forward = desc.forward_passes
     metric_scores: dict[str, float | None] = {}
     shas: dict[str, str | None] = {}
+    update = do_refine and options.placement_strength is not None
     if do_refine:
-        from fennec.recommendation.refine import score_candidates
+        from fennec.recommendation.refine import choose_candidates, score_candidates
 
         t = time.perf_counter()
         pool = [m for m, _ in hits[:candidates]]
+        if update:  # half the index's best, half chosen to make the placement update well-posed
+            shortlist = [m for m, _ in ws.index.search(query, k=3 * candidates)]
+            pool = choose_candidates(shortlist, np.stack([ws.index.vector(m) for m in shortlist]), candidates)
         for c in score_candidates(pool, sample, hub=ws.hub, metric=metric, device=device, cache=cache,
                                   batch_size=options.batch_size, progress=progress, executor=executor):
             metric_scores[c.model_id] = c.score
@@ -238,7 +242,16 @@ def recommend(dataset: str | Path | SampleLike, *, top_k: int = 5, candidates: i
     if metric_scores and not n_scored:
         warnings.warn(f"{metric} failed on all {len(metric_scores)} candidates (see the warnings above): the "
                       "ranking is the transfer space's alone.", FallbackWarning, stacklevel=2)
-    if n_scored:
+    if n_scored and update:
+        assert options.placement_strength is not None  # update implies it
+        predicted, moved = _updated(ws, task_vec, metric_scores, options.placement_strength,
+                                    k=max(candidates, top_k), also=known[1] if known else {})
+        placement["update"] = moved | {"before": [m for m, _ in hits[:top_k]]}
+        from fennec.recommendation.refine import fuse_placed
+
+        order = list(fuse_placed(predicted, metric_scores, weight=options.fusion_weight).items())
+        placement["update"]["new_in_top"] = [m for m, _ in order[:top_k] if m not in placement["update"]["before"]]
+    elif n_scored:
         from fennec.recommendation.refine import fuse
 
         fused = fuse({m: predicted[m] for m in metric_scores}, metric_scores, weight=options.fusion_weight)
@@ -368,6 +381,34 @@ def _placement(ws: Workspace, weights: list[tuple[str, float]]) -> dict[str, Any
     top = sorted(weights, key=lambda tw: -abs(tw[1]))
     return {"predictor": kind, "n_tasks": n_tasks, "shrink": bool(getattr(ws.space, "shrink", False)),
             "weights": [(t, round(float(w), 4)) for t, w in top if math.isfinite(w)]}
+
+
+def _updated(ws: Workspace, prior: np.ndarray, metric_scores: dict[str, float | None], strength: float, *,
+             k: int, also: dict[str, float]) -> tuple[dict[str, float], dict[str, Any]]:
+    """The placement moved by the candidates' metric scores (docs/recommend.md "Placement update").
+
+    The scored candidates' metric scores, mapped onto the prior's scale over them
+    (:func:`~fennec.recommendation.refine.observed_scores`), update the task vector
+    (:meth:`fennec.space.TransferSpace.update_task_vector`); the index is searched again with
+    the posterior vector. Returns every model to rank with its updated score (the index's best
+    ``k`` beyond the candidates, the candidates, and the models of ``also``), and the update's
+    evidence: the models observed, the strength, the posterior task vector."""
+    from fennec.recommendation.refine import observed_scores
+
+    candidates = list(metric_scores)
+    vectors = {m: np.asarray(ws.index.vector(m), dtype=np.float64) for m in candidates}
+    prior_scores = {m: float(vectors[m] @ prior) for m in candidates}
+    observed = observed_scores(prior_scores, metric_scores)
+    posterior = ws.space.update_task_vector(prior, np.stack([vectors[m] for m in observed]),
+                                            np.array(list(observed.values())), strength=strength)
+    query = np.asarray(posterior, dtype=np.float32)
+    scores = dict(ws.index.search(query, k=k + len(candidates)))
+    for m in [*candidates, *also]:
+        if m not in scores and m in ws.index:
+            scores[m] = float(ws.index.vector(m) @ query)  # the index's own inner product
+    evidence = {"observed": list(observed), "strength": strength,
+                "task_vector": [round(float(x), 4) for x in posterior]}
+    return scores, evidence
 
 
 def _dataset_summary(sample: Any) -> str:

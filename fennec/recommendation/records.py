@@ -98,7 +98,11 @@ class Recommendations(Sequence[Recommendation]):
     summary), ``closest_tasks`` (:class:`KnownTask`), ``placement`` (how the task vector was
     formed: ``{"predictor": "knn" | "ridge" | "mean", "n_tasks": T, "weights": [(task id,
     weight), …] largest first, "shrink": whether they were pulled toward the mean known task by
-    the closest known task's dissimilarity}``), ``n_candidates``, ``n_refined`` (candidates the
+    the closest known task's dissimilarity, and after refinement with a placement update
+    "update": {"observed": the candidates whose metric scores moved it, "strength": the
+    prior's weight, "task_vector": the updated vector, "before": the top models of the first
+    placement, "new_in_top": the models that entered the top because of the update}}``),
+    ``n_candidates``, ``n_refined`` (candidates the
     metric scored; failed ones excluded), ``n_failed``, ``forward_passes`` (images run through
     the proxy and the refined models, cache misses only), ``timings`` (seconds per step),
     ``workspace`` (:class:`WorkspaceInfo`: the embedded demo zoo or a fitted workspace),
@@ -164,11 +168,15 @@ class Recommendations(Sequence[Recommendation]):
             lines.append(f"{r.rank:>4}  {r.model_id:<{width}}  {_fmt_params(r.parameters):>8}  "
                          f"{r.predicted_score:9.3f}  {metric}  {r.final_score:7.3f}{result}")
         lines.append("")
-        lines.append("predicted: transfer-space score (standard deviations above an average model); metric: "
+        updated = bool(self.placement.get("update"))
+        fused = ("fused score of re-ranked models, mapped onto their predicted scores' range" if updated
+                 else "fused z-scores for re-ranked models")
+        lines.append("predicted: transfer-space score (standard deviations above an average model"
+                     + ("; from the placement updated by the metric scores" if updated else "") + "); metric: "
                      f"{self.metric or 'not run'} on the sample; final: "
-                     + (f"the fused score (z-scores for re-ranked models); known: the recorded fine-tuning result "
+                     + (f"the fused score ({fused}); known: the recorded fine-tuning result "
                         f"on {self.same_task}, which the ranking sorts by" if known else
-                        "what the ranking sorts by (fused z-scores for re-ranked models)"))
+                        f"what the ranking sorts by ({fused})"))
         lines.append(f"dataset: {self.dataset}")
         failed = f" ({self.n_failed} failed)" if self.n_failed else ""
         lines.append(f"ranked {self.n_indexed} indexed models; {self.n_candidates} candidates from the index, "
@@ -176,6 +184,8 @@ class Recommendations(Sequence[Recommendation]):
                      f"{self.forward_passes} image forward passes; {sum(self.timings.values()):.1f} s")
         if self.placement:
             lines.append(_placement_line(self.placement))
+            if self.placement.get("update"):
+                lines.append(_update_line(self.placement["update"]))
         if self.closest_tasks:
             lines.append("closest known tasks: " + "; ".join(
                 f"{t.task_id} ({'the same data as this dataset, ' if t.similarity >= SAME_DATA_SIMILARITY else ''}"
@@ -198,6 +208,14 @@ def _placement_line(placement: dict[str, Any]) -> str:
     if kind == "knn":
         return f"task vector: weighted average of the nearest of {n} known tasks: {weights}"
     return "task vector: the mean known task (the space was fitted without task descriptors)"
+
+
+def _update_line(update: dict[str, Any]) -> str:
+    new = update.get("new_in_top") or []
+    return (f"placement updated by the metric scores of {len(update.get('observed', []))} re-ranked candidates "
+            f"(prior weight {update.get('strength', 0):g} observations), every model re-predicted from it; "
+            + (f"new in the top {len(update.get('before', []))} because of it: {', '.join(new)}" if new
+               else "the top models are the ones the first placement predicted"))
 
 
 def _fmt_params(n: int | None) -> str:
