@@ -73,11 +73,15 @@ def markdown_report(res: dict) -> str:
             lines.append(_row(name, s[key]))
     lines.append(_ceiling_row(res))
     below = (s["fennec-refine"].get("vs_history-mean") or {}).get("below", [])
+    strengths = res.get("placement_strengths") or {}
     lines += ["", "## Targets (measured, not asserted)", "",
               f"- default (`fennec-refine`: proxy + {res['headline_candidates']} candidates, "
-              f"{_fmt(chk['forward_fraction'], 3)} of the forward passes of scoring every candidate; refinement scorer "
-              f"and fusion weight chosen by an inner leave-one-task-out on the other targets: "
-              f"{_counts(res['refine_metrics'])}) weighted τ **{_fmt(chk['default_tau'])}** "
+              f"{_fmt(chk['forward_fraction'], 3)} of the forward passes of scoring every candidate; the candidates' "
+              "metric scores update the task placement and every model is re-predicted from it (docs/recommend.md, "
+              "\"Placement update\"); refinement scorer, fusion weight and prior strength chosen by an inner "
+              f"leave-one-task-out on the other targets: {_counts(res['refine_metrics'])}; prior strength "
+              f"{_counts({t: f'{v:g}' if isinstance(v, float) else str(v) for t, v in strengths.items()})}) "
+              f"weighted τ **{_fmt(chk['default_tau'])}** "
               f"(noise ceiling {_fmt((res.get('noise_ceiling_mean') or {}).get('weighted_tau'))})",
               f"- ≥ history-mean ({_fmt(chk['history_mean_tau'])}) + 0.05: "
               f"**{_yes(chk['default_at_least_history_mean_plus_0.05'])}**",
@@ -106,15 +110,16 @@ def markdown_report(res: dict) -> str:
                chk["best_single_metric"], "metric-ensemble"]
     methods = list(dict.fromkeys(m for m in methods if m and m in res["summary"]))
     lines.append("| target | " + " | ".join(methods)
-                 + " | noise ceiling | refine scorer | fusion weight | task placement (largest weights) |")
-    lines.append("|---" * (len(methods) + 5) + "|")
+                 + " | noise ceiling | refine scorer | fusion weight | prior strength "
+                   "| task placement (largest weights) |")
+    lines.append("|---" * (len(methods) + 6) + "|")
     for t in res["targets"]:
         r = res["per_target"][t]
         ev = ", ".join(f"{n} ({w})" for n, w in res["closest_tasks"].get(t, []))
         ceiling = (res.get("noise_ceiling") or {}).get(t) or {}
         lines.append(f"| {t} | " + " | ".join(_fmt(r[m]["weighted_tau"]) for m in methods)
                      + f" | {_fmt(ceiling.get('weighted_tau'))} | {res['refine_metrics'].get(t, '-')} | "
-                       f"{res['fusion_weights'].get(t, '-')} | {ev} |")
+                       f"{res['fusion_weights'].get(t, '-')} | {strengths.get(t, '-')} | {ev} |")
     if res.get("ensemble_metrics"):
         chosen = {t: " + ".join(v) for t, v in res["ensemble_metrics"].items()}
         lines += ["", f"`metric-ensemble` averaged the z-scores of: {_counts(chosen)}."]
@@ -136,10 +141,11 @@ def markdown_report(res: dict) -> str:
                   f"- Spearman correlation of similarity and default τw over the targets: "
                   f"{_fmt(cal['spearman_similarity_default'])}"]
     lines += ["", "## Quality against forward passes (fennec-refine, mean over targets)", "",
-              "The refinement scorer and fusion weight are chosen for each number of candidates by the inner "
-              "leave-one-task-out.", "",
+              "The refinement scorer, fusion weight and prior strength of the placement update are chosen for each "
+              "number of candidates by the inner leave-one-task-out.", "",
               "| candidates refined | forward passes (fraction) | weighted τ | top-1 regret | top-3 hit "
-              "| mean fusion weight | ensemble chosen (targets) |", "|---|---|---|---|---|---|---|"]
+              "| mean fusion weight | placement updated (targets) | ensemble chosen (targets) |",
+              "|---|---|---|---|---|---|---|---|"]
     cs = sorted({int(c) for t in res["budget_curve"] for c in res["budget_curve"][t]})
     for c in cs:
         vals = [res["budget_curve"][t][str(c)] for t in res["budget_curve"] if str(c) in res["budget_curve"][t]]
@@ -149,7 +155,8 @@ def markdown_report(res: dict) -> str:
         fp = mean("forward_passes")
         lines.append(f"| {c} | {_fmt(fp, 0)} ({_fmt(fp / res['n_models'] if fp else None, 2)}) | "
                      f"{_fmt(mean('weighted_tau'))} | {_fmt(mean('top1_regret'))} | {_fmt(mean('top3_hit'), 2)} "
-                     f"| {_fmt(mean('fusion_weight'), 2)} | {sum(x.get('scorer') == 'ensemble' for x in vals)} |")
+                     f"| {_fmt(mean('fusion_weight'), 2)} | {sum(x.get('strength', 'inf') != 'inf' for x in vals)} "
+                     f"| {sum(x.get('scorer') == 'ensemble' for x in vals)} |")
     lines += ["", "![weighted tau per target](zoo_recommend_tau.png)", "",
               "![quality against forward passes](zoo_recommend_budget.png)", ""]
     return "\n".join(lines)

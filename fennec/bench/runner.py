@@ -54,6 +54,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
@@ -89,6 +90,9 @@ BASELINE = "history-mean"
 TIE = 5e-4
 #: Refinement scorers ``fennec bench`` chooses between by inner leave-one-task-out (ties: the first).
 SCORERS = ("metric", "ensemble")
+#: Prior strengths of the placement update (:meth:`fennec.space.TransferSpace.update_task_vector`,
+#: in observations of an average model) the inner leave-one-task-out chooses from; inf: no update.
+STRENGTH_GRID = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, math.inf)
 
 
 @dataclasses.dataclass
@@ -394,14 +398,86 @@ def _refined(index: Mapping[str, float], metric: Mapping[str, float | None], n_c
     return _order_scores(order)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Prior:
+    """A space's placement of one target: the models (index order), their vectors, the task vector."""
+
+    space: Any
+    ranked: list[str]
+    vectors: np.ndarray  # (M, dim+1), rows in ``ranked`` order
+    task: np.ndarray  # (dim+1,)
+
+
+def _prior(space: Any, data: ZooData, target: str) -> _Prior:
+    vec, _ = space.task_vector(data.descriptors[target].vector)
+    mv = space.model_vectors([data.sides[m] for m in data.models])
+    scores = space.score(mv, vec)
+    order = sorted(range(len(data.models)), key=lambda i: (-scores[i], data.models[i]))
+    return _Prior(space, [data.models[i] for i in order], mv[order], vec)
+
+
+def _placed_scores(prior: _Prior, model_scores: Mapping[str, Mapping[str, float | None]], names: Sequence[str],
+                   n_candidates: int, weight: float, strength: float, *, diverse: bool = True) -> dict[str, float]:
+    """The default pipeline of :func:`fennec.recommend` on one target: the candidates (the index's best
+    half and a diverse half, :func:`~fennec.recommendation.refine.choose_candidates`; or the index's
+    best with ``diverse=False``) scored by one metric or the mean z-score of several over the candidates,
+    the placement updated by their scores (``strength``; inf: not at all), every model re-predicted,
+    and the candidates fused among them (:func:`~fennec.recommendation.refine.fuse_placed`)."""
+    from fennec.recommendation.refine import choose_candidates, fuse_placed, observed_scores
+
+    c = min(n_candidates, len(prior.ranked))
+    pool = choose_candidates(prior.ranked, prior.vectors, c) if diverse else prior.ranked[:c]
+    metric: Mapping[str, float | None]
+    if len(names) == 1:
+        metric = {m: model_scores[m][names[0]] for m in pool}
+    else:
+        metric = _ensemble({m: model_scores[m] for m in pool}, names)
+    row = {m: i for i, m in enumerate(prior.ranked)}
+    prior_scores = prior.vectors @ prior.task
+    observed = observed_scores({m: float(prior_scores[row[m]]) for m in pool}, metric)
+    task = prior.task
+    if observed and math.isfinite(strength):
+        task = prior.space.update_task_vector(prior.task, prior.vectors[[row[m] for m in observed]],
+                                              np.array(list(observed.values())), strength=strength)
+    scores = prior.vectors @ task
+    return fuse_placed({m: float(scores[i]) for i, m in enumerate(prior.ranked)}, metric, weight=weight)
+
+
+def _inner_placed_choices(data: ZooData, train: Sequence[str], scores: dict, metric_tau: dict,
+                          metrics: Sequence[str], budgets: Sequence[int], spaces: dict[tuple[str, ...], Any], *,
+                          diverse: bool = True, strengths: Sequence[float] = STRENGTH_GRID,
+                          kinds: Sequence[str] = SCORERS) -> dict[int, tuple[str, float, float]]:
+    """For each candidate budget, the scorer, fusion weight and prior strength of :func:`_placed_scores`
+    with the best mean weighted τ of leave-one-out over ``train`` (as :func:`_inner_choices`; the
+    held-out target is never seen). Ties: the single metric, the weight nearest 0.5, the stronger prior."""
+    grid = [(k, w, r) for k in kinds for w in FUSION_GRID for r in strengths]
+    per: dict[tuple[int, str, float, float], list[float]] = {(c, *g): [] for c in budgets for g in grid}
+    for inner in train:
+        rest = tuple(x for x in train if x != inner)
+        if rest not in spaces:
+            spaces[rest] = _fit_space(data, rest)
+        prior = _prior(spaces[rest], data, inner)
+        ranked = _inner_metrics(metric_tau, rest, metrics, k=ENSEMBLE_SIZE)
+        names = {"metric": ranked[:1], "ensemble": ranked}
+        for c in budgets:
+            for k, w, r in grid:
+                tau = _evaluate(_placed_scores(prior, scores[inner], names[k], c, w, r, diverse=diverse),
+                                data.truth[inner])["weighted_tau"]
+                if tau is not None:
+                    per[c, k, w, r].append(tau)
+    means = {key: float(np.mean(v)) if v else -np.inf for key, v in per.items()}
+    return {c: max(grid, key=lambda g: (means[(c, *g)], g[0] == kinds[0], -abs(g[1] - 0.5), g[2])) for c in budgets}
+
+
 def run_benchmark(*, targets: Sequence[str] | None = None, out: str | Path | None = None,
                   max_samples: int | None = None, seed: int = 0, device: Any = None,
                   progress: bool = False) -> str:
     """Run the leave-one-task-out benchmark; write the results into ``out`` (default
     :func:`default_out`); return the markdown report."""
     from fennec.metrics import list_metrics
-    from fennec.recommendation.options import DEFAULT_FUSION_WEIGHT, DEFAULT_METRIC
+    from fennec.recommendation.options import DEFAULT_FUSION_WEIGHT, DEFAULT_METRIC, DEFAULT_PLACEMENT_STRENGTH
     from fennec.recommendation.recommender import LOW_SIMILARITY
+    from fennec.recommendation.refine import choose_candidates
     from fennec.space import TaskSide
     from fennec.space.baseline import FennecBaseline
     from fennec.workspace.fitting import DEFAULT_MAX_SAMPLES
@@ -425,6 +501,8 @@ def run_benchmark(*, targets: Sequence[str] | None = None, out: str | Path | Non
     curve: dict[str, dict[int, dict[str, float | None]]] = {}
     evidence: dict[str, list] = {}
     chosen_weights: dict[str, float] = {}
+    chosen_strengths: dict[str, float] = {}
+    spaces: dict[tuple[str, ...], Any] = {}  # spaces of the inner folds, by training targets (shared across folds)
     chosen_ensembles: dict[str, list[str]] = {}
     no_history: dict[str, list[str]] = {}
     nearest: dict[str, float | None] = {}
@@ -484,31 +562,56 @@ def run_benchmark(*, targets: Sequence[str] | None = None, out: str | Path | Non
         chosen_ensembles[t] = top3
 
         budgets = sorted({min(c, n_models) for c in (*BUDGETS, headline, n_models)})
-        choices = (_inner_choices(data, train, scores, metric_tau, metrics, budgets) if len(train) >= 3
-                   else dict.fromkeys(budgets, (SCORERS[0], 0.5)))
+        inner_ok = len(train) >= 3
+        choices = (_inner_placed_choices(data, train, scores, metric_tau, metrics, budgets, spaces) if inner_ok
+                   else dict.fromkeys(budgets, (SCORERS[0], 0.5, math.inf)))
         scorers = {"metric": top3[:1], "ensemble": top3}
         chosen_weights[t] = choices[headline][1]
+        chosen_strengths[t] = choices[headline][2]
         chosen_metrics[t] = _scorer_label(choices[headline][0], scorers)
+        prior = _prior(space, data, t)
+
+        def cost(pool: Sequence[str], names: Sequence[str]) -> float:
+            return (data.proxy_seconds[t] + fit_s + sum(extract_s[t][m] for m in pool)  # noqa: B023 - used at once
+                    + sum(metric_s[t][m][x] for m in pool for x in names))  # noqa: B023
+
         curve[t] = {}
         for c in budgets:
-            kind, w = choices[c]
-            pool = sorted(index, key=lambda m: (-index[m], m))[:c]
-            res = _evaluate(_refine_scores(index, scores[t], scorers[kind], c, w), truth)
-            curve[t][c] = res | {"fusion_weight": w, "scorer": kind, "forward_passes": 1.0 + c,
-                                 "seconds": data.proxy_seconds[t] + fit_s + sum(extract_s[t][m] for m in pool)
-                                 + sum(metric_s[t][m][x] for m in pool for x in scorers[kind])}
+            kind, w, r = choices[c]
+            pool = choose_candidates(prior.ranked, prior.vectors, c)
+            res = _evaluate(_placed_scores(prior, scores[t], scorers[kind], c, w, r), truth)
+            curve[t][c] = res | {"fusion_weight": w, "strength": _strength(r), "scorer": kind,
+                                 "forward_passes": 1.0 + c, "seconds": cost(pool, scorers[kind])}
         row["fennec-refine"] = dict(curve[t][headline])
-        # before this pipeline's placement shrinkage and scorer choice: no shrinkage, the best metric alone
+        top_pool = prior.ranked[:headline]
+        # ablations, each with its own inner choices: the index's top candidates instead of a diverse half;
+        # no placement update (strength inf); the pipeline before the update (top candidates fused ahead of
+        # the rest, as fennec 0.x did); and before shrinkage and the scorer choice as well
+        for label, kw in (("placement update, index's top candidates", {"diverse": False}),
+                          ("diverse candidates, no placement update", {"strengths": (math.inf,)})):
+            ch = (_inner_placed_choices(data, train, scores, metric_tau, metrics, [headline], spaces, **kw)
+                  if inner_ok else {headline: (SCORERS[0], 0.5, math.inf)})
+            kind, w, r = ch[headline]
+            row[f"fennec-refine ({label})"] = _evaluate(
+                _placed_scores(prior, scores[t], scorers[kind], headline, w, r, diverse=kw.get("diverse", True)),
+                truth) | {"forward_passes": 1.0 + headline, "seconds": row["fennec-refine"]["seconds"]}
+        before = (_inner_choices(data, train, scores, metric_tau, metrics, [headline]) if inner_ok
+                  else {headline: (SCORERS[0], 0.5)})
+        kind, w = before[headline]
+        row["fennec-refine (no placement update, top candidates fused ahead)"] = _evaluate(
+            _refine_scores(index, scores[t], scorers[kind], headline, w), truth) | {
+            "forward_passes": 1.0 + headline, "seconds": cost(top_pool, scorers[kind])}
         plain = (_inner_choices(data, train, scores, metric_tau, metrics, [headline], shrink=False,
-                                kinds=SCORERS[:1]) if len(train) >= 3 else {headline: (SCORERS[0], 0.5)})
+                                kinds=SCORERS[:1]) if inner_ok else {headline: (SCORERS[0], 0.5)})
         row["fennec-refine (no shrinkage, metric alone)"] = _evaluate(
             _refine_scores(index_plain, scores[t], top3[:1], headline, plain[headline][1]), truth) | {
-            "forward_passes": 1.0 + headline, "seconds": row["fennec-refine"]["seconds"]}
+            "forward_passes": 1.0 + headline, "seconds": cost(top_pool, top3[:1])}
         row["fennec-refine (package defaults)"] = _evaluate(
-            _refine_scores(index, scores[t], [DEFAULT_METRIC], headline, DEFAULT_FUSION_WEIGHT), truth) | {
+            _placed_scores(prior, scores[t], [DEFAULT_METRIC], headline, DEFAULT_FUSION_WEIGHT,
+                           DEFAULT_PLACEMENT_STRENGTH), truth) | {
             "forward_passes": 1.0 + headline, "seconds": row["fennec-refine"]["seconds"]}
-        LOG.info("%s: index τw %s, refine τw %s (%s, w=%.2f)", t, row["fennec-index"]["weighted_tau"],
-                 row["fennec-refine"]["weighted_tau"], chosen_metrics[t], chosen_weights[t])
+        LOG.info("%s: index τw %s, refine τw %s (%s, w=%.2f, strength %s)", t, row["fennec-index"]["weighted_tau"],
+                 row["fennec-refine"]["weighted_tau"], chosen_metrics[t], chosen_weights[t], chosen_strengths[t])
         rows[t] = row
 
     summary = _summarise(rows, n_models)
@@ -525,6 +628,12 @@ def run_benchmark(*, targets: Sequence[str] | None = None, out: str | Path | Non
         "max_samples": max_samples, "seed": seed, "default_metric": DEFAULT_METRIC,
         "default_fusion_weight": DEFAULT_FUSION_WEIGHT,
         "headline_candidates": headline, "fusion_weights": chosen_weights, "refine_metrics": chosen_metrics,
+        "placement_strengths": {t: _strength(r) for t, r in chosen_strengths.items()},
+        "default_placement_strength": _strength(DEFAULT_PLACEMENT_STRENGTH),
+        "placement_chosen_on_all_targets": dict(zip(
+            ("scorer", "fusion_weight", "strength"),
+            (lambda k, w, r: (k, w, _strength(r)))(*_inner_placed_choices(
+                data, all_targets, scores, metric_tau, metrics, [headline], spaces)[headline]), strict=True)),
         "ensemble_metrics": chosen_ensembles,
         "metric_chosen_on_all_targets": _inner_metric(metric_tau, all_targets, metrics),
         "forward_passes_unit": "images through one network, as a multiple of the sample size; scoring every "
@@ -550,6 +659,11 @@ def run_benchmark(*, targets: Sequence[str] | None = None, out: str | Path | Non
     except ImportError:
         LOG.warning("matplotlib is not installed (pip install 'fennec[plots]'): no plots written")
     return report
+
+
+def _strength(r: float) -> float | str:
+    """A prior strength for JSON: ``"inf"`` (no placement update) or the number."""
+    return "inf" if math.isinf(r) else float(r)
 
 
 def _subsample(x: np.ndarray, n: int, seed: int) -> np.ndarray:
