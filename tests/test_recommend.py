@@ -84,7 +84,8 @@ def test_the_candidates_metric_scores_update_the_placement_and_every_model_is_re
     assert "updated placement" not in recommend(data, top_k=2, refine=False).table()
     json.dumps(recs.to_dict())
     # an infinitely strong prior is no update at all: the first placement, candidates fused ahead
-    still = recommend(data, top_k=3, candidates=2, refine=RefineOptions(metric="logme", placement_strength=float("inf")))
+    still = recommend(data, top_k=3, candidates=2,
+                      refine=RefineOptions(metric="logme", placement_strength=float("inf")))
     assert "update" not in still.placement and still.n_refined == 2
 
 

@@ -498,7 +498,7 @@ def run_benchmark(*, targets: Sequence[str] | None = None, out: str | Path | Non
                       for name in metrics} for x in all_targets}
     rows: dict[str, dict[str, dict[str, Any]]] = {}
     chosen_metrics: dict[str, str] = {}
-    curve: dict[str, dict[int, dict[str, float | None]]] = {}
+    curve: dict[str, dict[int, dict[str, Any]]] = {}
     evidence: dict[str, list] = {}
     chosen_weights: dict[str, float] = {}
     chosen_strengths: dict[str, float] = {}
@@ -587,13 +587,14 @@ def run_benchmark(*, targets: Sequence[str] | None = None, out: str | Path | Non
         # ablations, each with its own inner choices: the index's top candidates instead of a diverse half;
         # no placement update (strength inf); the pipeline before the update (top candidates fused ahead of
         # the rest, as fennec 0.x did); and before shrinkage and the scorer choice as well
-        for label, kw in (("placement update, index's top candidates", {"diverse": False}),
-                          ("diverse candidates, no placement update", {"strengths": (math.inf,)})):
-            ch = (_inner_placed_choices(data, train, scores, metric_tau, metrics, [headline], spaces, **kw)
+        for label, diverse, strengths in (("placement update, index's top candidates", False, STRENGTH_GRID),
+                                          ("diverse candidates, no placement update", True, (math.inf,))):
+            ch = (_inner_placed_choices(data, train, scores, metric_tau, metrics, [headline], spaces,
+                                        diverse=diverse, strengths=strengths)
                   if inner_ok else {headline: (SCORERS[0], 0.5, math.inf)})
             kind, w, r = ch[headline]
             row[f"fennec-refine ({label})"] = _evaluate(
-                _placed_scores(prior, scores[t], scorers[kind], headline, w, r, diverse=kw.get("diverse", True)),
+                _placed_scores(prior, scores[t], scorers[kind], headline, w, r, diverse=diverse),
                 truth) | {"forward_passes": 1.0 + headline, "seconds": row["fennec-refine"]["seconds"]}
         before = (_inner_choices(data, train, scores, metric_tau, metrics, [headline]) if inner_ok
                   else {headline: (SCORERS[0], 0.5)})
@@ -621,6 +622,8 @@ def run_benchmark(*, targets: Sequence[str] | None = None, out: str | Path | Non
     measured = [n for n in noise.values() if n is not None]
     noise_mean = {k: float(np.mean([n[k] for n in measured if n[k] is not None])) if measured else None
                   for k in ("weighted_tau", "kendall_tau", "top1_regret", "top3_hit")}
+    # what the inner leave-one-task-out chooses with every target: the package's default strength
+    on_all = _inner_placed_choices(data, all_targets, scores, metric_tau, metrics, [headline], spaces)[headline]
     result = {
         "generated_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": "fennec bench", "protocol": "leave-one-task-out over the zoo targets with ground truth",
@@ -630,10 +633,8 @@ def run_benchmark(*, targets: Sequence[str] | None = None, out: str | Path | Non
         "headline_candidates": headline, "fusion_weights": chosen_weights, "refine_metrics": chosen_metrics,
         "placement_strengths": {t: _strength(r) for t, r in chosen_strengths.items()},
         "default_placement_strength": _strength(DEFAULT_PLACEMENT_STRENGTH),
-        "placement_chosen_on_all_targets": dict(zip(
-            ("scorer", "fusion_weight", "strength"),
-            (lambda k, w, r: (k, w, _strength(r)))(*_inner_placed_choices(
-                data, all_targets, scores, metric_tau, metrics, [headline], spaces)[headline]), strict=True)),
+        "placement_chosen_on_all_targets": {"scorer": on_all[0], "fusion_weight": on_all[1],
+                                            "strength": _strength(on_all[2])},
         "ensemble_metrics": chosen_ensembles,
         "metric_chosen_on_all_targets": _inner_metric(metric_tau, all_targets, metrics),
         "forward_passes_unit": "images through one network, as a multiple of the sample size; scoring every "
