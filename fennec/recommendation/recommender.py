@@ -91,8 +91,8 @@ LOG = logging.getLogger(__name__)
 
 #: Below this similarity of the closest known task the ranking is flagged as low-confidence.
 #: Calibrated on ``fennec bench``'s leave-one-task-out results (zoo_recommend.md, "Confidence"):
-#: held out, 7 zoo targets had a nearest other task at >= 0.36 (default weighted tau 0.72-0.91,
-#: mean 0.81) and 3 at <= 0.18 (tau 0.03-0.64, mean 0.44); 0.25 lies in that gap
+#: held out, 7 zoo targets had a nearest other task at >= 0.36 (default weighted tau 0.71-0.90,
+#: mean 0.81) and 3 at <= 0.18 (tau 0.11-0.64, mean 0.46); 0.25 lies in that gap
 #: (docs/recommend.md "How far is far"). Ten targets are few: it marks "nothing like this dataset
 #: has been fine-tuned on", not a calibrated probability.
 LOW_SIMILARITY = 0.25
