@@ -102,7 +102,7 @@ def test_the_placement_strength_on_the_command_line(zoo_env, capsys):
     assert main(["recommend", data, "--candidates", "2", "--metric", "logme", "--placement-strength", "inf",
                  "--json"]) == 0
     assert "update" not in json.loads(capsys.readouterr().out)["placement"]
-    assert main(["recommend", data, "--placement-strength", "0"]) == 2
+    assert main(["recommend", data, "--placement-strength", "0"]) == 1  # a library error: one line, exit 1
     assert "--placement-strength must be a number > 0" in capsys.readouterr().err
 
 
