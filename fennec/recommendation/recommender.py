@@ -220,13 +220,13 @@ def recommend(dataset: str | Path | SampleLike, *, top_k: int = 5, candidates: i
     forward = desc.forward_passes
     metric_scores: dict[str, float | None] = {}
     shas: dict[str, str | None] = {}
-    update = do_refine and options.placement_strength is not None
+    strength = options.placement_strength if do_refine else None  # None: no placement update
     if do_refine:
         from fennec.recommendation.refine import choose_candidates, score_candidates
 
         t = time.perf_counter()
         pool = [m for m, _ in hits[:candidates]]
-        if update:  # half the index's best, half chosen to make the placement update well-posed
+        if strength is not None:  # half the index's best, half chosen to make the placement update well-posed
             shortlist = [m for m, _ in ws.index.search(query, k=3 * candidates)]
             pool = choose_candidates(shortlist, np.stack([ws.index.vector(m) for m in shortlist]), candidates)
         for c in score_candidates(pool, sample, hub=ws.hub, metric=metric, device=device, cache=cache,
@@ -242,10 +242,9 @@ def recommend(dataset: str | Path | SampleLike, *, top_k: int = 5, candidates: i
     if metric_scores and not n_scored:
         warnings.warn(f"{metric} failed on all {len(metric_scores)} candidates (see the warnings above): the "
                       "ranking is the transfer space's alone.", FallbackWarning, stacklevel=2)
-    if n_scored and update:
-        assert options.placement_strength is not None  # update implies it
-        predicted, moved = _updated(ws, task_vec, metric_scores, options.placement_strength,
-                                    k=max(candidates, top_k), also=known[1] if known else {})
+    if n_scored and strength is not None:
+        predicted, moved = _updated(ws, task_vec, metric_scores, strength, k=max(candidates, top_k),
+                                    also=known[1] if known else {})
         placement["update"] = moved | {"before": [m for m, _ in hits[:top_k]]}
         from fennec.recommendation.refine import fuse_placed
 
