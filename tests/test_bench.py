@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 
+import numpy as np
 import pytest
 
 from fennec.bench import runner as bench
@@ -38,6 +40,15 @@ def test_leave_one_task_out_writes_every_method_and_counts_forward_passes(zoo_en
     assert s["history-mean"]["vs_history-mean"]["mean_diff"] == 0
     assert s["fennec-index"]["forward_passes"] == s["fennec-paper"]["forward_passes"] == 1
     assert s["fennec-refine"]["forward_passes"] == 1 + res["headline_candidates"]
+    ablations = {"fennec-refine (placement update, index's top candidates)",
+                 "fennec-refine (diverse candidates, no placement update)",
+                 "fennec-refine (no placement update, top candidates fused ahead)", "fennec-refine (package defaults)"}
+    assert ablations <= methods
+    assert all(s[m]["forward_passes"] == 1 + res["headline_candidates"] for m in ablations)
+    grid = {bench._strength(r) for r in bench.STRENGTH_GRID}
+    assert set(res["placement_strengths"].values()) <= grid
+    assert res["placement_chosen_on_all_targets"]["strength"] in grid
+    assert "prior strength" in report
     assert all(s[f"metric:{m}"]["forward_fraction"] == 1.0 for m in list_metrics())
     for t in TASKS:
         row = res["per_target"][t]
@@ -51,6 +62,7 @@ def test_leave_one_task_out_writes_every_method_and_counts_forward_passes(zoo_en
         assert res["fusion_weights"][t] in bench.FUSION_GRID
         assert all(v["fusion_weight"] in bench.FUSION_GRID for v in res["budget_curve"][t].values())
         assert all(v["scorer"] in bench.SCORERS for v in res["budget_curve"][t].values())
+        assert all(v["strength"] in grid for v in res["budget_curve"][t].values())
         assert len(res["ensemble_metrics"][t]) == bench.ENSEMBLE_SIZE
         top = res["ensemble_metrics"][t]
         assert res["refine_metrics"][t] in (top[0], "ensemble(" + "+".join(top) + ")")
@@ -73,6 +85,34 @@ def test_leave_one_task_out_writes_every_method_and_counts_forward_passes(zoo_en
     # the second run reuses the cached scores
     cache = json.loads((zoo_env / "cache" / "bench" / "scores.json").read_text())
     assert len(cache) == len(TASKS) * len(MODELS)
+
+
+def test_placed_scores_rank_every_model_by_the_updated_placement():
+    from fennec.recommendation.refine import choose_candidates, observed_scores
+    from fennec.space import TransferSpace
+
+    rng = np.random.default_rng(0)
+    models = [f"m{i:02d}" for i in range(12)]
+    space = TransferSpace(dim=2).fit({f"t{j}": {m: float(rng.normal()) for m in models} for j in range(5)})
+    task = space.task_vector_of("t0")
+    mv = space.model_vectors(models)
+    order = np.argsort(-(mv @ task), kind="stable")
+    prior = bench._Prior(space, [models[i] for i in order], mv[order], task)
+    row = {m: i for i, m in enumerate(prior.ranked)}
+    metric = {m: {"x": float(i)} for i, m in enumerate(prior.ranked)}  # the reverse of the first placement
+    # no update and fusion weight 0: the first placement's order, over every model
+    assert list(bench._placed_scores(prior, metric, ["x"], 4, 0.0, math.inf)) == prior.ranked
+    # with the update: every model by its score under the posterior from the 4 candidates
+    pool = choose_candidates(prior.ranked, prior.vectors, 4)
+    observed = observed_scores({m: float(prior.vectors[row[m]] @ task) for m in pool},
+                               {m: metric[m]["x"] for m in pool})
+    posterior = space.update_task_vector(task, prior.vectors[[row[m] for m in observed]],
+                                         np.array(list(observed.values())), strength=0.5)
+    expected = sorted(prior.ranked, key=lambda m: -float(prior.vectors[row[m]] @ posterior))
+    assert list(bench._placed_scores(prior, metric, ["x"], 4, 0.0, 0.5)) == expected != prior.ranked
+    # only the index's top 4 are run without diversity: a model outside them keeps no metric influence
+    top = bench._placed_scores(prior, metric, ["x"], 4, 1.0, math.inf, diverse=False)
+    assert list(top)[4:] == prior.ranked[4:]
 
 
 def test_unknown_targets_are_refused(zoo_env, tmp_path):
