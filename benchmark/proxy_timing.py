@@ -193,13 +193,14 @@ def _report(out: dict[str, Any]) -> str:
     return f"""# Describing one task with the Hub proxies: time on this CPU
 
 `benchmark/proxy_timing.py`, {out['generated_utc']}: {m['cpu_count']} CPU cores shared with other jobs (load
-average {m['load_average_at_start'][0]:.1f} at the start), torch {m['torch']} with {threads} threads.
+average {m['load_average_at_start'][0]:.1f} at the start), torch {m['torch']} with {threads} thread{'' if threads == 1 else 's'}.
 Random-weight stand-ins built from the proxies' real Hub configs (no download; the forward
 passes cost the same as the trained weights'); a local parquet task of {out['images']} JPEG
 photos (500 x 375, 10 classes), sampled as `fennec fit` samples a historical task.
 
 The machine is shared, so wall-clock times follow the other jobs' load; the process's CPU
-time divided by its {threads} threads is what {threads} dedicated cores would take ("dedicated").
+time divided by its {threads} thread{'' if threads == 1 else 's'} is what {threads} dedicated core{'' if threads == 1 else 's'} would take
+("dedicated").
 
 | proxy | images | decode wall / CPU (s) | proxy + descriptor wall / CPU (s) | one task of {out['images']} images, dedicated |
 |---|---:|---:|---:|---:|

@@ -18,8 +18,8 @@ The proxy is a setting of the fitted space, because historical and new descripto
 from the same model: the embedded zoo uses its own proxy (:data:`OFFLINE_PROXY`, a ResNet
 pre-trained on the union of the zoo's source datasets); a space fitted against the Hub
 defaults to the proxy that fits the device (:func:`default_proxy`): :data:`GPU_PROXY`
-(DINOv2-large) with CUDA, :data:`CPU_PROXY` (DINOv2-small, a task of 1000 images in about a
-minute on two cores: benchmark/results/proxy_timing.md) without.
+(DINOv2-large) with CUDA, :data:`CPU_PROXY` (DINOv2-small, a task of 1000 images in 160 CPU
+seconds, under 3 minutes on one core: benchmark/results/proxy_timing.md) without.
 
 Example:
     >>> import numpy as np

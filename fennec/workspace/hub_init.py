@@ -81,12 +81,14 @@ DEFAULT_TOP = 200
 #: benchmark/results/hub_reindex_record.md measured 63 models a minute on 2 shared cores.
 REINDEX_SECONDS_PER_MODEL = 1.0
 #: Seconds per image to sample and describe a task, by (proxy, device type), measured by
-#: benchmark/proxy_timing.py (benchmark/results/proxy_timing.md) on 2 CPU cores shared with
-#: other jobs (0.31 s at a load average of 9, 1.11 s at 6-13), without the Hub transfer.
-#: Other pairs (a GPU: not measured yet) have no estimate.
+#: benchmark/proxy_timing.py (benchmark/results/proxy_timing.md): CPU time of one thread, i.e.
+#: one dedicated core (dinov2-small 160 CPU s for 1000 images; dinov2-large 2.06 CPU s per
+#: image), without the Hub transfer. On a shared machine the wall clock is longer (0.31 and
+#: 1.11 s per image were measured at load averages of 9 and 6-13). Other pairs (a GPU: not
+#: measured yet) have no estimate.
 DESCRIBE_SECONDS_PER_IMAGE: dict[tuple[str, str], float] = {
-    ("facebook/dinov2-small", "cpu"): 0.31,
-    ("facebook/dinov2-large", "cpu"): 14.4,
+    ("facebook/dinov2-small", "cpu"): 0.16,
+    ("facebook/dinov2-large", "cpu"): 2.06,
 }
 #: Seconds a fit takes once the tasks are described: the space and its indexes are small
 #: least-squares problems over a few hundred models and tasks (2 s for 15 models and 13 tasks in
