@@ -548,6 +548,24 @@ def test_exact_observations_give_back_the_task_vector_that_produced_them():
     assert open_dir @ two[:-1] == pytest.approx(open_dir @ prior[:-1], abs=1e-5)
 
 
+def test_a_vanishing_prior_weight_is_solved_stably_as_the_minimum_norm_fit():
+    from fennec.space.tasks import posterior_task_vector
+
+    mv, truth, prior, _ = _observed_world()
+    exact = mv @ truth
+    # fewer observations than dimensions, and two of them of the same model vector: U'U is
+    # singular, and a precision below its rounding makes U'U + rho I singular too (the normal
+    # equations would raise LinAlgError). The limit rho -> 0 is the fit of the observations
+    # that moves the prior least: v0 + pinv(U) (y - b - U v0).
+    u, b = mv[:2, :-1], mv[:2, -1]
+    limit = prior[:-1] + np.linalg.pinv(u) @ (exact[:2] - b - u @ prior[:-1])
+    for rho in (1e-12, 1e-20, 1e-300):
+        np.testing.assert_allclose(posterior_task_vector(prior, mv[:2], exact[:2], rho), np.append(limit, 1.0),
+                                   atol=1e-6)
+        twice = posterior_task_vector(prior, mv[[0, 0, 1]], exact[[0, 0, 1]], rho)
+        np.testing.assert_allclose(twice, np.append(limit, 1.0), atol=1e-6)
+
+
 def test_the_posterior_mean_is_the_ridge_solution_toward_the_prior():
     from fennec.space.tasks import posterior_task_vector
 

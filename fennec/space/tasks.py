@@ -113,9 +113,15 @@ def posterior_task_vector(prior: np.ndarray, model_vectors: np.ndarray, observed
     if len(y) == 0 or math.isinf(precision):
         return t0.copy()
     u, b = mv[:, :-1], mv[:, -1]
-    d = u.shape[1]
-    v = np.linalg.solve(u.T @ u + precision * np.eye(d), u.T @ (y - b) + precision * t0[:-1])
-    return np.append(v, 1.0)
+    # v̂ = v0 + δ, δ = (UᵀU + ρI)⁻¹ Uᵀ r with r = y − b − U·v0 the residual of the prior; through
+    # the SVD U = P·diag(s)·Qᵀ, δ = Q·diag(s / (s² + ρ))·Pᵀ r: the same posterior mean without
+    # forming UᵀU (which squares U's condition number and is singular to rounding for k < dim
+    # and a small ρ). Singular values at rounding level count as 0, so ρ → 0 tends to the
+    # minimum-norm least-squares move (numpy.linalg.pinv's cutoff).
+    p, s, qt = np.linalg.svd(u, full_matrices=False)
+    s = np.where(s > np.finfo(np.float64).eps * max(u.shape) * (s[0] if s.size else 0.0), s, 0.0)
+    delta = qt.T @ (s / (s**2 + precision) * (p.T @ (y - b - u @ t0[:-1])))
+    return np.append(t0[:-1] + delta, 1.0)
 
 
 def candidates() -> list[tuple[str, float]]:
