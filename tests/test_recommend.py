@@ -89,6 +89,26 @@ def test_the_candidates_metric_scores_update_the_placement_and_every_model_is_re
     assert "update" not in still.placement and still.n_refined == 2
 
 
+@pytest.mark.parametrize("score", [lambda i: float("nan"), lambda i: float("inf") if i else float("nan"),
+                                   lambda i: 0.5, lambda i: 0.5 if i == 0 else None],
+                         ids=["all-nan", "no-finite", "all-equal", "one-finite"])
+def test_metric_scores_without_an_order_do_not_move_the_placement(zoo_env, monkeypatch, score):
+    # metric scores that are not finite, or finite without a spread, say nothing about the order of
+    # the candidates: no update (the placement recommend=False ranks with), as fennec bench does
+    from fennec.recommendation import refine
+
+    def scored(model_ids, sample, **kwargs):
+        return [refine.CandidateScore(m, None, kwargs["metric"], score(i), None, 0, 0.0, False)
+                for i, m in enumerate(model_ids)]
+
+    monkeypatch.setattr(refine, "score_candidates", scored)
+    data = zoo_env / "datasets" / "t-new"
+    before = recommend(data, top_k=len(MODELS), refine=False)
+    recs = recommend(data, top_k=len(MODELS), candidates=3, refine=RefineOptions(fusion_weight=0.0))
+    assert "update" not in recs.placement and "placement updated" not in recs.table()
+    assert [(r.model_id, r.final_score) for r in recs] == [(r.model_id, r.predicted_score) for r in before]
+
+
 @pytest.mark.parametrize("strength", [0, -1.0, float("nan"), "4", True])
 def test_a_bad_placement_strength_is_refused(strength):
     with pytest.raises(InvalidInputError, match="placement_strength"):

@@ -226,6 +226,10 @@ def test_observed_scores_map_the_metrics_order_onto_the_priors_range():
     assert observed_scores(prior, {"a": 10.0, "b": -4.0, "c": 3.0}) == pytest.approx(
         observed_scores(prior, {"a": 100.0, "b": -40.0, "c": 30.0}))
     assert observed_scores(prior, {"a": None, "b": float("nan")}) == {}
+    # a metric without spread over the candidates (one finite score, or all equal) has no order to
+    # tell: no observation, rather than "every candidate scores the prior's mean"
+    assert observed_scores(prior, {"a": 0.7, "b": 0.7, "c": 0.7}) == {}
+    assert observed_scores(prior, {"a": 0.7, "b": float("nan"), "c": None}) == {}
     with pytest.raises(InvalidInputError, match="without a prior score"):
         observed_scores(prior, {"z": 1.0})
     with pytest.raises(InvalidInputError, match="finite"):

@@ -245,11 +245,13 @@ def recommend(dataset: str | Path | SampleLike, *, top_k: int = 5, candidates: i
     if n_scored and strength is not None:
         predicted, moved = _updated(ws, task_vec, metric_scores, strength, k=max(candidates, top_k),
                                     also=known[1] if known else {})
-        placement["update"] = moved | {"before": [m for m, _ in hits[:top_k]]}
         from fennec.recommendation.refine import fuse_placed
 
         order = list(fuse_placed(predicted, metric_scores, weight=options.fusion_weight).items())
-        placement["update"]["new_in_top"] = [m for m, _ in order[:top_k] if m not in placement["update"]["before"]]
+        if moved is not None:
+            placement["update"] = moved | {"before": [m for m, _ in hits[:top_k]]}
+            placement["update"]["new_in_top"] = [m for m, _ in order[:top_k]
+                                                 if m not in placement["update"]["before"]]
     elif n_scored:
         from fennec.recommendation.refine import fuse
 
@@ -383,7 +385,7 @@ def _placement(ws: Workspace, weights: list[tuple[str, float]]) -> dict[str, Any
 
 
 def _updated(ws: Workspace, prior: np.ndarray, metric_scores: dict[str, float | None], strength: float, *,
-             k: int, also: dict[str, float]) -> tuple[dict[str, float], dict[str, Any]]:
+             k: int, also: dict[str, float]) -> tuple[dict[str, float], dict[str, Any] | None]:
     """The placement moved by the candidates' metric scores (docs/recommend.md "Placement update").
 
     The scored candidates' metric scores, mapped onto the prior's scale over them
@@ -391,20 +393,25 @@ def _updated(ws: Workspace, prior: np.ndarray, metric_scores: dict[str, float | 
     (:meth:`fennec.space.TransferSpace.update_task_vector`); the index is searched again with
     the posterior vector. Returns every model to rank with its updated score (the index's best
     ``k`` beyond the candidates, the candidates, and the models of ``also``), and the update's
-    evidence: the models observed, the strength, the posterior task vector."""
+    evidence: the models observed, the strength, the posterior task vector; None, and the prior's
+    scores, when the metric scores have no order to tell (none finite, or all equal)."""
     from fennec.recommendation.refine import observed_scores
 
     candidates = list(metric_scores)
     vectors = {m: np.asarray(ws.index.vector(m), dtype=np.float64) for m in candidates}
     prior_scores = {m: float(vectors[m] @ prior) for m in candidates}
     observed = observed_scores(prior_scores, metric_scores)
-    posterior = ws.space.update_task_vector(prior, np.stack([vectors[m] for m in observed]),
-                                            np.array(list(observed.values())), strength=strength)
+    posterior = prior
+    if observed:  # else nothing moves the placement (as in fennec bench)
+        posterior = ws.space.update_task_vector(prior, np.stack([vectors[m] for m in observed]),
+                                                np.array(list(observed.values())), strength=strength)
     query = np.asarray(posterior, dtype=np.float32)
     scores = dict(ws.index.search(query, k=k + len(candidates)))
     for m in [*candidates, *also]:
         if m not in scores and m in ws.index:
             scores[m] = float(ws.index.vector(m) @ query)  # the index's own inner product
+    if not observed:
+        return scores, None
     evidence = {"observed": list(observed), "strength": strength,
                 "task_vector": [round(float(x), 4) for x in posterior]}
     return scores, evidence

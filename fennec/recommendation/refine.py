@@ -336,14 +336,17 @@ def observed_scores(prior_scores: Mapping[str, float], metric_scores: Mapping[st
     ``y_m = mean_C(p0) + std_C(p0) · z(metric)_m``. The affine map is then exactly the one that
     makes the metric agree with the prior on the candidates' average and spread, and the
     update (:meth:`fennec.space.TransferSpace.update_task_vector`) is driven by where the two
-    orders differ. Candidates without a finite metric score are left out.
+    orders differ. Candidates without a finite metric score are left out; finite scores without
+    a spread (one of them, or all equal) have no order to tell and give no observation at all
+    (not "every candidate scores the prior's mean", which would pull their predictions together).
 
     Args:
         prior_scores: model id → the prior placement's score, for every candidate.
         metric_scores: model id → metric score or None, for the candidates.
 
     Returns:
-        model id → observed score, for the candidates with a finite metric score.
+        model id → observed score, for the candidates with a finite metric score; empty when
+        those scores do not differ.
 
     Raises:
         InvalidInputError: a metric score for a model without a prior score, or a non-finite
@@ -357,7 +360,7 @@ def observed_scores(prior_scores: Mapping[str, float], metric_scores: Mapping[st
     if extra:
         raise InvalidInputError(f"metric_scores has models without a prior score: {extra[:5]}.")
     scored = {m: float(s) for m, s in metric_scores.items() if is_number(s) and math.isfinite(s)}
-    if not scored:
+    if len(set(scored.values())) < 2:  # no order among the candidates: nothing observed
         return {}
     p0 = np.array([prior_scores[m] for m in scored], dtype=np.float64)
     if not np.all(np.isfinite(p0)):
