@@ -89,6 +89,18 @@ def test_the_candidates_metric_scores_update_the_placement_and_every_model_is_re
     assert "update" not in still.placement and still.n_refined == 2
 
 
+def test_the_update_evidence_compares_the_tops_that_are_shown_on_a_known_task(zoo_env):
+    # on this very (known) dataset the recorded results rank first, with or without the update:
+    # "before" is the top refine=False shows, and nothing "entered the top" that is not in it
+    data = zoo_env / "datasets" / "t-three"
+    for k in (1, 2, 3):
+        shown = [r.model_id for r in recommend(data, top_k=k, refine=False)]
+        recs = recommend(data, top_k=k, candidates=2, refine=RefineOptions(metric="logme"))
+        update = recs.placement["update"]
+        assert update["before"] == shown
+        assert update["new_in_top"] == [r.model_id for r in recs if r.model_id not in shown]
+
+
 @pytest.mark.parametrize("score", [lambda i: float("nan"), lambda i: float("inf") if i else float("nan"),
                                    lambda i: 0.5, lambda i: 0.5 if i == 0 else None],
                          ids=["all-nan", "no-finite", "all-equal", "one-finite"])

@@ -248,10 +248,8 @@ def recommend(dataset: str | Path | SampleLike, *, top_k: int = 5, candidates: i
         from fennec.recommendation.refine import fuse_placed
 
         order = list(fuse_placed(predicted, metric_scores, weight=options.fusion_weight).items())
-        if moved is not None:
-            placement["update"] = moved | {"before": [m for m, _ in hits[:top_k]]}
-            placement["update"]["new_in_top"] = [m for m, _ in order[:top_k]
-                                                 if m not in placement["update"]["before"]]
+        if moved is not None:  # the top the first placement shows (recorded results first on a known task)
+            placement["update"] = moved | {"before": [m for m, _ in _known_first(hits, known)[:top_k]]}
     elif n_scored:
         from fennec.recommendation.refine import fuse
 
@@ -260,9 +258,9 @@ def recommend(dataset: str | Path | SampleLike, *, top_k: int = 5, candidates: i
         order = list(fused.items()) + [(m, predicted[m]) for m in rest]  # fuse's order and tie-break
     else:
         order = [(m, s) for m, s in hits]
-    if known:  # this very dataset's recorded results first; models without one keep their order after them
-        position = {m: i for i, (m, _) in enumerate(order)}
-        order.sort(key=lambda ms: (ms[0] not in known[1], -known[1].get(ms[0], 0.0), position[ms[0]]))
+    order = _known_first(order, known)
+    if "update" in placement:  # what the update brought into the top that is shown
+        placement["update"]["new_in_top"] = [m for m, _ in order[:top_k] if m not in placement["update"]["before"]]
     records = _records(ws, order[:top_k], predicted, metric_scores, shas, metric if do_refine else None,
                        known=known)
     timings["rank"] = time.perf_counter() - t
@@ -382,6 +380,16 @@ def _placement(ws: Workspace, weights: list[tuple[str, float]]) -> dict[str, Any
     top = sorted(weights, key=lambda tw: -abs(tw[1]))
     return {"predictor": kind, "n_tasks": n_tasks, "shrink": bool(getattr(ws.space, "shrink", False)),
             "weights": [(t, round(float(w), 4)) for t, w in top if math.isfinite(w)]}
+
+
+def _known_first(order: list[tuple[str, float]],
+                 known: tuple[str, dict[str, float]] | None) -> list[tuple[str, float]]:
+    """``order`` with this very dataset's recorded results first (best first), when it is a known
+    task; models without one keep their order after them."""
+    if not known:
+        return list(order)
+    position = {m: i for i, (m, _) in enumerate(order)}
+    return sorted(order, key=lambda ms: (ms[0] not in known[1], -known[1].get(ms[0], 0.0), position[ms[0]]))
 
 
 def _updated(ws: Workspace, prior: np.ndarray, metric_scores: dict[str, float | None], strength: float, *,

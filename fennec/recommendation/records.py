@@ -100,8 +100,9 @@ class Recommendations(Sequence[Recommendation]):
     weight), …] largest first, "shrink": whether they were pulled toward the mean known task by
     the closest known task's dissimilarity, and after refinement with a placement update
     "update": {"observed": the candidates whose metric scores moved it, "strength": the
-    prior's weight, "task_vector": the updated vector, "before": the top models of the first
-    placement, "new_in_top": the models that entered the top because of the update}}``),
+    prior's weight, "task_vector": the updated vector, "before": the top the first
+    placement ranks (recorded results first on a known task), "new_in_top": the models of the
+    top shown that are not in it}}``),
     ``n_candidates``, ``n_refined`` (candidates the
     metric scored; failed ones excluded), ``n_failed``, ``forward_passes`` (images run through
     the proxy and the refined models, cache misses only), ``timings`` (seconds per step),
