@@ -8,6 +8,7 @@ describe the historical tasks with the proxy, fit the space, search, refine, fus
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -499,3 +500,27 @@ def test_an_older_fennecs_interrupted_swap_is_read_in_place_and_migrated_by_the_
 def test_fit_zoo_rejects_settings_it_would_ignore(zoo_env, capsys):
     assert main(["fit", "--zoo", "--dim", "3"]) == 1
     assert "--dim" in capsys.readouterr().err
+
+
+def test_records_with_a_nan_metric_score_are_valid_json():
+    """A metric that returns NaN for a candidate (a degenerate feature matrix) must not make
+    ``fennec recommend --json`` print ``NaN``, which JSON parsers reject: it becomes null."""
+    from fennec.recommendation.records import KnownTask, Recommendation, WorkspaceInfo
+
+    items = [Recommendation(rank=1, model_id="a/m", sha=None, predicted_score=np.float64(0.5),
+                            metric_score=float("nan"), metric="logme", final_score=0.5, parameters=10, family="resnet", reason="r"),
+             Recommendation(rank=2, model_id="b/m", sha=None, predicted_score=float("-inf"), metric_score=None,
+                            metric=None, final_score=0.1, parameters=None, family=None, reason="r")]
+    recs = Recommendations(items, dataset="d", closest_tasks=[KnownTask("t", float("nan"), None, None)],
+                           n_candidates=2, n_refined=1, metric="logme", forward_passes=3,
+                           timings={"proxy": float("inf")}, workspace=WorkspaceInfo("h", "fitted", 2),
+                           n_indexed=2, placement={"weights": [("t", np.float32("nan"))], "n_tasks": np.int64(1)})
+    with pytest.raises(ValueError):  # what the records hold, dumped as they are
+        json.dumps(dataclasses.asdict(items[0]), allow_nan=False)
+    doc = json.loads(json.dumps(recs.to_dict(), allow_nan=False))
+    assert doc["recommendations"][0]["metric_score"] is None
+    assert doc["recommendations"][0]["predicted_score"] == 0.5
+    assert doc["recommendations"][1]["predicted_score"] is None
+    assert doc["closest_tasks"][0]["similarity"] is None and doc["timings"]["proxy"] is None
+    assert doc["placement"] == {"weights": [["t", None]], "n_tasks": 1}
+    assert recs[0].metric_score != recs[0].metric_score  # the records themselves are unchanged

@@ -76,5 +76,5 @@ def run_recommend(args: argparse.Namespace) -> int:
     recs.notes = [cli_terms(n, args.cli_flags) for n in recs.notes]
     if recs.workspace.note:
         recs.workspace = dataclasses.replace(recs.workspace, note=cli_terms(recs.workspace.note, args.cli_flags))
-    print(json.dumps(recs.to_dict(), indent=1) if args.json else recs.table())
+    print(json.dumps(recs.to_dict(), indent=1, allow_nan=False) if args.json else recs.table())
     return 0

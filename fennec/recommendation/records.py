@@ -5,7 +5,8 @@ the workspace it ranked with (:class:`WorkspaceInfo`), each printable as a table
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Sequence
+import math
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 __all__ = ["SAME_DATA_SIMILARITY", "KnownTask", "Recommendation", "Recommendations", "WorkspaceInfo"]
@@ -148,13 +149,16 @@ class Recommendations(Sequence[Recommendation]):
         return f"Recommendations({len(self)} models{of}: {top}{', …' if len(self) > 3 else ''})"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"notes": self.notes, "workspace": self.workspace.to_dict(), "same_task": self.same_task,
+        """Everything above as plain data for ``json.dumps``: a number that is not finite (a
+        metric that returned NaN for a candidate) is None, so the result is valid JSON
+        (``fennec recommend --json`` writes it with ``allow_nan=False``)."""
+        return _json_safe({"notes": self.notes, "workspace": self.workspace.to_dict(), "same_task": self.same_task,
                 "dataset": self.dataset, "n_indexed": self.n_indexed,
                 "n_candidates": self.n_candidates, "n_refined": self.n_refined, "metric": self.metric,
                 "n_failed": self.n_failed, "forward_passes": self.forward_passes, "timings": self.timings,
                 "placement": self.placement,
                 "closest_tasks": [dataclasses.asdict(t) for t in self.closest_tasks],
-                "recommendations": [r.to_dict() for r in self._items]}
+                "recommendations": [r.to_dict() for r in self._items]})
 
     def table(self) -> str:
         """A readable ranked table with the evidence under it."""
@@ -226,3 +230,19 @@ def _fmt_params(n: int | None) -> str:
         if n >= div:
             return f"{n / div:.1f}{unit}"
     return str(n)
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float (NaN, ±inf; numpy's too) replaced by None and numpy
+    scalars as Python numbers, through dicts, lists and tuples (tuples become lists)."""
+    if isinstance(value, Mapping):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", None) == 0:
+        value = value.item()  # a numpy scalar
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
