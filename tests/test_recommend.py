@@ -508,7 +508,8 @@ def test_records_with_a_nan_metric_score_are_valid_json():
     from fennec.recommendation.records import KnownTask, Recommendation, WorkspaceInfo
 
     items = [Recommendation(rank=1, model_id="a/m", sha=None, predicted_score=np.float64(0.5),
-                            metric_score=float("nan"), metric="logme", final_score=0.5, parameters=10, family="resnet", reason="r"),
+                            metric_score=float("nan"), metric="logme", final_score=0.5, parameters=10,
+                            family="resnet", reason="r"),
              Recommendation(rank=2, model_id="b/m", sha=None, predicted_score=float("-inf"), metric_score=None,
                             metric=None, final_score=0.1, parameters=None, family=None, reason="r")]
     recs = Recommendations(items, dataset="d", closest_tasks=[KnownTask("t", float("nan"), None, None)],
