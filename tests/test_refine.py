@@ -230,6 +230,11 @@ def test_observed_scores_map_the_metrics_order_onto_the_priors_range():
     # tell: no observation, rather than "every candidate scores the prior's mean"
     assert observed_scores(prior, {"a": 0.7, "b": 0.7, "c": 0.7}) == {}
     assert observed_scores(prior, {"a": 0.7, "b": float("nan"), "c": None}) == {}
+    # nor do candidates the prior ties (exactly, or to float32 rounding): the metric's order has no
+    # spread of the prior's to map onto, and "updated" would only restate the prior
+    tied = {"a": 0.5, "b": 0.5, "c": 0.5 + 1e-9}
+    assert observed_scores(tied, {"a": 3.0, "b": 1.0, "c": 2.0}) == {}
+    assert observed_scores({"a": 0.5, "b": 0.6}, {"a": 3.0, "b": 1.0}) == pytest.approx({"a": 0.6, "b": 0.5})
     with pytest.raises(InvalidInputError, match="without a prior score"):
         observed_scores(prior, {"z": 1.0})
     with pytest.raises(InvalidInputError, match="finite"):

@@ -41,6 +41,10 @@ __all__ = ["CANDIDATE_MEMORY", "DEFAULT_METRIC", "CandidateScore", "check_weight
 
 LOG = logging.getLogger(__name__)
 
+#: Prior scores of candidates closer than this (relative to the scores' magnitude, at least 1) are
+#: ties: the index's inner products are float32, whose rounding is ~1e-7 of the score.
+_TIE = 1e-6
+
 
 
 @dataclasses.dataclass(frozen=True)
@@ -339,6 +343,9 @@ def observed_scores(prior_scores: Mapping[str, float], metric_scores: Mapping[st
     orders differ. Candidates without a finite metric score are left out; finite scores without
     a spread (one of them, or all equal) have no order to tell and give no observation at all
     (not "every candidate scores the prior's mean", which would pull their predictions together).
+    Nor do candidates the prior predicts to score alike (their prior scores equal to rounding):
+    the metric's order then has no spread of the prior's to be mapped onto, and mapped onto
+    none it would only restate the prior, which the update's evidence must not report as a move.
 
     Args:
         prior_scores: model id → the prior placement's score, for every candidate.
@@ -365,6 +372,8 @@ def observed_scores(prior_scores: Mapping[str, float], metric_scores: Mapping[st
     p0 = np.array([prior_scores[m] for m in scored], dtype=np.float64)
     if not np.all(np.isfinite(p0)):
         raise InvalidInputError("prior scores must be finite numbers.")
+    if not p0.std() > _TIE * max(1.0, float(np.abs(p0).max())):  # the prior ties them: no scale to map onto
+        return {}
     y = p0.mean() + p0.std() * zscore(np.array(list(scored.values())))
     return {m: float(v) for m, v in zip(scored, y, strict=True)}
 
