@@ -195,3 +195,53 @@ def test_score_cache_recomputes_changed_metrics_and_failures(zoo_env, monkeypatc
     path.write_text(json.dumps(cache))
     third, _, _, errors = bench.score_zoo(data, ["logme"])
     assert third == scores and all(not e for row in errors.values() for e in row.values())
+
+
+def test_history_curve_at_the_full_history_is_the_benchmarks_leave_one_out(zoo_env):
+    from fennec.recommendation.options import DEFAULT_FUSION_WEIGHT, DEFAULT_METRIC, DEFAULT_PLACEMENT_STRENGTH
+
+    data = bench.load_zoo_data(max_samples=12)
+    scores, _, _, _ = bench.score_zoo(data, [DEFAULT_METRIC])
+    rows = bench.history_curve(data, scores, sizes=[len(TASKS) - 1], repeats=3)
+    assert [(r["target"], r["size"], r["draw"]) for r in rows] == [(t, 2, 0) for t in sorted(TASKS)]
+    for r in rows:
+        t, truth = r["target"], TRUTH[r["target"]]
+        assert r["train"] == sorted(x for x in TASKS if x != t)
+        space = bench._fit_space(data, r["train"])
+        assert r["fennec-index"] == bench._evaluate(bench._index_scores(space, data, t)[0], truth)["weighted_tau"]
+        assert r["history-mean"] == bench._evaluate(
+            bench.history_mean({x: TRUTH[x] for x in r["train"]}, data.models), truth)["weighted_tau"]
+        placed = bench._placed_scores(bench._prior(space, data, t), scores[t], [DEFAULT_METRIC],
+                                      bench.HEADLINE_CANDIDATES, DEFAULT_FUSION_WEIGHT, DEFAULT_PLACEMENT_STRENGTH)
+        assert r["fennec-refine"] == bench._evaluate(placed, truth)["weighted_tau"]
+    for sizes, repeats, match in (([1], 1, "must each lie in"), ([3], 1, "must each lie in"), ([], 1, "must each"),
+                                  ([2], 0, "repeats")):
+        with pytest.raises(InvalidInputError, match=match):
+            bench.history_curve(data, scores, sizes=sizes, repeats=repeats)
+
+
+def test_history_folds_draw_k_other_targets_per_repeat_and_the_full_history_once():
+    targets = [f"t{i}" for i in range(6)]
+    folds = bench._history_folds(targets, [2, 4, 5, 2], repeats=3, seed=1)
+    assert len(folds) == 6 * (3 + 3 + 1)  # sizes deduplicated; the full size (5 others) drawn once
+    for t, k, _, train in folds:
+        assert len(train) == k == len(set(train)) and t not in train and set(train) <= set(targets)
+    assert {tuple(f[3]) for f in folds if f[0] == "t0" and f[1] == 2} != {("t1", "t2")}  # draws differ
+    assert folds == bench._history_folds(targets, [2, 4, 5], repeats=3, seed=1)  # seeded
+    assert folds != bench._history_folds(targets, [2, 4, 5], repeats=3, seed=2)
+
+
+def test_summarise_curve_pairs_each_method_with_the_baseline_per_target():
+    rows = [{"target": "a", "size": 2, "history-mean": 0.5, "fennec-index": 0.6},
+            {"target": "a", "size": 2, "history-mean": 0.7, "fennec-index": 0.6},   # a: means 0.6 / 0.6
+            {"target": "b", "size": 2, "history-mean": 0.2, "fennec-index": 0.5},   # b: +0.3
+            {"target": "c", "size": 2, "history-mean": 0.4, "fennec-index": None},  # c: index failed
+            {"target": "a", "size": 4, "history-mean": 0.1, "fennec-index": 0.0}]
+    two, four = bench.summarise_curve(rows, ["fennec-index"])
+    assert two["size"] == 2 and two["targets"] == 3
+    assert two["history-mean"] == pytest.approx((0.6 + 0.2 + 0.4) / 3)
+    assert two["fennec-index"] == pytest.approx((0.6 + 0.5) / 2)
+    assert two["fennec-index - history-mean"] == pytest.approx(0.15)
+    assert two["fennec-index - history-mean s.e."] == pytest.approx(np.std([0.0, 0.3], ddof=1) / math.sqrt(2))
+    assert two["fennec-index above/below"] == [1, 0]
+    assert four["fennec-index above/below"] == [0, 1] and four["fennec-index - history-mean s.e."] is None

@@ -5,9 +5,18 @@
 """
 
 from fennec._deprecated import forwarded
-from fennec.bench.runner import ZooData, default_out, load_zoo_data, run_benchmark, score_zoo
+from fennec.bench.runner import (
+    ZooData,
+    default_out,
+    history_curve,
+    load_zoo_data,
+    run_benchmark,
+    score_zoo,
+    summarise_curve,
+)
 
-__all__ = ["ZooData", "default_out", "load_zoo_data", "run_benchmark", "score_zoo"]
+__all__ = ["ZooData", "default_out", "history_curve", "load_zoo_data", "run_benchmark", "score_zoo",
+           "summarise_curve"]
 
 # What the flat module fennec.bench held beyond the names above, for one release (fennec._deprecated).
 __getattr__ = forwarded("fennec.bench", (

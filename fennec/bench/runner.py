@@ -71,7 +71,8 @@ from fennec.errors import InvalidInputError
 if TYPE_CHECKING:
     from fennec.hub.protocol import Hub
 
-__all__ = ["ZooData", "default_out", "history_mean", "load_zoo_data", "run_benchmark", "score_zoo"]
+__all__ = ["ZooData", "default_out", "history_curve", "history_mean", "load_zoo_data", "run_benchmark", "score_zoo",
+           "summarise_curve"]
 
 LOG = logging.getLogger(__name__)
 
@@ -660,6 +661,112 @@ def run_benchmark(*, targets: Sequence[str] | None = None, out: str | Path | Non
     except ImportError:
         LOG.warning("matplotlib is not installed (pip install 'fennec[plots]'): no plots written")
     return report
+
+
+def history_curve(data: ZooData, scores: Mapping[str, Mapping[str, Mapping[str, float | None]]], *,
+                  sizes: Sequence[int], repeats: int = 5, seed: int = 0,
+                  progress: bool = False) -> list[dict[str, Any]]:
+    """Ranking quality against the amount of history: leave-one-task-out with fewer training targets.
+
+    For every held-out target and every history size ``k`` of ``sizes``, ``repeats`` random sets
+    of ``k`` other targets (all of them, once, when ``k`` is the number of other targets) are the
+    only known tasks: the transfer space is fitted on their results and descriptors, and three
+    rankings of the held-out target's models are compared with its ground truth:
+
+    - ``history-mean``: the data-free baseline over the same ``k`` targets (:func:`history_mean`);
+    - ``fennec-index``: the space's placement from the proxy descriptor (1 forward pass);
+    - ``fennec-refine``: the package's default pipeline with its default settings
+      (:data:`~fennec.recommendation.options.DEFAULT_METRIC`, fusion weight and placement strength
+      on :data:`HEADLINE_CANDIDATES` candidates; the settings are not re-chosen per fold, so this
+      row is the package as shipped, not a held-out choice of them).
+
+    The same training sets serve all three, so their differences are paired.
+
+    Args:
+        data: the zoo (:func:`load_zoo_data`).
+        scores: ``scores[target][model][metric]`` (:func:`score_zoo`), with the default metric.
+        sizes: history sizes, each at least 2 (the space's placement needs 2 known tasks to
+            standardise descriptors) and at most the number of targets minus one.
+        repeats: random training sets per (target, size) below the full size.
+        seed: of the training sets' draws.
+        progress: show a progress bar.
+
+    Returns:
+        One row per (target, size, draw): ``{"target", "size", "draw", "train", <method>: weighted τ
+        or None}``.
+
+    Raises:
+        InvalidInputError: a size outside ``[2, targets - 1]``, or ``repeats`` < 1.
+    """
+    from fennec.recommendation.options import DEFAULT_FUSION_WEIGHT, DEFAULT_METRIC, DEFAULT_PLACEMENT_STRENGTH
+
+    targets = sorted(data.truth)
+    bad = [k for k in sizes if not 2 <= int(k) <= len(targets) - 1]
+    if bad or not sizes:
+        raise InvalidInputError(f"history sizes {list(sizes)} must each lie in [2, {len(targets) - 1}] "
+                                f"({len(targets)} targets, one held out); pass sizes in that range.")
+    if repeats < 1:
+        raise InvalidInputError(f"repeats must be at least 1, got {repeats}.")
+    rows = []
+    folds = _history_folds(targets, sizes, repeats, seed)
+    for t, k, r, train in _progress.track(folds, desc="history curve", unit="folds", enabled=progress):
+        truth = data.truth[t]
+        prior = _prior(_fit_space(data, train), data, t)
+        index = {m: float(v) for m, v in zip(prior.ranked, prior.vectors @ prior.task, strict=True)}
+        refined = _placed_scores(prior, scores[t], [DEFAULT_METRIC], HEADLINE_CANDIDATES,
+                                 DEFAULT_FUSION_WEIGHT, DEFAULT_PLACEMENT_STRENGTH)
+        hist = history_mean({x: data.truth[x] for x in train}, data.models)
+        rows.append({"target": t, "size": k, "draw": r, "train": train,
+                     BASELINE: _evaluate(hist, truth)["weighted_tau"],
+                     "fennec-index": _evaluate(index, truth)["weighted_tau"],
+                     "fennec-refine": _evaluate(refined, truth)["weighted_tau"]})
+    return rows
+
+
+def _history_folds(targets: Sequence[str], sizes: Sequence[int], repeats: int,
+                   seed: int) -> list[tuple[str, int, int, list[str]]]:
+    """``(held-out target, k, draw, training targets)`` of :func:`history_curve`: ``repeats`` seeded
+    draws of ``k`` other targets, one draw (every other target) at the full size."""
+    import random
+
+    rng = random.Random(seed)
+    folds = []
+    for t in targets:
+        others = [x for x in targets if x != t]
+        for k in sorted({int(k) for k in sizes}):
+            for r in range(1 if k == len(others) else repeats):
+                folds.append((t, k, r, sorted(others if k == len(others) else rng.sample(others, k))))
+    return folds
+
+
+def summarise_curve(rows: Sequence[Mapping[str, Any]], methods: Sequence[str] = ("fennec-index", "fennec-refine")
+                    ) -> list[dict[str, Any]]:
+    """:func:`history_curve`'s rows per history size: each method's mean weighted τ and its paired
+    difference to ``history-mean``, with the difference's standard error over targets (each
+    target's draws averaged first, so a target weighs the same at every size) and the targets
+    where the method is above / below the baseline by at least :data:`TIE`."""
+    out = []
+    for k in sorted({int(r["size"]) for r in rows}):
+        per: dict[str, dict[str, list[float]]] = {}
+        for r in rows:
+            if int(r["size"]) != k:
+                continue
+            for meth in (BASELINE, *methods):
+                if r.get(meth) is not None:
+                    per.setdefault(meth, {}).setdefault(r["target"], []).append(float(r[meth]))
+        base = {t: float(np.mean(v)) for t, v in per.get(BASELINE, {}).items()}
+        entry: dict[str, Any] = {"size": k, "targets": len(base), BASELINE: float(np.mean(list(base.values())))
+                                 if base else None}
+        for meth in methods:
+            mean_t = {t: float(np.mean(v)) for t, v in per.get(meth, {}).items() if t in base}
+            diffs = np.array([mean_t[t] - base[t] for t in mean_t])
+            entry[meth] = float(np.mean(list(mean_t.values()))) if mean_t else None
+            entry[f"{meth} - {BASELINE}"] = float(diffs.mean()) if len(diffs) else None
+            entry[f"{meth} - {BASELINE} s.e."] = (float(diffs.std(ddof=1) / math.sqrt(len(diffs)))
+                                                 if len(diffs) > 1 else None)
+            entry[f"{meth} above/below"] = [int((diffs >= TIE).sum()), int((diffs <= -TIE).sum())]
+        out.append(entry)
+    return out
 
 
 def _strength(r: float) -> float | str:
