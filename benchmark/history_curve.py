@@ -42,6 +42,27 @@ def sizes_for(n_targets: int) -> list[int]:
     return sorted({*range(2, full, 2), full})
 
 
+#: Closest-known-task similarity bands of the confidence table (LOW_SIMILARITY = 0.25 is the note's threshold).
+BANDS = ((-1.0, 0.25), (0.25, 0.5), (0.5, 0.9), (0.9, 1.01))
+
+
+def by_similarity(rows: list[dict]) -> list[dict]:
+    """Every fold (all history sizes) by its held-out target's similarity to the closest training
+    target: how good fennec's ranking is, and how far ahead of history-mean, when the closest
+    known task is this far (what ``recommend()``'s low-confidence note is about)."""
+    import numpy as np
+
+    out = []
+    for lo, hi in BANDS:
+        sel = [r for r in rows if r.get("nearest_similarity") is not None and lo <= r["nearest_similarity"] < hi
+               and all(r.get(m) is not None for m in ("history-mean", *METHODS))]
+        entry = {"band": [lo, hi], "folds": len(sel), "targets": len({r["target"] for r in sel})}
+        for m in ("history-mean", *METHODS):
+            entry[m] = float(np.mean([r[m] for r in sel])) if sel else None
+        out.append(entry)
+    return out
+
+
 def markdown(summary: list[dict], meta: dict) -> str:
     base = "history-mean"
     lines = [
@@ -80,7 +101,21 @@ def markdown(summary: list[dict], meta: dict) -> str:
         "",
         "![weighted τ against history size](history_curve.png)",
         "",
+        "## By the closest known task",
+        "",
+        "Every fold above (all history sizes), by the held-out target's descriptor similarity to its closest "
+        "training target (what `recommend()` reports as `closest_tasks[0].similarity`; below 0.25 it adds a "
+        "low-confidence note). Folds of one target at different sizes are not independent.",
+        "",
+        "| similarity | folds | targets | history-mean | fennec-index | fennec-refine |",
+        "|---|---|---|---|---|---|",
     ]
+    for e in meta["by_similarity"]:
+        lo, hi = e["band"]
+        band = f"< {hi:g}" if lo < 0 else (f"≥ {lo:g}" if hi > 1 else f"{lo:g} – {hi:g}")
+        lines.append(f"| {band} | {e['folds']} | {e['targets']} | "
+                     + " | ".join(cell(e[m]) for m in ("history-mean", *METHODS)) + " |")
+    lines.append("")
     return "\n".join(lines)
 
 
@@ -139,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
             "repeats": args.repeats, "seed": args.seed, "sizes": sizes,
             "defaults": f"{DEFAULT_METRIC}, fusion weight {DEFAULT_FUSION_WEIGHT:g}, "
                         f"placement strength {DEFAULT_PLACEMENT_STRENGTH:g}, 6 candidates",
-            "noise_ceiling": float(sum(ceiling) / len(ceiling)) if ceiling else float("nan")}
+            "noise_ceiling": float(sum(ceiling) / len(ceiling)) if ceiling else float("nan"),
+            "by_similarity": by_similarity(rows)}
     args.out.mkdir(parents=True, exist_ok=True)
     save_json_atomic(args.out / "history_curve.json", {**meta, "summary": summary, "rows": rows})
     plot(summary, args.out / "history_curve.png")

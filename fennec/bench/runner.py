@@ -692,8 +692,9 @@ def history_curve(data: ZooData, scores: Mapping[str, Mapping[str, Mapping[str, 
         progress: show a progress bar.
 
     Returns:
-        One row per (target, size, draw): ``{"target", "size", "draw", "train", <method>: weighted τ
-        or None}``.
+        One row per (target, size, draw): ``{"target", "size", "draw", "train", "nearest_similarity"
+        (of the target to its closest training target, as ``fennec bench`` reports it), <method>:
+        weighted τ or None}``.
 
     Raises:
         InvalidInputError: a size outside ``[2, targets - 1]``, or ``repeats`` < 1.
@@ -711,12 +712,13 @@ def history_curve(data: ZooData, scores: Mapping[str, Mapping[str, Mapping[str, 
     folds = _history_folds(targets, sizes, repeats, seed)
     for t, k, r, train in _progress.track(folds, desc="history curve", unit="folds", enabled=progress):
         truth = data.truth[t]
-        prior = _prior(_fit_space(data, train), data, t)
+        space = _fit_space(data, train)
+        prior = _prior(space, data, t)
         index = {m: float(v) for m, v in zip(prior.ranked, prior.vectors @ prior.task, strict=True)}
         refined = _placed_scores(prior, scores[t], [DEFAULT_METRIC], HEADLINE_CANDIDATES,
                                  DEFAULT_FUSION_WEIGHT, DEFAULT_PLACEMENT_STRENGTH)
         hist = history_mean({x: data.truth[x] for x in train}, data.models)
-        rows.append({"target": t, "size": k, "draw": r, "train": train,
+        rows.append({"target": t, "size": k, "draw": r, "train": train, "nearest_similarity": _nearest(space, data, t),
                      BASELINE: _evaluate(hist, truth)["weighted_tau"],
                      "fennec-index": _evaluate(index, truth)["weighted_tau"],
                      "fennec-refine": _evaluate(refined, truth)["weighted_tau"]})
