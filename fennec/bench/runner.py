@@ -292,12 +292,26 @@ def _metric_code(name: str) -> str:
 # -- evaluation ------------------------------------------------------------------------
 
 
+def _comparable(ranking: Mapping[str, float], truth: Mapping[str, float]) -> dict[str, float] | None:
+    """The finite scores of the models with truth, or None when they are too few or all tie."""
+    s = {m: float(v) for m, v in ranking.items() if m in truth and v is not None and np.isfinite(v)}
+    return None if len(s) < MIN_MODELS or len(set(s.values())) == 1 else s
+
+
+def _weighted_tau(ranking: Mapping[str, float], truth: Mapping[str, float]) -> float | None:
+    """:func:`_evaluate`'s weighted τ alone (the inner selections need nothing else)."""
+    from fennec import evaluation as ev
+
+    s = _comparable(ranking, truth)
+    return None if s is None else float(ev.weighted_tau(s, {m: truth[m] for m in s}))
+
+
 def _evaluate(ranking: Mapping[str, float], truth: Mapping[str, float]) -> dict[str, float | None]:
     """weighted τ, Kendall τ, top-1 regret, top-3 hit of a score map over the models with truth."""
     from fennec import evaluation as ev
 
-    s = {m: float(v) for m, v in ranking.items() if m in truth and v is not None and np.isfinite(v)}
-    if len(s) < MIN_MODELS or len(set(s.values())) == 1:
+    s = _comparable(ranking, truth)
+    if s is None:
         return {"weighted_tau": None, "kendall_tau": None, "top1_regret": None, "top3_hit": None}
     a = {m: truth[m] for m in s}
     order = sorted(s, key=lambda m: (-s[m], m))
@@ -424,6 +438,16 @@ def _placed_scores(prior: _Prior, model_scores: Mapping[str, Mapping[str, float 
     best with ``diverse=False``) scored by one metric or the mean z-score of several over the candidates,
     the placement updated by their scores (``strength``; inf: not at all), every model re-predicted,
     and the candidates fused among them (:func:`~fennec.recommendation.refine.fuse_placed`)."""
+    return _placed_grid(prior, model_scores, names, n_candidates, [weight], [strength], diverse=diverse)[
+        weight, strength]
+
+
+def _placed_grid(prior: _Prior, model_scores: Mapping[str, Mapping[str, float | None]], names: Sequence[str],
+                 n_candidates: int, weights: Sequence[float], strengths: Sequence[float], *,
+                 diverse: bool = True) -> dict[tuple[float, float], dict[str, float]]:
+    """:func:`_placed_scores` for every (fusion weight, strength) of a grid, ``{(w, r): scores}``: the
+    candidates, their scores and the observations do not depend on either, the updated placement
+    only on the strength, so each is computed once."""
     from fennec.recommendation.refine import choose_candidates, fuse_placed, observed_scores
 
     c = min(n_candidates, len(prior.ranked))
@@ -436,12 +460,17 @@ def _placed_scores(prior: _Prior, model_scores: Mapping[str, Mapping[str, float 
     row = {m: i for i, m in enumerate(prior.ranked)}
     prior_scores = prior.vectors @ prior.task
     observed = observed_scores({m: float(prior_scores[row[m]]) for m in pool}, metric)
-    task = prior.task
-    if observed and math.isfinite(strength):
-        task = prior.space.update_task_vector(prior.task, prior.vectors[[row[m] for m in observed]],
-                                              np.array(list(observed.values())), strength=strength)
-    scores = prior.vectors @ task
-    return fuse_placed({m: float(scores[i]) for i, m in enumerate(prior.ranked)}, metric, weight=weight)
+    out = {}
+    for strength in strengths:
+        task = prior.task
+        if observed and math.isfinite(strength):
+            task = prior.space.update_task_vector(prior.task, prior.vectors[[row[m] for m in observed]],
+                                                  np.array(list(observed.values())), strength=strength)
+        scores = prior.vectors @ task
+        updated = {m: float(scores[i]) for i, m in enumerate(prior.ranked)}
+        for weight in weights:
+            out[weight, strength] = fuse_placed(updated, metric, weight=weight)
+    return out
 
 
 def _inner_placed_choices(data: ZooData, train: Sequence[str], scores: dict, metric_tau: dict,
@@ -461,11 +490,12 @@ def _inner_placed_choices(data: ZooData, train: Sequence[str], scores: dict, met
         ranked = _inner_metrics(metric_tau, rest, metrics, k=ENSEMBLE_SIZE)
         names = {"metric": ranked[:1], "ensemble": ranked}
         for c in budgets:
-            for k, w, r in grid:
-                tau = _evaluate(_placed_scores(prior, scores[inner], names[k], c, w, r, diverse=diverse),
-                                data.truth[inner])["weighted_tau"]
-                if tau is not None:
-                    per[c, k, w, r].append(tau)
+            for k in kinds:
+                placed = _placed_grid(prior, scores[inner], names[k], c, FUSION_GRID, strengths, diverse=diverse)
+                for (w, r), ranking in placed.items():
+                    tau = _weighted_tau(ranking, data.truth[inner])
+                    if tau is not None:
+                        per[c, k, w, r].append(tau)
     means = {key: float(np.mean(v)) if v else -np.inf for key, v in per.items()}
     return {c: max(grid, key=lambda g: (means[(c, *g)], g[0] == kinds[0], -abs(g[1] - 0.5), g[2])) for c in budgets}
 
@@ -830,8 +860,7 @@ def _inner_choices(data: ZooData, train: Sequence[str], scores: dict, metric_tau
         for k in kinds:
             for c in budgets:
                 for w in FUSION_GRID:
-                    tau = _evaluate(_refine_scores(index, scores[inner], names[k], c, w),
-                                    data.truth[inner])["weighted_tau"]
+                    tau = _weighted_tau(_refine_scores(index, scores[inner], names[k], c, w), data.truth[inner])
                     if tau is not None:
                         per[k, c, w].append(tau)
     means = {key: float(np.mean(v)) if v else -np.inf for key, v in per.items()}
