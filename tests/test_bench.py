@@ -214,6 +214,8 @@ def test_history_curve_at_the_full_history_is_the_benchmarks_leave_one_out(zoo_e
         placed = bench._placed_scores(bench._prior(space, data, t), scores[t], [DEFAULT_METRIC],
                                       bench.HEADLINE_CANDIDATES, DEFAULT_FUSION_WEIGHT, DEFAULT_PLACEMENT_STRENGTH)
         assert r["fennec-refine"] == bench._evaluate(placed, truth)["weighted_tau"]
+        oracle = bench._oracle_placement(bench._prior(space, data, t), truth)
+        assert r[bench.ORACLE_PLACEMENT] == bench._evaluate(oracle, truth)["weighted_tau"]
     for sizes, repeats, match in (([1], 1, "must each lie in"), ([3], 1, "must each lie in"), ([], 1, "must each"),
                                   ([2], 0, "repeats")):
         with pytest.raises(InvalidInputError, match=match):
@@ -245,3 +247,26 @@ def test_summarise_curve_pairs_each_method_with_the_baseline_per_target():
     assert two["fennec-index - history-mean s.e."] == pytest.approx(np.std([0.0, 0.3], ddof=1) / math.sqrt(2))
     assert two["fennec-index above/below"] == [1, 0]
     assert four["fennec-index above/below"] == [0, 1] and four["fennec-index - history-mean s.e."] is None
+
+
+def test_oracle_placement_recovers_the_task_vector_that_produced_the_results():
+    from fennec.space import TransferSpace, normalise_results
+
+    rng = np.random.default_rng(3)
+    models = [f"m{i:02d}" for i in range(10)]
+    space = TransferSpace(dim=2).fit({f"t{j}": {m: float(rng.normal()) for m in models} for j in range(4)})
+    u, v = rng.normal(size=(10, 3)), np.array([0.5, -1.0, 2.0])
+    s = u @ v + rng.normal(size=10)
+    z_s = (s - s.mean()) / s.std()
+    vectors = np.hstack([u, (z_s - u @ v)[:, None]])  # [u, b] with u·v + b = z-scored results exactly
+    prior = bench._Prior(space, models, vectors, np.array([0.0, 0.0, 0.0, 1.0]))
+    truth = dict(zip(models, 0.6 + 0.05 * z_s, strict=True))
+    scores = bench._oracle_placement(prior, truth)
+    z = normalise_results({"t": truth}, method="zscore")["t"]
+    assert [scores[m] for m in models] == pytest.approx([z[m] for m in models])  # v recovered exactly
+    assert bench._evaluate(scores, truth)["weighted_tau"] == pytest.approx(1.0)
+    # the placement's own task vector ranks worse: the bound is above it
+    assert bench._evaluate(dict(zip(models, vectors @ prior.task, strict=True)), truth)["weighted_tau"] < 0.99
+    # models without a result are scored too, from the same vector
+    partial = {m: a for m, a in truth.items() if m not in ("m00", "m01")}
+    assert set(bench._oracle_placement(prior, partial)) == set(models)

@@ -91,6 +91,8 @@ BASELINE = "history-mean"
 TIE = 5e-4
 #: Refinement scorers ``fennec bench`` chooses between by inner leave-one-task-out (ties: the first).
 SCORERS = ("metric", "ensemble")
+#: :func:`history_curve`'s upper bound of any placement (it looks at the held-out results).
+ORACLE_PLACEMENT = "oracle placement"
 #: Prior strengths of the placement update (:meth:`fennec.space.TransferSpace.update_task_vector`,
 #: in observations of an average model) the inner leave-one-task-out chooses from; inf: no update.
 STRENGTH_GRID = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, math.inf)
@@ -705,6 +707,11 @@ def history_curve(data: ZooData, scores: Mapping[str, Mapping[str, Mapping[str, 
 
     - ``history-mean``: the data-free baseline over the same ``k`` targets (:func:`history_mean`);
     - ``fennec-index``: the space's placement from the proxy descriptor (1 forward pass);
+    - ``oracle placement`` (:data:`ORACLE_PLACEMENT`, not a method: it looks at the held-out results):
+      the same space with the task vector that fits the target's own z-scored results best (least
+      squares), so about the best any placement from descriptors could do in that space; the gap
+      between it and ``fennec-index`` is the placement's shortfall, its lead over ``history-mean``
+      all that placing the task in that space can add to the data-free ranking;
     - ``fennec-refine``: the package's default pipeline with its default settings
       (:data:`~fennec.recommendation.options.DEFAULT_METRIC`, fusion weight and placement strength
       on :data:`HEADLINE_CANDIDATES` candidates; the settings are not re-chosen per fold, so this
@@ -749,10 +756,25 @@ def history_curve(data: ZooData, scores: Mapping[str, Mapping[str, Mapping[str, 
                                  DEFAULT_FUSION_WEIGHT, DEFAULT_PLACEMENT_STRENGTH)
         hist = history_mean({x: data.truth[x] for x in train}, data.models)
         rows.append({"target": t, "size": k, "draw": r, "train": train, "nearest_similarity": _nearest(space, data, t),
-                     BASELINE: _evaluate(hist, truth)["weighted_tau"],
-                     "fennec-index": _evaluate(index, truth)["weighted_tau"],
-                     "fennec-refine": _evaluate(refined, truth)["weighted_tau"]})
+                     BASELINE: _weighted_tau(hist, truth), "fennec-index": _weighted_tau(index, truth),
+                     "fennec-refine": _weighted_tau(refined, truth),
+                     ORACLE_PLACEMENT: _weighted_tau(_oracle_placement(prior, truth), truth)})
     return rows
+
+
+def _oracle_placement(prior: _Prior, truth: Mapping[str, float]) -> dict[str, float]:
+    """Every model's score ``u_m·v* + b_m`` under the task vector ``v*`` that fits the target's own
+    results best: least squares (minimum norm) of its z-scored accuracies on ``u_m·v + b_m`` over
+    the models with a result, the space's normalisation (:func:`fennec.space.normalise_results`).
+    An upper bound of the placement for :func:`history_curve`, never a ranking for a new task."""
+    from fennec.space import normalise_results
+
+    z = normalise_results({"target": dict(truth)}, method="zscore").get("target", {})
+    rows = [i for i, m in enumerate(prior.ranked) if m in z]
+    u, b = prior.vectors[:, :-1], prior.vectors[:, -1]
+    y = np.array([z[prior.ranked[i]] for i in rows]) - b[rows]
+    v = np.linalg.lstsq(u[rows], y, rcond=None)[0] if rows else np.zeros(u.shape[1])
+    return {m: float(x) for m, x in zip(prior.ranked, u @ v + b, strict=True)}
 
 
 def _history_folds(targets: Sequence[str], sizes: Sequence[int], repeats: int,
