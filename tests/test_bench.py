@@ -74,6 +74,7 @@ def test_leave_one_task_out_writes_every_method_and_counts_forward_passes(zoo_en
                                          "index_only_at_least_history_mean", "default_regret_at_most_best_metric",
                                          "forward_passes_at_most_one_fifth"}
     assert res["noise_ceiling"] == {t: None for t in TASKS}  # the tiny zoo has no seed-1 repeat
+    assert s["fennec-refine"][bench.CEILING_MODELS_TAU] is None  # ... so nothing on the ceiling's models
     cal = res["confidence_calibration"]
     assert cal["near"]["n"] + cal["far"]["n"] == len(TASKS)
     assert [r["similarity"] for r in cal["per_target"]] == sorted(res["nearest_similarity"].values(), reverse=True)
@@ -130,6 +131,18 @@ def test_evaluate_and_fusion_helpers():
     assert list(bench._refined(index, metric, 3, 0.0)) == ["m5", "m4", "m3", "m2", "m1", "m0"]
     # weight 1: the top 3 of the index re-ordered by the metric, the rest in index order
     assert list(bench._refined(index, metric, 3, 1.0)) == ["m3", "m4", "m5", "m2", "m1", "m0"]
+
+
+def test_evaluate_on_the_noise_ceilings_models_ranks_those_models_alone():
+    truth = {f"m{i}": 0.1 * i for i in range(8)}
+    ranking = {m: -v for m, v in truth.items()} | {"m6": 10.0, "m7": 9.0}  # right on m6, m7 only
+    repeat = ["m7", "m6", "m5", "m4", "m3"]
+    out = bench._evaluate(ranking, truth, subset=repeat)
+    assert out[bench.CEILING_MODELS_TAU] == pytest.approx(
+        bench._evaluate({m: ranking[m] for m in repeat}, {m: truth[m] for m in repeat})["weighted_tau"])
+    assert out[bench.CEILING_MODELS_TAU] != pytest.approx(out["weighted_tau"])
+    assert bench.CEILING_MODELS_TAU not in bench._evaluate(ranking, truth)
+    assert bench._evaluate({"m0": 1.0}, truth, subset=repeat)[bench.CEILING_MODELS_TAU] is None  # too few
 
 
 def test_history_mean_is_the_mean_z_score_over_the_known_tasks_by_hand():
