@@ -55,6 +55,7 @@ re-run after new ground truth only re-evaluates.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import math
@@ -555,24 +556,23 @@ def run_benchmark(*, targets: Sequence[str] | None = None, out: str | Path | Non
     for t in held:
         truth = data.truth[t]
         rep = sorted(data.repeat.get(t, {})) if noise[t] is not None else None  # the noise ceiling's models
+        evaluate = functools.partial(_evaluate, truth=truth, subset=rep)  # every method's measures on this target
         n_img = len(data.samples[t].labels)
         train = [x for x in all_targets if x != t]
         row: dict[str, dict[str, Any]] = {}
 
-        draws = [_evaluate(_order_scores(list(rng.permutation(data.models))), truth, subset=rep)
-                 for _ in range(RANDOM_DRAWS)]
+        draws = [evaluate(_order_scores(list(rng.permutation(data.models)))) for _ in range(RANDOM_DRAWS)]
         row["random"] = {k: float(np.mean([d[k] for d in draws if d[k] is not None])) for k in draws[0]}
         row["random"] |= {"forward_passes": 0.0, "seconds": 0.0}
-        row["largest"] = _evaluate({m: float(params[m]) for m in data.models}, truth, subset=rep) | {
+        row["largest"] = evaluate({m: float(params[m]) for m in data.models}) | {
             "forward_passes": 0.0, "seconds": 0.0}
         t0 = time.perf_counter()
         hist = history_mean({x: data.truth[x] for x in train}, data.models)
-        row[BASELINE] = _evaluate(hist, truth, subset=rep) | {"forward_passes": 0.0,
-                                                               "seconds": time.perf_counter() - t0}
+        row[BASELINE] = evaluate(hist) | {"forward_passes": 0.0, "seconds": time.perf_counter() - t0}
         no_history[t] = sorted(m for m in data.models if not any(m in data.truth[x] for x in train))
         for name in metrics:
             ms = {m: scores[t][m][name] for m in data.models}
-            row[f"metric:{name}"] = _evaluate(ms, truth, subset=rep) | {
+            row[f"metric:{name}"] = evaluate(ms) | {
                 "forward_passes": float(n_models),
                 "seconds": sum(extract_s[t].values()) + sum(metric_s[t][m][name] for m in data.models)}
 
@@ -583,7 +583,7 @@ def run_benchmark(*, targets: Sequence[str] | None = None, out: str | Path | Non
             {x: TaskSide(x, None, data.descriptors[x].n_classes, data.descriptors[x].n_samples) for x in train})
         paper = baseline.predict(_subsample(data.embeddings[t], 100, seed), n_samples=n_img,
                                  n_classes=data.descriptors[t].n_classes, models=data.models)
-        row["fennec-paper"] = _evaluate(paper, truth, subset=rep) | {
+        row["fennec-paper"] = evaluate(paper) | {
             "forward_passes": 1.0, "seconds": data.proxy_seconds[t] + time.perf_counter() - t0}
 
         t0 = time.perf_counter()
@@ -592,18 +592,17 @@ def run_benchmark(*, targets: Sequence[str] | None = None, out: str | Path | Non
         fit_s = time.perf_counter() - t0
         evidence[t] = [(n, round(float(w), 3)) for n, w in neighbours[:3]]
         nearest[t] = _nearest(space, data, t)
-        row["fennec-index"] = _evaluate(index, truth, subset=rep) | {"forward_passes": 1.0,
-                                                          "seconds": data.proxy_seconds[t] + fit_s}
+        row["fennec-index"] = evaluate(index) | {"forward_passes": 1.0, "seconds": data.proxy_seconds[t] + fit_s}
         space_nosides = _fit_space(data, train, use_archi2vec=False)
-        row["fennec-index (no archi2vec)"] = _evaluate(_index_scores(space_nosides, data, t)[0], truth, subset=rep) | {
+        row["fennec-index (no archi2vec)"] = evaluate(_index_scores(space_nosides, data, t)[0]) | {
             "forward_passes": 1.0, "seconds": data.proxy_seconds[t] + fit_s}
         index_plain = _index_scores(_fit_space(data, train, shrink=False), data, t)[0]
-        row["fennec-index (no shrinkage)"] = _evaluate(index_plain, truth, subset=rep) | {
+        row["fennec-index (no shrinkage)"] = evaluate(index_plain) | {
             "forward_passes": 1.0, "seconds": data.proxy_seconds[t] + fit_s}
 
         top3 = _inner_metrics(metric_tau, train, metrics, k=ENSEMBLE_SIZE)
         ensemble = _ensemble({m: scores[t][m] for m in data.models}, top3)
-        row["metric-ensemble"] = _evaluate(ensemble, truth, subset=rep) | {
+        row["metric-ensemble"] = evaluate(ensemble) | {
             "forward_passes": float(n_models),
             "seconds": sum(extract_s[t].values()) + sum(metric_s[t][m][x] for m in data.models for x in top3)}
         chosen_ensembles[t] = top3
@@ -626,7 +625,7 @@ def run_benchmark(*, targets: Sequence[str] | None = None, out: str | Path | Non
         for c in budgets:
             kind, w, r = choices[c]
             pool = choose_candidates(prior.ranked, prior.vectors, c)
-            res = _evaluate(_placed_scores(prior, scores[t], scorers[kind], c, w, r), truth, subset=rep)
+            res = evaluate(_placed_scores(prior, scores[t], scorers[kind], c, w, r))
             curve[t][c] = res | {"fusion_weight": w, "strength": _strength(r), "scorer": kind,
                                  "forward_passes": 1.0 + c, "seconds": cost(pool, scorers[kind])}
         row["fennec-refine"] = dict(curve[t][headline])
@@ -640,23 +639,23 @@ def run_benchmark(*, targets: Sequence[str] | None = None, out: str | Path | Non
                                         diverse=diverse, strengths=strengths)
                   if inner_ok else {headline: (SCORERS[0], 0.5, math.inf)})
             kind, w, r = ch[headline]
-            row[f"fennec-refine ({label})"] = _evaluate(
-                _placed_scores(prior, scores[t], scorers[kind], headline, w, r, diverse=diverse),
-                truth, subset=rep) | {"forward_passes": 1.0 + headline, "seconds": row["fennec-refine"]["seconds"]}
+            row[f"fennec-refine ({label})"] = evaluate(
+                _placed_scores(prior, scores[t], scorers[kind], headline, w, r, diverse=diverse)) | {
+                "forward_passes": 1.0 + headline, "seconds": row["fennec-refine"]["seconds"]}
         before = (_inner_choices(data, train, scores, metric_tau, metrics, [headline]) if inner_ok
                   else {headline: (SCORERS[0], 0.5)})
         kind, w = before[headline]
-        row["fennec-refine (no placement update, top candidates fused ahead)"] = _evaluate(
-            _refine_scores(index, scores[t], scorers[kind], headline, w), truth, subset=rep) | {
+        row["fennec-refine (no placement update, top candidates fused ahead)"] = evaluate(
+            _refine_scores(index, scores[t], scorers[kind], headline, w)) | {
             "forward_passes": 1.0 + headline, "seconds": cost(top_pool, scorers[kind])}
         plain = (_inner_choices(data, train, scores, metric_tau, metrics, [headline], shrink=False,
                                 kinds=SCORERS[:1]) if inner_ok else {headline: (SCORERS[0], 0.5)})
-        row["fennec-refine (no shrinkage, metric alone)"] = _evaluate(
-            _refine_scores(index_plain, scores[t], top3[:1], headline, plain[headline][1]), truth, subset=rep) | {
+        row["fennec-refine (no shrinkage, metric alone)"] = evaluate(
+            _refine_scores(index_plain, scores[t], top3[:1], headline, plain[headline][1])) | {
             "forward_passes": 1.0 + headline, "seconds": cost(top_pool, top3[:1])}
-        row["fennec-refine (package defaults)"] = _evaluate(
+        row["fennec-refine (package defaults)"] = evaluate(
             _placed_scores(prior, scores[t], [DEFAULT_METRIC], headline, DEFAULT_FUSION_WEIGHT,
-                           DEFAULT_PLACEMENT_STRENGTH), truth, subset=rep) | {
+                           DEFAULT_PLACEMENT_STRENGTH)) | {
             "forward_passes": 1.0 + headline, "seconds": row["fennec-refine"]["seconds"]}
         LOG.info("%s: index τw %s, refine τw %s (%s, w=%.2f, strength %s)", t, row["fennec-index"]["weighted_tau"],
                  row["fennec-refine"]["weighted_tau"], chosen_metrics[t], chosen_weights[t], chosen_strengths[t])
@@ -716,7 +715,7 @@ def history_curve(data: ZooData, scores: Mapping[str, Mapping[str, Mapping[str, 
 
     For every held-out target and every history size ``k`` of ``sizes``, ``repeats`` random sets
     of ``k`` other targets (all of them, once, when ``k`` is the number of other targets) are the
-    only known tasks: the transfer space is fitted on their results and descriptors, and three
+    only known tasks: the transfer space is fitted on their results and descriptors, and these
     rankings of the held-out target's models are compared with its ground truth:
 
     - ``history-mean``: the data-free baseline over the same ``k`` targets (:func:`history_mean`);
@@ -731,7 +730,7 @@ def history_curve(data: ZooData, scores: Mapping[str, Mapping[str, Mapping[str, 
       on :data:`HEADLINE_CANDIDATES` candidates; the settings are not re-chosen per fold, so this
       row is the package as shipped, not a held-out choice of them).
 
-    The same training sets serve all three, so their differences are paired.
+    The same training sets serve all of them, so their differences are paired.
 
     Args:
         data: the zoo (:func:`load_zoo_data`).
