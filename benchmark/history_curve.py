@@ -35,7 +35,10 @@ sys.path.insert(0, str(REPO_ROOT))
 RESULTS = REPO_ROOT / "benchmark" / "results"
 METHODS = ("fennec-index", "fennec-refine")
 
-from fennec.bench.runner import ORACLE_PLACEMENT as ORACLE  # noqa: E402  (after the path above)
+from fennec.bench.runner import ORACLE_CROSS_FITTED as CROSS  # noqa: E402  (after the path above)
+from fennec.bench.runner import ORACLE_PLACEMENT as ORACLE  # noqa: E402
+
+ORACLES = (ORACLE, CROSS)
 
 
 def sizes_for(n_targets: int) -> list[int]:
@@ -57,9 +60,9 @@ def by_similarity(rows: list[dict]) -> list[dict]:
     out = []
     for lo, hi in BANDS:
         sel = [r for r in rows if r.get("nearest_similarity") is not None and lo <= r["nearest_similarity"] < hi
-               and all(r.get(m) is not None for m in ("history-mean", *METHODS, ORACLE))]
+               and all(r.get(m) is not None for m in ("history-mean", *METHODS, *ORACLES))]
         entry = {"band": [lo, hi], "folds": len(sel), "targets": len({r["target"] for r in sel})}
-        for m in ("history-mean", *METHODS, ORACLE):
+        for m in ("history-mean", *METHODS, *ORACLES):
             entry[m] = float(np.mean([r[m] for r in sel])) if sel else None
         out.append(entry)
     return out
@@ -79,8 +82,8 @@ def markdown(summary: list[dict], meta: dict) -> str:
         f"Noise ceiling (seed 1 vs seed 0): {meta['noise_ceiling']:.3f}.",
         "",
         f"| known tasks k | targets | {base} | fennec-index | index − {base} (s.e.) | above / below | "
-        f"fennec-refine | refine − {base} (s.e.) | above / below | oracle placement (bound) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"fennec-refine | refine − {base} (s.e.) | above / below | oracle, in-sample | oracle, cross-fitted |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
     def cell(x: float | None, sign: bool = False) -> str:
@@ -92,7 +95,7 @@ def markdown(summary: list[dict], meta: dict) -> str:
             se = e[f"{meth} - {base} s.e."]
             diff = cell(e[f"{meth} - {base}"], sign=True) + (f" ({se:.3f})" if se is not None else "")
             parts += [cell(e[meth]), diff, "{} / {}".format(*e[f"{meth} above/below"])]
-        parts.append(cell(e[ORACLE]))
+        parts += [cell(e[ORACLE]), cell(e[CROSS])]
         lines.append("| " + " | ".join(parts) + " |")
     first, last = summary[0], summary[-1]
     lines += [
@@ -102,14 +105,18 @@ def markdown(summary: list[dict], meta: dict) -> str:
         f"{last['fennec-index - ' + base]:+.3f}, the default refined ranking's from "
         f"{first['fennec-refine - ' + base]:+.3f} to {last['fennec-refine - ' + base]:+.3f}.",
         "",
-        f"*Oracle placement* is not a method: it places the held-out target with the task vector that fits its own "
-        "results best (least squares on its z-scored accuracies, in the space fitted on the k known tasks), so it is "
-        "about the best any placement from descriptors could reach in that space. fennec-index below it is the "
-        "placement's shortfall; the oracle's lead over history-mean is all that placing the task in this space can "
-        "add to the data-free ranking (refinement can add more for the candidates it runs, from their metric scores). "
-        f"At k = {last['size']}: index {last['fennec-index']:.3f}, oracle placement "
-        f"{last[ORACLE]:.3f} ({last[ORACLE] - last[base]:+.3f} over history-mean), noise ceiling "
-        f"{meta['noise_ceiling']:.3f}.",
+        "The two *oracle placements* are not methods: they place the held-out target with the task vector that "
+        "fits its own results best (least squares on its z-scored accuracies, in the space fitted on the k known "
+        "tasks). *In-sample*, every model's score comes from a vector fitted to that model's own result too, so it "
+        "also fits the results' noise and can exceed the noise ceiling: an optimistic bound. *Cross-fitted*, each "
+        "model is scored by the vector fitted to the results of all the other models (leave one model out): what a "
+        "placement could reach in this space knowing every other model's fine-tuning result on the target, about "
+        "the best any placement from descriptors could do. fennec-index below it is the descriptor placement's "
+        "shortfall; its lead over history-mean is about all that placing the task in this space can add to the "
+        "data-free ranking (refinement can add more for the candidates it runs, from their metric scores). "
+        f"At k = {last['size']}: index {last['fennec-index']:.3f}, cross-fitted oracle {last[CROSS]:.3f} "
+        f"({last[CROSS] - last[base]:+.3f} over history-mean), in-sample oracle {last[ORACLE]:.3f} "
+        f"({last[ORACLE] - last[base]:+.3f}), noise ceiling {meta['noise_ceiling']:.3f}.",
         "",
         "![weighted τ against history size](history_curve.png)",
         "",
@@ -119,14 +126,15 @@ def markdown(summary: list[dict], meta: dict) -> str:
         "training target (what `recommend()` reports as `closest_tasks[0].similarity`; below 0.25 it adds a "
         "low-confidence note). Folds of one target at different sizes are not independent.",
         "",
-        "| similarity | folds | targets | history-mean | fennec-index | fennec-refine | oracle placement (bound) |",
-        "|---|---|---|---|---|---|---|",
+        "| similarity | folds | targets | history-mean | fennec-index | fennec-refine | oracle, in-sample | "
+        "oracle, cross-fitted |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for e in meta["by_similarity"]:
         lo, hi = e["band"]
         band = f"< {hi:g}" if lo < 0 else (f"≥ {lo:g}" if hi > 1 else f"{lo:g} – {hi:g}")
         lines.append(f"| {band} | {e['folds']} | {e['targets']} | "
-                     + " | ".join(cell(e[m]) for m in ("history-mean", *METHODS, ORACLE)) + " |")
+                     + " | ".join(cell(e[m]) for m in ("history-mean", *METHODS, *ORACLES)) + " |")
     lines.append("")
     return "\n".join(lines)
 
@@ -143,7 +151,8 @@ def plot(summary: list[dict], path: Path) -> bool:
     ks = [e["size"] for e in summary]
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4))
     ax.plot(ks, [e[base] for e in summary], "o-", label=base, color="grey")
-    ax.plot(ks, [e[ORACLE] for e in summary], "s--", label=f"{ORACLE} (bound)", color="tab:green")
+    ax.plot(ks, [e[ORACLE] for e in summary], "s:", label="oracle placement, in-sample", color="tab:green")
+    ax.plot(ks, [e[CROSS] for e in summary], "s--", label=CROSS, color="tab:olive")
     for meth, colour in zip(METHODS, ("tab:blue", "tab:orange"), strict=True):
         ax.plot(ks, [e[meth] for e in summary], "o-", label=meth, color=colour)
         d = [e[f"{meth} - {base}"] for e in summary]
@@ -178,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     scores, _, _, _ = score_zoo(data, [DEFAULT_METRIC], progress=True)
     sizes = sizes_for(len(data.truth))
     rows = history_curve(data, scores, sizes=sizes, repeats=args.repeats, seed=args.seed, progress=True)
-    summary = summarise_curve(rows, (*METHODS, ORACLE))
+    summary = summarise_curve(rows, (*METHODS, *ORACLES))
     gt = json.loads((RESULTS / "zoo_ground_truth.json").read_text(encoding="utf-8"))
     ceiling = [v["weighted_tau"] for t, v in (gt.get("noise_ceiling") or {}).items()
                if t in data.truth and isinstance(v, dict) and v.get("weighted_tau") is not None]

@@ -229,6 +229,8 @@ def test_history_curve_at_the_full_history_is_the_benchmarks_leave_one_out(zoo_e
         assert r["fennec-refine"] == bench._evaluate(placed, truth)["weighted_tau"]
         oracle = bench._oracle_placement(bench._prior(space, data, t), truth)
         assert r[bench.ORACLE_PLACEMENT] == bench._evaluate(oracle, truth)["weighted_tau"]
+        crossed = bench._oracle_placement(bench._prior(space, data, t), truth, cross_fitted=True)
+        assert r[bench.ORACLE_CROSS_FITTED] == bench._evaluate(crossed, truth)["weighted_tau"]
     for sizes, repeats, match in (([1], 1, "must each lie in"), ([3], 1, "must each lie in"), ([], 1, "must each"),
                                   ([2], 0, "repeats")):
         with pytest.raises(InvalidInputError, match=match):
@@ -283,3 +285,29 @@ def test_oracle_placement_recovers_the_task_vector_that_produced_the_results():
     # models without a result are scored too, from the same vector
     partial = {m: a for m, a in truth.items() if m not in ("m00", "m01")}
     assert set(bench._oracle_placement(prior, partial)) == set(models)
+
+
+def test_cross_fitted_oracle_scores_each_model_without_its_own_result():
+    from fennec.space import TransferSpace, normalise_results
+
+    rng = np.random.default_rng(4)
+    models = [f"m{i:02d}" for i in range(12)]
+    space = TransferSpace(dim=2).fit({f"t{j}": {m: float(rng.normal()) for m in models} for j in range(4)})
+    vectors = np.hstack([rng.normal(size=(12, 3)), rng.normal(size=(12, 1))])
+    prior = bench._Prior(space, models, vectors, np.array([0.0, 0.0, 0.0, 1.0]))
+    truth = {m: float(a) for m, a in zip(models, 0.5 + 0.1 * rng.normal(size=12), strict=True)}
+    crossed = bench._oracle_placement(prior, truth, cross_fitted=True)
+    z = normalise_results({"t": truth}, method="zscore")["t"]
+    u, b = vectors[:, :-1], vectors[:, -1]
+    for i, m in enumerate(models):  # brute force: the vector fitted without model i
+        others = [k for k in range(12) if k != i]
+        v = np.linalg.lstsq(u[others], np.array([z[models[k]] for k in others]) - b[others], rcond=None)[0]
+        assert crossed[m] == pytest.approx(float(u[i] @ v + b[i]))
+    # results the space fits exactly (u·v + b equal to their z-scores): leaving one out changes nothing
+    s = u @ np.array([0.5, -1.0, 2.0]) + rng.normal(size=12)
+    z_s = (s - s.mean()) / s.std()
+    exact_prior = bench._Prior(space, models, np.hstack([u, (z_s - u @ np.array([0.5, -1.0, 2.0]))[:, None]]),
+                               prior.task)
+    exact = dict(zip(models, 0.6 + 0.05 * z_s, strict=True))
+    assert ([bench._oracle_placement(exact_prior, exact, cross_fitted=True)[m] for m in models]
+            == pytest.approx([z_s[i] for i in range(12)]))

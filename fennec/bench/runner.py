@@ -95,8 +95,11 @@ BASELINE = "history-mean"
 TIE = 5e-4
 #: Refinement scorers ``fennec bench`` chooses between by inner leave-one-task-out (ties: the first).
 SCORERS = ("metric", "ensemble")
-#: :func:`history_curve`'s upper bound of any placement (it looks at the held-out results).
+#: :func:`history_curve`'s in-sample upper bound of any placement (it looks at the held-out results,
+#: each model's own included, so it also fits their noise).
 ORACLE_PLACEMENT = "oracle placement"
+#: ... and its cross-fitted version: each model predicted from the held-out results of the *other* models.
+ORACLE_CROSS_FITTED = "oracle placement, cross-fitted"
 #: Prior strengths of the placement update (:meth:`fennec.space.TransferSpace.update_task_vector`,
 #: in observations of an average model) the inner leave-one-task-out chooses from; inf: no update.
 STRENGTH_GRID = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, math.inf)
@@ -722,9 +725,14 @@ def history_curve(data: ZooData, scores: Mapping[str, Mapping[str, Mapping[str, 
     - ``fennec-index``: the space's placement from the proxy descriptor (1 forward pass);
     - ``oracle placement`` (:data:`ORACLE_PLACEMENT`, not a method: it looks at the held-out results):
       the same space with the task vector that fits the target's own z-scored results best (least
-      squares), so about the best any placement from descriptors could do in that space; the gap
-      between it and ``fennec-index`` is the placement's shortfall, its lead over ``history-mean``
-      all that placing the task in that space can add to the data-free ranking;
+      squares), in sample: each model's score comes from a vector fitted to its own result too, so
+      this bound also fits the results' noise (it can exceed the noise ceiling);
+    - ``oracle placement, cross-fitted`` (:data:`ORACLE_CROSS_FITTED`): each model scored by the
+      task vector fitted (least squares) to the held-out results of all the *other* models
+      (leave-one-model-out), so a model's own noise does not reach its score. It is what a perfect
+      placement could do in this space given almost every answer: the gap between it and
+      ``fennec-index`` is the descriptor placement's shortfall, its lead over ``history-mean`` about
+      all that placing the task in this space can add to the data-free ranking;
     - ``fennec-refine``: the package's default pipeline with its default settings
       (:data:`~fennec.recommendation.options.DEFAULT_METRIC`, fusion weight and placement strength
       on :data:`HEADLINE_CANDIDATES` candidates; the settings are not re-chosen per fold, so this
@@ -771,23 +779,35 @@ def history_curve(data: ZooData, scores: Mapping[str, Mapping[str, Mapping[str, 
         rows.append({"target": t, "size": k, "draw": r, "train": train, "nearest_similarity": _nearest(space, data, t),
                      BASELINE: _weighted_tau(hist, truth), "fennec-index": _weighted_tau(index, truth),
                      "fennec-refine": _weighted_tau(refined, truth),
-                     ORACLE_PLACEMENT: _weighted_tau(_oracle_placement(prior, truth), truth)})
+                     ORACLE_PLACEMENT: _weighted_tau(_oracle_placement(prior, truth), truth),
+                     ORACLE_CROSS_FITTED: _weighted_tau(_oracle_placement(prior, truth, cross_fitted=True), truth)})
     return rows
 
 
-def _oracle_placement(prior: _Prior, truth: Mapping[str, float]) -> dict[str, float]:
+def _oracle_placement(prior: _Prior, truth: Mapping[str, float], *, cross_fitted: bool = False) -> dict[str, float]:
     """Every model's score ``u_m·v* + b_m`` under the task vector ``v*`` that fits the target's own
     results best: least squares (minimum norm) of its z-scored accuracies on ``u_m·v + b_m`` over
     the models with a result, the space's normalisation (:func:`fennec.space.normalise_results`).
-    An upper bound of the placement for :func:`history_curve`, never a ranking for a new task."""
+    With ``cross_fitted``, each model with a result is scored by the ``v*`` fitted to the *other*
+    models' results (leave one model out), so its own result's noise is not fitted into its score;
+    models without a result are scored by the ``v*`` of every result. An upper bound of the
+    placement for :func:`history_curve`, never a ranking for a new task."""
     from fennec.space import normalise_results
 
     z = normalise_results({"target": dict(truth)}, method="zscore").get("target", {})
     rows = [i for i, m in enumerate(prior.ranked) if m in z]
     u, b = prior.vectors[:, :-1], prior.vectors[:, -1]
     y = np.array([z[prior.ranked[i]] for i in rows]) - b[rows]
-    v = np.linalg.lstsq(u[rows], y, rcond=None)[0] if rows else np.zeros(u.shape[1])
-    return {m: float(x) for m, x in zip(prior.ranked, u @ v + b, strict=True)}
+
+    def fit(keep: Sequence[int]) -> np.ndarray:
+        return (np.linalg.lstsq(u[[rows[j] for j in keep]], y[list(keep)], rcond=None)[0] if len(keep)
+                else np.zeros(u.shape[1]))
+
+    scores = u @ fit(range(len(rows))) + b
+    if cross_fitted:
+        for j, i in enumerate(rows):
+            scores[i] = u[i] @ fit([k for k in range(len(rows)) if k != j]) + b[i]
+    return {m: float(x) for m, x in zip(prior.ranked, scores, strict=True)}
 
 
 def _history_folds(targets: Sequence[str], sizes: Sequence[int], repeats: int,
