@@ -401,15 +401,24 @@ def _order_scores(order: Sequence[str]) -> dict[str, float]:
     return {m: float(n - i) for i, m in enumerate(order)}
 
 
-def _fit_space(data: ZooData, train: Sequence[str], *, use_archi2vec: bool = True, shrink: bool = True) -> Any:
+def _fit_space(data: ZooData, train: Sequence[str], *, use_archi2vec: bool = True, shrink: bool = True,
+               dim: int | None = None, columns: np.ndarray | None = None) -> Any:
+    """The transfer space of ``train`` (``dim``: the package's default dimension when None), its tasks
+    described by their proxy descriptors, or by the descriptors' ``columns`` alone when given."""
     from fennec.space import TaskSide, TransferSpace
     from fennec.workspace.fitting import DEFAULT_DIM
 
     results = {t: data.truth[t] for t in train}
-    tasks = {t: TaskSide(t, data.descriptors[t].vector, data.descriptors[t].n_classes,
+    tasks = {t: TaskSide(t, _descriptor(data, t, columns), data.descriptors[t].n_classes,
                          data.descriptors[t].n_samples) for t in train}
-    return TransferSpace(dim=DEFAULT_DIM, use_archi2vec=use_archi2vec, seed=0, shrink=shrink).fit(
-        results, models=data.sides, tasks=tasks)
+    return TransferSpace(dim=DEFAULT_DIM if dim is None else dim, use_archi2vec=use_archi2vec, seed=0,
+                         shrink=shrink).fit(results, models=data.sides, tasks=tasks)
+
+
+def _descriptor(data: ZooData, target: str, columns: np.ndarray | None = None) -> np.ndarray:
+    """A target's proxy descriptor, or its ``columns`` alone."""
+    vector = data.descriptors[target].vector
+    return vector if columns is None else vector[columns]
 
 
 def _index_scores(space: Any, data: ZooData, target: str) -> tuple[dict[str, float], list[tuple[str, float]]]:
@@ -440,8 +449,10 @@ class _Prior:
     task: np.ndarray  # (dim+1,)
 
 
-def _prior(space: Any, data: ZooData, target: str) -> _Prior:
-    vec, _ = space.task_vector(data.descriptors[target].vector)
+def _prior(space: Any, data: ZooData, target: str, *, columns: np.ndarray | None = None) -> _Prior:
+    """The target's placement in ``space`` from its proxy descriptor (its ``columns`` alone when given, as
+    the space was fitted with them: :func:`_fit_space`)."""
+    vec, _ = space.task_vector(_descriptor(data, target, columns))
     mv = space.model_vectors([data.sides[m] for m in data.models])
     scores = space.score(mv, vec)
     order = sorted(range(len(data.models)), key=lambda i: (-scores[i], data.models[i]))
